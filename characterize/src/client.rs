@@ -1,0 +1,551 @@
+//! The streaming client: one request, every token's arrival time, and why it failed if it did.
+//!
+//! Requests go to an OpenAI-compatible `/v1/completions` (token-id prompts, so the input
+//! length is exact on vLLM, SGLang and pilot's engine) or `/v1/chat/completions` (text
+//! prompts), always streaming with `stream_options.include_usage`, so the server reports the
+//! token counts it saw. Output length is pinned with `max_tokens` = `min_tokens` and
+//! `ignore_eos` (vLLM's extensions; [`ClientOptions::exact_output`] turns them off for servers
+//! that reject unknown fields).
+//!
+//! Token times follow `vllm bench serve`: each SSE event carrying non-empty text is one token
+//! arrival, stamped when its bytes were read; TTFT is the first, E2E is the arrival of
+//! `[DONE]` (or of the end of the body after a `finish_reason`).
+//!
+//! The API key is sent as a bearer header marked sensitive, and removed from every error text
+//! this module produces (a server may echo request headers in its errors).
+
+use crate::sse::SseDecoder;
+use pilot_core::metrics::FailureKind;
+use pilot_core::units::Millis;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// Which OpenAI route to benchmark.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Api {
+    /// `/v1/completions` with token-id prompts (exact input lengths).
+    #[default]
+    Completions,
+    /// `/v1/chat/completions` with text prompts (input length as the server counts it).
+    Chat,
+}
+
+impl std::str::FromStr for Api {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Api, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "completions" | "completion" => Ok(Api::Completions),
+            "chat" | "chat-completions" | "chat_completions" => Ok(Api::Chat),
+            other => Err(format!("unknown API '{other}': use completions or chat")),
+        }
+    }
+}
+
+/// A prompt as sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Prompt {
+    Ids(Vec<u32>),
+    Text(String),
+}
+
+/// How to reach the server.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// OpenAI base URL, e.g. `http://127.0.0.1:8000/v1`.
+    pub base_url: String,
+    pub model: String,
+    pub api: Api,
+    /// Bearer token; never logged or written.
+    pub api_key: Option<String>,
+    /// Longest a request may take, from send to its last byte.
+    pub timeout: Duration,
+    /// Send `min_tokens` and `ignore_eos` so the output has exactly `max_tokens` tokens.
+    pub exact_output: bool,
+}
+
+/// What happened to one request.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Outcome {
+    /// When it was sent, in milliseconds since the Unix epoch.
+    pub start_unix_ms: f64,
+    /// Arrival of each token event, from the send.
+    pub token_times: Vec<Millis>,
+    pub e2e: Millis,
+    /// `usage.prompt_tokens` / `usage.completion_tokens` as the server reported them.
+    pub usage_prompt: Option<u64>,
+    pub usage_completion: Option<u64>,
+    pub finish_reason: Option<String>,
+    pub failure: Option<FailureKind>,
+    pub http_status: Option<u16>,
+    /// Error text (with any credential removed); empty on success.
+    pub error: String,
+}
+
+/// A client of one server; cheap to share (`Arc`) between tasks.
+#[derive(Debug)]
+pub struct Client {
+    http: reqwest::Client,
+    url: String,
+    opts: ClientOptions,
+    auth: Option<HeaderValue>,
+}
+
+/// Why a client could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot build the HTTP client: {0}")]
+pub struct ClientError(String);
+
+struct Failure {
+    kind: FailureKind,
+    text: String,
+}
+
+impl Client {
+    pub fn new(opts: ClientOptions) -> Result<Client, ClientError> {
+        let http = reqwest::Client::builder()
+            .pool_max_idle_per_host(usize::MAX)
+            .tcp_nodelay(true)
+            .connect_timeout(opts.timeout.min(Duration::from_secs(30)))
+            .build()
+            .map_err(|e| ClientError(e.to_string()))?;
+        let auth = match opts.api_key.as_deref().filter(|k| !k.is_empty()) {
+            Some(key) => {
+                let mut h = HeaderValue::from_str(&format!("Bearer {key}")).map_err(|_| {
+                    ClientError("the API key holds characters not allowed in a header".into())
+                })?;
+                h.set_sensitive(true);
+                Some(h)
+            }
+            None => None,
+        };
+        let base = opts.base_url.trim_end_matches('/');
+        let url = match opts.api {
+            Api::Completions => format!("{base}/completions"),
+            Api::Chat => format!("{base}/chat/completions"),
+        };
+        Ok(Client {
+            http,
+            url,
+            opts,
+            auth,
+        })
+    }
+
+    /// The underlying HTTP client (for `/v1/models` and `/metrics`).
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The API key, for the few other requests of a run (`/v1/models`).
+    pub(crate) fn api_key(&self) -> Option<&str> {
+        self.opts.api_key.as_deref().filter(|k| !k.is_empty())
+    }
+
+    /// Removes the API key from text bound for logs or files.
+    pub fn redact(&self, text: &str) -> String {
+        redact(text, self.opts.api_key.as_deref())
+    }
+
+    /// The JSON body of a request.
+    pub fn body(&self, prompt: &Prompt, output: u32) -> Vec<u8> {
+        let mut v = match (self.opts.api, prompt) {
+            (Api::Completions, Prompt::Ids(ids)) => serde_json::json!({"prompt": ids}),
+            (Api::Completions, Prompt::Text(t)) => serde_json::json!({"prompt": t}),
+            (Api::Chat, p) => {
+                let text = match p {
+                    Prompt::Text(t) => t.clone(),
+                    Prompt::Ids(ids) => ids_as_text(ids),
+                };
+                serde_json::json!({"messages": [{"role": "user", "content": text}],
+                                   "max_completion_tokens": output})
+            }
+        };
+        v["model"] = self.opts.model.clone().into();
+        v["max_tokens"] = output.into();
+        v["stream"] = true.into();
+        v["stream_options"] = serde_json::json!({"include_usage": true});
+        v["temperature"] = 0.0.into();
+        if self.opts.exact_output {
+            v["min_tokens"] = output.into();
+            v["ignore_eos"] = true.into();
+        }
+        serde_json::to_vec(&v).expect("JSON values serialize")
+    }
+
+    /// Sends one request and follows its stream to the end, a failure, or the timeout.
+    pub async fn send(&self, prompt: &Prompt, output: u32) -> Outcome {
+        let body = self.body(prompt, output);
+        let mut out = Outcome {
+            start_unix_ms: unix_ms(),
+            ..Default::default()
+        };
+        let start = Instant::now();
+        let result =
+            match tokio::time::timeout(self.opts.timeout, self.exchange(body, start, &mut out))
+                .await
+            {
+                Ok(r) => r,
+                Err(_) => Err(Failure {
+                    kind: FailureKind::Timeout,
+                    text: format!(
+                        "no complete response within {:.1} s ({} tokens received)",
+                        self.opts.timeout.as_secs_f64(),
+                        out.token_times.len()
+                    ),
+                }),
+            };
+        if let Err(f) = result {
+            out.e2e = Millis::from_duration(start.elapsed());
+            out.failure = Some(f.kind);
+            out.error = self.redact(&f.text);
+        }
+        out
+    }
+
+    async fn exchange(
+        &self,
+        body: Vec<u8>,
+        start: Instant,
+        out: &mut Outcome,
+    ) -> Result<(), Failure> {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .header(CONTENT_TYPE, "application/json")
+            .body(body);
+        if let Some(h) = &self.auth {
+            req = req.header(AUTHORIZATION, h.clone());
+        }
+        let mut resp = req.send().await.map_err(|e| Failure {
+            kind: send_kind(&e),
+            text: error_chain(&e),
+        })?;
+        let status = resp.status();
+        out.http_status = Some(status.as_u16());
+        if !status.is_success() {
+            let text = read_some(&mut resp, 2000).await;
+            let kind = match FailureKind::classify(&text) {
+                FailureKind::Other => FailureKind::HttpStatus,
+                k => k,
+            };
+            return Err(Failure {
+                kind,
+                text: format!("HTTP {status}: {}", text.trim()),
+            });
+        }
+        let ctype = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string();
+        if !ctype.starts_with("text/event-stream") {
+            let text = read_some(&mut resp, 300).await;
+            return Err(Failure {
+                kind: FailureKind::Malformed,
+                text: format!("expected text/event-stream, got '{ctype}': {}", text.trim()),
+            });
+        }
+        let mut decoder = SseDecoder::new();
+        let mut state = StreamState::Reading;
+        loop {
+            match resp.chunk().await {
+                Ok(Some(bytes)) => {
+                    let now = Millis::from_duration(start.elapsed());
+                    decoder.feed(&bytes, |data| {
+                        state = on_event(data, now, out);
+                        matches!(state, StreamState::Reading)
+                    });
+                    match std::mem::replace(&mut state, StreamState::Reading) {
+                        StreamState::Reading => {}
+                        StreamState::Done => {
+                            out.e2e = now;
+                            // Read the body's end so the connection goes back to the pool.
+                            let _ = tokio::time::timeout(Duration::from_millis(200), resp.chunk())
+                                .await;
+                            return Ok(());
+                        }
+                        StreamState::Failed(f) => return Err(f),
+                    }
+                }
+                Ok(None) => {
+                    let now = Millis::from_duration(start.elapsed());
+                    if out.finish_reason.is_some() && !decoder.pending() {
+                        out.e2e = now;
+                        return Ok(());
+                    }
+                    return Err(Failure {
+                        kind: FailureKind::StreamCut,
+                        text: format!(
+                            "the stream ended after {} tokens without finish_reason or [DONE]",
+                            out.token_times.len()
+                        ),
+                    });
+                }
+                Err(e) => {
+                    return Err(Failure {
+                        kind: if e.is_timeout() {
+                            FailureKind::Timeout
+                        } else {
+                            FailureKind::StreamCut
+                        },
+                        text: format!(
+                            "the stream broke after {} tokens: {}",
+                            out.token_times.len(),
+                            error_chain(&e)
+                        ),
+                    });
+                }
+            }
+        }
+    }
+}
+
+enum StreamState {
+    Reading,
+    Done,
+    Failed(Failure),
+}
+
+#[derive(Deserialize)]
+struct Chunk<'a> {
+    #[serde(borrow)]
+    choices: Option<Vec<Choice<'a>>>,
+    usage: Option<UsageJson>,
+    error: Option<serde_json::Value>,
+    object: Option<Cow<'a, str>>,
+    message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Choice<'a> {
+    #[serde(borrow)]
+    text: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    delta: Option<Delta<'a>>,
+    finish_reason: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Delta<'a> {
+    #[serde(borrow)]
+    content: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    reasoning_content: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct UsageJson {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+}
+
+/// Handles one SSE event's data.
+fn on_event(data: &[u8], now: Millis, out: &mut Outcome) -> StreamState {
+    let data = data.trim_ascii();
+    if data == b"[DONE]" {
+        return StreamState::Done;
+    }
+    let chunk: Chunk = match serde_json::from_slice(data) {
+        Ok(c) => c,
+        Err(e) => {
+            let shown = String::from_utf8_lossy(&data[..data.len().min(120)]).into_owned();
+            return StreamState::Failed(Failure {
+                kind: FailureKind::Malformed,
+                text: format!(
+                    "malformed SSE event after {} tokens ({e}): {shown:?}",
+                    out.token_times.len()
+                ),
+            });
+        }
+    };
+    if chunk.error.is_some() || chunk.object.as_deref() == Some("error") {
+        let text = match &chunk.error {
+            Some(serde_json::Value::Object(o)) => o
+                .get("message")
+                .and_then(|m| m.as_str())
+                .map(str::to_string)
+                .unwrap_or_else(|| o_string(o)),
+            Some(v) => v.to_string(),
+            None => chunk.message.clone().unwrap_or_default(),
+        };
+        let kind = match FailureKind::classify(&text) {
+            FailureKind::Other => FailureKind::HttpStatus,
+            k => k,
+        };
+        return StreamState::Failed(Failure {
+            kind,
+            text: format!("error event in the stream: {text}"),
+        });
+    }
+    if let Some(u) = chunk.usage {
+        out.usage_prompt = u.prompt_tokens.or(out.usage_prompt);
+        out.usage_completion = u.completion_tokens.or(out.usage_completion);
+    }
+    if let Some(c) = chunk.choices.as_ref().and_then(|c| c.first()) {
+        let text = c.text.as_deref().or_else(|| {
+            c.delta
+                .as_ref()
+                .and_then(|d| d.content.as_deref().or(d.reasoning_content.as_deref()))
+        });
+        if text.is_some_and(|t| !t.is_empty()) {
+            out.token_times.push(now);
+        }
+        if let Some(r) = &c.finish_reason {
+            out.finish_reason = Some(r.to_string());
+        }
+    }
+    StreamState::Reading
+}
+
+fn o_string(o: &serde_json::Map<String, serde_json::Value>) -> String {
+    serde_json::Value::Object(o.clone()).to_string()
+}
+
+fn send_kind(e: &reqwest::Error) -> FailureKind {
+    if e.is_timeout() {
+        FailureKind::Timeout
+    } else if e.is_connect() {
+        FailureKind::Connection
+    } else {
+        match FailureKind::classify(&error_chain(e)) {
+            FailureKind::Other => FailureKind::Connection,
+            k => k,
+        }
+    }
+}
+
+/// An error with its causes ("error sending request: connection refused").
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let s_text = s.to_string();
+        if !text.contains(&s_text) {
+            text.push_str(": ");
+            text.push_str(&s_text);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Up to `limit` bytes of a response body, as text (errors end the read).
+async fn read_some(resp: &mut reqwest::Response, limit: usize) -> String {
+    let mut buf = Vec::new();
+    while buf.len() < limit {
+        match tokio::time::timeout(Duration::from_secs(5), resp.chunk()).await {
+            Ok(Ok(Some(b))) => buf.extend_from_slice(&b),
+            _ => break,
+        }
+    }
+    buf.truncate(limit);
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+/// `text` with every occurrence of `secret` replaced.
+pub fn redact(text: &str, secret: Option<&str>) -> String {
+    match secret.filter(|s| s.len() >= 4) {
+        Some(s) if text.contains(s) => text.replace(s, "[redacted]"),
+        _ => text.to_string(),
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+}
+
+/// Prompt token ids, deterministic in `(seed, request_id)`: uniform in `10..500`, ids every
+/// vocabulary of 512 or more holds and that avoid the low special tokens (BOS, EOS, PAD).
+/// Different per request, so a server's prefix cache does not shorten prefill.
+pub fn prompt_ids(seed: u64, request_id: u64, len: u32) -> Vec<u32> {
+    let mut x = seed ^ request_id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5851_f42d_4c95_7f2d;
+    (0..len)
+        .map(|_| {
+            // SplitMix64.
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            10 + (z % 490) as u32
+        })
+        .collect()
+}
+
+/// Text for a chat prompt from ids: one lowercase letter per id, space-separated in words of
+/// four. On pilot's byte-level engine that is one token per character; on BPE tokenizers the
+/// count differs, and the recorded input length is the server's `usage.prompt_tokens`.
+fn ids_as_text(ids: &[u32]) -> String {
+    let mut s = String::with_capacity(ids.len());
+    for (i, id) in ids.iter().enumerate() {
+        if i % 5 == 4 {
+            s.push(' ');
+        } else {
+            s.push((b'a' + (id % 26) as u8) as char);
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_become_token_times_usage_and_failures() {
+        let mut out = Outcome::default();
+        let tok = br#"{"choices":[{"index":0,"text":"a","finish_reason":null}]}"#;
+        assert!(matches!(
+            on_event(tok, Millis(5.0), &mut out),
+            StreamState::Reading
+        ));
+        let chat = br#"{"choices":[{"delta":{"role":"assistant","content":""}}]}"#;
+        assert!(matches!(
+            on_event(chat, Millis(6.0), &mut out),
+            StreamState::Reading
+        ));
+        let last =
+            br#"{"choices":[{"delta":{"content":"b\n"},"finish_reason":"length"}],"usage":null}"#;
+        on_event(last, Millis(7.0), &mut out);
+        on_event(
+            br#"{"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}"#,
+            Millis(8.0),
+            &mut out,
+        );
+        assert_eq!(out.token_times, vec![Millis(5.0), Millis(7.0)]);
+        assert_eq!((out.usage_prompt, out.usage_completion), (Some(3), Some(2)));
+        assert_eq!(out.finish_reason.as_deref(), Some("length"));
+        assert!(matches!(
+            on_event(b"[DONE]", Millis(9.0), &mut out),
+            StreamState::Done
+        ));
+        match on_event(b"{not json", Millis(9.0), &mut out) {
+            StreamState::Failed(f) => assert_eq!(f.kind, FailureKind::Malformed),
+            _ => panic!("malformed data accepted"),
+        }
+        let oom = br#"{"error":{"message":"CUDA out of memory","code":500}}"#;
+        match on_event(oom, Millis(9.0), &mut out) {
+            StreamState::Failed(f) => assert_eq!(f.kind, FailureKind::OutOfMemory),
+            _ => panic!("error event accepted"),
+        }
+    }
+
+    #[test]
+    fn prompts_are_deterministic_and_in_range() {
+        let a = prompt_ids(1, 7, 100);
+        assert_eq!(a, prompt_ids(1, 7, 100));
+        assert_ne!(a, prompt_ids(1, 8, 100));
+        assert!(a.iter().all(|&i| (10..500).contains(&i)));
+        assert_eq!(ids_as_text(&[0, 1, 2, 3, 4, 5]).len(), 6);
+        assert_eq!(
+            redact("Bearer sk-secret-1 bad", Some("sk-secret-1")),
+            "Bearer [redacted] bad"
+        );
+    }
+}

@@ -1,0 +1,436 @@
+//! One load level: offers load for warm-up plus the measurement window, records every request,
+//! samples telemetry, and shows live progress.
+//!
+//! - **Closed loop** (`users`): each user sends its next request when its last one ends.
+//! - **Open loop** (`rate`): arrivals with gamma-distributed gaps of mean `1/rate` and shape
+//!   `burstiness` (1 = Poisson, as `vllm bench serve --burstiness`), each request independent
+//!   of the others' progress.
+//! - **Trace**: arrivals at the trace's own timestamps.
+//!
+//! Requests *sent* during warm-up are kept but marked `warmup`; requests sent during the
+//! window are measured to their end (the level waits for them, bounded by the request
+//! timeout). The window used for throughput runs from the end of warm-up to the last measured
+//! completion, as `vllm bench serve` measures its duration.
+//!
+//! A server that refuses [`DEAD_AFTER`] connections in a row is dead: the level ends with what
+//! was measured.
+
+use crate::client::{Client, Outcome, Prompt, prompt_ids};
+use crate::store::Store;
+use crate::telemetry::{GpuGauges, GpuSampler, ServerGauges, scrape};
+use crate::workload::{LoadedWorkload, Shape};
+use indicatif::{ProgressBar, ProgressStyle};
+use pilot_core::metrics::{FailureKind, percentile_sorted};
+use pilot_core::requests::{PointKey, RequestRecord};
+use pilot_core::units::RequestsPerSec;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use rand_distr::{Distribution, Gamma};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Consecutive refused connections after which the server is taken for dead.
+pub const DEAD_AFTER: u32 = 8;
+
+/// How load is offered at one level.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Load {
+    Closed {
+        users: u32,
+    },
+    Open {
+        rate: RequestsPerSec,
+        burstiness: f64,
+    },
+    Trace,
+}
+
+/// Everything a level needs, shared by the levels of a sweep.
+pub struct LevelContext {
+    pub client: Arc<Client>,
+    pub workload: Arc<LoadedWorkload>,
+    pub seed: u64,
+    pub warmup: Duration,
+    pub duration: Duration,
+    /// Longest a level waits for its last requests after the window.
+    pub drain: Duration,
+    pub next_id: Arc<AtomicU64>,
+    pub store: Arc<Mutex<Store>>,
+    /// `/metrics` URL, or `None` once the server is known to have none.
+    pub metrics_url: Option<String>,
+    pub gpu: Arc<GpuSampler>,
+    pub progress: bool,
+}
+
+/// What one level measured.
+#[derive(Debug)]
+pub struct LevelRun {
+    pub records: Vec<RequestRecord>,
+    pub window: Duration,
+    pub server: ServerGauges,
+    pub gpu: GpuGauges,
+    /// Why the level ended before its time, if it did.
+    pub aborted: Option<String>,
+    /// Successful measured requests whose `usage.prompt_tokens` differed from the sent length.
+    pub input_mismatches: u64,
+    /// Successful measured requests with a different number of tokens than asked.
+    pub output_mismatches: u64,
+    /// Successful measured requests whose token events were fewer than `usage.completion_tokens`
+    /// (the server packs several tokens per event).
+    pub packed_events: u64,
+    /// Requests sent during the measurement window (for saturation checks).
+    pub sent_measured: u64,
+}
+
+struct Done {
+    id: u64,
+    warmup: bool,
+    shape: Shape,
+    outcome: Outcome,
+}
+
+/// Runs one level and returns its records (already in the store, window set).
+pub async fn run_level(ctx: &LevelContext, load: Load, key: PointKey, label: &str) -> LevelRun {
+    let t0 = Instant::now();
+    let measure_start = t0 + ctx.warmup;
+    let end = measure_start + ctx.duration;
+    let (tx, mut rx) = mpsc::unbounded_channel::<Done>();
+    let (abort_tx, abort_rx) = watch::channel(false);
+    let level_seed = ctx.seed ^ hash_key(&key);
+
+    let driver = {
+        let (client, workload, next_id) = (
+            ctx.client.clone(),
+            ctx.workload.clone(),
+            ctx.next_id.clone(),
+        );
+        let seed = ctx.seed;
+        let drain = ctx.drain;
+        let abort = abort_rx.clone();
+        async move {
+            let mut tasks = JoinSet::new();
+            match load {
+                Load::Closed { users } => {
+                    for user in 0..users {
+                        let (client, workload, next_id, tx) = (
+                            client.clone(),
+                            workload.clone(),
+                            next_id.clone(),
+                            tx.clone(),
+                        );
+                        let mut abort = abort.clone();
+                        let mut rng = StdRng::seed_from_u64(
+                            level_seed ^ (user as u64).wrapping_mul(0xa076_1d64_78bd_642f),
+                        );
+                        tasks.spawn(async move {
+                            while Instant::now() < end && !*abort.borrow() {
+                                let id = next_id.fetch_add(1, Ordering::Relaxed);
+                                let shape = workload.sample(&mut rng);
+                                let warmup = Instant::now() < measure_start;
+                                let prompt = Prompt::Ids(prompt_ids(seed, id, shape.input));
+                                let outcome = tokio::select! {
+                                    o = client.send(&prompt, shape.output) => o,
+                                    _ = abort.wait_for(|a| *a) => break,
+                                };
+                                let refused = outcome.failure == Some(FailureKind::Connection);
+                                let _ = tx.send(Done {
+                                    id,
+                                    warmup,
+                                    shape,
+                                    outcome,
+                                });
+                                if refused {
+                                    // Do not spin on a closed port.
+                                    tokio::time::sleep(Duration::from_millis(100)).await;
+                                }
+                            }
+                        });
+                    }
+                }
+                Load::Open { .. } | Load::Trace => {
+                    let arrivals = arrivals(&workload, load, level_seed, end - t0);
+                    let mut abort_wait = abort.clone();
+                    for (offset, shape) in arrivals {
+                        tokio::select! {
+                            _ = tokio::time::sleep_until(t0 + offset) => {}
+                            _ = abort_wait.wait_for(|a| *a) => break,
+                        }
+                        let id = next_id.fetch_add(1, Ordering::Relaxed);
+                        let warmup = offset < measure_start - t0;
+                        let (client, tx) = (client.clone(), tx.clone());
+                        let mut abort = abort.clone();
+                        tasks.spawn(async move {
+                            let prompt = Prompt::Ids(prompt_ids(seed, id, shape.input));
+                            tokio::select! {
+                                o = client.send(&prompt, shape.output) => {
+                                    let _ = tx.send(Done { id, warmup, shape, outcome: o });
+                                }
+                                _ = abort.wait_for(|a| *a) => {}
+                            }
+                        });
+                    }
+                }
+            }
+            drop(tx);
+            // Requests still running at the end of the window are measured to their end.
+            let _ = tokio::time::timeout_at(end.max(Instant::now()) + drain, async {
+                while tasks.join_next().await.is_some() {}
+            })
+            .await;
+            tasks.abort_all();
+        }
+    };
+
+    let telemetry = {
+        let (http, url, gpu) = (
+            ctx.client.http().clone(),
+            ctx.metrics_url.clone(),
+            ctx.gpu.clone(),
+        );
+        let mut stop = abort_rx.clone();
+        tokio::spawn(async move {
+            let (mut server, mut gpus) = (Vec::new(), Vec::new());
+            tokio::time::sleep_until(measure_start).await;
+            let mut url = url;
+            let mut tick = tokio::time::interval(Duration::from_secs(1));
+            while Instant::now() < end && !*stop.borrow() {
+                tokio::select! {
+                    _ = tick.tick() => {}
+                    _ = stop.changed() => break,
+                }
+                if let Some(u) = &url {
+                    match scrape(&http, u).await {
+                        Some(s) => server.push(s),
+                        None if server.is_empty() => url = None,
+                        None => {}
+                    }
+                }
+                if let Some(g) = gpu.sample() {
+                    gpus.push(g);
+                }
+            }
+            (ServerGauges::mean_of(&server), GpuGauges::mean_of(&gpus))
+        })
+    };
+
+    let bar = progress_bar(ctx.progress, label, ctx.warmup + ctx.duration);
+    let mut records: Vec<RequestRecord> = Vec::new();
+    let mut live = Live::default();
+    let mut refused_in_a_row = 0u32;
+    let mut aborted = None;
+    let mut last_done = measure_start;
+    let (mut input_mismatches, mut output_mismatches, mut packed_events) = (0, 0, 0);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut last_flush = Instant::now();
+    tokio::pin!(driver);
+    let mut driver_done = false;
+    loop {
+        tokio::select! {
+            biased;
+            done = rx.recv() => {
+                let Some(done) = done else { break };
+                let now = Instant::now();
+                let refused = done.outcome.failure == Some(FailureKind::Connection);
+                refused_in_a_row = if refused { refused_in_a_row + 1 } else { 0 };
+                if refused_in_a_row >= DEAD_AFTER && aborted.is_none() {
+                    aborted = Some(format!(
+                        "server unreachable: {refused_in_a_row} connections in a row failed ({})",
+                        done.outcome.error
+                    ));
+                    let _ = abort_tx.send(true);
+                }
+                let ok = done.outcome.failure.is_none();
+                if ok && !done.warmup {
+                    last_done = last_done.max(now);
+                    let sent = done.shape.input as u64;
+                    if done.outcome.usage_prompt.is_some_and(|p| p != sent) {
+                        input_mismatches += 1;
+                    }
+                    if done.outcome.token_times.len() as u64 != done.shape.output as u64 {
+                        output_mismatches += 1;
+                    }
+                    if done.outcome.usage_completion.is_some_and(|c| c > done.outcome.token_times.len() as u64) {
+                        packed_events += 1;
+                    }
+                } else if !done.warmup {
+                    last_done = last_done.max(now);
+                }
+                live.add(&done);
+                let record = RequestRecord {
+                    point: key.clone(),
+                    request_id: done.id,
+                    warmup: done.warmup,
+                    start_unix_ms: done.outcome.start_unix_ms,
+                    e2e: done.outcome.e2e,
+                    input_tokens: done.outcome.usage_prompt.unwrap_or(done.shape.input as u64),
+                    token_times: done.outcome.token_times,
+                    failure: done.outcome.failure,
+                    http_status: done.outcome.http_status,
+                    error: done.outcome.error,
+                    window: None,
+                };
+                ctx.store.lock().expect("store lock").push(record.clone());
+                records.push(record);
+            }
+            _ = &mut driver, if !driver_done => {
+                driver_done = true;
+            }
+            _ = tick.tick() => {
+                let elapsed = t0.elapsed().min(ctx.warmup + ctx.duration);
+                bar.set_position(elapsed.as_millis() as u64);
+                bar.set_message(live.message());
+                if last_flush.elapsed() >= Duration::from_secs(5) {
+                    last_flush = Instant::now();
+                    Store::flush_in_background(&ctx.store);
+                }
+            }
+        }
+    }
+    let _ = abort_tx.send(true);
+    let (server, gpu) = telemetry.await.unwrap_or_default();
+    let measured: Vec<&RequestRecord> = records.iter().filter(|r| !r.warmup).collect();
+    let sent_measured = measured.len() as u64;
+    let window = if measured.is_empty() {
+        ctx.duration
+    } else {
+        (last_done - measure_start).max(Duration::from_millis(1))
+    };
+    for r in records.iter_mut().filter(|r| !r.warmup) {
+        r.window = Some(window);
+    }
+    ctx.store
+        .lock()
+        .expect("store lock")
+        .set_window(&key, window);
+    bar.finish_with_message(live.message());
+    LevelRun {
+        records,
+        window,
+        server,
+        gpu,
+        aborted,
+        input_mismatches,
+        output_mismatches,
+        packed_events,
+        sent_measured,
+    }
+}
+
+/// Arrival offsets from the level's start, up to `span`.
+fn arrivals(w: &LoadedWorkload, load: Load, seed: u64, span: Duration) -> Vec<(Duration, Shape)> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    match load {
+        Load::Trace => w
+            .trace()
+            .map(|t| t.take_while(|(at, _)| *at < span).collect())
+            .unwrap_or_default(),
+        Load::Open { rate, burstiness } => {
+            let k = if burstiness > 0.0 { burstiness } else { 1.0 };
+            let gap = Gamma::new(k, 1.0 / (rate.0 * k)).expect("positive rate and shape");
+            let mut t = 0.0;
+            let mut out = Vec::new();
+            loop {
+                t += gap.sample(&mut rng);
+                if t >= span.as_secs_f64() {
+                    break out;
+                }
+                out.push((Duration::from_secs_f64(t), w.sample(&mut rng)));
+            }
+        }
+        Load::Closed { .. } => Vec::new(),
+    }
+}
+
+fn hash_key(k: &PointKey) -> u64 {
+    use std::hash::Hash;
+    // FNV-style fold of the std hasher is not stable across releases; a fixed hasher is.
+    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    k.hash(&mut h);
+    h.0
+}
+
+struct Fnv(u64);
+impl std::hash::Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0 ^ *b as u64).wrapping_mul(0x100_0000_01b3);
+        }
+    }
+}
+
+/// Live statistics for the progress bar.
+#[derive(Default)]
+struct Live {
+    ok: u64,
+    failed: u64,
+    ttft: Vec<f64>,
+    itl: Vec<f64>,
+    last_error: String,
+}
+
+impl Live {
+    fn add(&mut self, d: &Done) {
+        match d.outcome.failure {
+            Some(kind) => {
+                self.failed += 1;
+                self.last_error = format!(
+                    "{}: {}",
+                    kind.name(),
+                    d.outcome.error.chars().take(60).collect::<String>()
+                );
+            }
+            None => {
+                self.ok += 1;
+                if let Some(first) = d.outcome.token_times.first() {
+                    self.ttft.push(first.0);
+                }
+                self.itl
+                    .extend(d.outcome.token_times.windows(2).map(|w| w[1].0 - w[0].0));
+            }
+        }
+    }
+
+    fn message(&self) -> String {
+        let p50 = |v: &[f64]| {
+            if v.is_empty() {
+                return "-".to_string();
+            }
+            let mut s = v.to_vec();
+            s.sort_by(f64::total_cmp);
+            format!("{:.1}ms", percentile_sorted(&s, 50.0))
+        };
+        let mut m = format!(
+            "ok {} fail {}  TTFT p50 {}  ITL p50 {}",
+            self.ok,
+            self.failed,
+            p50(&self.ttft),
+            p50(&self.itl)
+        );
+        if self.failed > 0 {
+            m.push_str("  last: ");
+            m.push_str(&self.last_error);
+        }
+        m
+    }
+}
+
+fn progress_bar(show: bool, label: &str, total: Duration) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(total.as_millis() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{prefix:>14} [{bar:24}] {elapsed:>4} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(label.to_string());
+    bar
+}

@@ -1,0 +1,101 @@
+//! The run's request table on disk, `<out>/requests.parquet`, rewritten as the run goes (every
+//! few seconds and at the end of each level) so that a crash or Ctrl-C loses at most the last
+//! seconds. Each rewrite goes to a temporary file that is then renamed over the old one, so
+//! the file on disk is always complete and readable.
+
+use pilot_core::requests::{PointKey, RequestRecord, write_requests};
+use pilot_core::schema::SchemaError;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// Every request of the run so far.
+#[derive(Debug)]
+pub struct Store {
+    path: PathBuf,
+    records: Vec<RequestRecord>,
+    /// Bumped on every change; a flush only writes a newer version.
+    version: u64,
+    written: u64,
+    io: Arc<Mutex<()>>,
+}
+
+impl Store {
+    pub fn new(path: &Path, records: Vec<RequestRecord>) -> Store {
+        Store {
+            path: path.to_path_buf(),
+            records,
+            version: 1,
+            written: 0,
+            io: Arc::new(Mutex::new(())),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn records(&self) -> &[RequestRecord] {
+        &self.records
+    }
+
+    pub fn push(&mut self, r: RequestRecord) {
+        self.records.push(r);
+        self.version += 1;
+    }
+
+    /// Sets the measurement window of a level's measured requests.
+    pub fn set_window(&mut self, key: &PointKey, window: Duration) {
+        for r in self
+            .records
+            .iter_mut()
+            .filter(|r| &r.point == key && !r.warmup)
+        {
+            r.window = Some(window);
+        }
+        self.version += 1;
+    }
+
+    /// Writes the table now, on this thread (atomically: temporary file, then rename).
+    pub fn flush(store: &Arc<Mutex<Store>>) -> Result<(), SchemaError> {
+        let (records, path, version, io) = {
+            let s = store.lock().expect("store lock");
+            if s.written >= s.version {
+                return Ok(());
+            }
+            (s.records.clone(), s.path.clone(), s.version, s.io.clone())
+        };
+        // One writer at a time, and never an older snapshot over a newer one.
+        let _writing = io.lock().expect("io lock");
+        if store.lock().expect("store lock").written >= version {
+            return Ok(());
+        }
+        write_atomically(&records, &path)?;
+        let mut s = store.lock().expect("store lock");
+        s.written = s.written.max(version);
+        Ok(())
+    }
+
+    /// [`Store::flush`] on a blocking thread, so the measuring tasks are not held up. A failed
+    /// write is retried by the next flush; the level-end flush reports errors.
+    pub fn flush_in_background(store: &Arc<Mutex<Store>>) {
+        let store = store.clone();
+        tokio::task::spawn_blocking(move || {
+            let _ = Store::flush(&store);
+        });
+    }
+}
+
+fn write_atomically(records: &[RequestRecord], path: &Path) -> Result<(), SchemaError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    // Keep the extension: it picks the format.
+    let tmp = path.with_file_name(format!(".tmp-{}-{name}", std::process::id()));
+    write_requests(records, &tmp)?;
+    std::fs::rename(&tmp, path).map_err(|e| SchemaError::Write {
+        path: path.into(),
+        reason: e.to_string(),
+    })
+}

@@ -1,0 +1,307 @@
+//! Tuning as LLM-Pilot does it: find the largest batch budget the server survives, by
+//! binary search over `LO..=HI`.
+//!
+//! Each trial starts the server with the setting (`--launch` command with `{max_batch}`
+//! replaced, run by `sh -c` in its own process group; or the embedded engine with that
+//! `max_batch`), waits until `/health` answers, runs the whole sweep, and stops the server.
+//! A trial *fails* when the server does not come up (it exited or `/health` never answered),
+//! a request ran out of memory, more than `--max-failures` of a level's requests failed, or the
+//! server died; a failing setting moves the search down, a passing one up.
+//!
+//! Every trial's levels are kept in `summary.csv` and `requests.parquet` (their rows carry
+//! `max_batch`). The setting reported as best is, among passing trials, the one with the
+//! highest goodput under the SLOs (highest output throughput without SLOs), the larger setting
+//! on ties; with monotone behaviour that is usually the largest passing one.
+
+use crate::run::{CharacterizeError, CharacterizeReport, Run};
+use pilot_core::units::{RequestsPerSec, TokensPerSec};
+use std::io::Read;
+use std::os::unix::process::CommandExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// `--launch` / `--tune`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TuneOptions {
+    /// `--launch '<command with {max_batch}>'`: starts the server measured at `--endpoint`.
+    /// `None` tunes the embedded engine's `max_batch` instead.
+    pub launch: Option<String>,
+    /// `--tune max_batch=LO..HI`: the lowest setting tried.
+    pub lo: u32,
+    /// The highest setting tried.
+    pub hi: u32,
+    /// `--health-timeout 600s`: how long a launched server may take to answer `/health`.
+    pub health_timeout: Duration,
+}
+
+/// One trial of the search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TuneTrial {
+    pub max_batch: u32,
+    /// Ran without out-of-memory, excess failures or a dead server.
+    pub ok: bool,
+    /// Why it failed.
+    pub reason: Option<String>,
+    /// Indices into [`CharacterizeReport::levels`].
+    pub levels: Vec<usize>,
+    /// Best goodput of its levels (with SLOs).
+    pub goodput: Option<RequestsPerSec>,
+    /// Best output throughput of its levels.
+    pub throughput: Option<TokensPerSec>,
+    /// The launched server's output.
+    pub log: Option<PathBuf>,
+}
+
+/// Parses `max_batch=LO..HI` (also `LO..=HI`, `LO-HI`).
+pub fn parse_tune_range(text: &str) -> Result<(u32, u32), String> {
+    let err = |why: &str| format!("--tune '{text}': {why} (write max_batch=8..256)");
+    let (name, range) = text.split_once('=').ok_or_else(|| err("no '='"))?;
+    if name.trim() != "max_batch" {
+        return Err(err(&format!(
+            "only max_batch can be tuned, not '{}'",
+            name.trim()
+        )));
+    }
+    let (lo, hi) = range
+        .split_once("..=")
+        .or_else(|| range.split_once(".."))
+        .or_else(|| range.split_once('-'))
+        .ok_or_else(|| err("no range"))?;
+    let n = |s: &str| {
+        s.trim()
+            .parse::<u32>()
+            .map_err(|_| err(&format!("'{}' is not a whole number", s.trim())))
+    };
+    let (lo, hi) = (n(lo)?, n(hi)?);
+    if lo == 0 || lo > hi {
+        return Err(err("need 1 <= LO <= HI"));
+    }
+    Ok((lo, hi))
+}
+
+/// Runs the search; trials and the chosen setting go into `report`.
+pub async fn tune(
+    run: &mut Run<'_>,
+    t: &TuneOptions,
+    report: &mut CharacterizeReport,
+) -> Result<(), CharacterizeError> {
+    if t.lo == 0 || t.lo > t.hi {
+        return Err(CharacterizeError::Tune(format!(
+            "empty range {}..{}",
+            t.lo, t.hi
+        )));
+    }
+    if t.launch.is_some() && run.opts.endpoint.is_none() {
+        return Err(CharacterizeError::Tune(
+            "--launch needs --endpoint: the URL the launched server serves".into(),
+        ));
+    }
+    let (mut lo, mut hi) = (t.lo, t.hi);
+    while lo <= hi {
+        let mid = lo + (hi - lo) / 2;
+        let trial = trial(run, t, mid, report).await?;
+        let ok = trial.ok;
+        report.trials.push(trial);
+        if ok {
+            lo = mid + 1;
+        } else if mid == t.lo {
+            break;
+        } else {
+            hi = mid - 1;
+        }
+    }
+    let slos = !run.opts.slos.is_empty();
+    report.best_setting = report
+        .trials
+        .iter()
+        .filter(|t| t.ok)
+        .max_by(|a, b| {
+            let score = |t: &TuneTrial| {
+                if slos {
+                    (
+                        t.goodput.map_or(0.0, |g| g.0),
+                        t.throughput.map_or(0.0, |x| x.0),
+                    )
+                } else {
+                    (t.throughput.map_or(0.0, |x| x.0), 0.0)
+                }
+            };
+            score(a)
+                .partial_cmp(&score(b))
+                .unwrap_or(std::cmp::Ordering::Equal)
+                .then(a.max_batch.cmp(&b.max_batch))
+        })
+        .map(|t| t.max_batch);
+    if report.best_setting.is_none() {
+        report.notes.push(format!(
+            "tuning: no max_batch in {}..{} ran without failing",
+            t.lo, t.hi
+        ));
+    }
+    Ok(())
+}
+
+async fn trial(
+    run: &mut Run<'_>,
+    t: &TuneOptions,
+    value: u32,
+    report: &mut CharacterizeReport,
+) -> Result<TuneTrial, CharacterizeError> {
+    let mut trial = TuneTrial {
+        max_batch: value,
+        ok: false,
+        reason: None,
+        levels: Vec::new(),
+        goodput: None,
+        throughput: None,
+        log: None,
+    };
+    let mut server = None;
+    if let Some(cmd) = &t.launch {
+        let endpoint = run.opts.endpoint.clone().unwrap_or_default();
+        let log = run.opts.out.join(format!("trial-max_batch-{value}.log"));
+        trial.log = Some(log.clone());
+        let mut child = launch(&cmd.replace("{max_batch}", &value.to_string()), &log)?;
+        if let Err(why) = wait_healthy(&mut child, &endpoint, t.health_timeout, &log).await {
+            stop(&mut child).await;
+            trial.reason = Some(why);
+            return Ok(trial);
+        }
+        server = Some(child);
+    }
+    let outcome = run.target(Some(value), report).await;
+    if let Some(child) = server.as_mut() {
+        stop(child).await;
+    }
+    let outcome = match outcome {
+        Ok(o) => o,
+        // The embedded engine refusing a setting is a failed trial, not a failed run.
+        Err(CharacterizeError::Engine(why)) => {
+            trial.reason = Some(why);
+            return Ok(trial);
+        }
+        Err(e) => return Err(e),
+    };
+    trial.levels = outcome.levels.clone();
+    let levels = || outcome.levels.iter().map(|&i| &report.levels[i]);
+    trial.goodput = levels()
+        .filter_map(|l| l.goodput)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    trial.throughput = levels()
+        .filter_map(|l| l.row.metrics.output_throughput)
+        .max_by(|a, b| a.0.total_cmp(&b.0));
+    trial.ok = outcome.oom == 0 && !outcome.failed;
+    if outcome.oom > 0 {
+        trial.reason = Some(format!("{} requests ran out of memory", outcome.oom));
+    } else if outcome.failed {
+        trial.reason = outcome.stopped.clone();
+    }
+    Ok(trial)
+}
+
+fn launch(cmd: &str, log: &PathBuf) -> Result<Child, CharacterizeError> {
+    let io = |e: std::io::Error| CharacterizeError::Io {
+        path: log.clone(),
+        reason: e.to_string(),
+    };
+    let file = std::fs::File::create(log).map_err(io)?;
+    let err = file.try_clone().map_err(io)?;
+    Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .stdin(Stdio::null())
+        .stdout(file)
+        .stderr(err)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| CharacterizeError::Tune(format!("cannot run `sh -c {cmd}`: {e}")))
+}
+
+/// Waits until `<root>/health` answers 200; fails if the process exits first.
+async fn wait_healthy(
+    child: &mut Child,
+    endpoint: &str,
+    timeout: Duration,
+    log: &PathBuf,
+) -> Result<(), String> {
+    let base = endpoint.trim_end_matches('/');
+    let url = format!("{}/health", base.strip_suffix("/v1").unwrap_or(base));
+    let http = reqwest::Client::new();
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            let tail = log_tail(log);
+            let oom = tail.to_ascii_lowercase().contains("out of memory");
+            return Err(format!(
+                "the server exited ({status}) before {url} answered{}; last output: {tail}",
+                if oom { ", out of memory" } else { "" }
+            ));
+        }
+        if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), http.get(&url).send()).await
+        {
+            if r.status().is_success() {
+                return Ok(());
+            }
+        }
+        if Instant::now() >= deadline {
+            return Err(format!(
+                "{url} did not answer within {:.0} s",
+                timeout.as_secs_f64()
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+fn log_tail(log: &PathBuf) -> String {
+    let mut text = String::new();
+    if let Ok(mut f) = std::fs::File::open(log) {
+        let _ = f.read_to_string(&mut text);
+    }
+    let lines: Vec<&str> = text.lines().rev().take(5).collect();
+    lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
+}
+
+/// SIGTERM to the process group, then SIGKILL after 15 s.
+async fn stop(child: &mut Child) {
+    let pgid = child.id() as i32;
+    // SAFETY: kill(2) on the process group we created; no memory is shared.
+    unsafe { libc::kill(-pgid, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // SAFETY: as above.
+    unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    let _ = child.wait();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_ranges() {
+        assert_eq!(parse_tune_range("max_batch=8..256"), Ok((8, 256)));
+        assert_eq!(parse_tune_range("max_batch=1..=4"), Ok((1, 4)));
+        assert_eq!(parse_tune_range("max_batch=2-3"), Ok((2, 3)));
+        for bad in [
+            "max_batch",
+            "tp=1..2",
+            "max_batch=4..1",
+            "max_batch=a..b",
+            "max_batch=0..3",
+        ] {
+            assert!(
+                parse_tune_range(bad)
+                    .unwrap_err()
+                    .contains("max_batch=8..256"),
+                "{bad}"
+            );
+        }
+    }
+}

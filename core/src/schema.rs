@@ -1,0 +1,712 @@
+//! The measurement schema: one row per operating point, shared by characterize (which
+//! measures rows), the importers (which translate public data into rows), predict (which
+//! learns from rows and writes predicted rows) and recommend (which reads predicted rows).
+//!
+//! An operating point is an LLM on some GPUs behind some engine under some load. The load is
+//! one of three [`Mode`]s: `closed` (N users, each sending its next request when the last
+//! ends: LLM-Pilot's setting), `open` (Poisson arrivals at a rate) or `offline` (one static
+//! batch: LLM-Inference-Bench's setting).
+//!
+//! Files are CSV or Parquet (by extension), read and written with polars. Every file carries
+//! a `schema_version` column so that a future change of meaning is detected rather than
+//! silently misread. Reading validates: a missing required column, an unreadable value or an
+//! unknown mode is an error that names the file, the column and the fix.
+
+use crate::metrics::{PERCENTILES, Stats, Summary};
+use crate::units::{
+    Dtype, Gigabytes, Millis, MsPerToken, Percent, RequestsPerSec, TokensPerSec, Watts,
+};
+use polars::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The version written to, and accepted from, the `schema_version` column.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How load was offered at an operating point.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Closed loop: `users` clients, each sending its next request when the last ends.
+    Closed,
+    /// Open loop: requests arrive at `rate_rps` (Poisson unless said otherwise).
+    Open,
+    /// One static batch of `batch_size` requests, submitted together.
+    Offline,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Closed => "closed",
+            Mode::Open => "open",
+            Mode::Offline => "offline",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Mode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Mode, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "closed" => Ok(Mode::Closed),
+            "open" => Ok(Mode::Open),
+            "offline" => Ok(Mode::Offline),
+            other => Err(format!(
+                "unknown mode '{other}': use closed, open or offline"
+            )),
+        }
+    }
+}
+
+/// One operating point and what was measured (or predicted) there.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Measurement {
+    /// The LLM, as a catalog id (Hugging Face Hub id where one exists).
+    pub model: String,
+    /// The GPU type, as a GPU catalog name.
+    pub gpu: String,
+    pub gpu_count: u32,
+    /// The serving engine (vllm, tgis, tensorrt-llm, pilot, ...).
+    pub engine: String,
+    pub engine_version: Option<String>,
+    pub mode: Mode,
+    pub users: Option<u32>,
+    pub rate: Option<RequestsPerSec>,
+    pub batch_size: Option<u32>,
+    /// Weight format served (fp16 unless known otherwise).
+    pub quantization: Option<Dtype>,
+    /// The server's batch budget (max sequences or batch weight), when tuned or known.
+    pub max_batch: Option<u32>,
+    /// Length of the measurement window (excluding warm-up).
+    pub duration: Option<Duration>,
+    pub metrics: Summary,
+    pub gpu_utilization: Option<Percent>,
+    pub gpu_memory_used: Option<Gigabytes>,
+    pub gpu_power: Option<Watts>,
+    pub kv_cache_usage: Option<Percent>,
+    /// Where the row came from (a file, a run directory, a predictor).
+    pub source: String,
+    /// Comma-separated quality flags (e.g. `implausible_throughput`); empty when clean.
+    pub flags: String,
+}
+
+impl Measurement {
+    /// A row with the identifying columns set and nothing measured yet.
+    pub fn new(model: &str, gpu: &str, gpu_count: u32, engine: &str, mode: Mode) -> Measurement {
+        Measurement {
+            model: model.to_string(),
+            gpu: gpu.to_string(),
+            gpu_count,
+            engine: engine.to_string(),
+            engine_version: None,
+            mode,
+            users: None,
+            rate: None,
+            batch_size: None,
+            quantization: None,
+            max_batch: None,
+            duration: None,
+            metrics: Summary::default(),
+            gpu_utilization: None,
+            gpu_memory_used: None,
+            gpu_power: None,
+            kv_cache_usage: None,
+            source: String::new(),
+            flags: String::new(),
+        }
+    }
+
+    /// Whether a quality flag is set.
+    pub fn has_flag(&self, flag: &str) -> bool {
+        self.flags.split(',').any(|f| f.trim() == flag)
+    }
+
+    /// Adds a quality flag (idempotent).
+    pub fn add_flag(&mut self, flag: &str) {
+        if !self.has_flag(flag) {
+            if !self.flags.is_empty() {
+                self.flags.push(',');
+            }
+            self.flags.push_str(flag);
+        }
+    }
+}
+
+/// Errors reading or writing measurement files.
+#[derive(Debug, thiserror::Error)]
+pub enum SchemaError {
+    #[error("cannot read {path}: {reason}")]
+    Read { path: PathBuf, reason: String },
+    #[error("cannot write {path}: {reason}")]
+    Write { path: PathBuf, reason: String },
+    #[error(
+        "{path} has no column '{column}', so it is not a pilot measurement file (schema v{SCHEMA_VERSION}). \
+         Required columns: {required}. Produce one with `pilot dataset import`, `pilot dataset aggregate` or `pilot characterize`"
+    )]
+    MissingColumn {
+        path: PathBuf,
+        column: String,
+        required: String,
+    },
+    #[error("{path}, column '{column}', row {row}: {reason}")]
+    BadValue {
+        path: PathBuf,
+        column: String,
+        row: usize,
+        reason: String,
+    },
+    #[error(
+        "{path} has schema_version {found}, but this pilot reads version {SCHEMA_VERSION}: re-create it with this pilot's `pilot dataset` commands"
+    )]
+    Version { path: PathBuf, found: u32 },
+    #[error("{path}: unsupported extension; use .csv or .parquet")]
+    Extension { path: PathBuf },
+}
+
+/// The metrics with percentile columns: (column prefix, accessor). Shared by writer, reader,
+/// predictor targets and SLO checks so each metric has one name.
+pub const LATENCY_METRICS: [&str; 5] = [
+    "ttft_ms",
+    "nttft_ms_per_token",
+    "itl_ms",
+    "tpot_ms",
+    "e2e_ms",
+];
+
+/// All statistic suffixes of a latency metric, in column order.
+pub fn stat_suffixes() -> impl Iterator<Item = &'static str> {
+    PERCENTILES
+        .iter()
+        .map(|(s, _)| *s)
+        .chain(std::iter::once("mean"))
+}
+
+fn latency_stat(m: &Summary, metric: &str, suffix: &str) -> Option<f64> {
+    match metric {
+        "ttft_ms" => m.ttft.get(suffix).map(|x| x.0),
+        "nttft_ms_per_token" => m.nttft.get(suffix).map(|x| x.0),
+        "itl_ms" => m.itl.get(suffix).map(|x| x.0),
+        "tpot_ms" => m.tpot.get(suffix).map(|x| x.0),
+        "e2e_ms" => m.e2e.get(suffix).map(|x| x.0),
+        _ => None,
+    }
+}
+
+fn set_latency_stat(m: &mut Summary, metric: &str, suffix: &str, v: Option<f64>) {
+    match metric {
+        "ttft_ms" => m.ttft.set(suffix, v.map(Millis)),
+        "nttft_ms_per_token" => m.nttft.set(suffix, v.map(MsPerToken)),
+        "itl_ms" => m.itl.set(suffix, v.map(Millis)),
+        "tpot_ms" => m.tpot.set(suffix, v.map(Millis)),
+        "e2e_ms" => m.e2e.set(suffix, v.map(Millis)),
+        _ => {}
+    }
+}
+
+/// The value of a metric column of a row by its schema name (`itl_ms_p50`,
+/// `output_throughput_tok_s`, ...): the one lookup predict and recommend use for targets.
+pub fn metric_value(row: &Measurement, column: &str) -> Option<f64> {
+    let m = &row.metrics;
+    match column {
+        "output_throughput_tok_s" => m.output_throughput.map(|x| x.0),
+        "total_throughput_tok_s" => m.total_throughput.map(|x| x.0),
+        "request_throughput_rps" => m.request_throughput.map(|x| x.0),
+        _ => {
+            let (metric, suffix) = column.rsplit_once('_')?;
+            latency_stat(m, metric, suffix)
+        }
+    }
+}
+
+/// Sets a metric column of a row by its schema name; false if the name is not a metric.
+pub fn set_metric_value(row: &mut Measurement, column: &str, v: Option<f64>) -> bool {
+    let m = &mut row.metrics;
+    match column {
+        "output_throughput_tok_s" => m.output_throughput = v.map(TokensPerSec),
+        "total_throughput_tok_s" => m.total_throughput = v.map(TokensPerSec),
+        "request_throughput_rps" => m.request_throughput = v.map(RequestsPerSec),
+        _ => {
+            let Some((metric, suffix)) = column.rsplit_once('_') else {
+                return false;
+            };
+            if !LATENCY_METRICS.contains(&metric) || !stat_suffixes().any(|s| s == suffix) {
+                return false;
+            }
+            set_latency_stat(m, metric, suffix, v);
+        }
+    }
+    true
+}
+
+/// Every metric column name, in file order.
+pub fn metric_columns() -> Vec<String> {
+    let mut cols: Vec<String> = LATENCY_METRICS
+        .iter()
+        .flat_map(|m| stat_suffixes().map(move |s| format!("{m}_{s}")))
+        .collect();
+    cols.extend(
+        [
+            "output_throughput_tok_s",
+            "total_throughput_tok_s",
+            "request_throughput_rps",
+        ]
+        .map(String::from),
+    );
+    cols
+}
+
+/// Columns a file must have to be read as measurements.
+pub const REQUIRED_COLUMNS: [&str; 5] = ["model", "gpu", "gpu_count", "engine", "mode"];
+
+/// Writes rows to `path` (`.csv` or `.parquet`), creating parent directories.
+pub fn write_measurements(rows: &[Measurement], path: &Path) -> Result<(), SchemaError> {
+    let mut df = to_frame(rows).map_err(|e| SchemaError::Write {
+        path: path.into(),
+        reason: e.to_string(),
+    })?;
+    write_frame(&mut df, path)
+}
+
+/// Reads and validates rows from a `.csv` or `.parquet` file.
+pub fn read_measurements(path: &Path) -> Result<Vec<Measurement>, SchemaError> {
+    let df = read_frame(path)?;
+    from_frame(&df, path)
+}
+
+/// Writes any frame to CSV or Parquet by extension (used for the request table too).
+pub fn write_frame(df: &mut DataFrame, path: &Path) -> Result<(), SchemaError> {
+    let err = |e: &dyn fmt::Display| SchemaError::Write {
+        path: path.into(),
+        reason: e.to_string(),
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
+    }
+    let ext = extension(path)?;
+    let file = std::fs::File::create(path).map_err(|e| err(&e))?;
+    match ext {
+        Ext::Csv => CsvWriter::new(file).finish(df).map_err(|e| err(&e)),
+        Ext::Parquet => ParquetWriter::new(file)
+            .finish(df)
+            .map(|_| ())
+            .map_err(|e| err(&e)),
+    }
+}
+
+/// Reads any CSV or Parquet file into a frame.
+pub fn read_frame(path: &Path) -> Result<DataFrame, SchemaError> {
+    let err = |e: &dyn fmt::Display| SchemaError::Read {
+        path: path.into(),
+        reason: e.to_string(),
+    };
+    let ext = extension(path)?;
+    if !path.exists() {
+        return Err(err(&"no such file (check the path)"));
+    }
+    match ext {
+        Ext::Csv => CsvReadOptions::default()
+            .with_has_header(true)
+            .with_infer_schema_length(None)
+            .try_into_reader_with_file_path(Some(path.into()))
+            .and_then(|r| r.finish())
+            .map_err(|e| err(&e)),
+        Ext::Parquet => {
+            let file = std::fs::File::open(path).map_err(|e| err(&e))?;
+            ParquetReader::new(file).finish().map_err(|e| err(&e))
+        }
+    }
+}
+
+enum Ext {
+    Csv,
+    Parquet,
+}
+
+fn extension(path: &Path) -> Result<Ext, SchemaError> {
+    match path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(|e| e.to_ascii_lowercase())
+    {
+        Some(e) if e == "csv" => Ok(Ext::Csv),
+        Some(e) if e == "parquet" || e == "pq" => Ok(Ext::Parquet),
+        _ => Err(SchemaError::Extension { path: path.into() }),
+    }
+}
+
+fn str_col(name: &str, rows: &[Measurement], f: impl Fn(&Measurement) -> Option<String>) -> Column {
+    Column::new(
+        name.into(),
+        rows.iter().map(f).collect::<Vec<Option<String>>>(),
+    )
+}
+
+fn u64_col(name: &str, rows: &[Measurement], f: impl Fn(&Measurement) -> Option<u64>) -> Column {
+    Column::new(
+        name.into(),
+        rows.iter().map(f).collect::<Vec<Option<u64>>>(),
+    )
+}
+
+fn f64_col(name: &str, rows: &[Measurement], f: impl Fn(&Measurement) -> Option<f64>) -> Column {
+    Column::new(
+        name.into(),
+        rows.iter().map(f).collect::<Vec<Option<f64>>>(),
+    )
+}
+
+/// Rows as a polars frame in schema column order.
+pub fn to_frame(rows: &[Measurement]) -> PolarsResult<DataFrame> {
+    let mut cols = vec![
+        u64_col("schema_version", rows, |_| Some(SCHEMA_VERSION as u64)),
+        str_col("model", rows, |r| Some(r.model.clone())),
+        str_col("gpu", rows, |r| Some(r.gpu.clone())),
+        u64_col("gpu_count", rows, |r| Some(r.gpu_count as u64)),
+        str_col("engine", rows, |r| Some(r.engine.clone())),
+        str_col("engine_version", rows, |r| r.engine_version.clone()),
+        str_col("mode", rows, |r| Some(r.mode.name().to_string())),
+        u64_col("users", rows, |r| r.users.map(u64::from)),
+        f64_col("rate_rps", rows, |r| r.rate.map(|x| x.0)),
+        u64_col("batch_size", rows, |r| r.batch_size.map(u64::from)),
+        str_col("quantization", rows, |r| {
+            r.quantization.map(|d| d.name().to_string())
+        }),
+        u64_col("max_batch", rows, |r| r.max_batch.map(u64::from)),
+        f64_col("duration_s", rows, |r| r.duration.map(|d| d.as_secs_f64())),
+        f64_col("input_tokens_mean", rows, |r| r.metrics.input_tokens_mean),
+        f64_col("output_tokens_mean", rows, |r| r.metrics.output_tokens_mean),
+    ];
+    for c in metric_columns() {
+        cols.push(f64_col(&c, rows, |r| metric_value(r, &c)));
+    }
+    cols.extend([
+        u64_col("requests_ok", rows, |r| Some(r.metrics.requests_ok)),
+        u64_col("requests_failed", rows, |r| Some(r.metrics.requests_failed)),
+        u64_col("requests_failed_oom", rows, |r| {
+            Some(r.metrics.requests_failed_oom)
+        }),
+        f64_col("gpu_utilization_pct", rows, |r| {
+            r.gpu_utilization.map(|x| x.0)
+        }),
+        f64_col("gpu_memory_used_gb", rows, |r| {
+            r.gpu_memory_used.map(|x| x.0)
+        }),
+        f64_col("gpu_power_w", rows, |r| r.gpu_power.map(|x| x.0)),
+        f64_col("kv_cache_usage_pct", rows, |r| {
+            r.kv_cache_usage.map(|x| x.0)
+        }),
+        str_col("source", rows, |r| Some(r.source.clone())),
+        str_col("flags", rows, |r| Some(r.flags.clone())),
+    ]);
+    DataFrame::new_infer_height(cols)
+}
+
+/// A column reader that reports problems with the file, column and row.
+struct Reader<'a> {
+    df: &'a DataFrame,
+    path: &'a Path,
+}
+
+impl Reader<'_> {
+    fn bad(&self, column: &str, row: usize, reason: impl Into<String>) -> SchemaError {
+        SchemaError::BadValue {
+            path: self.path.into(),
+            column: column.into(),
+            row,
+            reason: reason.into(),
+        }
+    }
+
+    fn strings(&self, name: &str) -> Result<Option<Vec<Option<String>>>, SchemaError> {
+        let Ok(col) = self.df.column(name) else {
+            return Ok(None);
+        };
+        let col = col
+            .cast(&DataType::String)
+            .map_err(|e| self.bad(name, 0, e.to_string()))?;
+        let ca = col.str().map_err(|e| self.bad(name, 0, e.to_string()))?;
+        Ok(Some(ca.iter().map(|v| v.map(str::to_string)).collect()))
+    }
+
+    fn floats(&self, name: &str) -> Result<Option<Vec<Option<f64>>>, SchemaError> {
+        let Ok(col) = self.df.column(name) else {
+            return Ok(None);
+        };
+        let cast = col
+            .cast(&DataType::Float64)
+            .map_err(|e| self.bad(name, 0, format!("not numeric ({e})")))?;
+        let ca = cast.f64().map_err(|e| self.bad(name, 0, e.to_string()))?;
+        let values: Vec<Option<f64>> = ca.iter().collect();
+        // A non-strict cast turns junk into null: find it and say which row.
+        if col.dtype() == &DataType::String {
+            let raw = col.str().map_err(|e| self.bad(name, 0, e.to_string()))?;
+            for (i, (v, r)) in values.iter().zip(raw.iter()).enumerate() {
+                if let (None, Some(text)) = (v, r)
+                    && !text.trim().is_empty()
+                {
+                    return Err(self.bad(name, i, format!("'{text}' is not a number")));
+                }
+            }
+        }
+        Ok(Some(values))
+    }
+
+    fn counts(&self, name: &str) -> Result<Option<Vec<Option<u64>>>, SchemaError> {
+        let Some(values) = self.floats(name)? else {
+            return Ok(None);
+        };
+        values
+            .into_iter()
+            .enumerate()
+            .map(|(i, v)| match v {
+                Some(x) if x < 0.0 || x.fract() != 0.0 => {
+                    Err(self.bad(name, i, format!("{x} is not a whole non-negative count")))
+                }
+                Some(x) => Ok(Some(x as u64)),
+                None => Ok(None),
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some)
+    }
+}
+
+fn at<T: Clone>(col: &Option<Vec<Option<T>>>, i: usize) -> Option<T> {
+    col.as_ref().and_then(|c| c[i].clone())
+}
+
+/// Validates and converts a frame read from `path` into rows.
+pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<Measurement>, SchemaError> {
+    let names: Vec<String> = df
+        .get_column_names()
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    for required in REQUIRED_COLUMNS {
+        if !names.iter().any(|n| n == required) {
+            return Err(SchemaError::MissingColumn {
+                path: path.into(),
+                column: required.into(),
+                required: REQUIRED_COLUMNS.join(", "),
+            });
+        }
+    }
+    let r = Reader { df, path };
+    if let Some(versions) = r.counts("schema_version")? {
+        if let Some(v) = versions
+            .iter()
+            .flatten()
+            .find(|v| **v != SCHEMA_VERSION as u64)
+        {
+            return Err(SchemaError::Version {
+                path: path.into(),
+                found: *v as u32,
+            });
+        }
+    }
+    let model = r.strings("model")?;
+    let gpu = r.strings("gpu")?;
+    let gpu_count = r.counts("gpu_count")?;
+    let engine = r.strings("engine")?;
+    let engine_version = r.strings("engine_version")?;
+    let mode = r.strings("mode")?;
+    let users = r.counts("users")?;
+    let rate = r.floats("rate_rps")?;
+    let batch = r.counts("batch_size")?;
+    let quant = r.strings("quantization")?;
+    let max_batch = r.counts("max_batch")?;
+    let duration = r.floats("duration_s")?;
+    let in_mean = r.floats("input_tokens_mean")?;
+    let out_mean = r.floats("output_tokens_mean")?;
+    let metric_cols: Vec<(String, Option<Vec<Option<f64>>>)> = metric_columns()
+        .into_iter()
+        .map(|c| r.floats(&c).map(|v| (c, v)))
+        .collect::<Result<_, _>>()?;
+    let ok = r.counts("requests_ok")?;
+    let failed = r.counts("requests_failed")?;
+    let oom = r.counts("requests_failed_oom")?;
+    let util = r.floats("gpu_utilization_pct")?;
+    let mem = r.floats("gpu_memory_used_gb")?;
+    let power = r.floats("gpu_power_w")?;
+    let kv = r.floats("kv_cache_usage_pct")?;
+    let source = r.strings("source")?;
+    let flags = r.strings("flags")?;
+
+    let mut rows = Vec::with_capacity(df.height());
+    for i in 0..df.height() {
+        let need = |col: &Option<Vec<Option<String>>>, name: &str| {
+            at(col, i)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| r.bad(name, i, "empty; every row needs a value"))
+        };
+        let mode_text = need(&mode, "mode")?;
+        let mode = mode_text.parse::<Mode>().map_err(|e| r.bad("mode", i, e))?;
+        let count = at(&gpu_count, i)
+            .ok_or_else(|| r.bad("gpu_count", i, "empty; every row needs a value"))?;
+        let quantization = match at(&quant, i).filter(|s| !s.is_empty()) {
+            Some(q) => Some(
+                q.parse::<Dtype>()
+                    .map_err(|e| r.bad("quantization", i, e))?,
+            ),
+            None => None,
+        };
+        let mut row = Measurement::new(
+            &need(&model, "model")?,
+            &need(&gpu, "gpu")?,
+            count as u32,
+            &need(&engine, "engine")?,
+            mode,
+        );
+        row.engine_version = at(&engine_version, i).filter(|s| !s.is_empty());
+        row.users = at(&users, i).map(|u| u as u32);
+        row.rate = at(&rate, i).map(RequestsPerSec);
+        row.batch_size = at(&batch, i).map(|u| u as u32);
+        row.quantization = quantization;
+        row.max_batch = at(&max_batch, i).map(|u| u as u32);
+        row.duration = at(&duration, i)
+            .filter(|d| *d >= 0.0)
+            .map(Duration::from_secs_f64);
+        row.metrics.input_tokens_mean = at(&in_mean, i);
+        row.metrics.output_tokens_mean = at(&out_mean, i);
+        for (c, v) in &metric_cols {
+            set_metric_value(&mut row, c, at(v, i));
+        }
+        row.metrics.requests_ok = at(&ok, i).unwrap_or(0);
+        row.metrics.requests_failed = at(&failed, i).unwrap_or(0);
+        row.metrics.requests_failed_oom = at(&oom, i).unwrap_or(0);
+        row.gpu_utilization = at(&util, i).map(Percent);
+        row.gpu_memory_used = at(&mem, i).map(Gigabytes);
+        row.gpu_power = at(&power, i).map(Watts);
+        row.kv_cache_usage = at(&kv, i).map(Percent);
+        row.source = at(&source, i).unwrap_or_default();
+        row.flags = at(&flags, i).unwrap_or_default();
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// A summary's statistics of one metric, by schema prefix (for tables and SLO checks).
+pub fn latency_stats(m: &Summary, metric: &str) -> Stats<f64> {
+    let mut s = Stats::default();
+    for suffix in stat_suffixes() {
+        s.set(suffix, latency_stat(m, metric, suffix));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::{RequestTimings, summarize};
+
+    fn sample() -> Vec<Measurement> {
+        let reqs = [
+            RequestTimings::from_token_times(10, &[Millis(50.0), Millis(60.0)], Millis(60.0), None),
+            RequestTimings::from_token_times(
+                30,
+                &[Millis(90.0), Millis(105.0), Millis(125.0)],
+                Millis(125.0),
+                None,
+            ),
+        ];
+        let mut a = Measurement::new(
+            "mistralai/Mistral-7B-v0.1",
+            "H100-SXM-80GB",
+            2,
+            "vllm",
+            Mode::Closed,
+        );
+        a.users = Some(8);
+        a.duration = Some(Duration::from_secs(120));
+        a.metrics = summarize(&reqs, Duration::from_secs(120));
+        a.quantization = Some(Dtype::Fp8);
+        a.source = "test".into();
+        a.add_flag("x");
+        let mut b = Measurement::new("gpt2", "L4", 1, "pilot", Mode::Offline);
+        b.batch_size = Some(32);
+        vec![a, b]
+    }
+
+    #[test]
+    fn rows_round_trip_through_csv_and_parquet() {
+        let dir = tempfile::tempdir().unwrap();
+        let rows = sample();
+        for name in ["m.csv", "m.parquet"] {
+            let p = dir.path().join(name);
+            write_measurements(&rows, &p).unwrap();
+            let back = read_measurements(&p).unwrap();
+            assert_eq!(back, rows, "{name}");
+        }
+    }
+
+    #[test]
+    fn metric_names_are_one_vocabulary() {
+        let rows = sample();
+        let cols = metric_columns();
+        assert!(cols.contains(&"ttft_ms_p50".to_string()));
+        assert!(cols.contains(&"nttft_ms_per_token_p99".to_string()));
+        assert_eq!(
+            metric_value(&rows[0], "itl_ms_p50"),
+            rows[0].metrics.itl.p50.map(|x| x.0)
+        );
+        let mut r = rows[1].clone();
+        assert!(set_metric_value(&mut r, "e2e_ms_p90", Some(3.0)));
+        assert_eq!(r.metrics.e2e.p90, Some(Millis(3.0)));
+        assert!(!set_metric_value(&mut r, "bogus_p50", Some(1.0)));
+    }
+
+    #[test]
+    fn missing_column_names_the_column_and_the_fix() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.csv");
+        std::fs::write(&p, "model,gpu,engine,mode\nm,H100,vllm,closed\n").unwrap();
+        let e = read_measurements(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("gpu_count") && e.contains("pilot dataset import"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn junk_values_name_row_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x.csv");
+        std::fs::write(
+            &p,
+            "model,gpu,gpu_count,engine,mode,itl_ms_p50\nm,H100,1,vllm,closed,12\nm,H100,1,vllm,closed,fast\n",
+        )
+        .unwrap();
+        let e = read_measurements(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("itl_ms_p50") && e.contains("row 1") && e.contains("fast"),
+            "{e}"
+        );
+        std::fs::write(
+            &p,
+            "model,gpu,gpu_count,engine,mode\nm,H100,1,vllm,sideways\n",
+        )
+        .unwrap();
+        let e = read_measurements(&p).unwrap_err().to_string();
+        assert!(e.contains("sideways") && e.contains("closed"), "{e}");
+    }
+
+    #[test]
+    fn wrong_extension_and_missing_file_are_errors() {
+        assert!(matches!(
+            read_measurements(Path::new("a.json")),
+            Err(SchemaError::Extension { .. })
+        ));
+        let e = read_measurements(Path::new("/nonexistent/a.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("no such file"), "{e}");
+    }
+}

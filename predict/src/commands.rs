@@ -1,0 +1,229 @@
+//! Clap-free entry points for the `pilot` binary: one function per command, taking paths and
+//! options and returning the text to print. The binary only parses flags and calls these.
+//!
+//! - `pilot train --data <file>... --out <predictor>` → [`train_files`]
+//! - `pilot predict --predictor <file> --scenarios <csv> --out <csv>` → [`predict_file`]
+//! - `pilot predict --model M --gpu G --gpu-count N --users U ...` → [`predict_one`]
+//! - `pilot eval predict --data <file>... --group-by model|gpu` → [`eval_files`]
+//! - `pilot analyze --data <file>... [--plot <dir>] [--csv]` → [`analyze_files`]
+
+use crate::scenario::{Load, Resolver, Scenario, read_scenarios, write_predictions};
+use crate::train::{Predictor, TrainOptions, train};
+use crate::{
+    AnalyzeOptions, EvalOptions, GroupBy, LatencyModel, PredictError, analyze, leave_one_group_out,
+};
+use pilot_core::schema::{Measurement, metric_value, read_measurements};
+use pilot_core::units::{Dtype, Tokens};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// Reads and concatenates measurement files (CSV or Parquet in pilot's schema; make them
+/// with `pilot dataset import`).
+pub fn read_datasets(paths: &[PathBuf]) -> Result<Vec<Measurement>, PredictError> {
+    let mut rows = Vec::new();
+    for p in paths {
+        rows.extend(read_measurements(p).map_err(|e| PredictError::Io {
+            path: p.display().to_string(),
+            reason: e.to_string(),
+        })?);
+    }
+    Ok(rows)
+}
+
+/// `pilot train`: trains on the datasets and writes the predictor; returns a summary.
+pub fn train_files(
+    data: &[PathBuf],
+    out: &Path,
+    opts: &TrainOptions,
+) -> Result<String, PredictError> {
+    let rows = read_datasets(data)?;
+    let t0 = std::time::Instant::now();
+    let p = train(&rows, opts)?;
+    let secs = t0.elapsed().as_secs_f64();
+    p.save(out)?;
+    let mut s = format!(
+        "trained {} targets in {secs:.1} s -> {}\n",
+        p.targets.len(),
+        out.display()
+    );
+    for n in &p.notes {
+        let _ = writeln!(s, "  {n}");
+    }
+    for t in &p.targets {
+        let _ = writeln!(
+            s,
+            "  {:<26} {:>5} rows, {:>4} trees, 90% interval x{:.2} .. x{:.2}",
+            t.target,
+            t.rows,
+            t.ensemble.trees.len(),
+            t.lower.exp(),
+            t.upper.exp()
+        );
+    }
+    Ok(s)
+}
+
+fn load_predictor(
+    path: Option<&Path>,
+) -> Result<std::borrow::Cow<'static, Predictor>, PredictError> {
+    Ok(match path {
+        Some(p) => std::borrow::Cow::Owned(Predictor::load(p)?),
+        None => std::borrow::Cow::Borrowed(Predictor::shipped()?),
+    })
+}
+
+/// `pilot predict --scenarios`: predicts every scenario of a CSV and writes the predictions.
+pub fn predict_file(
+    predictor: Option<&Path>,
+    scenarios: &Path,
+    out: &Path,
+) -> Result<String, PredictError> {
+    let p = load_predictor(predictor)?;
+    let sc = read_scenarios(scenarios)?;
+    let preds = p
+        .predict_many(&sc)
+        .into_iter()
+        .collect::<Result<Vec<_>, _>>()?;
+    write_predictions(&preds, &p.target_names(), out)?;
+    let ood = preds.iter().filter(|x| x.out_of_domain).count();
+    let nofit = preds
+        .iter()
+        .filter(|x| matches!(x.fit, crate::Fit::DoesNotFit { .. }))
+        .count();
+    Ok(format!(
+        "{} scenarios predicted ({nofit} do not fit, {ood} out of domain) -> {}\n",
+        preds.len(),
+        out.display()
+    ))
+}
+
+/// One scenario given on the command line.
+#[derive(Debug, Clone)]
+pub struct OneShot {
+    pub model: String,
+    pub gpu: String,
+    pub gpu_count: u32,
+    pub load: Load,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub engine: Option<String>,
+    pub quantization: Option<Dtype>,
+}
+
+/// `pilot predict --model ... --gpu ...`: one scenario, as a readable block.
+pub fn predict_one(predictor: Option<&Path>, one: &OneShot) -> Result<String, PredictError> {
+    let p = load_predictor(predictor)?;
+    let mut r = Resolver::default();
+    let mut s = Scenario::new(
+        r.model(&one.model)?,
+        r.gpu(&one.gpu)?,
+        one.gpu_count.max(1),
+        one.load,
+        Tokens(one.input_tokens),
+        Tokens(one.output_tokens),
+    );
+    s.engine = one.engine.clone();
+    if let Some(q) = one.quantization {
+        s.quantization = q;
+    }
+    let pr = p.predict(&s)?;
+    let mut out = format!(
+        "{} on {} x {} ({}), {:?}, {} in / {} out\n",
+        s.model.id,
+        s.gpu_count,
+        s.gpu.name,
+        s.quantization,
+        s.load,
+        one.input_tokens,
+        one.output_tokens
+    );
+    match &pr.fit {
+        crate::Fit::DoesNotFit { reason } => {
+            let _ = writeln!(out, "does not fit: {reason}");
+            return Ok(out);
+        }
+        crate::Fit::Fits {
+            kv_cache_tokens,
+            max_batch,
+        } => {
+            let _ = writeln!(
+                out,
+                "fits: KV cache {} tokens, batch budget {max_batch}",
+                kv_cache_tokens.0
+            );
+        }
+    }
+    let lo = Measurement {
+        metrics: pr.lower.clone(),
+        ..pr.row.clone()
+    };
+    let hi = Measurement {
+        metrics: pr.upper.clone(),
+        ..pr.row.clone()
+    };
+    for t in p.target_names() {
+        if let Some(v) = metric_value(&pr.row, &t) {
+            let _ = writeln!(
+                out,
+                "  {:<26} {:>12.2}   [{:.2} .. {:.2}]",
+                t,
+                v,
+                metric_value(&lo, &t).unwrap_or(f64::NAN),
+                metric_value(&hi, &t).unwrap_or(f64::NAN)
+            );
+        }
+    }
+    if pr.out_of_domain {
+        let _ = writeln!(
+            out,
+            "out of domain: this scenario lies outside what the predictor was trained on; the interval may be too narrow"
+        );
+    }
+    Ok(out)
+}
+
+/// `pilot eval predict`: leave-one-group-out; returns the table (or CSV).
+pub fn eval_files(
+    data: &[PathBuf],
+    group_by: GroupBy,
+    published: Option<PathBuf>,
+    csv: bool,
+) -> Result<String, PredictError> {
+    let rows = read_datasets(data)?;
+    let r = leave_one_group_out(
+        &rows,
+        &EvalOptions {
+            group_by,
+            published,
+            ..EvalOptions::default()
+        },
+    )?;
+    Ok(if csv { r.to_csv() } else { r.table() })
+}
+
+/// `pilot analyze`: correlations and permutation importance; returns the table (or CSV).
+pub fn analyze_files(
+    data: &[PathBuf],
+    predictor: Option<&Path>,
+    plot: Option<PathBuf>,
+    csv: bool,
+) -> Result<String, PredictError> {
+    let rows = read_datasets(data)?;
+    let predictor = match predictor {
+        Some(p) => Some(Predictor::load(p)?),
+        None => None,
+    };
+    let r = analyze(
+        &rows,
+        &AnalyzeOptions {
+            predictor,
+            plot_dir: plot,
+            ..AnalyzeOptions::default()
+        },
+    )?;
+    let mut s = if csv { r.to_csv() } else { r.table() };
+    for c in &r.charts {
+        let _ = writeln!(s, "chart: {}", c.display());
+    }
+    Ok(s)
+}

@@ -1,0 +1,626 @@
+//! Leave-one-group-out evaluation: hold out every rows of one LLM (or one GPU type), train on
+//! the rest, predict the held-out rows; repeat for every group and score all predictions.
+//!
+//! Methods compared on the same points:
+//! - `pilot`: physics + LightGBM correction (the predictor pilot ships);
+//! - `physics`: the physics model alone (no training);
+//! - `lightgbm-raw`: LightGBM on raw features without physics (what LLM-Pilot's XGBoost is);
+//! - on LLM-Pilot's data grouped by model, the published leave-one-LLM-out predictions of
+//!   LLM-Pilot and its six baselines (`published/predictions_<method>.csv`), matched to rows by
+//!   LLM, GPU profile and users. They cover median nTTFT and median ITL.
+//!
+//! Scores per target: MAPE, median APE, R² (of the values) and Spearman's rank correlation.
+
+use crate::PredictError;
+use crate::physics::PhysicsModel;
+use crate::train::{Prepared, TrainOptions, all_targets, prepare, train_prepared};
+use pilot_core::gpu::GpuCatalog;
+use pilot_core::llm::ModelCatalog;
+use pilot_core::schema::{Measurement, metric_value};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+/// What a held-out group is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupBy {
+    /// One LLM at a time.
+    Model,
+    /// One GPU type at a time (all counts of it).
+    Gpu,
+}
+
+impl std::str::FromStr for GroupBy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<GroupBy, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "model" | "llm" => Ok(GroupBy::Model),
+            "gpu" => Ok(GroupBy::Gpu),
+            o => Err(format!("unknown group '{o}': use model or gpu")),
+        }
+    }
+}
+
+impl GroupBy {
+    fn key<'a>(&self, r: &'a Measurement) -> &'a str {
+        match self {
+            GroupBy::Model => &r.model,
+            GroupBy::Gpu => &r.gpu,
+        }
+    }
+    pub fn name(&self) -> &'static str {
+        match self {
+            GroupBy::Model => "model",
+            GroupBy::Gpu => "gpu",
+        }
+    }
+}
+
+/// Evaluation settings.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub group_by: GroupBy,
+    /// Training settings for each fold (conformal folds are turned off: intervals are not scored).
+    pub train: TrainOptions,
+    /// Targets to score; `None` = every target the data has.
+    pub targets: Option<Vec<String>>,
+    /// LLM-Pilot's `published/` folder, to score its predictions on the same points.
+    pub published: Option<PathBuf>,
+    /// Also run the LightGBM-without-physics ablation.
+    pub ablation: bool,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            group_by: GroupBy::Model,
+            train: TrainOptions::default(),
+            targets: None,
+            published: None,
+            ablation: true,
+        }
+    }
+}
+
+/// Scores of one method on one target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Score {
+    pub target: String,
+    pub method: String,
+    pub n: usize,
+    pub mape: f64,
+    pub median_ape: f64,
+    pub r2: f64,
+    pub spearman: f64,
+}
+
+/// Median APE of `pilot` and `physics` by GPU count (tensor-parallel size), per target.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TpScore {
+    pub target: String,
+    pub gpu_count: u32,
+    pub n: usize,
+    pub pilot_median_ape: f64,
+    pub physics_median_ape: f64,
+}
+
+/// The result of [`leave_one_group_out`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct EvalReport {
+    pub group_by: GroupBy,
+    pub groups: usize,
+    pub scores: Vec<Score>,
+    pub by_tp: Vec<TpScore>,
+    pub notes: Vec<String>,
+}
+
+/// Mean, median APE (percent), R², Spearman of predictions against actual values.
+pub fn score(actual: &[f64], pred: &[f64]) -> (f64, f64, f64, f64) {
+    let n = actual.len();
+    if n == 0 {
+        return (f64::NAN, f64::NAN, f64::NAN, f64::NAN);
+    }
+    let mut ape: Vec<f64> = actual
+        .iter()
+        .zip(pred)
+        .map(|(a, p)| (p - a).abs() / a.abs() * 100.0)
+        .collect();
+    let mape = ape.iter().sum::<f64>() / n as f64;
+    ape.sort_by(f64::total_cmp);
+    let mdape = pilot_core::metrics::percentile_sorted(&ape, 50.0);
+    let mean = actual.iter().sum::<f64>() / n as f64;
+    let ss_tot: f64 = actual.iter().map(|a| (a - mean).powi(2)).sum();
+    let ss_res: f64 = actual.iter().zip(pred).map(|(a, p)| (a - p).powi(2)).sum();
+    let r2 = if ss_tot > 0.0 {
+        1.0 - ss_res / ss_tot
+    } else {
+        f64::NAN
+    };
+    (mape, mdape, r2, spearman(actual, pred))
+}
+
+fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut r = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for k in i..=j {
+            r[idx[k]] = avg;
+        }
+        i = j + 1;
+    }
+    r
+}
+
+/// Pearson correlation (NaN when a side is constant).
+pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len() as f64;
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+    let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+    let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+    cov / (va * vb).sqrt()
+}
+
+/// Spearman's rank correlation.
+pub fn spearman(a: &[f64], b: &[f64]) -> f64 {
+    pearson(&ranks(a), &ranks(b))
+}
+
+/// One held-out prediction: the row index and per-method values of a target.
+type Preds = HashMap<(usize, String, &'static str), f64>;
+
+/// Runs leave-one-group-out over `rows` (see the module doc).
+pub fn leave_one_group_out(
+    rows: &[Measurement],
+    opts: &EvalOptions,
+) -> Result<EvalReport, PredictError> {
+    let mut topts = opts.train.clone();
+    topts.conformal_folds = 0;
+    topts.use_physics = true;
+    let physics = PhysicsModel::new(topts.physics.clone());
+    let (with, mut notes) = prepare(rows, &physics, true);
+    let (without, _) = prepare(rows, &physics, false);
+    let targets: Vec<String> = opts
+        .targets
+        .clone()
+        .unwrap_or_else(all_targets)
+        .into_iter()
+        .filter(|t| {
+            with.iter()
+                .filter(|p| metric_value(&p.row, t).is_some())
+                .count()
+                >= topts.min_rows
+        })
+        .collect();
+    topts.targets = Some(targets.clone());
+    let groups: BTreeSet<String> = with
+        .iter()
+        .map(|p| opts.group_by.key(&p.row).to_string())
+        .collect();
+    if groups.len() < 2 {
+        return Err(PredictError::Train(format!(
+            "leave-one-{}-out needs 2 or more groups; the data has {}",
+            opts.group_by.name(),
+            groups.len()
+        )));
+    }
+    let mut preds: Preds = HashMap::new();
+    for g in &groups {
+        let run = |prep: &[Prepared],
+                   use_physics: bool,
+                   method: &'static str,
+                   preds: &mut Preds|
+         -> Result<(), PredictError> {
+            let train_rows: Vec<&Prepared> = prep
+                .iter()
+                .filter(|p| opts.group_by.key(&p.row) != g)
+                .collect();
+            let mut o = topts.clone();
+            o.use_physics = use_physics;
+            let owned: Vec<Prepared> = train_rows
+                .iter()
+                .map(|p| Prepared {
+                    row: p.row.clone(),
+                    scenario: p.scenario.clone(),
+                    estimate: p.estimate,
+                    physics: p.physics.clone(),
+                    features: p.features.clone(),
+                })
+                .collect();
+            let mut n = Vec::new();
+            let Ok(pred) = train_prepared(&owned, &o, &mut n) else {
+                return Ok(());
+            };
+            for (i, p) in prep
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| opts.group_by.key(&p.row) == g)
+            {
+                let out = pred.finish(
+                    &p.scenario,
+                    &p.estimate,
+                    crate::scenario::Fit::DoesNotFit {
+                        reason: String::new(),
+                    },
+                    &p.features,
+                );
+                for t in &targets {
+                    if let Some(v) = metric_value(&out.row, t) {
+                        preds.insert((i, t.clone(), method), v);
+                    }
+                }
+            }
+            Ok(())
+        };
+        run(&with, true, "pilot", &mut preds)?;
+        if opts.ablation {
+            run(&without, false, "lightgbm-raw", &mut preds)?;
+        }
+    }
+    for (i, p) in with.iter().enumerate() {
+        let tmp = Measurement {
+            metrics: p.physics.clone(),
+            ..p.row.clone()
+        };
+        for t in &targets {
+            if let Some(v) = metric_value(&tmp, t) {
+                preds.insert((i, t.clone(), "physics"), v);
+            }
+        }
+    }
+    // Published predictions (LLM-Pilot data, leave-one-LLM-out).
+    let mut published: BTreeMap<String, HashMap<usize, (f64, f64)>> = BTreeMap::new();
+    if let (Some(dir), GroupBy::Model) = (&opts.published, opts.group_by) {
+        match read_published(dir, &with) {
+            Ok(p) => published = p,
+            Err(e) => notes.push(format!("published predictions not used: {e}")),
+        }
+    }
+    let mut methods: Vec<String> = vec!["pilot".into(), "physics".into()];
+    if opts.ablation {
+        methods.push("lightgbm-raw".into());
+    }
+    let mut scores = Vec::new();
+    for t in &targets {
+        let pub_col = match t.as_str() {
+            "nttft_ms_per_token_p50" => Some(0),
+            "itl_ms_p50" => Some(1),
+            _ => None,
+        };
+        // Points: rows with an actual value; restricted to published points when those exist.
+        let common: Vec<usize> = (0..with.len())
+            .filter(|&i| metric_value(&with[i].row, t).is_some_and(|v| v > 0.0))
+            .filter(|&i| {
+                pub_col.is_none()
+                    || published.is_empty()
+                    || published.values().all(|m| m.contains_key(&i))
+            })
+            .collect();
+        let mut push = |method: &str, pred: &dyn Fn(usize) -> Option<f64>| {
+            let (mut a, mut p) = (Vec::new(), Vec::new());
+            for &i in &common {
+                if let Some(v) = pred(i) {
+                    a.push(metric_value(&with[i].row, t).unwrap());
+                    p.push(v);
+                }
+            }
+            let (mape, mdape, r2, sp) = score(&a, &p);
+            scores.push(Score {
+                target: t.clone(),
+                method: method.to_string(),
+                n: a.len(),
+                mape,
+                median_ape: mdape,
+                r2,
+                spearman: sp,
+            });
+        };
+        for m in &methods {
+            let key = m.as_str();
+            push(key, &|i| {
+                preds.get(&(i, t.clone(), static_method(key))).copied()
+            });
+        }
+        if let Some(c) = pub_col {
+            for (name, m) in &published {
+                push(&format!("{name} (published)"), &|i| {
+                    m.get(&i).map(|v| if c == 0 { v.0 } else { v.1 })
+                });
+            }
+        }
+    }
+    // Tensor parallelism: median APE by GPU count.
+    let mut by_tp = Vec::new();
+    for t in &targets {
+        let counts: BTreeSet<u32> = with.iter().map(|p| p.row.gpu_count).collect();
+        for c in counts {
+            let (mut ap, mut aph) = (Vec::new(), Vec::new());
+            for (i, p) in with
+                .iter()
+                .enumerate()
+                .filter(|(_, p)| p.row.gpu_count == c)
+            {
+                let Some(a) = metric_value(&p.row, t).filter(|v| *v > 0.0) else {
+                    continue;
+                };
+                if let (Some(x), Some(y)) = (
+                    preds.get(&(i, t.clone(), "pilot")),
+                    preds.get(&(i, t.clone(), "physics")),
+                ) {
+                    ap.push((x - a).abs() / a * 100.0);
+                    aph.push((y - a).abs() / a * 100.0);
+                }
+            }
+            if ap.is_empty() {
+                continue;
+            }
+            let med = |v: &mut Vec<f64>| {
+                v.sort_by(f64::total_cmp);
+                pilot_core::metrics::percentile_sorted(v, 50.0)
+            };
+            by_tp.push(TpScore {
+                target: t.clone(),
+                gpu_count: c,
+                n: ap.len(),
+                pilot_median_ape: med(&mut ap),
+                physics_median_ape: med(&mut aph),
+            });
+        }
+    }
+    notes.insert(
+        0,
+        format!(
+            "{} usable rows, {} {} groups",
+            with.len(),
+            groups.len(),
+            opts.group_by.name()
+        ),
+    );
+    Ok(EvalReport {
+        group_by: opts.group_by,
+        groups: groups.len(),
+        scores,
+        by_tp,
+        notes,
+    })
+}
+
+fn static_method(m: &str) -> &'static str {
+    match m {
+        "pilot" => "pilot",
+        "physics" => "physics",
+        _ => "lightgbm-raw",
+    }
+}
+
+/// Reads `predictions_<method>.csv` files and maps them to prepared rows:
+/// method → row index → (nTTFT, ITL) predictions.
+fn read_published(
+    dir: &Path,
+    rows: &[Prepared],
+) -> Result<BTreeMap<String, HashMap<usize, (f64, f64)>>, String> {
+    let models = ModelCatalog::builtin();
+    let gpus = GpuCatalog::builtin();
+    let mut gpu_names: HashMap<String, String> = HashMap::new();
+    for (name, mem, bw, sxm) in pilot_characterize::import::llm_pilot::DOCUMENTED_GPUS {
+        let c = gpus
+            .resolve_documented(
+                name,
+                pilot_core::units::Gigabytes(mem),
+                pilot_core::units::GigabytesPerSec(bw),
+                Some(sxm),
+            )
+            .map_err(|e| e.to_string())?;
+        gpu_names.insert(name.to_string(), c.spec.name.clone());
+    }
+    let index: HashMap<(String, String, u32, u32), usize> = rows
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            Some((
+                (
+                    p.row.model.clone(),
+                    p.row.gpu.clone(),
+                    p.row.gpu_count,
+                    p.row.users?,
+                ),
+                i,
+            ))
+        })
+        .collect();
+    let mut out = BTreeMap::new();
+    let entries = std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut files: Vec<PathBuf> = entries.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    files.sort();
+    for f in files {
+        let Some(method) = f
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(|n| n.strip_prefix("predictions_"))
+            .and_then(|n| n.strip_suffix(".csv"))
+        else {
+            continue;
+        };
+        let mut rdr = csv::Reader::from_path(&f).map_err(|e| format!("{}: {e}", f.display()))?;
+        let h = rdr.headers().map_err(|e| e.to_string())?.clone();
+        let col = |n: &str| {
+            h.iter()
+                .position(|x| x == n)
+                .ok_or_else(|| format!("{}: no column {n}", f.display()))
+        };
+        let (cm, cg, cu, cn, ci) = (
+            col("model")?,
+            col("gpu")?,
+            col("num_users")?,
+            col("prediction_median_nttft")?,
+            col("prediction_median_itl")?,
+        );
+        let mut map = HashMap::new();
+        for rec in rdr.records() {
+            let rec = rec.map_err(|e| e.to_string())?;
+            let Ok(m) = models.resolve(&rec[cm]) else {
+                continue;
+            };
+            let Some((count, g)) = rec[cg].split_once(" x ") else {
+                continue;
+            };
+            let (Ok(count), Some(g)) = (count.trim().parse::<u32>(), gpu_names.get(g.trim()))
+            else {
+                continue;
+            };
+            let Ok(users) = rec[cu].parse::<u32>() else {
+                continue;
+            };
+            let (Ok(n), Ok(it)) = (rec[cn].parse::<f64>(), rec[ci].parse::<f64>()) else {
+                continue;
+            };
+            if let Some(&i) = index.get(&(m.id.clone(), g.clone(), count, users)) {
+                map.insert(i, (n, it));
+            }
+        }
+        out.insert(method.to_string(), map);
+    }
+    Ok(out)
+}
+
+impl EvalReport {
+    /// A printable table: one line per target and method.
+    pub fn table(&self) -> String {
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "leave-one-{}-out over {} groups",
+            self.group_by.name(),
+            self.groups
+        );
+        let _ = writeln!(
+            s,
+            "{:<26} {:<26} {:>5} {:>9} {:>9} {:>7} {:>8}",
+            "target", "method", "n", "MAPE%", "MdAPE%", "R2", "Spearman"
+        );
+        for x in &self.scores {
+            let _ = writeln!(
+                s,
+                "{:<26} {:<26} {:>5} {:>9.1} {:>9.1} {:>7.3} {:>8.3}",
+                x.target, x.method, x.n, x.mape, x.median_ape, x.r2, x.spearman
+            );
+        }
+        if !self.by_tp.is_empty() {
+            let _ = writeln!(s, "\nmedian APE by GPU count (tensor-parallel size)");
+            let _ = writeln!(
+                s,
+                "{:<26} {:>5} {:>5} {:>12} {:>14}",
+                "target", "TP", "n", "pilot MdAPE%", "physics MdAPE%"
+            );
+            for x in &self.by_tp {
+                let _ = writeln!(
+                    s,
+                    "{:<26} {:>5} {:>5} {:>12.1} {:>14.1}",
+                    x.target, x.gpu_count, x.n, x.pilot_median_ape, x.physics_median_ape
+                );
+            }
+        }
+        for n in &self.notes {
+            let _ = writeln!(s, "note: {n}");
+        }
+        s
+    }
+
+    /// The scores as CSV text.
+    pub fn to_csv(&self) -> String {
+        let mut s = String::from("group_by,target,method,n,mape_pct,median_ape_pct,r2,spearman\n");
+        for x in &self.scores {
+            let _ = writeln!(
+                s,
+                "{},{},{},{},{:.3},{:.3},{:.4},{:.4}",
+                self.group_by.name(),
+                x.target,
+                x.method,
+                x.n,
+                x.mape,
+                x.median_ape,
+                x.r2,
+                x.spearman
+            );
+        }
+        s
+    }
+
+    /// The score of one target and method.
+    pub fn get(&self, target: &str, method: &str) -> Option<&Score> {
+        self.scores
+            .iter()
+            .find(|s| s.target == target && s.method == method)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scores_are_right_on_small_cases() {
+        let (mape, md, r2, sp) = score(&[1.0, 2.0, 4.0], &[1.0, 2.0, 4.0]);
+        assert_eq!((mape, md, r2, sp), (0.0, 0.0, 1.0, 1.0));
+        let (mape, md, _, sp) = score(&[1.0, 2.0, 4.0], &[2.0, 3.0, 5.0]);
+        assert!((mape - (100.0 + 50.0 + 25.0) / 3.0).abs() < 1e-9);
+        assert_eq!(md, 50.0);
+        assert!((sp - 1.0).abs() < 1e-12);
+        assert!((spearman(&[1.0, 2.0, 3.0], &[3.0, 2.0, 1.0]) + 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn leave_one_llm_out_on_llm_pilot_reports_numbers() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../datasets/predictor/llm-pilot.csv");
+        let rows =
+            pilot_core::schema::read_measurements(&p).expect("datasets/predictor/llm-pilot.csv");
+        let published = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../shared/data/llm-pilot/published");
+        let opts = EvalOptions {
+            group_by: GroupBy::Model,
+            train: TrainOptions {
+                num_iterations: 60,
+                ..TrainOptions::default()
+            },
+            targets: Some(vec![
+                "nttft_ms_per_token_p50".into(),
+                "itl_ms_p50".into(),
+                "output_throughput_tok_s".into(),
+            ]),
+            published: published.exists().then_some(published),
+            ablation: true,
+        };
+        let r = leave_one_group_out(&rows, &opts).unwrap();
+        println!("{}", r.table());
+        assert_eq!(r.groups, 10);
+        for m in ["pilot", "physics", "lightgbm-raw"] {
+            for t in [
+                "nttft_ms_per_token_p50",
+                "itl_ms_p50",
+                "output_throughput_tok_s",
+            ] {
+                let s = r
+                    .get(t, m)
+                    .unwrap_or_else(|| panic!("no score for {t} / {m}"));
+                assert!(
+                    s.n > 400 && s.mape.is_finite() && s.median_ape.is_finite(),
+                    "{s:?}"
+                );
+            }
+        }
+        if opts.published.is_some() {
+            let s = r
+                .get("itl_ms_p50", "LLM-Pilot (published)")
+                .expect("published LLM-Pilot scores");
+            assert!(s.n > 400, "{s:?}");
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The feature vector of a scenario: architecture, hardware, engine, workload and (optionally)
+//! the physics model's estimate and its parts.
+//!
+//! Sizes, rates and times enter as logarithms: the trees then split on ratios, and the
+//! physics features (dimensionless fractions and log-times) let a correction learned on a
+//! 7B model on an A100 apply to a 70B model on an H100 with the same compute-to-memory
+//! balance.
+
+use crate::physics::Estimate;
+use crate::scenario::{Load, Scenario};
+
+/// Engines with a one-hot column; any other engine (or none) has all zeros.
+pub const ENGINES: [&str; 5] = ["tgis", "vllm", "tensorrt-llm", "deepspeed-mii", "llama.cpp"];
+
+/// Names of the features without physics, in vector order.
+pub fn base_names() -> Vec<String> {
+    let mut v: Vec<String> = [
+        "mode_open",
+        "mode_offline",
+        "log_load",
+        "log_input_tokens",
+        "log_output_tokens",
+        "log_params_total",
+        "log_params_active",
+        "is_moe",
+        "is_encoder_decoder",
+        "layers",
+        "log_hidden",
+        "kv_heads_over_heads",
+        "log_kv_bytes_per_token",
+        "weight_bytes_per_param",
+        "log_memory_bandwidth",
+        "log_peak_tflops",
+        "log_memory_gb",
+        "log_link_bandwidth",
+        "gpu_count",
+        "is_pcie",
+        "is_nvidia",
+    ]
+    .map(String::from)
+    .to_vec();
+    v.extend(ENGINES.iter().map(|e| format!("engine_{e}")));
+    v
+}
+
+/// Names of the physics features, appended after [`base_names`] when physics is used.
+pub fn physics_names() -> Vec<String> {
+    [
+        "phys_log_decode_step_ms",
+        "phys_log_decode_step1_ms",
+        "phys_log_prefill_ms",
+        "phys_log_max_batch",
+        "phys_log_in_flight",
+        "phys_log_load_ratio",
+        "phys_comm_fraction",
+        "phys_overhead_fraction",
+        "phys_log_compute_to_memory",
+        "phys_weight_memory_fraction",
+        "phys_prefill_gap_fraction",
+        "phys_log_ttft_ms",
+        "phys_log_itl_ms",
+        "phys_log_e2e_ms",
+        "phys_log_output_tok_s",
+    ]
+    .map(String::from)
+    .to_vec()
+}
+
+/// Index of the load feature (monotone constraints apply to it).
+pub const LOAD_FEATURE: usize = 2;
+
+fn ln(x: f64) -> f64 {
+    x.max(1e-12).ln()
+}
+
+/// Appends the feature vector of `s` to `out` (with the physics block when `e` is given).
+pub fn push(out: &mut Vec<f64>, s: &Scenario, e: Option<&Estimate>) {
+    let m = &s.model;
+    let g = &s.gpu;
+    let engine = s.engine.as_deref().unwrap_or("");
+    out.extend([
+        matches!(s.load, Load::Rate(_)) as u8 as f64,
+        matches!(s.load, Load::Batch(_)) as u8 as f64,
+        ln(s.load.level()),
+        ln(s.input_tokens.0 as f64),
+        ln(s.output_tokens.0 as f64),
+        ln(m.params_total().0),
+        ln(m.params_active().0),
+        (m.experts > 1) as u8 as f64,
+        m.encoder_decoder as u8 as f64,
+        (m.layers + m.encoder_layers) as f64,
+        ln(m.hidden as f64),
+        m.kv_heads / m.heads.max(1) as f64,
+        ln(m.kv_cache_bytes_per_token(s.kv_dtype()).0),
+        s.quantization.bytes(),
+        ln(g.memory_bandwidth.0),
+        ln(g.peak(s.quantization)
+            .or(g.peak(pilot_core::units::Dtype::F16))
+            .map_or(1.0, |t| t.0)),
+        ln(g.memory.0),
+        ln(g.intra_node_bandwidth.0),
+        s.gpu_count as f64,
+        g.is_pcie_card() as u8 as f64,
+        (g.vendor == "NVIDIA") as u8 as f64,
+    ]);
+    out.extend(
+        ENGINES
+            .iter()
+            .map(|x| (engine.eq_ignore_ascii_case(x)) as u8 as f64),
+    );
+    if let Some(e) = e {
+        out.extend([
+            ln(e.decode_step_ms),
+            ln(e.decode_step1_ms),
+            ln(e.prefill_ms),
+            ln(e.max_batch),
+            ln(e.in_flight),
+            ln(e.load_ratio),
+            e.comm_fraction,
+            e.overhead_fraction,
+            ln(e.compute_to_memory),
+            e.weight_memory_fraction,
+            e.prefill_gap_fraction,
+            ln(e.ttft_ms),
+            ln(e.itl_mean_ms),
+            ln(e.e2e_ms),
+            ln(e.output_tok_s),
+        ]);
+    }
+}

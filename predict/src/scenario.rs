@@ -1,0 +1,406 @@
+//! Scenarios (what to predict) and predictions (what comes back), and their CSV files.
+//!
+//! A scenario file has the columns `model, gpu, gpu_count, mode` and one load column for the
+//! mode (`users` for closed, `rate_rps` for open, `batch_size` for offline), then
+//! `input_tokens, output_tokens`, and optionally `engine` and `quantization`. A prediction file
+//! repeats those columns and adds the schema's metric columns (the same names as a
+//! measurement file), `<metric>_lower` / `<metric>_upper` for each predicted target,
+//! `out_of_domain`, `fits`, `max_batch`, `kv_cache_tokens` and `does_not_fit_reason`.
+
+use crate::PredictError;
+use pilot_core::gpu::{GpuCatalog, GpuSpec};
+use pilot_core::llm::{LlmSpec, ModelCatalog};
+use pilot_core::metrics::Summary;
+use pilot_core::schema::{Measurement, Mode, metric_columns, metric_value};
+use pilot_core::units::{Dtype, RequestsPerSec, Tokens};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// How load is offered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Load {
+    /// Closed loop: this many users, each sending its next request when the last ends.
+    Users(u32),
+    /// Open loop: Poisson arrivals at this rate.
+    Rate(RequestsPerSec),
+    /// One static batch of this many requests.
+    Batch(u32),
+}
+
+impl Load {
+    pub fn mode(&self) -> Mode {
+        match self {
+            Load::Users(_) => Mode::Closed,
+            Load::Rate(_) => Mode::Open,
+            Load::Batch(_) => Mode::Offline,
+        }
+    }
+
+    /// The load as one number (users, requests per second, or batch size).
+    pub fn level(&self) -> f64 {
+        match self {
+            Load::Users(u) | Load::Batch(u) => *u as f64,
+            Load::Rate(r) => r.0,
+        }
+    }
+}
+
+/// One operating point to predict: an LLM on `gpu_count` GPUs (tensor-parallel) under a load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scenario {
+    pub model: LlmSpec,
+    pub gpu: GpuSpec,
+    /// GPUs, all used as one tensor-parallel group.
+    pub gpu_count: u32,
+    /// Serving engine (`vllm`, `tgis`, `tensorrt-llm`, ...); `None` = unknown.
+    pub engine: Option<String>,
+    /// Weight format served.
+    pub quantization: Dtype,
+    /// KV-cache format; `None` = fp8 when the weights are fp8, else the 16-bit type.
+    pub kv_cache: Option<Dtype>,
+    pub load: Load,
+    /// Mean input (prompt) tokens per request.
+    pub input_tokens: Tokens,
+    /// Mean output tokens per request.
+    pub output_tokens: Tokens,
+}
+
+/// The 16-bit type a model is served in when nothing says otherwise: bf16 checkpoints stay
+/// bf16, everything else (fp16, and fp32 checkpoints, which engines cast down) runs fp16.
+pub fn default_dtype(m: &LlmSpec) -> Dtype {
+    if m.dtype == Dtype::Bf16 {
+        Dtype::Bf16
+    } else {
+        Dtype::F16
+    }
+}
+
+impl Scenario {
+    /// A scenario with the model's default 16-bit dtype and no engine.
+    pub fn new(
+        model: LlmSpec,
+        gpu: GpuSpec,
+        gpu_count: u32,
+        load: Load,
+        input: Tokens,
+        output: Tokens,
+    ) -> Scenario {
+        Scenario {
+            quantization: default_dtype(&model),
+            model,
+            gpu,
+            gpu_count,
+            engine: None,
+            kv_cache: None,
+            load,
+            input_tokens: input,
+            output_tokens: output,
+        }
+    }
+
+    /// The KV-cache dtype in effect.
+    pub fn kv_dtype(&self) -> Dtype {
+        self.kv_cache.unwrap_or(match self.quantization {
+            Dtype::Fp8 => Dtype::Fp8,
+            Dtype::Bf16 => Dtype::Bf16,
+            _ => Dtype::F16,
+        })
+    }
+
+    /// The scenario's identifying columns as a measurement row (no metrics).
+    pub fn to_row(&self, source: &str) -> Measurement {
+        let engine = self.engine.as_deref().unwrap_or("");
+        let mut r = Measurement::new(
+            &self.model.id,
+            &self.gpu.name,
+            self.gpu_count,
+            engine,
+            self.load.mode(),
+        );
+        match self.load {
+            Load::Users(u) => r.users = Some(u),
+            Load::Rate(x) => r.rate = Some(x),
+            Load::Batch(b) => r.batch_size = Some(b),
+        }
+        r.quantization = Some(self.quantization);
+        r.metrics.input_tokens_mean = Some(self.input_tokens.0 as f64);
+        r.metrics.output_tokens_mean = Some(self.output_tokens.0 as f64);
+        r.source = source.to_string();
+        r
+    }
+
+    /// The scenario a measurement row describes (its model, GPUs, engine, load and mean
+    /// lengths). Fails when the model or GPU is not in the catalogs or the load is missing.
+    pub fn from_row(row: &Measurement, cache: &mut Resolver) -> Result<Scenario, PredictError> {
+        let model = cache.model(&row.model)?;
+        let gpu = cache.gpu(&row.gpu)?;
+        let load = match row.mode {
+            Mode::Closed => Load::Users(row.users.ok_or_else(|| missing(row, "users"))?),
+            Mode::Open => Load::Rate(row.rate.ok_or_else(|| missing(row, "rate_rps"))?),
+            Mode::Offline => Load::Batch(row.batch_size.ok_or_else(|| missing(row, "batch_size"))?),
+        };
+        let len = |v: Option<f64>, what: &str| {
+            v.filter(|x| x.is_finite() && *x > 0.0)
+                .map(|x| Tokens(x.round().max(1.0) as u64))
+                .ok_or_else(|| missing(row, what))
+        };
+        let mut s = Scenario::new(
+            model,
+            gpu,
+            row.gpu_count,
+            load,
+            len(row.metrics.input_tokens_mean, "input_tokens_mean")?,
+            len(row.metrics.output_tokens_mean, "output_tokens_mean")?,
+        );
+        if let Some(q) = row.quantization {
+            s.quantization = q;
+        }
+        s.engine = (!row.engine.is_empty()).then(|| row.engine.clone());
+        Ok(s)
+    }
+}
+
+fn missing(row: &Measurement, what: &str) -> PredictError {
+    PredictError::Scenario(format!(
+        "row {} on {} x {} ({} mode) has no {what}",
+        row.model, row.gpu_count, row.gpu, row.mode
+    ))
+}
+
+/// Resolves model and GPU names once each (the catalogs' fuzzy matching is not free).
+#[derive(Default)]
+pub struct Resolver {
+    models: HashMap<String, LlmSpec>,
+    gpus: HashMap<String, GpuSpec>,
+}
+
+impl Resolver {
+    pub fn model(&mut self, name: &str) -> Result<LlmSpec, PredictError> {
+        if let Some(m) = self.models.get(name) {
+            return Ok(m.clone());
+        }
+        let m = ModelCatalog::builtin().resolve(name)?;
+        self.models.insert(name.to_string(), m.clone());
+        Ok(m)
+    }
+    pub fn gpu(&mut self, name: &str) -> Result<GpuSpec, PredictError> {
+        if let Some(g) = self.gpus.get(name) {
+            return Ok(g.clone());
+        }
+        let g = GpuCatalog::builtin().resolve(name)?.clone();
+        self.gpus.insert(name.to_string(), g.clone());
+        Ok(g)
+    }
+}
+
+/// Whether a configuration can run at all.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Fit {
+    /// It runs: the KV cache holds this many tokens and this many sequences fit a batch.
+    Fits {
+        kv_cache_tokens: Tokens,
+        max_batch: u32,
+    },
+    /// It cannot run, and why (with the numbers).
+    DoesNotFit { reason: String },
+}
+
+/// A predicted operating point.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    /// The scenario as a row with the predicted metrics filled (TTFT, nTTFT, ITL, TPOT, E2E
+    /// statistics and throughputs); `max_batch` is the predicted batch budget.
+    pub row: Measurement,
+    /// Lower and upper ends of the prediction interval (90% by default), per metric.
+    pub lower: Summary,
+    pub upper: Summary,
+    /// The scenario lies outside what the predictor was trained on (an unseen engine, or a
+    /// model size, GPU, load or length beyond the training ranges): trust the interval less.
+    pub out_of_domain: bool,
+    pub fit: Fit,
+}
+
+/// Reads a scenario CSV (see the module doc for the columns).
+pub fn read_scenarios(path: &Path) -> Result<Vec<Scenario>, PredictError> {
+    let p = path.display().to_string();
+    let io = |reason: String| PredictError::Io {
+        path: p.clone(),
+        reason,
+    };
+    let mut rdr = csv::Reader::from_path(path).map_err(|e| io(e.to_string()))?;
+    let headers = rdr.headers().map_err(|e| io(e.to_string()))?.clone();
+    let col = |name: &str| headers.iter().position(|h| h.trim() == name);
+    for required in ["model", "gpu", "input_tokens", "output_tokens"] {
+        if col(required).is_none() {
+            return Err(io(format!(
+                "no column '{required}'; a scenario file needs model, gpu, gpu_count, mode, users | rate_rps | batch_size, input_tokens, output_tokens (engine and quantization optional)"
+            )));
+        }
+    }
+    let mut resolver = Resolver::default();
+    let mut out = Vec::new();
+    for (i, rec) in rdr.records().enumerate() {
+        let rec = rec.map_err(|e| io(e.to_string()))?;
+        let line = i + 2;
+        let get = |name: &str| {
+            col(name)
+                .and_then(|c| rec.get(c))
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+        };
+        let bad = |what: &str, v: &str| io(format!("line {line}: {what} '{v}' is not valid"));
+        let num = |name: &str| -> Result<Option<f64>, PredictError> {
+            match get(name) {
+                None => Ok(None),
+                Some(v) => v.parse::<f64>().map(Some).map_err(|_| bad(name, v)),
+            }
+        };
+        let model = resolver.model(get("model").unwrap_or_default())?;
+        let gpu = resolver.gpu(get("gpu").unwrap_or_default())?;
+        let count = num("gpu_count")?.unwrap_or(1.0).max(1.0) as u32;
+        let mode = match get("mode") {
+            Some(m) => Some(
+                m.parse::<Mode>()
+                    .map_err(|e| io(format!("line {line}: {e}")))?,
+            ),
+            None => None,
+        };
+        let users = num("users")?;
+        let rate = num("rate_rps")?;
+        let batch = num("batch_size")?;
+        let load = match (mode, users, rate, batch) {
+            (Some(Mode::Closed) | None, Some(u), _, _) => Load::Users(u as u32),
+            (Some(Mode::Open) | None, _, Some(r), _) => Load::Rate(RequestsPerSec(r)),
+            (Some(Mode::Offline) | None, _, _, Some(b)) => Load::Batch(b as u32),
+            (m, ..) => {
+                return Err(io(format!(
+                    "line {line}: mode {} needs its load column (users for closed, rate_rps for open, batch_size for offline)",
+                    m.map_or("(none)".into(), |m| m.to_string())
+                )));
+            }
+        };
+        let tokens = |name: &str| -> Result<Tokens, PredictError> {
+            num(name)?
+                .filter(|v| *v >= 1.0)
+                .map(|v| Tokens(v.round() as u64))
+                .ok_or_else(|| bad(name, get(name).unwrap_or("")))
+        };
+        let mut s = Scenario::new(
+            model,
+            gpu,
+            count,
+            load,
+            tokens("input_tokens")?,
+            tokens("output_tokens")?,
+        );
+        s.engine = get("engine").map(str::to_string);
+        if let Some(q) = get("quantization") {
+            s.quantization = q
+                .parse::<Dtype>()
+                .map_err(|e| io(format!("line {line}: {e}")))?;
+        }
+        out.push(s);
+    }
+    Ok(out)
+}
+
+/// Writes predictions (see the module doc for the columns). `targets` are the metric columns
+/// that carry intervals.
+pub fn write_predictions(
+    preds: &[Prediction],
+    targets: &[String],
+    path: &Path,
+) -> Result<(), PredictError> {
+    let p = path.display().to_string();
+    let io = |reason: String| PredictError::Io {
+        path: p.clone(),
+        reason,
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| io(e.to_string()))?;
+    }
+    let mut w = csv::Writer::from_path(path).map_err(|e| io(e.to_string()))?;
+    let metrics = metric_columns();
+    let mut header: Vec<String> = [
+        "model",
+        "gpu",
+        "gpu_count",
+        "engine",
+        "quantization",
+        "mode",
+        "users",
+        "rate_rps",
+        "batch_size",
+        "input_tokens",
+        "output_tokens",
+    ]
+    .map(String::from)
+    .to_vec();
+    header.extend(metrics.iter().cloned());
+    for t in targets {
+        header.push(format!("{t}_lower"));
+        header.push(format!("{t}_upper"));
+    }
+    header.extend(
+        [
+            "out_of_domain",
+            "fits",
+            "max_batch",
+            "kv_cache_tokens",
+            "does_not_fit_reason",
+        ]
+        .map(String::from),
+    );
+    w.write_record(&header).map_err(|e| io(e.to_string()))?;
+    let opt = |v: Option<f64>| v.map(|x| format!("{x:.6}")).unwrap_or_default();
+    for pr in preds {
+        let r = &pr.row;
+        let mut rec = vec![
+            r.model.clone(),
+            r.gpu.clone(),
+            r.gpu_count.to_string(),
+            r.engine.clone(),
+            r.quantization.map(|q| q.to_string()).unwrap_or_default(),
+            r.mode.to_string(),
+            r.users.map(|u| u.to_string()).unwrap_or_default(),
+            r.rate.map(|x| x.0.to_string()).unwrap_or_default(),
+            r.batch_size.map(|u| u.to_string()).unwrap_or_default(),
+            opt(r.metrics.input_tokens_mean),
+            opt(r.metrics.output_tokens_mean),
+        ];
+        rec.extend(metrics.iter().map(|c| opt(metric_value(r, c))));
+        let lo = Measurement {
+            metrics: pr.lower.clone(),
+            ..r.clone()
+        };
+        let hi = Measurement {
+            metrics: pr.upper.clone(),
+            ..r.clone()
+        };
+        for t in targets {
+            rec.push(opt(metric_value(&lo, t)));
+            rec.push(opt(metric_value(&hi, t)));
+        }
+        let (fits, mb, kv, reason) = match &pr.fit {
+            Fit::Fits {
+                kv_cache_tokens,
+                max_batch,
+            } => (
+                "true",
+                max_batch.to_string(),
+                kv_cache_tokens.0.to_string(),
+                String::new(),
+            ),
+            Fit::DoesNotFit { reason } => ("false", String::new(), String::new(), reason.clone()),
+        };
+        rec.extend([
+            pr.out_of_domain.to_string(),
+            fits.to_string(),
+            mb,
+            kv,
+            reason,
+        ]);
+        w.write_record(&rec).map_err(|e| io(e.to_string()))?;
+    }
+    w.flush().map_err(|e| io(e.to_string()))
+}

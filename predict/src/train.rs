@@ -1,0 +1,800 @@
+//! Training the predictor, and predicting with it.
+//!
+//! One LightGBM regressor per target column. With physics (the default) the label is
+//! `ln(measured / physics)`, the correction factor's logarithm, and the features include the
+//! physics estimate's parts; without physics (the ablation `eval` reports) the label is
+//! `ln(measured)` on architecture, hardware, engine and workload features only.
+//!
+//! - **Monotone constraints**: latency corrections are non-decreasing in the load (users,
+//!   rate or batch size). The physics estimate is itself monotone in load (tested in
+//!   `physics`), so the product is too: more users never predict a lower latency.
+//! - **Intervals**: cross-conformal over LLMs. The rows are split into `conformal_folds`
+//!   groups *by model*; each fold's rows are predicted by a model trained without that LLM, and
+//!   the (1 − coverage)/2 and (1 + coverage)/2 quantiles of those log-residuals become the
+//!   interval around every prediction. They describe the error on an LLM never measured, which
+//!   is the question pilot answers.
+//! - **Out of domain**: a scenario whose engine or mode was never seen, or whose load, lengths,
+//!   model size, GPU count, bandwidth or peak lie outside the training range (by more than
+//!   10%), is flagged.
+//! - **Determinism**: LightGBM runs with `deterministic`, `force_row_wise`, a fixed thread count
+//!   and the seed; folds come from the seed too. Same data + same seed = same file.
+//!
+//! Training rows: a row is skipped (and counted in [`Predictor::notes`]) when it is flagged
+//! `implausible_latency` (faster than the memory-bandwidth floor) or
+//! `throughput_latency_mismatch` (llama.cpp rows of LLM-Inference-Bench: their latency falls as
+//! the batch grows and their throughput is one sequence's, so they are not batch latencies);
+//! when most of its requests failed (out-of-memory runs on small GPUs: the surviving requests
+//! are not the operating point); or when its model or GPU is not in the catalogs.
+
+use crate::features;
+use crate::gbdt::Ensemble;
+use crate::physics::{Estimate, PhysicsModel, PhysicsParams};
+use crate::scenario::{Fit, Prediction, Resolver, Scenario};
+use crate::{LatencyModel, PredictError};
+use pilot_core::metrics::Summary;
+use pilot_core::schema::{Measurement, metric_value, set_metric_value};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// The shipped predictor, trained by `pilot train` on the public data (datasets/README.md).
+const SHIPPED: &str = include_str!("../../datasets/predictor/predictor.json");
+
+/// Version of the predictor file format.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// Every target pilot can learn, in output order. A dataset trains those it has values for.
+pub fn all_targets() -> Vec<String> {
+    let mut t = Vec::new();
+    for m in ["ttft_ms", "nttft_ms_per_token", "itl_ms", "e2e_ms"] {
+        for s in ["p50", "p90", "p95", "p99"] {
+            t.push(format!("{m}_{s}"));
+        }
+    }
+    t.push("output_throughput_tok_s".into());
+    t.push("total_throughput_tok_s".into());
+    t
+}
+
+fn is_latency(target: &str) -> bool {
+    !target.contains("throughput")
+}
+
+/// Training settings. `Default` is what the shipped predictor uses.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainOptions {
+    pub seed: u64,
+    /// Learn corrections to physics (true) or raw values from raw features (false).
+    pub use_physics: bool,
+    pub num_iterations: u32,
+    pub learning_rate: f64,
+    pub num_leaves: u32,
+    pub min_data_in_leaf: u32,
+    /// Folds (grouped by LLM) for conformal intervals; 0 or 1 = no held-out residuals
+    /// (intervals then come from training residuals and are too narrow).
+    pub conformal_folds: u32,
+    /// Interval coverage (0.9 = 5th to 95th percentile of held-out residuals).
+    pub coverage: f64,
+    /// LightGBM threads.
+    pub threads: u32,
+    /// Targets to train; `None` = every target in [`all_targets`] with at least
+    /// `min_rows` values.
+    pub targets: Option<Vec<String>>,
+    pub min_rows: usize,
+    pub physics: PhysicsParams,
+}
+
+impl Default for TrainOptions {
+    fn default() -> Self {
+        TrainOptions {
+            seed: 42,
+            use_physics: true,
+            num_iterations: 150,
+            learning_rate: 0.08,
+            num_leaves: 15,
+            min_data_in_leaf: 8,
+            conformal_folds: 5,
+            coverage: 0.9,
+            threads: 2,
+            targets: None,
+            min_rows: 30,
+            physics: PhysicsParams::default(),
+        }
+    }
+}
+
+/// One target's model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TargetModel {
+    pub target: String,
+    pub ensemble: Ensemble,
+    /// Interval ends as log-residual quantiles.
+    pub lower: f64,
+    pub upper: f64,
+    pub rows: usize,
+}
+
+/// The training domain, for the out-of-domain flag.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+pub struct Domain {
+    /// (feature index, min, max) of the checked features.
+    pub ranges: Vec<(usize, f64, f64)>,
+    pub engines: BTreeSet<String>,
+    pub modes: BTreeSet<String>,
+}
+
+/// Features checked for the domain (log-scale ones; 10% = 0.1 in log units is allowed).
+const DOMAIN_FEATURES: [&str; 7] = [
+    "log_load",
+    "log_input_tokens",
+    "log_output_tokens",
+    "log_params_active",
+    "log_memory_bandwidth",
+    "log_peak_tflops",
+    "gpu_count",
+];
+
+/// A trained predictor: physics + one LightGBM correction per target.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Predictor {
+    pub format_version: u32,
+    pub options: TrainOptions,
+    pub feature_names: Vec<String>,
+    pub targets: Vec<TargetModel>,
+    pub domain: Domain,
+    /// What it was trained on, and what was skipped.
+    pub notes: Vec<String>,
+}
+
+/// A dataset row turned into a scenario, its physics estimate and features.
+pub(crate) struct Prepared {
+    pub row: Measurement,
+    pub scenario: Scenario,
+    pub estimate: Estimate,
+    pub physics: Summary,
+    pub features: Vec<f64>,
+}
+
+/// Why a row is not used for training or evaluation; `None` if it is usable.
+pub fn exclusion_reason(r: &Measurement) -> Option<&'static str> {
+    if r.has_flag("implausible_latency") {
+        return Some("flagged implausible_latency");
+    }
+    if r.has_flag("throughput_latency_mismatch") {
+        return Some("flagged throughput_latency_mismatch (llama.cpp: not batch latencies)");
+    }
+    let (ok, failed) = (r.metrics.requests_ok, r.metrics.requests_failed);
+    if failed > 0 && failed >= ok {
+        return Some("most requests failed (out of memory or timeouts)");
+    }
+    None
+}
+
+/// Prepares rows for training or evaluation; returns them and notes on skipped rows.
+pub(crate) fn prepare(
+    rows: &[Measurement],
+    physics: &PhysicsModel,
+    use_physics: bool,
+) -> (Vec<Prepared>, Vec<String>) {
+    let mut out = Vec::new();
+    let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
+    let mut resolver = Resolver::default();
+    for r in rows {
+        if let Some(why) = exclusion_reason(r) {
+            *skipped.entry(why.to_string()).or_default() += 1;
+            continue;
+        }
+        let s = match Scenario::from_row(r, &mut resolver) {
+            Ok(s) => s,
+            Err(e) => {
+                *skipped.entry(format!("not a scenario: {e}")).or_default() += 1;
+                continue;
+            }
+        };
+        let Ok((e, fit)) = physics.estimate(&s) else {
+            continue;
+        };
+        if let Fit::DoesNotFit { .. } = fit {
+            *skipped
+                .entry("physics says it does not fit (measured anyway)".into())
+                .or_default() += 1;
+            continue;
+        }
+        let mut f = Vec::new();
+        features::push(&mut f, &s, use_physics.then_some(&e));
+        out.push(Prepared {
+            physics: physics.summary(&s, &e),
+            row: r.clone(),
+            scenario: s,
+            estimate: e,
+            features: f,
+        });
+    }
+    let notes = skipped
+        .into_iter()
+        .map(|(k, n)| format!("{n} rows skipped: {k}"))
+        .collect();
+    (out, notes)
+}
+
+fn lgbm_params(o: &TrainOptions, target: &str, n_features: usize) -> serde_json::Value {
+    let mut mono = vec![0i32; n_features];
+    if is_latency(target) {
+        mono[features::LOAD_FEATURE] = 1;
+    }
+    serde_json::json!({
+        "objective": "regression",
+        "num_iterations": o.num_iterations,
+        "learning_rate": o.learning_rate,
+        "num_leaves": o.num_leaves,
+        "min_data_in_leaf": o.min_data_in_leaf,
+        "feature_fraction": 0.9,
+        "bagging_fraction": 0.9,
+        "bagging_freq": 1,
+        "lambda_l2": 1.0,
+        "monotone_constraints": mono,
+        "seed": o.seed,
+        "deterministic": true,
+        "force_row_wise": true,
+        "num_threads": o.threads,
+        "verbose": -1,
+    })
+}
+
+/// Trains one ensemble on (features, label) rows.
+fn fit(
+    x: &[f64],
+    y: &[f32],
+    n_features: usize,
+    params: &serde_json::Value,
+) -> Result<Ensemble, PredictError> {
+    let ds = lightgbm3::Dataset::from_slice(x, y, n_features as i32, true)
+        .map_err(|e| PredictError::LightGbm(e.to_string()))?;
+    let b =
+        lightgbm3::Booster::train(ds, params).map_err(|e| PredictError::LightGbm(e.to_string()))?;
+    let text = b
+        .save_string()
+        .map_err(|e| PredictError::LightGbm(e.to_string()))?;
+    Ensemble::from_lightgbm(&text).map_err(PredictError::LightGbm)
+}
+
+/// The label for a target: `ln(measured / physics)` or `ln(measured)`.
+fn label(p: &Prepared, target: &str, use_physics: bool) -> Option<f64> {
+    let v = metric_value(&p.row, target).filter(|v| v.is_finite() && *v > 0.0)?;
+    if use_physics {
+        let ph = physics_value(p, target)?;
+        Some((v / ph).ln())
+    } else {
+        Some(v.ln())
+    }
+}
+
+fn physics_value(p: &Prepared, target: &str) -> Option<f64> {
+    let tmp = Measurement {
+        metrics: p.physics.clone(),
+        ..p.row.clone()
+    };
+    metric_value(&tmp, target).filter(|v| v.is_finite() && *v > 0.0)
+}
+
+/// A quantile of unsorted values (linear interpolation).
+fn quantile(v: &mut [f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    pilot_core::metrics::percentile_sorted(v, q * 100.0)
+}
+
+/// A deterministic permutation from a seed (SplitMix64 + Fisher-Yates).
+pub(crate) fn shuffle<T>(v: &mut [T], seed: u64) {
+    let mut s = seed ^ 0x9E37_79B9_7F4A_7C15;
+    let mut next = || {
+        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = s;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    };
+    for i in (1..v.len()).rev() {
+        let j = (next() % (i as u64 + 1)) as usize;
+        v.swap(i, j);
+    }
+}
+
+/// Trains a predictor on measurement rows (see the module doc).
+pub fn train(rows: &[Measurement], opts: &TrainOptions) -> Result<Predictor, PredictError> {
+    let physics = PhysicsModel::new(opts.physics.clone());
+    let (prepared, mut notes) = prepare(rows, &physics, opts.use_physics);
+    train_prepared(&prepared, opts, &mut notes)
+}
+
+pub(crate) fn train_prepared(
+    prepared: &[Prepared],
+    opts: &TrainOptions,
+    notes: &mut Vec<String>,
+) -> Result<Predictor, PredictError> {
+    if prepared.is_empty() {
+        return Err(PredictError::Train(
+            "no usable rows (every row was skipped; see the notes of `pilot dataset show`)".into(),
+        ));
+    }
+    let mut feature_names = features::base_names();
+    if opts.use_physics {
+        feature_names.extend(features::physics_names());
+    }
+    let nf = feature_names.len();
+    // Folds by model, from the seed.
+    let mut models: Vec<&str> = prepared
+        .iter()
+        .map(|p| p.row.model.as_str())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    shuffle(&mut models, opts.seed);
+    let k = (opts.conformal_folds as usize).min(models.len());
+    let fold_of: BTreeMap<&str, usize> = models
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (*m, i % k.max(1)))
+        .collect();
+
+    let wanted = opts.targets.clone().unwrap_or_else(all_targets);
+    let mut targets = Vec::new();
+    for t in &wanted {
+        let idx: Vec<usize> = (0..prepared.len())
+            .filter(|&i| label(&prepared[i], t, opts.use_physics).is_some())
+            .collect();
+        if idx.len() < opts.min_rows.max(2) {
+            if opts.targets.is_some() {
+                notes.push(format!(
+                    "{t}: only {} rows with values, not trained",
+                    idx.len()
+                ));
+            }
+            continue;
+        }
+        let params = lgbm_params(opts, t, nf);
+        let xy = |ids: &[usize]| {
+            let mut x = Vec::with_capacity(ids.len() * nf);
+            let mut y = Vec::with_capacity(ids.len());
+            for &i in ids {
+                x.extend_from_slice(&prepared[i].features);
+                y.push(label(&prepared[i], t, opts.use_physics).unwrap() as f32);
+            }
+            (x, y)
+        };
+        let (x, y) = xy(&idx);
+        let ensemble = fit(&x, &y, nf, &params)?;
+        // Residuals: held out by model when there are folds, else in-sample.
+        let mut resid = Vec::with_capacity(idx.len());
+        let groups: BTreeSet<usize> = idx
+            .iter()
+            .map(|&i| fold_of[prepared[i].row.model.as_str()])
+            .collect();
+        if k >= 2 && groups.len() >= 2 {
+            for f in groups {
+                let (test, train): (Vec<usize>, Vec<usize>) = idx
+                    .iter()
+                    .partition(|&&i| fold_of[prepared[i].row.model.as_str()] == f);
+                if train.len() < opts.min_data_in_leaf as usize * 2 {
+                    continue;
+                }
+                let (xt, yt) = xy(&train);
+                let e = fit(&xt, &yt, nf, &params)?;
+                for &i in &test {
+                    resid.push(
+                        label(&prepared[i], t, opts.use_physics).unwrap()
+                            - e.predict(&prepared[i].features),
+                    );
+                }
+            }
+        } else {
+            for (j, &i) in idx.iter().enumerate() {
+                resid.push(y[j] as f64 - ensemble.predict(&prepared[i].features));
+            }
+        }
+        let a = (1.0 - opts.coverage) / 2.0;
+        let lower = quantile(&mut resid.clone(), a);
+        let upper = quantile(&mut resid, 1.0 - a);
+        targets.push(TargetModel {
+            target: t.clone(),
+            ensemble,
+            lower,
+            upper,
+            rows: idx.len(),
+        });
+    }
+    if targets.is_empty() {
+        return Err(PredictError::Train(format!(
+            "no target has {} or more rows with values among {} usable rows",
+            opts.min_rows,
+            prepared.len()
+        )));
+    }
+    // Domain.
+    let mut domain = Domain::default();
+    for name in DOMAIN_FEATURES {
+        let j = feature_names
+            .iter()
+            .position(|f| f == name)
+            .expect("domain features are base features");
+        let (lo, hi) = prepared
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+                (lo.min(p.features[j]), hi.max(p.features[j]))
+            });
+        domain.ranges.push((j, lo, hi));
+    }
+    for p in prepared {
+        domain.engines.insert(p.row.engine.to_ascii_lowercase());
+        domain.modes.insert(p.row.mode.to_string());
+    }
+    let n_models = models.len();
+    let mut gpus: Vec<String> = prepared
+        .iter()
+        .map(|p| p.row.gpu.clone())
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    gpus.dedup();
+    notes.insert(
+        0,
+        format!(
+            "trained on {} rows: {} LLMs, {} GPU types ({}), engines {}",
+            prepared.len(),
+            n_models,
+            gpus.len(),
+            gpus.join(", "),
+            domain
+                .engines
+                .iter()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    );
+    Ok(Predictor {
+        format_version: FORMAT_VERSION,
+        options: opts.clone(),
+        feature_names,
+        targets,
+        domain,
+        notes: notes.clone(),
+    })
+}
+
+impl Predictor {
+    /// The predictor shipped in the binary (`datasets/predictor/predictor.json`), parsed once.
+    pub fn shipped() -> Result<&'static Predictor, PredictError> {
+        static P: OnceLock<Result<Predictor, String>> = OnceLock::new();
+        P.get_or_init(|| Predictor::from_json(SHIPPED).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| PredictError::PredictorFile {
+                path: "(shipped) datasets/predictor/predictor.json".into(),
+                reason: e.clone(),
+            })
+    }
+
+    /// Parses a predictor file's text.
+    pub fn from_json(text: &str) -> Result<Predictor, PredictError> {
+        let bad = |reason: String| PredictError::PredictorFile {
+            path: "(text)".into(),
+            reason,
+        };
+        let p: Predictor =
+            serde_json::from_str(text).map_err(|e| bad(format!("not a pilot predictor: {e}")))?;
+        if p.format_version != FORMAT_VERSION {
+            return Err(bad(format!(
+                "format version {} but this pilot reads {FORMAT_VERSION}; retrain with `pilot train`",
+                p.format_version
+            )));
+        }
+        if p.targets.is_empty() {
+            return Err(bad(
+                "it has no trained targets; rebuild it as datasets/README.md says".into(),
+            ));
+        }
+        Ok(p)
+    }
+
+    /// Loads a predictor file written by [`Predictor::save`].
+    pub fn load(path: &Path) -> Result<Predictor, PredictError> {
+        let text = std::fs::read_to_string(path).map_err(|e| PredictError::PredictorFile {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Predictor::from_json(&text).map_err(|e| match e {
+            PredictError::PredictorFile { reason, .. } => PredictError::PredictorFile {
+                path: path.display().to_string(),
+                reason,
+            },
+            e => e,
+        })
+    }
+
+    /// Writes the predictor as JSON (compact: it is embedded in the binary).
+    pub fn save(&self, path: &Path) -> Result<(), PredictError> {
+        let io = |reason: String| PredictError::PredictorFile {
+            path: path.display().to_string(),
+            reason,
+        };
+        if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(d).map_err(|e| io(e.to_string()))?;
+        }
+        let text = serde_json::to_string(self).map_err(|e| io(e.to_string()))?;
+        std::fs::write(path, text).map_err(|e| io(e.to_string()))
+    }
+
+    /// The targets this predictor predicts (metric column names).
+    pub fn target_names(&self) -> Vec<String> {
+        self.targets.iter().map(|t| t.target.clone()).collect()
+    }
+
+    fn physics(&self) -> PhysicsModel {
+        PhysicsModel::new(self.options.physics.clone())
+    }
+
+    fn out_of_domain(&self, s: &Scenario, f: &[f64]) -> bool {
+        let engine = s.engine.as_deref().unwrap_or("").to_ascii_lowercase();
+        if !self.domain.engines.contains(&engine)
+            || !self.domain.modes.contains(s.load.mode().name())
+        {
+            return true;
+        }
+        self.domain.ranges.iter().any(|&(j, lo, hi)| {
+            let tol = if self.feature_names[j] == "gpu_count" {
+                0.0
+            } else {
+                0.1
+            };
+            f[j] < lo - tol || f[j] > hi + tol
+        })
+    }
+
+    /// Predicts from an estimate and feature vector (shared by `predict`, `predict_many` and
+    /// the evaluation).
+    pub(crate) fn finish(&self, s: &Scenario, e: &Estimate, fit: Fit, f: &[f64]) -> Prediction {
+        let physics = self.physics();
+        let mut row = s.to_row("pilot-predict:predictor");
+        row.max_batch = Some(e.max_batch as u32);
+        let phys = physics.summary(s, e);
+        let phys_row = Measurement {
+            metrics: phys.clone(),
+            ..row.clone()
+        };
+        row.metrics = phys.clone();
+        let mut lo = row.clone();
+        let mut hi = row.clone();
+        for t in &self.targets {
+            let z = t.ensemble.predict(f);
+            let base = if self.options.use_physics {
+                metric_value(&phys_row, &t.target).map(f64::ln)
+            } else {
+                Some(0.0)
+            };
+            let Some(base) = base else { continue };
+            set_metric_value(&mut row, &t.target, Some((base + z).exp()));
+            set_metric_value(&mut lo, &t.target, Some((base + z + t.lower).exp()));
+            set_metric_value(&mut hi, &t.target, Some((base + z + t.upper).exp()));
+        }
+        for r in [&mut row, &mut lo, &mut hi] {
+            harmonize(r, &phys_row, &self.targets);
+        }
+        Prediction {
+            out_of_domain: self.out_of_domain(s, f),
+            row,
+            lower: lo.metrics,
+            upper: hi.metrics,
+            fit,
+        }
+    }
+}
+
+/// Keeps a predicted row coherent: metrics without their own model (means, TPOT, request
+/// throughput) scale with their family's p50 correction, and percentiles never decrease.
+fn harmonize(r: &mut Measurement, phys: &Measurement, targets: &[TargetModel]) {
+    let trained = |c: &str| targets.iter().any(|t| t.target == c);
+    let ratio = |r: &Measurement, c: &str| match (metric_value(r, c), metric_value(phys, c)) {
+        (Some(a), Some(b)) if b > 0.0 => a / b,
+        _ => 1.0,
+    };
+    for fam in [
+        "ttft_ms",
+        "nttft_ms_per_token",
+        "itl_ms",
+        "e2e_ms",
+        "tpot_ms",
+    ] {
+        let src = if fam == "tpot_ms" {
+            "itl_ms_p50".to_string()
+        } else {
+            format!("{fam}_p50")
+        };
+        let k = ratio(r, &src);
+        let mut last = 0.0_f64;
+        for s in ["p50", "p90", "p95", "p99", "mean"] {
+            let c = format!("{fam}_{s}");
+            if let Some(v) = metric_value(r, &c) {
+                let mut v = if trained(&c) {
+                    v
+                } else {
+                    metric_value(phys, &c).unwrap_or(v) * k
+                };
+                if s != "mean" {
+                    v = v.max(last);
+                    last = v;
+                }
+                set_metric_value(r, &c, Some(v));
+            }
+        }
+    }
+    let k = ratio(r, "output_throughput_tok_s");
+    if let Some(v) = metric_value(phys, "request_throughput_rps") {
+        set_metric_value(r, "request_throughput_rps", Some(v * k));
+    }
+}
+
+impl LatencyModel for Predictor {
+    fn predict(&self, s: &Scenario) -> Result<Prediction, PredictError> {
+        let physics = self.physics();
+        let (e, fit) = physics.estimate(s)?;
+        if let Fit::DoesNotFit { .. } = fit {
+            return physics.predict(s);
+        }
+        let mut f = Vec::with_capacity(self.feature_names.len());
+        features::push(&mut f, s, self.options.use_physics.then_some(&e));
+        Ok(self.finish(s, &e, fit, &f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pilot_core::schema::read_measurements;
+
+    /// LLM-Pilot's rows as imported (shipped beside the predictor).
+    pub(crate) fn llm_pilot_rows() -> Vec<Measurement> {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/predictor/llm-pilot.csv");
+        read_measurements(&p).expect("datasets/predictor/llm-pilot.csv (see datasets/README.md)")
+    }
+
+    fn small_opts() -> TrainOptions {
+        TrainOptions {
+            num_iterations: 30,
+            conformal_folds: 3,
+            targets: Some(vec![
+                "itl_ms_p50".into(),
+                "nttft_ms_per_token_p50".into(),
+                "output_throughput_tok_s".into(),
+            ]),
+            ..TrainOptions::default()
+        }
+    }
+
+    fn subset() -> Vec<Measurement> {
+        llm_pilot_rows()
+            .into_iter()
+            .filter(|r| r.gpu_count <= 2)
+            .collect()
+    }
+
+    #[test]
+    fn training_is_deterministic_given_a_seed_and_predicts_finite_values() {
+        let rows = subset();
+        let a = train(&rows, &small_opts()).unwrap();
+        let b = train(&rows, &small_opts()).unwrap();
+        assert_eq!(a, b, "same data and seed gave different predictors");
+        let c = train(
+            &rows,
+            &TrainOptions {
+                seed: 7,
+                ..small_opts()
+            },
+        )
+        .unwrap();
+        assert_ne!(a.targets, c.targets, "the seed changes nothing");
+        let mut r = Resolver::default();
+        let s = Scenario::from_row(&rows[0], &mut r).unwrap();
+        let p1 = a.predict(&s).unwrap();
+        let p2 = b.predict(&s).unwrap();
+        assert_eq!(p1, p2);
+        for t in a.target_names() {
+            let v = metric_value(&p1.row, &t).unwrap();
+            let lo = metric_value(
+                &Measurement {
+                    metrics: p1.lower.clone(),
+                    ..p1.row.clone()
+                },
+                &t,
+            )
+            .unwrap();
+            let hi = metric_value(
+                &Measurement {
+                    metrics: p1.upper.clone(),
+                    ..p1.row.clone()
+                },
+                &t,
+            )
+            .unwrap();
+            assert!(
+                v.is_finite() && v > 0.0 && lo <= v && v <= hi,
+                "{t}: {lo} <= {v} <= {hi}"
+            );
+        }
+    }
+
+    #[test]
+    fn save_load_round_trips_exactly() {
+        let p = train(&subset(), &small_opts()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("p.json");
+        p.save(&f).unwrap();
+        let q = Predictor::load(&f).unwrap();
+        assert_eq!(p, q);
+        std::fs::write(&f, "{\"format_version\": 9}").unwrap();
+        let e = Predictor::load(&f).unwrap_err().to_string();
+        assert!(e.contains("p.json"), "{e}");
+    }
+
+    #[test]
+    fn more_users_never_predict_lower_latency() {
+        let p = train(&subset(), &small_opts()).unwrap();
+        let mut r = Resolver::default();
+        let base = Scenario::from_row(&subset()[0], &mut r).unwrap();
+        let mut last = (0.0, 0.0);
+        for u in [1, 2, 4, 8, 16, 32, 64, 128] {
+            let s = Scenario {
+                load: crate::Load::Users(u),
+                ..base.clone()
+            };
+            let pr = p.predict(&s).unwrap();
+            let itl = metric_value(&pr.row, "itl_ms_p50").unwrap();
+            let nttft = metric_value(&pr.row, "nttft_ms_per_token_p50").unwrap();
+            assert!(
+                itl >= last.0 * (1.0 - 1e-9) && nttft >= last.1 * (1.0 - 1e-9),
+                "{u} users: {itl} {nttft} after {last:?}"
+            );
+            last = (itl, nttft);
+        }
+    }
+
+    #[test]
+    fn unseen_engines_and_huge_models_are_out_of_domain() {
+        let p = train(&subset(), &small_opts()).unwrap();
+        let mut r = Resolver::default();
+        let base = Scenario::from_row(&subset()[0], &mut r).unwrap();
+        assert!(!p.predict(&base).unwrap().out_of_domain);
+        let other_engine = Scenario {
+            engine: Some("sglang".into()),
+            ..base.clone()
+        };
+        assert!(p.predict(&other_engine).unwrap().out_of_domain);
+        let big = Scenario {
+            model: r.model("llama-3.1-405b").unwrap(),
+            gpu: r.gpu("H200-SXM-141GB").unwrap(),
+            gpu_count: 8,
+            quantization: pilot_core::units::Dtype::Fp8,
+            ..base
+        };
+        assert!(p.predict(&big).unwrap().out_of_domain);
+    }
+
+    #[test]
+    fn the_shipped_predictor_loads_and_predicts() {
+        let p = Predictor::shipped().unwrap();
+        assert!(p.target_names().contains(&"itl_ms_p50".to_string()));
+        let mut r = Resolver::default();
+        let s = Scenario::new(
+            r.model("mistral-7b").unwrap(),
+            r.gpu("h100").unwrap(),
+            2,
+            crate::Load::Users(64),
+            pilot_core::units::Tokens(512),
+            pilot_core::units::Tokens(256),
+        );
+        let pr = p.predict(&s).unwrap();
+        assert!(metric_value(&pr.row, "itl_ms_p50").unwrap() > 0.0);
+    }
+}

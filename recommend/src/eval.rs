@@ -1,0 +1,339 @@
+//! LLM-Pilot's recommendation benchmark, reproduced exactly (Łazuka et al., SC'24, §VI-D):
+//!
+//! - leave-one-LLM-out: for each of the LLMs, a predictor trained without it;
+//! - the demand is 200 concurrent users; the SLOs median nTTFT <= 100 ms/token and median
+//!   ITL <= 50 ms; the prices are LLM-Pilot's (`prices.csv`, cloud `llm-pilot`);
+//! - a profile's *capacity* is the largest of 1, 2, ..., 128 users before the first
+//!   violation (predicted: on the predictor; true: on the measured levels);
+//! - pods = ceil(200 / capacity); the recommendation is the profile with the cheapest
+//!   pods x price;
+//! - success when predicted pods x true capacity >= 200; overspend = cost of the
+//!   recommendation / cost of the cheapest true choice - 1, averaged over successes;
+//! - S/O = harmonic mean of the success rate and 1 - overspend.
+//!
+//! The *continuous-capacity* variant interpolates the true capacity between measured levels
+//! (log-linear in users), which removes the power-of-two quantisation of the ground truth.
+
+use pilot_characterize::slo::Slo;
+use pilot_core::gpu::GpuCatalog;
+use pilot_core::price::PriceCatalog;
+use pilot_core::schema::{Measurement, Mode, metric_value};
+use pilot_core::units::Tokens;
+use pilot_predict::{LatencyModel, Load, PredictError, Scenario, TrainOptions, train};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The benchmark's fixed settings.
+#[derive(Debug, Clone)]
+pub struct EvalOptions {
+    pub users: u32,
+    pub slos: Vec<Slo>,
+    pub max_users: u32,
+    pub train: TrainOptions,
+    /// The price catalog's cloud to use (LLM-Pilot's own prices).
+    pub cloud: String,
+}
+
+impl Default for EvalOptions {
+    fn default() -> Self {
+        EvalOptions {
+            users: 200,
+            slos: vec![
+                "nttft=100ms".parse().expect("valid SLO"),
+                "itl=50ms".parse().expect("valid SLO"),
+            ],
+            max_users: 128,
+            train: TrainOptions::default(),
+            cloud: pilot_core::price::LLM_PILOT_CLOUD.to_string(),
+        }
+    }
+}
+
+/// One held-out LLM's outcome.
+#[derive(Debug, Clone)]
+pub struct LlmOutcome {
+    pub model: String,
+    /// The recommended profile (`2 x A100-PCIe-40GB`) and its pods.
+    pub chosen: Option<(String, u32)>,
+    pub chosen_cost: Option<f64>,
+    /// The cheapest profile by true capacity, and its cost.
+    pub best: Option<(String, u32)>,
+    pub best_cost: Option<f64>,
+    pub success: bool,
+    pub success_continuous: bool,
+    pub best_cost_continuous: Option<f64>,
+}
+
+/// Scores of a recommender on the benchmark.
+#[derive(Debug, Clone, Copy)]
+pub struct Scores {
+    /// Percent of LLMs whose recommendation truly meets the demand.
+    pub success_rate: f64,
+    /// Mean overspend over successes, percent.
+    pub overspend: f64,
+    pub so_score: f64,
+}
+
+impl Scores {
+    fn of(outcomes: &[(bool, Option<f64>, Option<f64>)]) -> Scores {
+        let n = outcomes.len().max(1) as f64;
+        let successes: Vec<_> = outcomes.iter().filter(|o| o.0).collect();
+        let success = successes.len() as f64 / n;
+        let over: Vec<f64> = successes
+            .iter()
+            .filter_map(|(_, chosen, best)| Some(chosen.as_ref()? / best.as_ref()? - 1.0))
+            .collect();
+        let overspend = if over.is_empty() {
+            0.0
+        } else {
+            over.iter().sum::<f64>() / over.len() as f64
+        };
+        let a = success;
+        let b = 1.0 - overspend;
+        let so = if a + b > 0.0 {
+            2.0 * a * b / (a + b)
+        } else {
+            0.0
+        };
+        Scores {
+            success_rate: 100.0 * success,
+            overspend: 100.0 * overspend,
+            so_score: so,
+        }
+    }
+}
+
+/// The full report.
+#[derive(Debug, Clone)]
+pub struct EvalReport {
+    pub outcomes: Vec<LlmOutcome>,
+    pub scores: Scores,
+    pub scores_continuous: Scores,
+}
+
+type Profile = (String, u32);
+
+/// True capacity of each profile of one LLM from its measured closed-loop rows: the largest
+/// measured user level before the first violation (0 if the first level violates), and the
+/// log-linear interpolation of the crossing for the continuous variant.
+fn true_capacity(
+    rows: &[&Measurement],
+    slos: &[Slo],
+    max_users: u32,
+) -> BTreeMap<Profile, (f64, f64)> {
+    let mut by_profile: BTreeMap<Profile, Vec<&Measurement>> = BTreeMap::new();
+    for r in rows {
+        by_profile
+            .entry((r.gpu.clone(), r.gpu_count))
+            .or_default()
+            .push(r);
+    }
+    let mut out = BTreeMap::new();
+    for (profile, mut levels) in by_profile {
+        levels.sort_by_key(|r| r.users.unwrap_or(0));
+        let mut cap = 0.0;
+        let mut cont = 0.0;
+        let mut prev: Option<(f64, f64)> = None; // (users, worst slack ratio value/threshold)
+        for r in levels.iter().filter(|r| r.users.unwrap_or(0) <= max_users) {
+            let u = r.users.unwrap_or(0) as f64;
+            // The worst ratio value/threshold over SLOs; a missing value counts as a violation.
+            let ratio = slos
+                .iter()
+                .map(|s| metric_value(r, &s.column()).map_or(f64::INFINITY, |v| v / s.threshold.0))
+                .fold(0.0, f64::max);
+            if ratio <= 1.0 {
+                cap = u;
+                cont = u;
+                prev = Some((u, ratio));
+            } else {
+                if let Some((pu, pr)) = prev
+                    && ratio.is_finite()
+                {
+                    // Log-linear crossing of ratio = 1 between the two levels.
+                    let t = (1.0 - pr) / (ratio - pr);
+                    cont = (pu.ln() + t * (u.ln() - pu.ln())).exp();
+                }
+                break;
+            }
+        }
+        out.insert(profile, (cap, cont));
+    }
+    out
+}
+
+/// Predicted capacity: the largest of 1..=max_users before the first predicted violation.
+fn predicted_capacity(
+    model: &dyn LatencyModel,
+    base: &Scenario,
+    slos: &[Slo],
+    max_users: u32,
+) -> Result<u32, PredictError> {
+    let scenarios: Vec<Scenario> = (1..=max_users)
+        .map(|u| {
+            let mut s = base.clone();
+            s.load = Load::Users(u);
+            s
+        })
+        .collect();
+    let preds = model.predict_many(&scenarios);
+    let mut cap = 0;
+    for (u, p) in (1..=max_users).zip(preds) {
+        let p = p?;
+        if crate::search::violation(slos, &p, crate::search::Margin::None).is_some() {
+            break;
+        }
+        cap = u;
+    }
+    Ok(cap)
+}
+
+/// Runs the benchmark on an LLM-Pilot dataset (closed-loop rows of `pilot dataset import
+/// llm-pilot`).
+pub fn evaluate(
+    rows: &[Measurement],
+    opts: &EvalOptions,
+    prices: &PriceCatalog,
+) -> Result<EvalReport, PredictError> {
+    let closed: Vec<&Measurement> = rows.iter().filter(|r| r.mode == Mode::Closed).collect();
+    let models: BTreeSet<&str> = closed.iter().map(|r| r.model.as_str()).collect();
+    let gpus = GpuCatalog::builtin();
+    let catalog = pilot_core::llm::ModelCatalog::builtin();
+    let price = |p: &Profile| {
+        prices
+            .cheapest(&p.0, p.1, Some(&opts.cloud), false)
+            .and_then(|e| e.price(false))
+            .map(|x| x.0)
+    };
+    let mut outcomes = Vec::new();
+    let mut plain = Vec::new();
+    let mut cont = Vec::new();
+    for held in models {
+        let train_rows: Vec<Measurement> =
+            rows.iter().filter(|r| r.model != held).cloned().collect();
+        let predictor = train(&train_rows, &opts.train)?;
+        let mine: Vec<&Measurement> = closed.iter().copied().filter(|r| r.model == held).collect();
+        let truth = true_capacity(&mine, &opts.slos, opts.max_users);
+        let spec = catalog.resolve(held)?;
+        // Lengths: the mean request of the held-out LLM's own runs (same histogram for all).
+        let mean = |f: fn(&Measurement) -> Option<f64>| {
+            let v: Vec<f64> = mine.iter().filter_map(|r| f(r)).collect();
+            (v.iter().sum::<f64>() / v.len().max(1) as f64)
+                .round()
+                .max(1.0) as u64
+        };
+        let input = Tokens(mean(|r| r.metrics.input_tokens_mean));
+        let output = Tokens(mean(|r| r.metrics.output_tokens_mean));
+        let mut chosen: Option<(Profile, u32, f64)> = None;
+        for profile in truth.keys() {
+            let Some(cost) = price(profile) else { continue };
+            let gpu = gpus.resolve(&profile.0)?.clone();
+            let mut base =
+                Scenario::new(spec.clone(), gpu, profile.1, Load::Users(1), input, output);
+            base.engine = mine.first().map(|r| r.engine.clone());
+            let cap = predicted_capacity(&predictor, &base, &opts.slos, opts.max_users)?;
+            if cap == 0 {
+                continue;
+            }
+            let pods = opts.users.div_ceil(cap);
+            let total = pods as f64 * cost;
+            if chosen.as_ref().is_none_or(|c| total < c.2) {
+                chosen = Some((profile.clone(), pods, total));
+            }
+        }
+        let best = |idx: fn(&(f64, f64)) -> f64| {
+            truth
+                .iter()
+                .filter_map(|(p, c)| {
+                    let cap = idx(c);
+                    if cap < 1.0 {
+                        return None;
+                    }
+                    let pods = (opts.users as f64 / cap).ceil() as u32;
+                    Some((p.clone(), pods, pods as f64 * price(p)?))
+                })
+                .min_by(|a, b| a.2.total_cmp(&b.2))
+        };
+        let best_plain = best(|c| c.0);
+        let best_cont = best(|c| c.1);
+        let succeeds = |idx: fn(&(f64, f64)) -> f64| {
+            chosen.as_ref().is_some_and(|(p, pods, _)| {
+                truth
+                    .get(p)
+                    .is_some_and(|c| *pods as f64 * idx(c) >= opts.users as f64)
+            })
+        };
+        let (s_plain, s_cont) = (succeeds(|c| c.0), succeeds(|c| c.1));
+        let chosen_cost = chosen.as_ref().map(|c| c.2);
+        plain.push((s_plain, chosen_cost, best_plain.as_ref().map(|b| b.2)));
+        cont.push((s_cont, chosen_cost, best_cont.as_ref().map(|b| b.2)));
+        let label = |p: &Profile| format!("{} x {}", p.1, p.0);
+        outcomes.push(LlmOutcome {
+            model: held.to_string(),
+            chosen: chosen.as_ref().map(|c| (label(&c.0), c.1)),
+            chosen_cost,
+            best: best_plain.as_ref().map(|b| (label(&b.0), b.1)),
+            best_cost: best_plain.as_ref().map(|b| b.2),
+            success: s_plain,
+            success_continuous: s_cont,
+            best_cost_continuous: best_cont.as_ref().map(|b| b.2),
+        });
+    }
+    Ok(EvalReport {
+        outcomes,
+        scores: Scores::of(&plain),
+        scores_continuous: Scores::of(&cont),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pilot_core::units::Millis;
+
+    fn row(gpu: &str, users: u32, itl: f64) -> Measurement {
+        let mut r = Measurement::new("m", gpu, 1, "tgis", Mode::Closed);
+        r.users = Some(users);
+        r.metrics.itl.p50 = Some(Millis(itl));
+        r.metrics.nttft.p50 = Some(pilot_core::units::MsPerToken(1.0));
+        r
+    }
+
+    #[test]
+    fn true_capacity_stops_at_the_first_violation_and_interpolates() {
+        let slos = EvalOptions::default().slos;
+        let rows = [
+            row("A", 1, 10.0),
+            row("A", 2, 20.0),
+            row("A", 4, 40.0),
+            row("A", 8, 60.0),
+            row("A", 16, 30.0),
+        ];
+        let refs: Vec<&Measurement> = rows.iter().collect();
+        let cap = true_capacity(&refs, &slos, 128);
+        let (plain, cont) = cap[&("A".to_string(), 1)];
+        assert_eq!(
+            plain, 4.0,
+            "16 users pass again, but capacity ends at the first violation"
+        );
+        // Ratio 0.8 at 4 users, 1.2 at 8: the crossing is half-way in log space.
+        assert!(
+            (cont - (4.0f64.ln() + 0.5 * (8.0f64.ln() - 4.0f64.ln())).exp()).abs() < 1e-9,
+            "{cont}"
+        );
+    }
+
+    #[test]
+    fn scores_follow_llm_pilots_definition() {
+        // 4 of 5 succeed; overspends 0%, 10%, 30%, 0%.
+        let s = Scores::of(&[
+            (true, Some(10.0), Some(10.0)),
+            (true, Some(11.0), Some(10.0)),
+            (true, Some(13.0), Some(10.0)),
+            (true, Some(5.0), Some(5.0)),
+            (false, Some(1.0), Some(5.0)),
+        ]);
+        assert!((s.success_rate - 80.0).abs() < 1e-9);
+        assert!((s.overspend - 10.0).abs() < 1e-9);
+        let (a, b) = (0.8, 0.9);
+        assert!((s.so_score - 2.0 * a * b / (a + b)).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,500 @@
+//! Candidate profiles, the capacity search, and the ranking by cost.
+//!
+//! For each profile (GPU type x count x quantization x engine) the search:
+//! 1. asks the model whether it fits at all (weights plus the KV cache one request needs);
+//! 2. finds the largest load one replica sustains with every SLO met ([`capacity`]): an
+//!    exponential then binary search on the model's predictions (integers for users,
+//!    continuous for request rates), not a power-of-two grid; latency grows with load, so the
+//!    first violation bounds the search;
+//! 3. replicas = ceil(demand / capacity), cost = replicas x the cheapest price of that
+//!    profile on the chosen cloud(s);
+//! 4. predicts the latency each replica sees at its share of the demand, and the headroom
+//!    left under each SLO there.
+//!
+//! With [`Margin::Upper`] (the default) an SLO is met only if the upper end of the
+//! predictor's interval meets it, so uncertainty costs money instead of violations.
+
+use pilot_characterize::slo::Slo;
+use pilot_core::gpu::GpuSpec;
+use pilot_core::llm::LlmSpec;
+use pilot_core::metrics::Summary;
+use pilot_core::price::{PriceCatalog, PriceEntry};
+use pilot_core::schema::{Measurement, metric_value};
+use pilot_core::units::{Dtype, RequestsPerSec, Tokens, UsdPerHour, UsdPerMillionTokens};
+use pilot_predict::{Fit, LatencyModel, Load, PredictError, Prediction, Scenario};
+use std::fmt;
+
+/// The traffic to serve.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Demand {
+    /// This many concurrent users in a closed loop.
+    Users(u32),
+    /// This request rate (Poisson arrivals).
+    Rate(RequestsPerSec),
+}
+
+impl Demand {
+    fn level(self) -> f64 {
+        match self {
+            Demand::Users(u) => u as f64,
+            Demand::Rate(r) => r.0,
+        }
+    }
+
+    fn load(self, level: f64) -> Load {
+        match self {
+            Demand::Users(_) => Load::Users(level.round().max(1.0) as u32),
+            Demand::Rate(_) => Load::Rate(RequestsPerSec(level)),
+        }
+    }
+
+    /// The load each of `replicas` replicas sees.
+    fn share(self, replicas: u32) -> Load {
+        match self {
+            Demand::Users(u) => Load::Users(u.div_ceil(replicas.max(1))),
+            Demand::Rate(r) => Load::Rate(RequestsPerSec(r.0 / replicas.max(1) as f64)),
+        }
+    }
+}
+
+impl fmt::Display for Demand {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Demand::Users(u) => write!(f, "{u} users"),
+            Demand::Rate(r) => write!(f, "{} req/s", r.0),
+        }
+    }
+}
+
+/// How prediction uncertainty is turned into safety.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Margin {
+    /// Compare the point prediction with the SLO.
+    None,
+    /// Compare the upper end of the prediction interval (default).
+    Upper,
+    /// Compare the point prediction times (1 + this fraction).
+    Factor(f64),
+}
+
+/// What to recommend for.
+#[derive(Debug, Clone)]
+pub struct RecommendOptions {
+    pub model: LlmSpec,
+    pub slos: Vec<Slo>,
+    pub demand: Demand,
+    pub input_tokens: Tokens,
+    pub output_tokens: Tokens,
+    /// GPU types to consider (all the catalog's priced GPUs when the caller passes them all).
+    pub gpus: Vec<GpuSpec>,
+    /// The largest tensor-parallel group considered.
+    pub max_gpus: u32,
+    /// Weight formats to consider.
+    pub quantizations: Vec<Dtype>,
+    /// Engines to consider (`None` = the predictor's default).
+    pub engines: Vec<Option<String>>,
+    /// Only this cloud's prices (`None` = the cheapest anywhere).
+    pub cloud: Option<String>,
+    pub spot: bool,
+    pub margin: Margin,
+    /// Predict a latency-vs-load curve for every feasible candidate (`--explain`).
+    pub explain: bool,
+}
+
+/// Why a candidate cannot serve the demand, or that it can.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    /// Serves the demand with this many replicas.
+    Feasible,
+    /// Weights plus KV cache do not fit.
+    DoesNotFit(String),
+    /// Even one user / the smallest rate breaks an SLO.
+    SloUnmet(String),
+    /// No price for this GPU count on the chosen cloud(s).
+    NoPrice(String),
+    /// The model could not predict it.
+    Error(String),
+}
+
+impl Verdict {
+    pub fn reason(&self) -> String {
+        match self {
+            Verdict::Feasible => String::new(),
+            Verdict::DoesNotFit(r) => format!("memory: {r}"),
+            Verdict::SloUnmet(r) => format!("SLO: {r}"),
+            Verdict::NoPrice(r) => format!("price: {r}"),
+            Verdict::Error(r) => format!("prediction: {r}"),
+        }
+    }
+}
+
+/// One profile and what it would take to serve the demand with it.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    pub gpu: String,
+    pub gpu_count: u32,
+    pub quantization: Dtype,
+    pub engine: Option<String>,
+    pub verdict: Verdict,
+    /// The largest load one replica sustains within the SLOs.
+    pub capacity: Option<f64>,
+    pub replicas: Option<u32>,
+    pub price: Option<PriceEntry>,
+    pub cost: Option<UsdPerHour>,
+    pub cost_per_million_output_tokens: Option<UsdPerMillionTokens>,
+    /// The prediction at each replica's share of the demand.
+    pub at_load: Option<Prediction>,
+    /// min over SLOs of (threshold - predicted) / threshold at that load.
+    pub headroom: Option<f64>,
+    /// (load, prediction) pairs, with `explain`.
+    pub curve: Vec<(f64, Prediction)>,
+}
+
+/// The ranked answer.
+#[derive(Debug, Clone)]
+pub struct Recommendation {
+    /// Feasible candidates cheapest first, then the rejected ones.
+    pub candidates: Vec<Candidate>,
+    pub demand: Demand,
+}
+
+impl Recommendation {
+    pub fn feasible(&self) -> impl Iterator<Item = &Candidate> {
+        self.candidates
+            .iter()
+            .filter(|c| c.verdict == Verdict::Feasible)
+    }
+    pub fn best(&self) -> Option<&Candidate> {
+        self.feasible().next()
+    }
+}
+
+/// Why recommending failed as a whole.
+#[derive(Debug, thiserror::Error)]
+pub enum RecommendError {
+    #[error("no SLO given: pass at least one, e.g. --slo ttft=200ms --slo itl=50ms")]
+    NoSlo,
+    #[error("no GPU type to consider: {0}")]
+    NoGpu(String),
+    #[error("demand must be positive, got {0}")]
+    Demand(String),
+    #[error(transparent)]
+    Predict(#[from] PredictError),
+}
+
+/// The value an SLO is checked against: point prediction, or its upper interval end.
+fn checked_value(slo: &Slo, p: &Prediction, margin: Margin) -> Option<f64> {
+    let point = metric_value(&p.row, &slo.column())?;
+    Some(match margin {
+        Margin::None => point,
+        Margin::Factor(k) => point * (1.0 + k),
+        Margin::Upper => {
+            let mut upper_row = p.row.clone();
+            upper_row.metrics = merge_upper(&p.row.metrics, &p.upper);
+            metric_value(&upper_row, &slo.column())
+                .unwrap_or(point)
+                .max(point)
+        }
+    })
+}
+
+/// The upper summary where it has a value, else the point summary.
+fn merge_upper(point: &Summary, upper: &Summary) -> Summary {
+    let mut m = point.clone();
+    for (dst, src) in [
+        (&mut m.ttft, &upper.ttft),
+        (&mut m.itl, &upper.itl),
+        (&mut m.tpot, &upper.tpot),
+        (&mut m.e2e, &upper.e2e),
+    ] {
+        for s in ["p50", "p90", "p95", "p99", "mean"] {
+            if let Some(v) = src.get(s) {
+                dst.set(s, Some(v));
+            }
+        }
+    }
+    for s in ["p50", "p90", "p95", "p99", "mean"] {
+        if let Some(v) = upper.nttft.get(s) {
+            m.nttft.set(s, Some(v));
+        }
+    }
+    m
+}
+
+/// The first SLO a prediction breaks, as text with both numbers; `None` if all are met.
+/// A missing prediction for an SLO's metric counts as broken.
+pub fn violation(slos: &[Slo], p: &Prediction, margin: Margin) -> Option<String> {
+    if let Fit::DoesNotFit { reason } = &p.fit {
+        return Some(reason.clone());
+    }
+    slos.iter().find_map(|s| match checked_value(s, p, margin) {
+        Some(v) if v <= s.threshold.0 => None,
+        Some(v) => Some(format!(
+            "{} predicted {v:.1} > {}",
+            s.column(),
+            s.threshold.0
+        )),
+        None => Some(format!("{} not predicted", s.column())),
+    })
+}
+
+/// min over SLOs of (threshold - value) / threshold.
+fn headroom(slos: &[Slo], p: &Prediction, margin: Margin) -> Option<f64> {
+    slos.iter()
+        .map(|s| checked_value(s, p, margin).map(|v| (s.threshold.0 - v) / s.threshold.0))
+        .try_fold(f64::INFINITY, |acc, h| h.map(|h| acc.min(h)))
+        .filter(|h| h.is_finite())
+}
+
+/// The largest load in `(0, limit]` one replica of `base` sustains within the SLOs, by
+/// exponential then binary search on the model; `Ok(None)` if even the smallest load fails.
+/// Users are searched over integers; rates to 1% relative precision.
+pub fn capacity(
+    model: &dyn LatencyModel,
+    base: &Scenario,
+    demand: Demand,
+    slos: &[Slo],
+    margin: Margin,
+    limit: f64,
+) -> Result<Option<f64>, PredictError> {
+    let integer = matches!(demand, Demand::Users(_));
+    let ok = |level: f64| -> Result<bool, PredictError> {
+        let mut s = base.clone();
+        s.load = demand.load(level);
+        Ok(violation(slos, &model.predict(&s)?, margin).is_none())
+    };
+    let smallest = if integer {
+        1.0
+    } else {
+        (limit / 1024.0).min(0.01)
+    };
+    if !ok(smallest)? {
+        return Ok(None);
+    }
+    // Exponential search for the first failing level.
+    let mut good = smallest;
+    let mut bad = None;
+    let mut probe = if integer { 2.0 } else { smallest * 2.0 };
+    while probe < limit {
+        if ok(probe)? {
+            good = probe;
+            probe *= 2.0;
+        } else {
+            bad = Some(probe);
+            break;
+        }
+    }
+    let Some(mut bad) = bad.or_else(|| (!ok(limit).unwrap_or(false)).then_some(limit)) else {
+        return Ok(Some(limit));
+    };
+    // Binary search between the last good and the first bad level.
+    loop {
+        let done = if integer {
+            bad - good <= 1.0
+        } else {
+            (bad - good) <= 0.01 * good
+        };
+        if done {
+            return Ok(Some(good));
+        }
+        let mid = if integer {
+            ((good + bad) / 2.0).floor()
+        } else {
+            (good + bad) / 2.0
+        };
+        if ok(mid)? {
+            good = mid;
+        } else {
+            bad = mid;
+        }
+    }
+}
+
+/// Tensor-parallel degrees valid for a model: 1..=max that divide its attention heads (and
+/// its KV heads, or are a multiple of them: KV heads are then replicated).
+pub fn tensor_parallel_degrees(m: &LlmSpec, max: u32) -> Vec<u32> {
+    (1..=max.max(1))
+        .filter(|&tp| {
+            let heads = m.heads as u32;
+            let kv = (m.kv_heads.round() as u32).max(1);
+            heads % tp == 0 && (kv % tp == 0 || tp % kv == 0)
+        })
+        .collect()
+}
+
+/// Enumerates, evaluates and ranks every candidate.
+pub fn recommend(
+    opts: &RecommendOptions,
+    model: &dyn LatencyModel,
+    prices: &PriceCatalog,
+) -> Result<Recommendation, RecommendError> {
+    if opts.slos.is_empty() {
+        return Err(RecommendError::NoSlo);
+    }
+    if opts.gpus.is_empty() {
+        return Err(RecommendError::NoGpu(
+            "the GPU list is empty; see `pilot catalog gpus`".into(),
+        ));
+    }
+    if !(opts.demand.level() > 0.0) {
+        return Err(RecommendError::Demand(opts.demand.to_string()));
+    }
+    let mut out = Vec::new();
+    for gpu in &opts.gpus {
+        for tp in tensor_parallel_degrees(&opts.model, opts.max_gpus) {
+            for &q in &opts.quantizations {
+                for engine in &opts.engines {
+                    out.push(evaluate(opts, model, prices, gpu, tp, q, engine.clone()));
+                }
+            }
+        }
+    }
+    out.sort_by(|a, b| {
+        let key = |c: &Candidate| {
+            (
+                c.verdict != Verdict::Feasible,
+                c.cost.map_or(f64::INFINITY, |x| x.0),
+            )
+        };
+        let (fa, ca) = key(a);
+        let (fb, cb) = key(b);
+        fa.cmp(&fb)
+            .then(ca.total_cmp(&cb))
+            .then(
+                b.headroom
+                    .unwrap_or(-1.0)
+                    .total_cmp(&a.headroom.unwrap_or(-1.0)),
+            )
+            .then(a.gpu_count.cmp(&b.gpu_count))
+    });
+    Ok(Recommendation {
+        candidates: out,
+        demand: opts.demand,
+    })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn evaluate(
+    opts: &RecommendOptions,
+    model: &dyn LatencyModel,
+    prices: &PriceCatalog,
+    gpu: &GpuSpec,
+    tp: u32,
+    q: Dtype,
+    engine: Option<String>,
+) -> Candidate {
+    let mut c = Candidate {
+        gpu: gpu.name.clone(),
+        gpu_count: tp,
+        quantization: q,
+        engine: engine.clone(),
+        verdict: Verdict::Feasible,
+        capacity: None,
+        replicas: None,
+        price: None,
+        cost: None,
+        cost_per_million_output_tokens: None,
+        at_load: None,
+        headroom: None,
+        curve: Vec::new(),
+    };
+    let Some(price) = prices.cheapest(&gpu.name, tp, opts.cloud.as_deref(), opts.spot) else {
+        c.verdict = Verdict::NoPrice(format!(
+            "no {} price for {tp} x {}{}",
+            if opts.spot { "spot" } else { "on-demand" },
+            gpu.name,
+            opts.cloud
+                .as_ref()
+                .map_or(String::new(), |cl| format!(" on {cl}"))
+        ));
+        return c;
+    };
+    let unit_price = price.price(opts.spot).unwrap_or(UsdPerHour(f64::NAN));
+    c.price = Some(price.clone());
+    let mut base = Scenario::new(
+        opts.model.clone(),
+        gpu.clone(),
+        tp,
+        opts.demand.load(1.0),
+        opts.input_tokens,
+        opts.output_tokens,
+    );
+    base.quantization = q;
+    base.engine = engine;
+    // Does it fit at all?
+    match model.predict(&base) {
+        Ok(p) => {
+            if let Fit::DoesNotFit { reason } = &p.fit {
+                c.verdict = Verdict::DoesNotFit(reason.clone());
+                return c;
+            }
+        }
+        Err(e) => {
+            c.verdict = Verdict::Error(e.to_string());
+            return c;
+        }
+    }
+    let cap = match capacity(
+        model,
+        &base,
+        opts.demand,
+        &opts.slos,
+        opts.margin,
+        opts.demand.level(),
+    ) {
+        Ok(Some(cap)) => cap,
+        Ok(None) => {
+            let mut s = base.clone();
+            s.load = opts.demand.load(1.0);
+            let why = model
+                .predict(&s)
+                .ok()
+                .and_then(|p| violation(&opts.slos, &p, opts.margin))
+                .unwrap_or_else(|| "unmet at the smallest load".into());
+            c.verdict = Verdict::SloUnmet(format!("{why} at {}", opts.demand.load(1.0).level()));
+            return c;
+        }
+        Err(e) => {
+            c.verdict = Verdict::Error(e.to_string());
+            return c;
+        }
+    };
+    let replicas = (opts.demand.level() / cap - 1e-9).ceil().max(1.0) as u32;
+    c.capacity = Some(cap);
+    c.replicas = Some(replicas);
+    c.cost = Some(UsdPerHour(unit_price.0 * replicas as f64));
+    let mut at = base.clone();
+    at.load = opts.demand.share(replicas);
+    if let Ok(p) = model.predict(&at) {
+        c.headroom = headroom(&opts.slos, &p, opts.margin);
+        if let (Some(tput), Some(cost)) = (p.row.metrics.output_throughput, c.cost) {
+            let tokens_per_hour = tput.0 * replicas as f64 * 3600.0;
+            if tokens_per_hour > 0.0 {
+                c.cost_per_million_output_tokens =
+                    Some(UsdPerMillionTokens(cost.0 / (tokens_per_hour / 1e6)));
+            }
+        }
+        c.at_load = Some(p);
+    }
+    if opts.explain {
+        let mut level = if matches!(opts.demand, Demand::Users(_)) {
+            1.0
+        } else {
+            cap / 16.0
+        };
+        while level <= (cap * 2.0).max(1.0) {
+            let mut s = base.clone();
+            s.load = opts.demand.load(level);
+            if let Ok(p) = model.predict(&s) {
+                c.curve.push((level, p));
+            }
+            level *= 2.0;
+        }
+    }
+    c
+}
+
+/// The row of a candidate's prediction at load, for tables and exports.
+pub fn at_load_row(c: &Candidate) -> Option<&Measurement> {
+    c.at_load.as_ref().map(|p| &p.row)
+}

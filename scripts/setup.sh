@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs what building pilot needs on a fresh Debian machine, idempotently:
+# - CMake >= 3.28 and libclang, which lightgbm3 needs to build LightGBM from C++ source
+#   (Debian's apt has CMake 3.25, so CMake comes from PyPI);
+# - the Rust toolchain is assumed present (rustup).
+set -euo pipefail
+
+need_cmake() {
+  command -v cmake >/dev/null 2>&1 || return 0
+  local v; v=$(cmake --version | head -1 | awk '{print $3}')
+  # sort -V puts the smaller version first: rebuild unless 3.28 <= v.
+  [ "$(printf '%s\n3.28.0\n' "$v" | sort -V | head -1)" != "3.28.0" ]
+}
+
+if need_cmake; then
+  echo "setup: installing CMake >= 3.28 from PyPI" >&2
+  python3 -m pip install --quiet 'cmake>=3.28'
+fi
+
+if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q libclang; then
+  echo "setup: installing libclang-dev" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >/dev/null
+fi

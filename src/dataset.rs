@@ -1,0 +1,160 @@
+//! `pilot dataset import|aggregate|show|build-prices`.
+
+use crate::output::{emit, table};
+use clap::{Subcommand, ValueEnum};
+use pilot_characterize::import::{Import, llm_inference_bench, llm_pilot};
+use pilot_core::requests::{aggregate, read_requests};
+use pilot_core::schema::{Measurement, read_measurements, write_measurements};
+use std::path::PathBuf;
+
+#[derive(Subcommand)]
+pub enum DatasetCommand {
+    /// Translate a public dataset into pilot's measurement schema (.csv or .parquet).
+    Import {
+        /// Which dataset the file is.
+        source: Source,
+        /// The source file (LLM-Pilot: requests.parquet; LLM-Inference-Bench: results.csv).
+        file: PathBuf,
+        /// Where to write the measurements (.csv or .parquet).
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Turn a per-request table (requests.parquet from characterize) into measurement rows.
+    Aggregate {
+        /// The per-request table (.parquet or .csv).
+        file: PathBuf,
+        /// Where to write the measurements (.csv or .parquet).
+        #[arg(short, long)]
+        out: PathBuf,
+    },
+    /// Validate a measurement file and print its rows.
+    Show {
+        file: PathBuf,
+        /// Print at most this many rows.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
+    /// Rebuild the shipped price catalog (datasets/prices.csv) from the public price data.
+    BuildPrices {
+        /// SkyPilot catalog extract (../shared/data/prices/gpu_instances.csv).
+        #[arg(long)]
+        skypilot: PathBuf,
+        /// LLM-Pilot's prices.csv (../shared/data/llm-pilot/prices.csv).
+        #[arg(long)]
+        llm_pilot: PathBuf,
+        #[arg(short, long, default_value = "datasets/prices.csv")]
+        out: PathBuf,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum Source {
+    /// LLM-Pilot (IBM, SC'24): 829k streamed requests, closed loop, TGIS.
+    LlmPilot,
+    /// LLM-Inference-Bench (Argonne): offline batches on 9 accelerators.
+    LlmInferenceBench,
+}
+
+pub fn run(cmd: DatasetCommand) -> anyhow::Result<()> {
+    match cmd {
+        DatasetCommand::Import { source, file, out } => {
+            let Import { rows, notes } = match source {
+                Source::LlmPilot => llm_pilot::import(&file)?,
+                Source::LlmInferenceBench => llm_inference_bench::import(&file)?,
+            };
+            write_measurements(&rows, &out)?;
+            for n in &notes {
+                eprintln!("note: {n}");
+            }
+            eprintln!("wrote {} rows to {}", rows.len(), out.display());
+            emit(&preview(&rows, 10))
+        }
+        DatasetCommand::Aggregate { file, out } => {
+            let records = read_requests(&file)?;
+            let rows = aggregate(&records, &format!("aggregate:{}", file.display()));
+            write_measurements(&rows, &out)?;
+            eprintln!(
+                "{} requests -> {} rows in {}",
+                records.len(),
+                rows.len(),
+                out.display()
+            );
+            emit(&preview(&rows, rows.len()))
+        }
+        DatasetCommand::Show { file, limit } => {
+            let rows = read_measurements(&file)?;
+            eprintln!("{}: {} valid rows", file.display(), rows.len());
+            emit(&preview(&rows, limit))
+        }
+        DatasetCommand::BuildPrices {
+            skypilot,
+            llm_pilot,
+            out,
+        } => {
+            let gpus = pilot_core::gpu::GpuCatalog::builtin();
+            let (rows, notes) = pilot_core::price::build_price_rows(&skypilot, &llm_pilot, gpus)?;
+            pilot_core::price::write_csv(&rows, &out)?;
+            for n in &notes {
+                eprintln!("note: {n}");
+            }
+            eprintln!("wrote {} price rows to {}", rows.len(), out.display());
+            Ok(())
+        }
+    }
+}
+
+fn fmt(v: Option<f64>, digits: usize) -> String {
+    v.map_or("-".into(), |x| format!("{x:.digits$}"))
+}
+
+/// The first `limit` rows as a table of the headline metrics.
+fn preview(rows: &[Measurement], limit: usize) -> String {
+    let header = [
+        "model",
+        "gpu",
+        "n",
+        "engine",
+        "mode",
+        "load",
+        "TTFT p50 ms",
+        "nTTFT p50",
+        "ITL p50 ms",
+        "ITL p99 ms",
+        "E2E p50 ms",
+        "out tok/s",
+        "ok",
+        "failed",
+        "flags",
+    ];
+    let body = rows.iter().take(limit).map(|r| {
+        let load = match (r.users, r.rate, r.batch_size) {
+            (Some(u), _, _) => format!("{u} users"),
+            (_, Some(q), _) => format!("{} rps", q.0),
+            (_, _, Some(b)) => format!("batch {b}"),
+            _ => "-".into(),
+        };
+        let m = &r.metrics;
+        vec![
+            r.model.clone(),
+            r.gpu.clone(),
+            r.gpu_count.to_string(),
+            r.engine.clone(),
+            r.mode.to_string(),
+            load,
+            fmt(m.ttft.p50.map(|x| x.0), 1),
+            fmt(m.nttft.p50.map(|x| x.0), 3),
+            fmt(m.itl.p50.map(|x| x.0), 1),
+            fmt(m.itl.p99.map(|x| x.0), 1),
+            fmt(m.e2e.p50.map(|x| x.0), 0),
+            fmt(m.output_throughput.map(|x| x.0), 1),
+            m.requests_ok.to_string(),
+            m.requests_failed.to_string(),
+            r.flags.clone(),
+        ]
+    });
+    let mut text = table(&header, body);
+    if rows.len() > limit {
+        text.push_str(&format!("\n... {} more rows", rows.len() - limit));
+    }
+    text
+}

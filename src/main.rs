@@ -1,0 +1,183 @@
+//! `pilot`: where to run an LLM. A thin clap front: it parses flags, calls one entry point per
+//! command in the stage crates, and reports every error in one place (exit code 2).
+
+mod catalog;
+mod dataset;
+mod output;
+mod predict;
+mod recommend;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "pilot",
+    version,
+    about = "Tells you where to run an LLM: measure serving performance, predict it for LLMs and GPUs never measured, and recommend the cheapest GPU setup that meets latency SLOs.",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Benchmark an OpenAI-compatible LLM server (or pilot's embedded engine) under load.
+    Characterize(NotBuilt),
+    /// Serve an LLM with pilot's embedded engine (OpenAI-compatible HTTP API).
+    Serve(ServeArgs),
+    /// Import public measurements, aggregate request tables, build shipped catalogs.
+    #[command(subcommand)]
+    Dataset(dataset::DatasetCommand),
+    /// Train the latency/throughput predictor on measurement datasets.
+    Train(predict::TrainArgs),
+    /// Predict latency and throughput of scenarios.
+    Predict(predict::PredictArgs),
+    /// Recommend the cheapest GPU configuration that meets latency SLOs.
+    Recommend(recommend::RecommendArgs),
+    /// Evaluate the predictor or the recommender against measurements.
+    #[command(subcommand)]
+    Eval(EvalCommand),
+    /// Correlation and importance of the factors that drive latency.
+    Analyze(predict::AnalyzeArgs),
+    /// List the GPUs, LLMs and prices pilot knows.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
+}
+
+#[derive(Subcommand)]
+enum EvalCommand {
+    /// Leave-one-group-out accuracy of the predictor, beside the physics model and baselines.
+    Predict(predict::EvalPredictArgs),
+    /// LLM-Pilot's recommendation benchmark (success rate, overspend, S/O score).
+    Recommend(recommend::EvalRecommendArgs),
+}
+
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// The LLM: a catalog name (`tiny-llama`, `small-llama`, `gpt2`, ...) or a path to config.json.
+    #[arg(long, default_value = "tiny-llama")]
+    model: String,
+    /// A directory of safetensors with Hugging Face tensor names (default: seeded random weights).
+    #[arg(long)]
+    weights: Option<std::path::PathBuf>,
+    /// Address to bind; the server has no authentication, so it stays on loopback unless told.
+    #[arg(long, default_value = "127.0.0.1")]
+    host: std::net::IpAddr,
+    #[arg(long, default_value_t = 8000)]
+    port: u16,
+    /// Most sequences batched in one step.
+    #[arg(long, default_value_t = 32)]
+    max_batch: usize,
+    /// Most tokens in one step (prefill and decode together).
+    #[arg(long, default_value_t = 2048)]
+    max_batched_tokens: usize,
+    /// KV-cache capacity in tokens (default: from a 1 GiB budget).
+    #[arg(long)]
+    kv_cache_tokens: Option<usize>,
+    /// Compute dtype: f32, bf16 or f16 (where the backend supports it).
+    #[arg(long, default_value = "f32")]
+    dtype: pilot_engine::Dtype,
+    /// Seed of the random weights.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let opts = pilot_engine::ServeOptions {
+        engine: pilot_engine::EngineOptions {
+            model: a.model,
+            weights: a.weights,
+            max_batch: a.max_batch,
+            max_batched_tokens: a.max_batched_tokens,
+            kv_cache_tokens: a.kv_cache_tokens,
+            seed: a.seed,
+            dtype: a.dtype,
+            ..Default::default()
+        },
+        host: a.host,
+        port: a.port,
+    };
+    Ok(pilot_engine::serve_blocking(opts)?)
+}
+
+/// Which workload format a file is, from its extension and header: `.json` is ShareGPT; a CSV
+/// with a `probability` column is an fmperf histogram; one with `arrived_at` an Azure trace.
+pub fn workload_arg(
+    path: &std::path::Path,
+) -> anyhow::Result<pilot_characterize::workload::Workload> {
+    use pilot_characterize::workload::Workload;
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+    {
+        return Ok(Workload::ShareGpt(path.into()));
+    }
+    let header = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("workload {}: {e}", path.display()))?
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string();
+    if header.contains("probability") {
+        Ok(Workload::FmperfHistogram(path.into()))
+    } else if header.contains("arrived_at") {
+        Ok(Workload::AzureTrace(path.into()))
+    } else {
+        anyhow::bail!(
+            "workload {}: not an fmperf histogram (needs a `probability` column), an Azure trace (`arrived_at`) or ShareGPT JSON",
+            path.display()
+        )
+    }
+}
+
+/// A command whose implementation has not landed yet: it accepts any arguments and says so.
+#[derive(clap::Args)]
+struct NotBuilt {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<String>,
+}
+
+fn not_built(name: &str) -> anyhow::Result<()> {
+    anyhow::bail!(
+        "`pilot {name}` is not built yet in this version of pilot; see README.md for what works today"
+    )
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Characterize(_) => not_built("characterize"),
+        Command::Serve(a) => serve(a),
+        Command::Dataset(cmd) => dataset::run(cmd),
+        Command::Train(a) => predict::train(a),
+        Command::Predict(a) => predict::predict(a),
+        Command::Recommend(a) => recommend::run(a),
+        Command::Eval(EvalCommand::Predict(a)) => predict::eval(a),
+        Command::Eval(EvalCommand::Recommend(a)) => recommend::eval(a),
+        Command::Analyze(a) => predict::analyze(a),
+        Command::Catalog(cmd) => catalog::run(cmd),
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            // A closed pipe (`pilot catalog gpus | head`) is a normal end, not a failure.
+            if err
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {err}");
+            for cause in err.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}

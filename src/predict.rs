@@ -1,0 +1,149 @@
+//! `pilot train`, `pilot predict`, `pilot eval predict`, `pilot analyze`: flags to
+//! [`pilot_predict::commands`].
+
+use crate::output::emit;
+use anyhow::bail;
+use clap::Args;
+use pilot_core::units::{Dtype, RequestsPerSec};
+use pilot_predict::commands::{
+    OneShot, analyze_files, eval_files, predict_file, predict_one, train_files,
+};
+use pilot_predict::{GroupBy, Load, TrainOptions};
+use std::path::PathBuf;
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Measurement datasets (CSV or Parquet in pilot's schema); repeat for several.
+    #[arg(long, required = true)]
+    data: Vec<PathBuf>,
+    /// Where to write the predictor (JSON).
+    #[arg(long)]
+    out: PathBuf,
+    /// Seed: training is deterministic given it.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Train LightGBM on raw features only (no physics model), for comparison.
+    #[arg(long)]
+    no_physics: bool,
+}
+
+pub fn train(a: TrainArgs) -> anyhow::Result<()> {
+    let opts = TrainOptions {
+        seed: a.seed,
+        use_physics: !a.no_physics,
+        ..TrainOptions::default()
+    };
+    emit(train_files(&a.data, &a.out, &opts)?.trim_end())
+}
+
+#[derive(Args)]
+pub struct PredictArgs {
+    /// A predictor from `pilot train` (default: the shipped one).
+    #[arg(long)]
+    predictor: Option<PathBuf>,
+    /// A scenario CSV: model, gpu, gpu_count, mode, users|rate_rps|batch_size, input_tokens, output_tokens[, engine, quantization].
+    #[arg(long, requires = "out", conflicts_with = "model")]
+    scenarios: Option<PathBuf>,
+    /// Where to write the predictions (CSV or Parquet).
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// One-shot: the LLM.
+    #[arg(long, required_unless_present = "scenarios")]
+    model: Option<String>,
+    /// One-shot: the GPU type.
+    #[arg(long, default_value = "h100")]
+    gpu: String,
+    #[arg(long, default_value_t = 1)]
+    gpu_count: u32,
+    /// Concurrent users (closed loop).
+    #[arg(long, conflicts_with_all = ["rate", "batch_size"])]
+    users: Option<u32>,
+    /// Requests per second (open loop).
+    #[arg(long, conflicts_with = "batch_size")]
+    rate: Option<f64>,
+    /// Static batch size (offline).
+    #[arg(long)]
+    batch_size: Option<u32>,
+    #[arg(long, default_value_t = 512)]
+    input_tokens: u64,
+    #[arg(long, default_value_t = 256)]
+    output_tokens: u64,
+    #[arg(long)]
+    engine: Option<String>,
+    #[arg(long)]
+    quantization: Option<String>,
+}
+
+pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
+    if let Some(sc) = &a.scenarios {
+        let out = a
+            .out
+            .as_ref()
+            .expect("clap requires --out with --scenarios");
+        return emit(predict_file(a.predictor.as_deref(), sc, out)?.trim_end());
+    }
+    let load = match (a.users, a.rate, a.batch_size) {
+        (Some(u), _, _) => Load::Users(u),
+        (_, Some(r), _) if r > 0.0 => Load::Rate(RequestsPerSec(r)),
+        (_, Some(r), _) => bail!("--rate must be positive, got {r}"),
+        (_, _, Some(b)) => Load::Batch(b),
+        _ => Load::Users(1),
+    };
+    let quantization = a
+        .quantization
+        .as_deref()
+        .map(str::parse::<Dtype>)
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    let one = OneShot {
+        model: a.model.expect("clap requires --model without --scenarios"),
+        gpu: a.gpu,
+        gpu_count: a.gpu_count,
+        load,
+        input_tokens: a.input_tokens,
+        output_tokens: a.output_tokens,
+        engine: a.engine,
+        quantization,
+    };
+    emit(predict_one(a.predictor.as_deref(), &one)?.trim_end())
+}
+
+#[derive(Args)]
+pub struct EvalPredictArgs {
+    /// Measurement datasets; repeat for several.
+    #[arg(long, required = true)]
+    data: Vec<PathBuf>,
+    /// Hold out one `model` or one `gpu` at a time.
+    #[arg(long, default_value = "model")]
+    group_by: GroupBy,
+    /// LLM-Pilot's published predictions directory, to score them on the same points.
+    #[arg(long)]
+    published: Option<PathBuf>,
+    /// Print CSV instead of a table.
+    #[arg(long)]
+    csv: bool,
+}
+
+pub fn eval(a: EvalPredictArgs) -> anyhow::Result<()> {
+    emit(eval_files(&a.data, a.group_by, a.published, a.csv)?.trim_end())
+}
+
+#[derive(Args)]
+pub struct AnalyzeArgs {
+    /// Measurement datasets; repeat for several.
+    #[arg(long, required = true)]
+    data: Vec<PathBuf>,
+    /// A predictor for permutation importance (default: trained on the data).
+    #[arg(long)]
+    predictor: Option<PathBuf>,
+    /// Write charts into this directory.
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// Print CSV instead of tables.
+    #[arg(long)]
+    csv: bool,
+}
+
+pub fn analyze(a: AnalyzeArgs) -> anyhow::Result<()> {
+    emit(analyze_files(&a.data, a.predictor.as_deref(), a.plot, a.csv)?.trim_end())
+}
