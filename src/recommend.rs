@@ -120,12 +120,11 @@ fn slo_with_percentile(text: &str, percentile: &str) -> anyhow::Result<Slo> {
         || ["_p50", "_p90", "_p95", "_p99", "_mean"]
             .iter()
             .any(|s| lhs_l.ends_with(s));
-    let text = if explicit {
-        text.to_string()
-    } else {
-        format!("{}:{percentile}={rhs}", lhs.trim())
-    };
-    Ok(parse_slo(&text)?)
+    let mut slo = parse_slo(text)?;
+    if !explicit {
+        slo.stat = percentile.to_string();
+    }
+    Ok(slo)
 }
 
 fn parse_rate(text: &str) -> anyhow::Result<RequestsPerSec> {
@@ -288,6 +287,10 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
         },
     );
     let feasible: Vec<&Candidate> = rec.feasible().take(a.top).collect();
+    let demand_level = match demand {
+        Demand::Users(u) => u as f64,
+        Demand::Rate(r) => r.0,
+    };
     if feasible.is_empty() {
         text.push_str("\nNo configuration meets the SLOs. Why each was rejected:\n");
     } else {
@@ -319,7 +322,11 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
                 c.quantization.to_string(),
                 c.engine.clone().unwrap_or_else(|| "-".into()),
                 c.replicas.map_or("-".into(), |r| r.to_string()),
-                c.capacity.map_or("-".into(), |x| format!("{x:.1}")),
+                c.capacity.map_or("-".into(), |x| {
+                    // The search stops at the demand: one replica serving all of it may hold more.
+                    let capped = (x - demand_level).abs() < 1e-9;
+                    format!("{}{x:.1}", if capped { ">=" } else { "" })
+                }),
                 f("ttft_ms_p50"),
                 f("itl_ms_p50"),
                 c.headroom

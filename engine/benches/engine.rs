@@ -4,7 +4,7 @@
 
 use std::time::Instant;
 
-use pilot_engine::config::{BUILTIN_CONFIGS, ModelConfig};
+use pilot_engine::config::{ModelConfig, resolve_model};
 use pilot_engine::model::{BatchEntry, KvCache, Logits, Transformer, logits_to_rows};
 use pilot_engine::weights::random_weights;
 use pilot_engine::{Dtype, Engine, EngineDevice, EngineOptions, SamplingParams};
@@ -24,12 +24,8 @@ fn prefill(model: &Transformer, caches: &mut [KvCache], tokens: &[u32]) {
 }
 
 fn main() {
-    let json = BUILTIN_CONFIGS
-        .iter()
-        .find(|(n, _)| *n == MODEL)
-        .expect("built-in config")
-        .1;
-    let config = ModelConfig::from_hf_json(json, MODEL).expect("config");
+    let (_, json) = resolve_model(MODEL).expect("small-llama is in the model catalog");
+    let config = ModelConfig::from_hf_json(&json, MODEL).expect("config");
     let t = Instant::now();
     let weights = random_weights(&config, 0);
     let device = EngineDevice::Cpu.burn_device().expect("cpu");

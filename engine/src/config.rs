@@ -2,7 +2,6 @@
 //! defaults for missing keys (candle's approach), then convert into the one internal
 //! [`ModelConfig`] the transformer reads.
 
-use std::path::Path;
 
 use serde::Deserialize;
 
@@ -284,8 +283,9 @@ impl ModelConfig {
     }
 }
 
-/// Configs the engine ships itself: the tiny models its tests and `characterize`'s default
-/// target use, and the small Llama the benchmark measures.
+/// Test fixtures: the tiny configs written out here so the engine's correctness tests do not
+/// change when the catalog does (the catalog's `pilot/tiny-llama` etc. are what users get).
+#[cfg(test)]
 pub const BUILTIN_CONFIGS: &[(&str, &str)] = &[
     (
         "tiny-llama",
@@ -312,41 +312,18 @@ pub const BUILTIN_CONFIGS: &[(&str, &str)] = &[
     ),
 ];
 
-/// Resolves `--model` to `(served name, config.json text)`: a path to a config.json (or a
-/// directory holding one), one of [`BUILTIN_CONFIGS`], or a name in pilot's model catalog.
+/// Resolves `--model` to `(served name, config.json text)` through pilot's model catalog
+/// (`pilot_core::llm::ModelCatalog`): a catalog name or alias (`tiny-llama`, `small-llama`,
+/// `mistral-7b`, ...), a path to a config.json (or a directory holding one), or a Hub id.
+/// The served name is what the user typed, so clients can send it back as `model`.
 pub fn resolve_model(model: &str) -> Result<(String, String), EngineError> {
-    let path = Path::new(model);
-    if path.exists() {
-        let file = if path.is_dir() {
-            path.join("config.json")
-        } else {
-            path.to_path_buf()
-        };
-        let text = std::fs::read_to_string(&file).map_err(|e| EngineError::Config {
-            source_name: file.display().to_string(),
-            message: format!("cannot read: {e}"),
-        })?;
-        return Ok((model.to_string(), text));
-    }
-    if let Some((name, text)) = BUILTIN_CONFIGS.iter().find(|(name, _)| *name == model) {
-        return Ok((name.to_string(), text.to_string()));
-    }
-    catalog_config_json(model).map(|text| (model.to_string(), text))
-}
-
-/// pilot's model catalog (`pilot_core::llm::ModelCatalog`), which holds the HF configs of
-/// real models.
-// The catalog is being written beside this crate; until its `config_json` lands, only paths
-// and the built-in configs resolve. Wire-up: `ModelCatalog::builtin().config_json(name)`.
-fn catalog_config_json(model: &str) -> Result<String, EngineError> {
-    Err(EngineError::UnknownModel {
-        name: model.to_string(),
-        known: BUILTIN_CONFIGS
-            .iter()
-            .map(|(n, _)| *n)
-            .collect::<Vec<_>>()
-            .join(", "),
-    })
+    pilot_core::llm::ModelCatalog::builtin()
+        .config_json(model)
+        .map(|text| (model.to_string(), text))
+        .map_err(|e| EngineError::Config {
+            source_name: model.to_string(),
+            message: e.to_string(),
+        })
 }
 
 #[cfg(test)]

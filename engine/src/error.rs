@@ -5,10 +5,6 @@ use std::path::PathBuf;
 /// Everything that can go wrong while loading a model, serving it or accepting a request.
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    /// The model name is neither a file/directory nor a known catalog entry.
-    #[error("unknown model `{name}`: pass a catalog name ({known}) or a path to an HF config.json")]
-    UnknownModel { name: String, known: String },
-
     /// The config.json could not be read or understood.
     #[error("model config {source_name}: {message}")]
     Config {
