@@ -2,6 +2,7 @@
 //! command in the stage crates, and reports every error in one place (exit code 2).
 
 mod catalog;
+mod characterize;
 mod dataset;
 mod output;
 mod predict;
@@ -25,7 +26,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Benchmark an OpenAI-compatible LLM server (or pilot's embedded engine) under load.
-    Characterize(NotBuilt),
+    Characterize(characterize::CharacterizeArgs),
     /// Serve an LLM with pilot's embedded engine (OpenAI-compatible HTTP API).
     Serve(ServeArgs),
     /// Import public measurements, aggregate request tables, build shipped catalogs.
@@ -133,22 +134,9 @@ pub fn workload_arg(
     }
 }
 
-/// A command whose implementation has not landed yet: it accepts any arguments and says so.
-#[derive(clap::Args)]
-struct NotBuilt {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
-    args: Vec<String>,
-}
-
-fn not_built(name: &str) -> anyhow::Result<()> {
-    anyhow::bail!(
-        "`pilot {name}` is not built yet in this version of pilot; see README.md for what works today"
-    )
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Characterize(_) => not_built("characterize"),
+        Command::Characterize(a) => characterize::run(a),
         Command::Serve(a) => serve(a),
         Command::Dataset(cmd) => dataset::run(cmd),
         Command::Train(a) => predict::train(a),

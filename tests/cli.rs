@@ -11,7 +11,11 @@ fn pilot() -> Command {
 fn fails(args: &[&str]) -> String {
     let out = pilot().args(args).output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(2), "pilot {args:?} should exit 2; stderr: {err}");
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "pilot {args:?} should exit 2; stderr: {err}"
+    );
     assert!(!err.contains("panicked"), "pilot {args:?} panicked: {err}");
     err
 }
@@ -36,17 +40,37 @@ fn shared_data() -> Option<PathBuf> {
 #[test]
 fn help_lists_every_command() {
     let help = succeeds(&["--help"]);
-    for cmd in ["characterize", "serve", "dataset", "train", "predict", "recommend", "analyze", "catalog", "eval"] {
+    for cmd in [
+        "characterize",
+        "serve",
+        "dataset",
+        "train",
+        "predict",
+        "recommend",
+        "analyze",
+        "catalog",
+        "eval",
+    ] {
         assert!(help.contains(cmd), "--help lacks {cmd}:\n{help}");
     }
 }
 
 #[test]
 fn catalogs_print_as_json() {
-    let gpus: serde_json::Value = serde_json::from_str(&succeeds(&["catalog", "gpus", "--json"])).unwrap();
-    let names: Vec<&str> = gpus.as_array().unwrap().iter().map(|g| g["name"].as_str().unwrap()).collect();
-    assert!(names.contains(&"H100-SXM-80GB") && names.contains(&"Max-1550"), "{names:?}");
-    let models: serde_json::Value = serde_json::from_str(&succeeds(&["catalog", "models", "--json"])).unwrap();
+    let gpus: serde_json::Value =
+        serde_json::from_str(&succeeds(&["catalog", "gpus", "--json"])).unwrap();
+    let names: Vec<&str> = gpus
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"H100-SXM-80GB") && names.contains(&"Max-1550"),
+        "{names:?}"
+    );
+    let models: serde_json::Value =
+        serde_json::from_str(&succeeds(&["catalog", "models", "--json"])).unwrap();
     let mistral = models
         .as_array()
         .unwrap()
@@ -56,19 +80,48 @@ fn catalogs_print_as_json() {
     let params = mistral["params_total"].as_f64().unwrap();
     assert!((params / 7.24e9 - 1.0).abs() < 0.02, "{params}");
     assert_eq!(mistral["attention"], "Gqa");
-    let prices: serde_json::Value =
-        serde_json::from_str(&succeeds(&["catalog", "prices", "--json", "--cloud", "llm-pilot"])).unwrap();
-    assert_eq!(prices.as_array().unwrap().len(), 14, "LLM-Pilot's 14 GPU profiles");
+    let prices: serde_json::Value = serde_json::from_str(&succeeds(&[
+        "catalog",
+        "prices",
+        "--json",
+        "--cloud",
+        "llm-pilot",
+    ]))
+    .unwrap();
+    assert_eq!(
+        prices.as_array().unwrap().len(),
+        14,
+        "LLM-Pilot's 14 GPU profiles"
+    );
 }
 
 #[test]
 fn unknown_names_get_the_closest_suggestions() {
     let e = fails(&["recommend", "--model", "mistral-7c", "--slo", "ttft=200ms"]);
     assert!(e.contains("mistral-7b"), "{e}");
-    let e = fails(&["recommend", "--model", "mistral-7b", "--slo", "ttft=200ms", "--gpus", "H10O"]);
+    let e = fails(&[
+        "recommend",
+        "--model",
+        "mistral-7b",
+        "--slo",
+        "ttft=200ms",
+        "--gpus",
+        "H10O",
+    ]);
     assert!(e.contains("H100"), "{e}");
-    let e = fails(&["recommend", "--model", "mistral-7b", "--slo", "ttft=200ms", "--gpus", "a100"]);
-    assert!(e.contains("A100-SXM-80GB") && e.contains("A100-PCIe-40GB"), "ambiguous A100 lists variants: {e}");
+    let e = fails(&[
+        "recommend",
+        "--model",
+        "mistral-7b",
+        "--slo",
+        "ttft=200ms",
+        "--gpus",
+        "a100",
+    ]);
+    assert!(
+        e.contains("A100-SXM-80GB") && e.contains("A100-PCIe-40GB"),
+        "ambiguous A100 lists variants: {e}"
+    );
     let e = fails(&["catalog", "prices", "--cloud", "moon"]);
     assert!(e.contains("aws"), "{e}");
 }
@@ -79,25 +132,55 @@ fn bad_slo_and_load_are_clear_errors() {
     assert!(e.contains("ttft=fast") && e.contains("200ms"), "{e}");
     let e = fails(&["recommend", "--model", "mistral-7b", "--slo", "speed=1ms"]);
     assert!(e.contains("speed"), "{e}");
-    let e = fails(&["recommend", "--model", "mistral-7b", "--slo", "ttft=1s", "--rate", "lots"]);
+    let e = fails(&[
+        "recommend",
+        "--model",
+        "mistral-7b",
+        "--slo",
+        "ttft=1s",
+        "--rate",
+        "lots",
+    ]);
     assert!(e.contains("--rate"), "{e}");
 }
 
 #[test]
 fn malformed_files_are_named_with_the_fix() {
     let dir = tempfile::tempdir().unwrap();
-    let e = fails(&["dataset", "show", dir.path().join("missing.csv").to_str().unwrap()]);
+    let e = fails(&[
+        "dataset",
+        "show",
+        dir.path().join("missing.csv").to_str().unwrap(),
+    ]);
     assert!(e.contains("no such file"), "{e}");
     let wrong = dir.path().join("wrong.csv");
     std::fs::write(&wrong, "model,gpu\nm,H100\n").unwrap();
     let e = fails(&["dataset", "show", wrong.to_str().unwrap()]);
-    assert!(e.contains("gpu_count") && e.contains("pilot dataset import"), "{e}");
+    assert!(
+        e.contains("gpu_count") && e.contains("pilot dataset import"),
+        "{e}"
+    );
     let cfg = dir.path().join("config.json");
     std::fs::write(&cfg, r#"{"model_type": "llama", "num_hidden_layers": 2}"#).unwrap();
-    let e = fails(&["recommend", "--model", cfg.to_str().unwrap(), "--slo", "ttft=1s"]);
-    assert!(e.contains("hidden"), "malformed config names the missing key: {e}");
+    let e = fails(&[
+        "recommend",
+        "--model",
+        cfg.to_str().unwrap(),
+        "--slo",
+        "ttft=1s",
+    ]);
+    assert!(
+        e.contains("hidden"),
+        "malformed config names the missing key: {e}"
+    );
     std::fs::write(&cfg, "not json").unwrap();
-    let e = fails(&["recommend", "--model", cfg.to_str().unwrap(), "--slo", "ttft=1s"]);
+    let e = fails(&[
+        "recommend",
+        "--model",
+        cfg.to_str().unwrap(),
+        "--slo",
+        "ttft=1s",
+    ]);
     assert!(e.to_lowercase().contains("json"), "{e}");
     let prices = dir.path().join("prices.csv");
     std::fs::write(&prices, "cloud,gpu\naws,H100\n").unwrap();
@@ -117,15 +200,32 @@ fn imports_llm_inference_bench_and_reads_it_back() {
         "dataset",
         "import",
         "llm-inference-bench",
-        data.join("llm-inference-bench/results.csv").to_str().unwrap(),
+        data.join("llm-inference-bench/results.csv")
+            .to_str()
+            .unwrap(),
         "-o",
         out.to_str().unwrap(),
     ]);
-    let shown = pilot().args(["dataset", "show", out.to_str().unwrap(), "--limit", "1"]).output().unwrap();
+    let shown = pilot()
+        .args(["dataset", "show", out.to_str().unwrap(), "--limit", "1"])
+        .output()
+        .unwrap();
     let err = String::from_utf8_lossy(&shown.stderr);
-    let n: usize = err.split(": ").nth(1).and_then(|s| s.split(' ').next()).and_then(|s| s.parse().ok()).unwrap();
+    let n: usize = err
+        .split(": ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .and_then(|s| s.parse().ok())
+        .unwrap();
     assert!(n > 3700, "{err}");
-    let e = fails(&["dataset", "import", "llm-pilot", "/nonexistent/requests.parquet", "-o", "x.csv"]);
+    let e = fails(&[
+        "dataset",
+        "import",
+        "llm-pilot",
+        "/nonexistent/requests.parquet",
+        "-o",
+        "x.csv",
+    ]);
     assert!(e.contains("no such file"), "{e}");
 }
 
@@ -150,8 +250,19 @@ fn recommend_exports_a_frontier_ranked_by_cost() {
     assert!(text.contains("rejected"), "{text}");
     let mut rdr = csv::Reader::from_path(&csv).unwrap();
     let header = rdr.headers().unwrap().clone();
-    for col in ["gpu", "gpu_count", "quantization", "replicas", "cost_usd_per_hour", "feasible", "rejection_reason"] {
-        assert!(header.iter().any(|h| h == col), "missing {col} in {header:?}");
+    for col in [
+        "gpu",
+        "gpu_count",
+        "quantization",
+        "replicas",
+        "cost_usd_per_hour",
+        "feasible",
+        "rejection_reason",
+    ] {
+        assert!(
+            header.iter().any(|h| h == col),
+            "missing {col} in {header:?}"
+        );
     }
     let idx = |n: &str| header.iter().position(|h| h == n).unwrap();
     let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
@@ -161,9 +272,15 @@ fn recommend_exports_a_frontier_ranked_by_cost() {
         .map(|r| r[idx("cost_usd_per_hour")].parse().unwrap())
         .collect();
     assert!(!costs.is_empty(), "some configuration serves 200 users");
-    assert!(costs.windows(2).all(|w| w[0] <= w[1]), "ranked by cost: {costs:?}");
+    assert!(
+        costs.windows(2).all(|w| w[0] <= w[1]),
+        "ranked by cost: {costs:?}"
+    );
     // A 14.5 GB model cannot fit a 16 GB card with room for activations: rejected for memory.
-    assert!(rows.iter().any(|r| &r[idx("gpu")] == "T4" && r[idx("rejection_reason")].starts_with("memory")));
+    assert!(
+        rows.iter()
+            .any(|r| &r[idx("gpu")] == "T4" && r[idx("rejection_reason")].starts_with("memory"))
+    );
     // Every feasible candidate's replicas serve the demand.
     for r in rows.iter().filter(|r| &r[idx("feasible")] == "true") {
         let cap: f64 = r[idx("capacity_per_replica")].parse().unwrap();

@@ -78,6 +78,7 @@ fn main() {
     }
     println!("most concurrent streams sustained on one client core: {best} (target 2000)");
     let _ = child.kill();
+    let _ = child.wait();
 }
 
 struct Result {

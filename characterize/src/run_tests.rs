@@ -423,3 +423,24 @@ async fn chat_api_records_the_servers_prompt_count() {
         report.notes
     );
 }
+
+/// The README's quick start: `pilot characterize` with no flags (about a minute). Run with
+/// `cargo test -p pilot-characterize quick_start -- --ignored --nocapture` to see its table.
+#[tokio::test(flavor = "multi_thread")]
+#[ignore = "takes about a minute"]
+async fn quick_start_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = CharacterizeOptions {
+        out: dir.path().to_path_buf(),
+        ..Default::default()
+    };
+    let start = std::time::Instant::now();
+    let report = characterize(opts, true).await.unwrap();
+    println!(
+        "{}\n{:?}\nin {:.0} s",
+        report.table(),
+        report.notes,
+        start.elapsed().as_secs_f64()
+    );
+    assert!(report.levels.iter().all(|l| l.row.metrics.requests_ok > 0));
+}

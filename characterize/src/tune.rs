@@ -238,11 +238,9 @@ async fn wait_healthy(
                 if oom { ", out of memory" } else { "" }
             ));
         }
-        if let Ok(Ok(r)) = tokio::time::timeout(Duration::from_secs(2), http.get(&url).send()).await
-        {
-            if r.status().is_success() {
-                return Ok(());
-            }
+        let answer = tokio::time::timeout(Duration::from_secs(2), http.get(&url).send()).await;
+        if answer.is_ok_and(|r| r.is_ok_and(|r| r.status().is_success())) {
+            return Ok(());
         }
         if Instant::now() >= deadline {
             return Err(format!(

@@ -2,7 +2,6 @@
 //! defaults for missing keys (candle's approach), then convert into the one internal
 //! [`ModelConfig`] the transformer reads.
 
-
 use serde::Deserialize;
 
 use crate::EngineError;

@@ -130,6 +130,11 @@ pub async fn spawn_server(opts: ServeOptions) -> Result<ServerHandle, EngineErro
     };
     let listener = tokio::net::TcpListener::bind(addr).await.map_err(io_err)?;
     let addr = listener.local_addr().map_err(io_err)?;
+    // One SSE chunk per token: without TCP_NODELAY, Nagle's algorithm holds a small write
+    // until the client's delayed ACK (~40 ms), and tokens arrive in bursts, not as produced.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |s| {
+        let _ = s.set_nodelay(true);
+    });
     let model_name = engine.info().name.clone();
     let app = router(AppState {
         engine: engine.clone(),

@@ -49,11 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             print!(
                 "{}",
                 commands::eval_files(
-                    if files.is_empty() {
-                        &data()[..1]
-                    } else {
-                        &files
-                    },
+                    &if files.is_empty() { data() } else { files },
                     g,
                     published,
                     false

@@ -58,6 +58,8 @@ pub struct PhysicsParams {
     pub mfu_decode: f64,
     /// Fixed time per engine step (scheduling, sampling, detokenisation), ms.
     pub step_overhead_ms: f64,
+    /// Fixed time per request before its prefill (HTTP/gRPC, tokenisation, admission), ms.
+    pub request_overhead_ms: f64,
     /// Fixed time per layer per step (kernel launches, norms, rotary), ms.
     pub layer_overhead_ms: f64,
     /// Latency of one all-reduce over NVLink-class links, ms.
@@ -83,6 +85,7 @@ impl Default for PhysicsParams {
             mfu_prefill: 0.5,
             mfu_decode: 0.4,
             step_overhead_ms: 2.0,
+            request_overhead_ms: 30.0,
             layer_overhead_ms: 0.03,
             allreduce_latency_nvlink_ms: 0.01,
             allreduce_latency_pcie_ms: 0.03,
@@ -426,10 +429,13 @@ impl PhysicsModel {
                 let users = users.max(1) as f64;
                 let n = users.min(budget);
                 let (step, f, t_pe, cyc) = cycle(n);
-                let x = n / cyc * 1e3; // requests per second
                 let itl_mean = step.total + f * t_pe;
+                // Each user's cycle includes the per-request overhead (host side, overlapped
+                // with other users' GPU work), so it bounds throughput as well as the GPU does.
+                let own = p.request_overhead_ms + t_pe + 0.5 * step.total + (o - 1.0) * itl_mean;
+                let x = (n / cyc).min(n / own) * 1e3; // requests per second
                 let (ttft, e2e) = if users <= budget {
-                    let ttft = t_pe + 0.5 * step.total;
+                    let ttft = p.request_overhead_ms + t_pe + 0.5 * step.total;
                     (ttft, ttft + (o - 1.0) * itl_mean)
                 } else {
                     let e2e = users / x * 1e3;
@@ -461,7 +467,7 @@ impl PhysicsModel {
                 // M/M/1 with the server's maximum completion rate as service rate.
                 let wait = rho / (1.0 - rho) / x_max;
                 let _ = service;
-                let ttft = t_pe + 0.5 * step.total + wait;
+                let ttft = p.request_overhead_ms + t_pe + 0.5 * step.total + wait;
                 est.load_ratio = lambda / x_max;
                 let x = lambda.min(x_max) * 1e3;
                 (n, step, f, t_pe, ttft, ttft + (o - 1.0) * itl_mean, x)

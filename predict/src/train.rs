@@ -65,6 +65,10 @@ fn is_latency(target: &str) -> bool {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TrainOptions {
     pub seed: u64,
+    /// LightGBM objective on the log labels. `huber` (the default) is L2 near zero and L1 for
+    /// large residuals, so a few runs far off their neighbours do not drag the correction.
+    /// (`regression_l1` cannot be combined with monotone constraints in LightGBM.)
+    pub objective: String,
     /// Learn corrections to physics (true) or raw values from raw features (false).
     pub use_physics: bool,
     pub num_iterations: u32,
@@ -89,6 +93,7 @@ impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
             seed: 42,
+            objective: "huber".into(),
             use_physics: true,
             num_iterations: 150,
             learning_rate: 0.08,
@@ -224,7 +229,7 @@ fn lgbm_params(o: &TrainOptions, target: &str, n_features: usize) -> serde_json:
         mono[features::LOAD_FEATURE] = 1;
     }
     serde_json::json!({
-        "objective": "regression",
+        "objective": o.objective,
         "num_iterations": o.num_iterations,
         "learning_rate": o.learning_rate,
         "num_leaves": o.num_leaves,

@@ -267,8 +267,8 @@ mod tests {
         for rec in rdr.records() {
             let rec = rec.unwrap();
             published += 1;
-            let (count, _) = catalog.parse_profile(&rec[ig]).unwrap();
-            let bare = rec[ig].split('x').nth(1).unwrap().trim();
+            let (count, bare) = pilot_core::gpu::split_profile(&rec[ig]);
+            let count = count.unwrap().unwrap();
             let gpu = catalog
                 .resolve_documented(
                     bare,

@@ -1,0 +1,188 @@
+//! `pilot characterize`: flags to [`pilot_characterize::run::characterize`].
+
+use crate::output::emit;
+use anyhow::Context;
+use clap::Args;
+use pilot_characterize::client::Api;
+use pilot_characterize::run::{CharacterizeOptions, characterize};
+use pilot_characterize::slo::parse_slo;
+use pilot_characterize::tune::{TuneOptions, parse_tune_range};
+use pilot_characterize::workload::Workload;
+use pilot_core::units::RequestsPerSec;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Args)]
+pub struct CharacterizeArgs {
+    /// OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (default: start pilot's
+    /// embedded engine on a tiny model and measure it).
+    #[arg(long)]
+    endpoint: Option<String>,
+    /// The served model name (default: the first of /v1/models; the embedded engine's
+    /// `tiny-llama`, or a catalog name or config.json path for it).
+    #[arg(long)]
+    model: Option<String>,
+    /// The route measured: `completions` (token-id prompts: exact input lengths) or `chat`.
+    #[arg(long, default_value = "completions")]
+    api: Api,
+    /// Closed-loop levels: concurrent users, e.g. 1,2,4,8.
+    #[arg(long, value_delimiter = ',')]
+    users: Vec<u32>,
+    /// Open-loop levels: request rates, e.g. 2,4,8/s.
+    #[arg(long, value_delimiter = ',')]
+    rate: Vec<String>,
+    /// Gamma shape of open-loop inter-arrival times (1 = Poisson, < 1 burstier).
+    #[arg(long, default_value_t = 1.0)]
+    burstiness: f64,
+    /// Measurement window of each level, e.g. 120s, 2m (default: 120s; 15s for the embedded quick start).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    duration: Option<Duration>,
+    /// Warm-up before each level's window, excluded from its metrics (default: 10s; 3s quick start).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    warmup: Option<Duration>,
+    /// Input tokens of every request.
+    #[arg(long, conflicts_with = "workload", requires = "output_tokens")]
+    input_tokens: Option<u32>,
+    /// Output tokens of every request (exact: max_tokens = min_tokens, ignore_eos).
+    #[arg(long, conflicts_with = "workload", requires = "input_tokens")]
+    output_tokens: Option<u32>,
+    /// Request lengths from a file: fmperf histogram CSV, Azure trace CSV or ShareGPT JSON.
+    #[arg(long)]
+    workload: Option<PathBuf>,
+    /// With an Azure trace: replay its arrivals by timestamp instead of the levels.
+    #[arg(long, requires = "workload")]
+    replay: bool,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Objectives for goodput, e.g. ttft=200ms,itl=50ms.
+    #[arg(long = "slo", value_delimiter = ',')]
+    slos: Vec<String>,
+    /// Directory for requests.parquet and summary.csv.
+    #[arg(long, default_value = "pilot-run")]
+    out: PathBuf,
+    /// Also append this run's rows to a measurement dataset.
+    #[arg(long)]
+    append_to: Option<PathBuf>,
+    /// Keep the levels already in <out>/summary.csv and run only the others.
+    #[arg(long)]
+    resume: bool,
+    /// Environment variable holding the API key (sent as a bearer token, never logged).
+    #[arg(long, default_value = "OPENAI_API_KEY")]
+    api_key_env: String,
+    /// Stop the sweep when a level fails more than this fraction of its requests.
+    #[arg(long, default_value_t = 0.1)]
+    max_failures: f64,
+    /// Longest one request may take.
+    #[arg(long, default_value = "600s", value_parser = humantime::parse_duration)]
+    timeout: Duration,
+    /// Do not ask the server for exact output lengths (min_tokens, ignore_eos).
+    #[arg(long)]
+    no_exact_output: bool,
+    /// GPU label of the rows (a catalog name, for training on them).
+    #[arg(long)]
+    gpu: Option<String>,
+    #[arg(long)]
+    gpu_count: Option<u32>,
+    /// Engine label of the rows (vllm, sglang, tgi, ...).
+    #[arg(long)]
+    engine_label: Option<String>,
+    /// The embedded engine's most sequences per step.
+    #[arg(long)]
+    max_batch: Option<u32>,
+    /// Command starting the server, with {max_batch} where the setting goes (for --tune).
+    #[arg(long, requires = "tune")]
+    launch: Option<String>,
+    /// Binary-search the largest batch setting that does not fail: max_batch=LO..HI.
+    #[arg(long)]
+    tune: Option<String>,
+    /// How long a launched server may take to answer /health.
+    #[arg(long, default_value = "600s", value_parser = humantime::parse_duration)]
+    health_timeout: Duration,
+}
+
+fn parse_rate(text: &str) -> anyhow::Result<RequestsPerSec> {
+    let t = text.trim().trim_end_matches("/s").trim();
+    match t.parse::<f64>() {
+        Ok(v) if v > 0.0 => Ok(RequestsPerSec(v)),
+        _ => anyhow::bail!(
+            "--rate '{text}' is not a positive request rate; write e.g. --rate 2,4,8/s"
+        ),
+    }
+}
+
+pub fn run(a: CharacterizeArgs) -> anyhow::Result<()> {
+    let mut opts = CharacterizeOptions::default();
+    let embedded = a.endpoint.is_none();
+    opts.endpoint = a.endpoint;
+    opts.model = a.model;
+    opts.api = a.api;
+    if !a.users.is_empty() || !a.rate.is_empty() {
+        opts.users = a.users;
+        opts.rates = a
+            .rate
+            .iter()
+            .map(|r| parse_rate(r))
+            .collect::<anyhow::Result<_>>()?;
+    }
+    opts.burstiness = a.burstiness;
+    opts.duration = a.duration.unwrap_or(if embedded {
+        opts.duration
+    } else {
+        Duration::from_secs(120)
+    });
+    opts.warmup = a.warmup.unwrap_or(if embedded {
+        opts.warmup
+    } else {
+        Duration::from_secs(10)
+    });
+    if let (Some(input), Some(output)) = (a.input_tokens, a.output_tokens) {
+        opts.workload = Workload::Fixed { input, output };
+    }
+    if let Some(w) = &a.workload {
+        opts.workload = crate::workload_arg(w)?;
+    }
+    opts.replay = a.replay;
+    opts.seed = a.seed;
+    opts.slos = a
+        .slos
+        .iter()
+        .map(|s| parse_slo(s))
+        .collect::<Result<_, _>>()?;
+    opts.out = a.out;
+    opts.append_to = a.append_to;
+    opts.resume = a.resume;
+    opts.api_key_env = a.api_key_env;
+    opts.max_failure_fraction = a.max_failures;
+    opts.request_timeout = a.timeout;
+    opts.exact_output = !a.no_exact_output;
+    opts.gpu = a.gpu;
+    opts.gpu_count = a.gpu_count;
+    opts.engine_label = a.engine_label;
+    opts.engine_max_batch = a.max_batch;
+    if let Some(range) = &a.tune {
+        let (lo, hi) = parse_tune_range(range).map_err(anyhow::Error::msg)?;
+        opts.tune = Some(TuneOptions {
+            launch: a.launch,
+            lo,
+            hi,
+            health_timeout: a.health_timeout,
+        });
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let report = runtime.block_on(characterize(opts, true))?;
+    for n in &report.notes {
+        eprintln!("note: {n}");
+    }
+    if let Some(why) = &report.stopped_early {
+        eprintln!("note: the sweep stopped early: {why}");
+    }
+    eprintln!(
+        "requests: {}\nsummary:  {}",
+        report.requests_path.display(),
+        report.summary_path.display()
+    );
+    emit(&report.table())
+}
