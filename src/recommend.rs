@@ -110,7 +110,7 @@ fn slo_with_percentile(text: &str, percentile: &str) -> anyhow::Result<Slo> {
                     "SLO '{text}': '{rhs}' is not a token rate (write e.g. tokens_per_s=20)"
                 )
             })?;
-        if !(rate > 0.0) {
+        if rate.is_nan() || rate <= 0.0 {
             bail!("SLO '{text}': the token rate must be positive");
         }
         let stat = lhs_l.split_once(':').map_or(percentile, |(_, s)| s);
@@ -136,7 +136,7 @@ fn parse_rate(text: &str) -> anyhow::Result<RequestsPerSec> {
     let v: f64 = t.parse().map_err(|_| {
         anyhow::anyhow!("--rate '{text}' is not a request rate; write e.g. --rate 10/s")
     })?;
-    if !(v > 0.0) {
+    if v.is_nan() || v <= 0.0 {
         bail!("--rate must be positive, got {text}");
     }
     Ok(RequestsPerSec(v))

@@ -500,17 +500,16 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<Measurement>, Schem
         }
     }
     let r = Reader { df, path };
-    if let Some(versions) = r.counts("schema_version")? {
-        if let Some(v) = versions
+    if let Some(versions) = r.counts("schema_version")?
+        && let Some(v) = versions
             .iter()
             .flatten()
             .find(|v| **v != SCHEMA_VERSION as u64)
-        {
-            return Err(SchemaError::Version {
-                path: path.into(),
-                found: *v as u32,
-            });
-        }
+    {
+        return Err(SchemaError::Version {
+            path: path.into(),
+            found: *v as u32,
+        });
     }
     let model = r.strings("model")?;
     let gpu = r.strings("gpu")?;

@@ -66,7 +66,8 @@ pub struct PhysicsParams {
     pub allreduce_latency_nvlink_ms: f64,
     /// Latency of one all-reduce over PCIe, ms.
     pub allreduce_latency_pcie_ms: f64,
-    /// Fraction of device memory the engine may use (vLLM's gpu_memory_utilization).
+    /// Fraction of device memory the engine may use (vLLM's gpu_memory_utilization is 0.9;
+    /// TGI/TGIS fill the memory left after a warm-up, closer to 0.95).
     pub memory_utilization: f64,
     /// Memory per GPU taken by the runtime (CUDA context, workspaces), GB.
     pub runtime_overhead_gb: f64,
@@ -89,8 +90,8 @@ impl Default for PhysicsParams {
             layer_overhead_ms: 0.03,
             allreduce_latency_nvlink_ms: 0.01,
             allreduce_latency_pcie_ms: 0.03,
-            memory_utilization: 0.9,
-            runtime_overhead_gb: 1.5,
+            memory_utilization: 0.95,
+            runtime_overhead_gb: 1.0,
             activation_tokens: 4096.0,
             max_sequences: 256,
             length_sigma: 0.5,

@@ -315,9 +315,8 @@ pub fn capacity(
 pub fn tensor_parallel_degrees(m: &LlmSpec, max: u32) -> Vec<u32> {
     (1..=max.max(1))
         .filter(|&tp| {
-            let heads = m.heads as u32;
             let kv = (m.kv_heads.round() as u32).max(1);
-            heads % tp == 0 && (kv % tp == 0 || tp % kv == 0)
+            m.heads.is_multiple_of(tp) && (kv.is_multiple_of(tp) || tp.is_multiple_of(kv))
         })
         .collect()
 }
@@ -336,7 +335,7 @@ pub fn recommend(
             "the GPU list is empty; see `pilot catalog gpus`".into(),
         ));
     }
-    if !(opts.demand.level() > 0.0) {
+    if opts.demand.level().is_nan() || opts.demand.level() <= 0.0 {
         return Err(RecommendError::Demand(opts.demand.to_string()));
     }
     let mut out = Vec::new();
@@ -503,4 +502,131 @@ fn evaluate(
 /// The row of a candidate's prediction at load, for tables and exports.
 pub fn at_load_row(c: &Candidate) -> Option<&Measurement> {
     c.at_load.as_ref().map(|p| &p.row)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pilot_core::gpu::GpuCatalog;
+    use pilot_core::llm::ModelCatalog;
+    use pilot_predict::PhysicsModel;
+
+    fn base(model: &str, gpu: &str, tp: u32) -> Scenario {
+        Scenario::new(
+            ModelCatalog::builtin().resolve(model).unwrap(),
+            GpuCatalog::builtin().resolve(gpu).unwrap().clone(),
+            tp,
+            Load::Users(1),
+            Tokens(512),
+            Tokens(256),
+        )
+    }
+
+    fn slos(text: &str) -> Vec<Slo> {
+        text.split(',').map(|s| s.parse().unwrap()).collect()
+    }
+
+    /// The exponential + binary search finds exactly what a linear scan finds.
+    #[test]
+    fn capacity_search_matches_a_linear_scan() {
+        let physics = PhysicsModel::default();
+        let slos = slos("ttft=300ms,itl=40ms");
+        for (model, gpu, tp) in [
+            ("mistral-7b", "L40S", 1),
+            ("llama-2-13b", "A100-SXM-80GB", 2),
+            ("mistral-7b", "H100", 1),
+        ] {
+            let b = base(model, gpu, tp);
+            let found =
+                capacity(&physics, &b, Demand::Users(300), &slos, Margin::None, 300.0).unwrap();
+            let mut scan = None;
+            for u in 1..=300u32 {
+                let mut s = b.clone();
+                s.load = Load::Users(u);
+                if violation(&slos, &physics.predict(&s).unwrap(), Margin::None).is_some() {
+                    break;
+                }
+                scan = Some(u as f64);
+            }
+            assert_eq!(found, scan, "{model} on {tp} x {gpu}");
+        }
+    }
+
+    #[test]
+    fn recommends_the_cheapest_feasible_and_explains_rejections() {
+        let physics = PhysicsModel::default();
+        let catalog = GpuCatalog::builtin();
+        let opts = RecommendOptions {
+            model: ModelCatalog::builtin().resolve("llama-2-70b").unwrap(),
+            slos: slos("ttft=1s,itl=80ms"),
+            demand: Demand::Users(64),
+            input_tokens: Tokens(512),
+            output_tokens: Tokens(128),
+            gpus: ["L4", "A100-SXM-80GB", "H100"]
+                .iter()
+                .map(|g| catalog.resolve(g).unwrap().clone())
+                .collect(),
+            max_gpus: 8,
+            quantizations: vec![Dtype::F16, Dtype::Int4],
+            engines: vec![None],
+            cloud: None,
+            spot: false,
+            margin: Margin::None,
+            explain: true,
+        };
+        let rec = recommend(&opts, &physics, PriceCatalog::builtin()).unwrap();
+        let feasible: Vec<&Candidate> = rec.feasible().collect();
+        assert!(!feasible.is_empty());
+        let costs: Vec<f64> = feasible.iter().map(|c| c.cost.unwrap().0).collect();
+        assert!(costs.windows(2).all(|w| w[0] <= w[1]), "{costs:?}");
+        for c in &feasible {
+            assert!(c.capacity.unwrap() * c.replicas.unwrap() as f64 >= 64.0);
+            assert!(!c.curve.is_empty(), "--explain gives a curve");
+            assert!(
+                c.headroom.unwrap() >= 0.0,
+                "at its share of the load every SLO holds"
+            );
+        }
+        // 140 GB of fp16 weights do not fit one 80 GB GPU: rejected for memory, not silently dropped.
+        assert!(rec.candidates.iter().any(|c| c.gpu == "A100-SXM-80GB"
+            && c.gpu_count == 1
+            && c.quantization == Dtype::F16
+            && matches!(c.verdict, Verdict::DoesNotFit(_))));
+        // Llama-2-70B has 64 heads and 8 KV heads: no TP of 3, 5, 6 or 7.
+        assert!(
+            rec.candidates
+                .iter()
+                .all(|c| [1, 2, 4, 8].contains(&c.gpu_count))
+        );
+    }
+
+    #[test]
+    fn bad_requests_are_errors() {
+        let physics = PhysicsModel::default();
+        let mut opts = RecommendOptions {
+            model: ModelCatalog::builtin().resolve("mistral-7b").unwrap(),
+            slos: vec![],
+            demand: Demand::Users(10),
+            input_tokens: Tokens(100),
+            output_tokens: Tokens(100),
+            gpus: vec![GpuCatalog::builtin().resolve("H100").unwrap().clone()],
+            max_gpus: 1,
+            quantizations: vec![Dtype::F16],
+            engines: vec![None],
+            cloud: None,
+            spot: false,
+            margin: Margin::Upper,
+            explain: false,
+        };
+        assert!(matches!(
+            recommend(&opts, &physics, PriceCatalog::builtin()),
+            Err(RecommendError::NoSlo)
+        ));
+        opts.slos = slos("ttft=1s");
+        opts.demand = Demand::Rate(RequestsPerSec(0.0));
+        assert!(matches!(
+            recommend(&opts, &physics, PriceCatalog::builtin()),
+            Err(RecommendError::Demand(_))
+        ));
+    }
 }

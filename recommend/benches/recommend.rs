@@ -1,0 +1,55 @@
+//! `cargo bench -p pilot-recommend`: one `recommend` call over the whole GPU catalog (every
+//! priced GPU x TP 1..8 x fp16/fp8/int4) with the shipped predictor and the physics model.
+//! Target: under 300 ms.
+
+use pilot_characterize::slo::parse_slo;
+use pilot_core::gpu::GpuCatalog;
+use pilot_core::llm::ModelCatalog;
+use pilot_core::price::PriceCatalog;
+use pilot_core::units::{Dtype, Tokens};
+use pilot_predict::{LatencyModel, PhysicsModel, Predictor};
+use pilot_recommend::{Demand, Margin, RecommendOptions, recommend};
+use std::time::Instant;
+
+fn main() {
+    let opts = RecommendOptions {
+        model: ModelCatalog::builtin().resolve("mistral-7b").unwrap(),
+        slos: vec![
+            parse_slo("ttft=200ms").unwrap(),
+            parse_slo("itl=50ms").unwrap(),
+        ],
+        demand: Demand::Users(200),
+        input_tokens: Tokens(512),
+        output_tokens: Tokens(256),
+        gpus: GpuCatalog::builtin().all().to_vec(),
+        max_gpus: 8,
+        quantizations: vec![Dtype::F16, Dtype::Fp8, Dtype::Int4],
+        engines: vec![None],
+        cloud: None,
+        spot: false,
+        margin: Margin::Upper,
+        explain: false,
+    };
+    let physics = PhysicsModel::default();
+    let models: [(&str, &dyn LatencyModel); 2] = [
+        ("physics", &physics),
+        (
+            "shipped predictor",
+            Predictor::shipped().expect("shipped predictor"),
+        ),
+    ];
+    println!("| model | candidates | feasible | ms per call (median of 5) |");
+    println!("|---|---|---|---|");
+    for (name, model) in models {
+        let mut times = Vec::new();
+        let mut n = (0, 0);
+        for _ in 0..5 {
+            let t = Instant::now();
+            let rec = recommend(&opts, model, PriceCatalog::builtin()).unwrap();
+            times.push(t.elapsed().as_secs_f64() * 1e3);
+            n = (rec.candidates.len(), rec.feasible().count());
+        }
+        times.sort_by(f64::total_cmp);
+        println!("| {name} | {} | {} | {:.1} |", n.0, n.1, times[2]);
+    }
+}
