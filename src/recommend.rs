@@ -548,6 +548,10 @@ pub struct EvalRecommendArgs {
     /// LLM-Pilot's dataset in pilot's schema (`pilot dataset import llm-pilot ...`).
     #[arg(long)]
     data: PathBuf,
+    /// `none`: LLM-Pilot's exact protocol (point predictions); `upper`: the SLOs must hold at
+    /// the upper end of the predictor's interval, as `pilot recommend` does by default.
+    #[arg(long, default_value = "none", value_parser = ["none", "upper"])]
+    margin: String,
 }
 
 /// LLM-Pilot's published recommendation scores, transcribed from
@@ -561,7 +565,14 @@ const PUBLISHED: [(&str, f64, f64, f64); 4] = [
 
 pub fn eval(a: EvalRecommendArgs) -> anyhow::Result<()> {
     let rows = pilot_core::schema::read_measurements(&a.data)?;
-    let opts = EvalOptions::default();
+    let opts = EvalOptions {
+        margin: if a.margin == "upper" {
+            Margin::Upper
+        } else {
+            Margin::None
+        },
+        ..EvalOptions::default()
+    };
     let report = evaluate(&rows, &opts, PriceCatalog::builtin())?;
     let header = [
         "held-out LLM",
@@ -589,13 +600,13 @@ pub fn eval(a: EvalRecommendArgs) -> anyhow::Result<()> {
     text.push_str("\n\nLLM-Pilot's recommendation benchmark (200 users, median nTTFT <= 100 ms/token, median ITL <= 50 ms):\n");
     let mut score_rows = vec![
         vec![
-            "pilot".to_string(),
+            format!("pilot (margin {})", a.margin),
             format!("{:.1}", report.scores.success_rate),
             format!("{:.1}", report.scores.overspend),
             format!("{:.3}", report.scores.so_score),
         ],
         vec![
-            "pilot (continuous capacity)".to_string(),
+            format!("pilot (margin {}, continuous capacity)", a.margin),
             format!("{:.1}", report.scores_continuous.success_rate),
             format!("{:.1}", report.scores_continuous.overspend),
             format!("{:.3}", report.scores_continuous.so_score),

@@ -66,9 +66,6 @@ pub fn physics_names() -> Vec<String> {
     .to_vec()
 }
 
-/// Index of the load feature (monotone constraints apply to it).
-pub const LOAD_FEATURE: usize = 2;
-
 fn ln(x: f64) -> f64 {
     x.max(1e-12).ln()
 }

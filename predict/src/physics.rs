@@ -122,9 +122,9 @@ pub struct Estimate {
     pub decode_step1_ms: f64,
     /// Prefill of one request.
     pub prefill_ms: f64,
-    /// Fraction of the decode step that is all-reduce.
+    /// Fraction of the batch-1 decode step that is all-reduce.
     pub comm_fraction: f64,
-    /// Fraction of the decode step that is fixed overhead.
+    /// Fraction of the batch-1 decode step that is fixed overhead.
     pub overhead_fraction: f64,
     /// Compute time over memory time of the decode step (> 1: compute bound).
     pub compute_to_memory: f64,
@@ -487,8 +487,10 @@ impl PhysicsModel {
         };
         est.in_flight = n;
         est.decode_step_ms = step.total;
-        est.comm_fraction = step.comm / step.total;
-        est.overhead_fraction = step.overhead / step.total;
+        // Shares of the batch-1 step: properties of the model and GPUs, not of the load (so the
+        // predictor's monotone constraints cover every feature that moves with load).
+        est.comm_fraction = step1.comm / step1.total;
+        est.overhead_fraction = step1.overhead / step1.total;
         est.compute_to_memory = step.compute_to_memory;
         est.prefill_gap_fraction = gap_frac;
         est.ttft_ms = ttft;

@@ -95,8 +95,8 @@ impl Default for TrainOptions {
             seed: 42,
             objective: "huber".into(),
             use_physics: true,
-            num_iterations: 150,
-            learning_rate: 0.08,
+            num_iterations: 70,
+            learning_rate: 0.15,
             num_leaves: 15,
             min_data_in_leaf: 8,
             conformal_folds: 5,
@@ -223,10 +223,30 @@ pub(crate) fn prepare(
     (out, notes)
 }
 
-fn lgbm_params(o: &TrainOptions, target: &str, n_features: usize) -> serde_json::Value {
-    let mut mono = vec![0i32; n_features];
+/// Monotone constraints of latency corrections: +1 on the load and on every physics feature
+/// that rises with load, -1 on those that fall with it. Every feature that moves with the load
+/// is constrained, so the correction (and hence the prediction) cannot fall as load grows.
+const LATENCY_MONOTONE: [(&str, i32); 10] = [
+    ("log_load", 1),
+    ("phys_log_decode_step_ms", 1),
+    ("phys_log_in_flight", 1),
+    ("phys_log_load_ratio", 1),
+    ("phys_log_compute_to_memory", 1),
+    ("phys_prefill_gap_fraction", 1),
+    ("phys_log_ttft_ms", 1),
+    ("phys_log_itl_ms", 1),
+    ("phys_log_e2e_ms", 1),
+    ("phys_log_output_tok_s", -1),
+];
+
+fn lgbm_params(o: &TrainOptions, target: &str, names: &[String]) -> serde_json::Value {
+    let mut mono = vec![0i32; names.len()];
     if is_latency(target) {
-        mono[features::LOAD_FEATURE] = 1;
+        for (name, dir) in LATENCY_MONOTONE {
+            if let Some(j) = names.iter().position(|n| n == name) {
+                mono[j] = dir;
+            }
+        }
     }
     serde_json::json!({
         "objective": o.objective,
@@ -360,7 +380,7 @@ pub(crate) fn train_prepared(
             }
             continue;
         }
-        let params = lgbm_params(opts, t, nf);
+        let params = lgbm_params(opts, t, &feature_names);
         let xy = |ids: &[usize]| {
             let mut x = Vec::with_capacity(ids.len() * nf);
             let mut y = Vec::with_capacity(ids.len());

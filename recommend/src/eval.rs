@@ -14,6 +14,7 @@
 //! The *continuous-capacity* variant interpolates the true capacity between measured levels
 //! (log-linear in users), which removes the power-of-two quantisation of the ground truth.
 
+use crate::search::Margin;
 use pilot_characterize::slo::Slo;
 use pilot_core::gpu::GpuCatalog;
 use pilot_core::price::PriceCatalog;
@@ -31,6 +32,10 @@ pub struct EvalOptions {
     pub train: TrainOptions,
     /// The price catalog's cloud to use (LLM-Pilot's own prices).
     pub cloud: String,
+    /// How predicted capacity treats uncertainty: [`Margin::None`] is LLM-Pilot's exact
+    /// protocol (point predictions); [`Margin::Upper`] requires the upper end of the
+    /// cross-conformal interval to meet the SLOs, as `pilot recommend` does by default.
+    pub margin: Margin,
 }
 
 impl Default for EvalOptions {
@@ -42,8 +47,15 @@ impl Default for EvalOptions {
                 "itl=50ms".parse().expect("valid SLO"),
             ],
             max_users: 128,
-            train: TrainOptions::default(),
+            // Only the two SLO metrics are needed, and capacities are compared without
+            // intervals (as LLM-Pilot does), so no conformal folds: 10 trainings, not 60.
+            train: TrainOptions {
+                conformal_folds: 0,
+                targets: Some(vec!["nttft_ms_per_token_p50".into(), "itl_ms_p50".into()]),
+                ..TrainOptions::default()
+            },
             cloud: pilot_core::price::LLM_PILOT_CLOUD.to_string(),
+            margin: Margin::None,
         }
     }
 }
@@ -166,6 +178,7 @@ fn predicted_capacity(
     base: &Scenario,
     slos: &[Slo],
     max_users: u32,
+    margin: Margin,
 ) -> Result<u32, PredictError> {
     let scenarios: Vec<Scenario> = (1..=max_users)
         .map(|u| {
@@ -178,7 +191,7 @@ fn predicted_capacity(
     let mut cap = 0;
     for (u, p) in (1..=max_users).zip(preds) {
         let p = p?;
-        if crate::search::violation(slos, &p, crate::search::Margin::None).is_some() {
+        if crate::search::violation(slos, &p, margin).is_some() {
             break;
         }
         cap = u;
@@ -209,7 +222,12 @@ pub fn evaluate(
     for held in models {
         let train_rows: Vec<Measurement> =
             rows.iter().filter(|r| r.model != held).cloned().collect();
-        let predictor = train(&train_rows, &opts.train)?;
+        let mut topts = opts.train.clone();
+        if opts.margin == Margin::Upper && topts.conformal_folds < 3 {
+            // Intervals need models that never saw some LLMs.
+            topts.conformal_folds = 5;
+        }
+        let predictor = train(&train_rows, &topts)?;
         let mine: Vec<&Measurement> = closed.iter().copied().filter(|r| r.model == held).collect();
         let truth = true_capacity(&mine, &opts.slos, opts.max_users);
         let spec = catalog.resolve(held)?;
@@ -229,7 +247,8 @@ pub fn evaluate(
             let mut base =
                 Scenario::new(spec.clone(), gpu, profile.1, Load::Users(1), input, output);
             base.engine = mine.first().map(|r| r.engine.clone());
-            let cap = predicted_capacity(&predictor, &base, &opts.slos, opts.max_users)?;
+            let cap =
+                predicted_capacity(&predictor, &base, &opts.slos, opts.max_users, opts.margin)?;
             if cap == 0 {
                 continue;
             }
