@@ -133,11 +133,11 @@ pub fn analyze(rows: &[Measurement], opts: &AnalyzeOptions) -> Result<AnalyzeRep
             let mut sum = 0.0;
             let mut n = 0usize;
             for (s, a) in scen.iter().zip(&actual) {
-                if let Ok(p) = predictor.predict(s) {
-                    if let Some(v) = metric_value(&p.row, m) {
-                        sum += (v - a).abs() / a * 100.0;
-                        n += 1;
-                    }
+                if let Ok(p) = predictor.predict(s)
+                    && let Some(v) = metric_value(&p.row, m)
+                {
+                    sum += (v - a).abs() / a * 100.0;
+                    n += 1;
                 }
             }
             if n == 0 { f64::NAN } else { sum / n as f64 }

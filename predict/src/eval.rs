@@ -400,12 +400,11 @@ fn static_method(m: &str) -> &'static str {
     }
 }
 
-/// Reads `predictions_<method>.csv` files and maps them to prepared rows:
-/// method → row index → (nTTFT, ITL) predictions.
-fn read_published(
-    dir: &Path,
-    rows: &[Prepared],
-) -> Result<BTreeMap<String, HashMap<usize, (f64, f64)>>, String> {
+/// Published predictions: method → row index → (nTTFT, ITL).
+type Published = BTreeMap<String, HashMap<usize, (f64, f64)>>;
+
+/// Reads `predictions_<method>.csv` files and maps them to prepared rows.
+fn read_published(dir: &Path, rows: &[Prepared]) -> Result<Published, String> {
     let models = ModelCatalog::builtin();
     let gpus = GpuCatalog::builtin();
     let mut gpu_names: HashMap<String, String> = HashMap::new();

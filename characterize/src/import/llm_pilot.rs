@@ -323,12 +323,19 @@ mod tests {
             .sum();
         assert!(oom > 20_000 && failed > oom, "oom {oom}, failed {failed}");
         // The shipped copy (what the shipped predictor was trained on) is this import.
-        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/predictor/llm-pilot.csv");
+        let shipped =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/predictor/llm-pilot.csv");
         let committed = pilot_core::schema::read_measurements(&shipped).unwrap();
         assert_eq!(committed.len(), imported.rows.len());
         for (a, b) in committed.iter().zip(&imported.rows) {
-            assert_eq!((&a.model, &a.gpu, a.gpu_count, a.users), (&b.model, &b.gpu, b.gpu_count, b.users));
-            assert_eq!(a.metrics, b.metrics, "datasets/predictor/llm-pilot.csv is stale: re-import it");
+            assert_eq!(
+                (&a.model, &a.gpu, a.gpu_count, a.users),
+                (&b.model, &b.gpu, b.gpu_count, b.users)
+            );
+            assert_eq!(
+                a.metrics, b.metrics,
+                "datasets/predictor/llm-pilot.csv is stale: re-import it"
+            );
         }
     }
 
