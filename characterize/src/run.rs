@@ -916,7 +916,19 @@ impl CharacterizeReport {
         header.push("KV %");
         header.push("flags");
         t.set_header(header);
-        let ms = |m: Option<Millis>| m.map_or("-".to_string(), |m| format!("{:.1} ms", m.0));
+        // Sub-millisecond gaps (a tiny model on a fast CPU) keep their digits.
+        let ms = |m: Option<Millis>| {
+            m.map_or("-".to_string(), |m| {
+                let digits = if m.0 < 1.0 {
+                    3
+                } else if m.0 < 10.0 {
+                    2
+                } else {
+                    1
+                };
+                format!("{:.digits$} ms", m.0)
+            })
+        };
         let num = |x: Option<f64>, p: usize| x.map_or("-".to_string(), |x| format!("{x:.p$}"));
         for l in &self.levels {
             let m = &l.row.metrics;
