@@ -12,7 +12,7 @@
 //! silently misread. Reading validates: a missing required column, an unreadable value or an
 //! unknown mode is an error that names the file, the column and the fix.
 
-use crate::metrics::{PERCENTILES, Stats, Summary};
+use crate::metrics::{PERCENTILES, Summary};
 use crate::units::{
     Dtype, Gigabytes, Millis, MsPerToken, Percent, RequestsPerSec, TokensPerSec, Watts,
 };
@@ -590,15 +590,6 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<Measurement>, Schem
         rows.push(row);
     }
     Ok(rows)
-}
-
-/// A summary's statistics of one metric, by schema prefix (for tables and SLO checks).
-pub fn latency_stats(m: &Summary, metric: &str) -> Stats<f64> {
-    let mut s = Stats::default();
-    for suffix in stat_suffixes() {
-        s.set(suffix, latency_stat(m, metric, suffix));
-    }
-    s
 }
 
 #[cfg(test)]

@@ -19,7 +19,7 @@ use pilot_core::gpu::GpuSpec;
 use pilot_core::llm::LlmSpec;
 use pilot_core::metrics::Summary;
 use pilot_core::price::{PriceCatalog, PriceEntry};
-use pilot_core::schema::{Measurement, metric_value};
+use pilot_core::schema::metric_value;
 use pilot_core::units::{Dtype, RequestsPerSec, Tokens, UsdPerHour, UsdPerMillionTokens};
 use pilot_predict::{Fit, LatencyModel, Load, PredictError, Prediction, Scenario};
 use std::fmt;
@@ -497,11 +497,6 @@ fn evaluate(
         }
     }
     c
-}
-
-/// The row of a candidate's prediction at load, for tables and exports.
-pub fn at_load_row(c: &Candidate) -> Option<&Measurement> {
-    c.at_load.as_ref().map(|p| &p.row)
 }
 
 #[cfg(test)]
