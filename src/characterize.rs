@@ -22,6 +22,10 @@ pub struct CharacterizeArgs {
     /// `tiny-llama`, or a catalog name or config.json path for it).
     #[arg(long)]
     model: Option<String>,
+    /// The model's tokenizer.json: prompts go out as text of exactly the asked token count
+    /// (for servers that take no token-id prompts, and for `--api chat`).
+    #[arg(long)]
+    tokenizer: Option<PathBuf>,
     /// The route measured: `completions` (token-id prompts: exact input lengths) or `chat`.
     #[arg(long, default_value = "completions")]
     api: Api,
@@ -116,6 +120,7 @@ pub fn run(a: CharacterizeArgs) -> anyhow::Result<()> {
     opts.endpoint = a.endpoint;
     opts.model = a.model;
     opts.api = a.api;
+    opts.tokenizer = a.tokenizer;
     if !a.users.is_empty() || !a.rate.is_empty() {
         opts.users = a.users;
         opts.rates = a

@@ -98,6 +98,7 @@ async fn run(base: &str, streams: usize, tokens: u32, itl_ms: u32) -> Result {
             model: format!("itl-{itl_ms}"),
             api: Api::Completions,
             api_key: None,
+            tokenizer: None,
             timeout: Duration::from_secs(300),
             exact_output: true,
         })

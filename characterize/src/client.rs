@@ -63,6 +63,9 @@ pub struct ClientOptions {
     pub timeout: Duration,
     /// Send `min_tokens` and `ignore_eos` so the output has exactly `max_tokens` tokens.
     pub exact_output: bool,
+    /// With a tokenizer, prompts go out as text of exactly the asked token count (both
+    /// routes); without one, completions send token ids.
+    pub tokenizer: Option<std::sync::Arc<crate::tokenize::PromptTokenizer>>,
 }
 
 /// What happened to one request.
@@ -150,6 +153,11 @@ impl Client {
 
     /// The JSON body of a request.
     pub fn body(&self, prompt: &Prompt, output: u32) -> Vec<u8> {
+        let exact_text = match (prompt, &self.opts.tokenizer) {
+            (Prompt::Ids(ids), Some(t)) => t.text_of_length(ids).map(Prompt::Text),
+            _ => None,
+        };
+        let prompt = exact_text.as_ref().unwrap_or(prompt);
         let mut v = match (self.opts.api, prompt) {
             (Api::Completions, Prompt::Ids(ids)) => serde_json::json!({"prompt": ids}),
             (Api::Completions, Prompt::Text(t)) => serde_json::json!({"prompt": t}),

@@ -8,6 +8,7 @@
 //!   - [`client`]: one streamed request and its token times; [`sse`]: the event decoder.
 //!   - [`level`]: closed-loop users, open-loop arrivals, trace replay; [`workload`]: lengths.
 //!   - [`store`]: the request table written as the run goes; [`telemetry`]: `/metrics`, NVML.
+//!   - [`tokenize`]: exact-length text prompts through the model's tokenizer.
 //!   - [`slo`]: `--slo` parsing and checks (shared with recommend); [`tune`]: `--tune`.
 
 pub mod client;
@@ -18,5 +19,6 @@ pub mod slo;
 pub mod sse;
 pub mod store;
 pub mod telemetry;
+pub mod tokenize;
 pub mod tune;
 pub mod workload;

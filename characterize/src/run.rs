@@ -94,6 +94,9 @@ pub struct CharacterizeOptions {
     pub engine_max_batch: Option<u32>,
     /// `--launch '<cmd with {max_batch}>' --tune max_batch=LO..HI`: tuning (see [`crate::tune`]).
     pub tune: Option<TuneOptions>,
+    /// `--tokenizer tokenizer.json`: send text prompts of exactly the asked token count (for
+    /// servers that take no token ids); see [`crate::tokenize`].
+    pub tokenizer: Option<PathBuf>,
 }
 
 impl Default for CharacterizeOptions {
@@ -128,6 +131,7 @@ impl Default for CharacterizeOptions {
             engine_label: None,
             engine_max_batch: None,
             tune: None,
+            tokenizer: None,
         }
     }
 }
@@ -432,6 +436,13 @@ impl Run<'_> {
             api_key,
             timeout: o.request_timeout,
             exact_output: o.exact_output,
+            tokenizer: match &o.tokenizer {
+                Some(p) => Some(std::sync::Arc::new(
+                    crate::tokenize::PromptTokenizer::load(p)
+                        .map_err(CharacterizeError::Options)?,
+                )),
+                None => None,
+            },
         };
         let probe = Client::new(client_opts.clone())?;
         match list_models(&probe, &target.base_url).await {
