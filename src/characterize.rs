@@ -8,7 +8,6 @@ use pilot_characterize::run::{CharacterizeOptions, characterize};
 use pilot_characterize::slo::parse_slo;
 use pilot_characterize::tune::{TuneOptions, parse_tune_range};
 use pilot_characterize::workload::Workload;
-use pilot_core::units::RequestsPerSec;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -104,16 +103,6 @@ pub struct CharacterizeArgs {
     health_timeout: Duration,
 }
 
-fn parse_rate(text: &str) -> anyhow::Result<RequestsPerSec> {
-    let t = text.trim().trim_end_matches("/s").trim();
-    match t.parse::<f64>() {
-        Ok(v) if v > 0.0 => Ok(RequestsPerSec(v)),
-        _ => anyhow::bail!(
-            "--rate '{text}' is not a positive request rate; write e.g. --rate 2,4,8/s"
-        ),
-    }
-}
-
 pub fn run(a: CharacterizeArgs) -> anyhow::Result<()> {
     let mut opts = CharacterizeOptions::default();
     let embedded = a.endpoint.is_none();
@@ -126,7 +115,7 @@ pub fn run(a: CharacterizeArgs) -> anyhow::Result<()> {
         opts.rates = a
             .rate
             .iter()
-            .map(|r| parse_rate(r))
+            .map(|r| crate::recommend::parse_rate(r))
             .collect::<anyhow::Result<_>>()?;
     }
     opts.burstiness = a.burstiness;

@@ -127,7 +127,8 @@ fn slo_with_percentile(text: &str, percentile: &str) -> anyhow::Result<Slo> {
     Ok(slo)
 }
 
-fn parse_rate(text: &str) -> anyhow::Result<RequestsPerSec> {
+/// Parses a request rate (`10/s`, `10rps`, `10`); the one `--rate` parser of the binary.
+pub fn parse_rate(text: &str) -> anyhow::Result<RequestsPerSec> {
     let t = text
         .trim()
         .trim_end_matches("/s")
