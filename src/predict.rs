@@ -122,10 +122,15 @@ pub struct EvalPredictArgs {
     /// Print CSV instead of a table.
     #[arg(long)]
     csv: bool,
+    /// Also write every held-out prediction (point, target, method, actual, predicted) here.
+    #[arg(long, value_name = "FILE")]
+    rows: Option<PathBuf>,
 }
 
 pub fn eval(a: EvalPredictArgs) -> anyhow::Result<()> {
-    emit(eval_files(&a.data, a.group_by, a.published, a.csv)?.trim_end())
+    emit(
+        eval_files(&a.data, a.group_by, a.published, a.csv, a.rows.as_deref())?.trim_end(),
+    )
 }
 
 #[derive(Args)]

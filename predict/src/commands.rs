@@ -188,6 +188,7 @@ pub fn eval_files(
     group_by: GroupBy,
     published: Option<PathBuf>,
     csv: bool,
+    rows_out: Option<&Path>,
 ) -> Result<String, PredictError> {
     let rows = read_datasets(data)?;
     let r = leave_one_group_out(
@@ -198,6 +199,12 @@ pub fn eval_files(
             ..EvalOptions::default()
         },
     )?;
+    if let Some(path) = rows_out {
+        std::fs::write(path, r.rows_csv()).map_err(|e| PredictError::Io {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+    }
     Ok(if csv { r.to_csv() } else { r.table() })
 }
 

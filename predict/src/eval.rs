@@ -111,7 +111,24 @@ pub struct EvalReport {
     pub groups: usize,
     pub scores: Vec<Score>,
     pub by_tp: Vec<TpScore>,
+    /// Every held-out prediction, for inspecting where a method misses.
+    pub rows: Vec<RowPrediction>,
     pub notes: Vec<String>,
+}
+
+/// One held-out prediction of one target by one method.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowPrediction {
+    pub model: String,
+    pub gpu: String,
+    pub gpu_count: u32,
+    pub engine: String,
+    /// The load level (users, rate or batch size) as the dataset states it.
+    pub load: f64,
+    pub target: String,
+    pub method: String,
+    pub actual: f64,
+    pub predicted: f64,
 }
 
 /// Mean, median APE (percent), R², Spearman of predictions against actual values.
@@ -383,11 +400,34 @@ pub fn leave_one_group_out(
             opts.group_by.name()
         ),
     );
+    let mut rows_out = Vec::new();
+    for ((i, t, method), v) in &preds {
+        let r = &with[*i].row;
+        if let Some(a) = metric_value(r, t) {
+            rows_out.push(RowPrediction {
+                model: r.model.clone(),
+                gpu: r.gpu.clone(),
+                gpu_count: r.gpu_count,
+                engine: r.engine.clone(),
+                load: with[*i].scenario.load.level(),
+                target: t.clone(),
+                method: method.to_string(),
+                actual: a,
+                predicted: *v,
+            });
+        }
+    }
+    rows_out.sort_by(|a, b| {
+        (&a.target, &a.method, &a.model, &a.gpu, a.gpu_count)
+            .cmp(&(&b.target, &b.method, &b.model, &b.gpu, b.gpu_count))
+            .then(a.load.total_cmp(&b.load))
+    });
     Ok(EvalReport {
         group_by: opts.group_by,
         groups: groups.len(),
         scores,
         by_tp,
+        rows: rows_out,
         notes,
     })
 }
@@ -553,6 +593,27 @@ impl EvalReport {
     }
 
     /// The score of one target and method.
+    /// The held-out predictions as CSV (one row per point, target and method).
+    pub fn rows_csv(&self) -> String {
+        let mut s = String::from("model,gpu,gpu_count,engine,load,target,method,actual,predicted,ape_pct\n");
+        for r in &self.rows {
+            s.push_str(&format!(
+                "{},{},{},{},{},{},{},{},{},{:.3}\n",
+                r.model,
+                r.gpu,
+                r.gpu_count,
+                r.engine,
+                r.load,
+                r.target,
+                r.method,
+                r.actual,
+                r.predicted,
+                (r.predicted - r.actual).abs() / r.actual.abs().max(1e-12) * 100.0
+            ));
+        }
+        s
+    }
+
     pub fn get(&self, target: &str, method: &str) -> Option<&Score> {
         self.scores
             .iter()

@@ -36,6 +36,7 @@ pub fn base_names() -> Vec<String> {
         "gpu_count",
         "is_pcie",
         "is_nvidia",
+        "padded_batching",
     ]
     .map(String::from)
     .to_vec();
@@ -99,6 +100,7 @@ pub fn push(out: &mut Vec<f64>, s: &Scenario, e: Option<&Estimate>) {
         s.gpu_count as f64,
         g.is_pcie_card() as u8 as f64,
         (g.vendor == "NVIDIA") as u8 as f64,
+        s.padded_batching() as u8 as f64,
     ]);
     out.extend(
         ENGINES

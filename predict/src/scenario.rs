@@ -98,6 +98,40 @@ impl Scenario {
         }
     }
 
+    /// Whether the engine serves this architecture with padded batches (Hugging Face
+    /// transformers-style kernels) rather than flash/paged attention.
+    ///
+    /// Why it matters: a padded batch runs every prompt at the batch's longest length and
+    /// re-pads the KV cache whenever a request joins, so prefill and the growth of TTFT with
+    /// load are several times costlier than on paged engines (in LLM-Pilot's TGIS data
+    /// flan-t5-xl, 3B, queues more per user than llama-13b). TGI and IBM's TGIS fork (2023,
+    /// `server/text_generation_server/models/__init__.py`) have flash implementations only for
+    /// the Llama family, GPT-NeoX, GPT-BigCode (StarCoder), Falcon and their successors; T5,
+    /// mT5, MPT, CodeGen, BLOOM, OPT and GPT-2/J go through the padded `CausalLM` /
+    /// `Seq2SeqLM` paths. vLLM, TensorRT-LLM, SGLang and the rest page every model they serve.
+    pub fn padded_batching(&self) -> bool {
+        const TGI_FLASH: [&str; 13] = [
+            "llama",
+            "aquila",
+            "deci",
+            "mistral",
+            "mixtral",
+            "gpt_neox",
+            "gpt_bigcode",
+            "falcon",
+            "RefinedWeb",
+            "RefinedWebModel",
+            "gemma2",
+            "phi3",
+            "qwen2",
+        ];
+        let tgi = matches!(
+            self.engine.as_deref().map(str::to_ascii_lowercase).as_deref(),
+            Some("tgis" | "tgi" | "text-generation-inference")
+        );
+        tgi && !TGI_FLASH.contains(&self.model.model_type.as_str())
+    }
+
     /// The KV-cache dtype in effect.
     pub fn kv_dtype(&self) -> Dtype {
         self.kv_cache.unwrap_or(match self.quantization {
