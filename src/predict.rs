@@ -128,9 +128,7 @@ pub struct EvalPredictArgs {
 }
 
 pub fn eval(a: EvalPredictArgs) -> anyhow::Result<()> {
-    emit(
-        eval_files(&a.data, a.group_by, a.published, a.csv, a.rows.as_deref())?.trim_end(),
-    )
+    emit(eval_files(&a.data, a.group_by, a.published, a.csv, a.rows.as_deref())?.trim_end())
 }
 
 #[derive(Args)]

@@ -13,7 +13,7 @@
 
 use crate::PredictError;
 use crate::physics::PhysicsModel;
-use crate::train::{Prepared, TrainOptions, all_targets, prepare, train_prepared};
+use crate::train::{Prepared, TrainOptions, all_targets, physics_for, prepare, train_prepared};
 use pilot_core::gpu::GpuCatalog;
 use pilot_core::llm::ModelCatalog;
 use pilot_core::schema::{Measurement, metric_value};
@@ -229,20 +229,49 @@ pub fn leave_one_group_out(
         )));
     }
     let mut preds: Preds = HashMap::new();
+    // Held-out rows of a fold: indices into `with` (the same rows in the same order in every
+    // preparation: calibration moves no memory constant, so no row changes fit).
+    let held = |g: &str| -> Vec<usize> {
+        (0..with.len())
+            .filter(|&i| opts.group_by.key(&with[i].row) == g)
+            .collect()
+    };
     for g in &groups {
+        let train_rows: Vec<Measurement> = with
+            .iter()
+            .filter(|p| opts.group_by.key(&p.row) != g)
+            .map(|p| p.row.clone())
+            .collect();
+        // Physics calibrated on this fold's training rows only.
+        let physics_g = physics_for(&train_rows, &topts);
+        let (with_g, _) = prepare(rows, &physics_g, true);
+        if with_g.len() != with.len() {
+            return Err(PredictError::Train(format!(
+                "calibrated physics changed which rows fit ({} vs {})",
+                with_g.len(),
+                with.len()
+            )));
+        }
+        for i in held(g) {
+            let tmp = Measurement {
+                metrics: with_g[i].physics.clone(),
+                ..with_g[i].row.clone()
+            };
+            for t in &targets {
+                if let Some(v) = metric_value(&tmp, t) {
+                    preds.insert((i, t.clone(), "physics"), v);
+                }
+            }
+        }
         let run = |prep: &[Prepared],
+                   physics: &PhysicsModel,
                    use_physics: bool,
                    method: &'static str,
                    preds: &mut Preds|
          -> Result<(), PredictError> {
-            let train_rows: Vec<&Prepared> = prep
+            let owned: Vec<Prepared> = prep
                 .iter()
                 .filter(|p| opts.group_by.key(&p.row) != g)
-                .collect();
-            let mut o = topts.clone();
-            o.use_physics = use_physics;
-            let owned: Vec<Prepared> = train_rows
-                .iter()
                 .map(|p| Prepared {
                     row: p.row.clone(),
                     scenario: p.scenario.clone(),
@@ -251,15 +280,14 @@ pub fn leave_one_group_out(
                     features: p.features.clone(),
                 })
                 .collect();
+            let mut o = topts.clone();
+            o.use_physics = use_physics;
             let mut n = Vec::new();
-            let Ok(pred) = train_prepared(&owned, &o, &mut n) else {
+            let Ok(pred) = train_prepared(&owned, &o, physics, &mut n) else {
                 return Ok(());
             };
-            for (i, p) in prep
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| opts.group_by.key(&p.row) == g)
-            {
+            for i in held(g) {
+                let p = &prep[i];
                 let out = pred.finish(
                     &p.scenario,
                     &p.estimate,
@@ -276,9 +304,9 @@ pub fn leave_one_group_out(
             }
             Ok(())
         };
-        run(&with, true, "pilot", &mut preds)?;
+        run(&with_g, &physics_g, true, "pilot", &mut preds)?;
         if opts.ablation {
-            run(&without, false, "lightgbm-raw", &mut preds)?;
+            run(&without, &physics, false, "lightgbm-raw", &mut preds)?;
         }
     }
     for (i, p) in with.iter().enumerate() {
@@ -288,7 +316,7 @@ pub fn leave_one_group_out(
         };
         for t in &targets {
             if let Some(v) = metric_value(&tmp, t) {
-                preds.insert((i, t.clone(), "physics"), v);
+                preds.insert((i, t.clone(), "physics-defaults"), v);
             }
         }
     }
@@ -301,6 +329,9 @@ pub fn leave_one_group_out(
         }
     }
     let mut methods: Vec<String> = vec!["pilot".into(), "physics".into()];
+    if topts.calibrate {
+        methods.push("physics-defaults".into());
+    }
     if opts.ablation {
         methods.push("lightgbm-raw".into());
     }
@@ -436,6 +467,7 @@ fn static_method(m: &str) -> &'static str {
     match m {
         "pilot" => "pilot",
         "physics" => "physics",
+        "physics-defaults" => "physics-defaults",
         _ => "lightgbm-raw",
     }
 }
@@ -595,7 +627,9 @@ impl EvalReport {
     /// The score of one target and method.
     /// The held-out predictions as CSV (one row per point, target and method).
     pub fn rows_csv(&self) -> String {
-        let mut s = String::from("model,gpu,gpu_count,engine,load,target,method,actual,predicted,ape_pct\n");
+        let mut s = String::from(
+            "model,gpu,gpu_count,engine,load,target,method,actual,predicted,ape_pct\n",
+        );
         for r in &self.rows {
             s.push_str(&format!(
                 "{},{},{},{},{},{},{},{},{},{:.3}\n",

@@ -22,6 +22,7 @@
 //! stays small).
 
 pub mod analyze;
+pub mod calibrate;
 pub mod commands;
 pub mod eval;
 pub mod features;

@@ -77,6 +77,33 @@ pub struct PhysicsParams {
     pub max_sequences: u32,
     /// Log-normal width of TTFT / E2E across requests (percentile spread).
     pub length_sigma: f64,
+    /// Share of the other in-flight requests' prefills a new closed-loop request waits for
+    /// before its own (0: none; 1: all, as when TGI's router holds arrivals and prefills them
+    /// as one batch). Measured TTFT grows about linearly with users long before the KV cache
+    /// is full, which a model without this queue misses by 5-10x at 64 users.
+    #[serde(default = "default_prefill_queue_share")]
+    pub prefill_queue_share: f64,
+    /// Prompt tokens a padded batch computes per real prompt token (prompts run at the batch's
+    /// longest length; see [`Scenario::padded_batching`]).
+    #[serde(default = "default_padded_token_factor")]
+    pub padded_token_factor: f64,
+    /// KV-cache tokens a padded engine reserves per sequence: without paging it allocates the
+    /// longest sequence it admits (capped by the model's context), whatever the request needs.
+    /// TGI/TGIS default to 2048 (`--max-total-tokens`, `MAX_SEQUENCE_LENGTH`).
+    #[serde(default = "default_padded_sequence_tokens")]
+    pub padded_sequence_tokens: f64,
+}
+
+fn default_padded_sequence_tokens() -> f64 {
+    2048.0
+}
+
+fn default_prefill_queue_share() -> f64 {
+    0.5
+}
+
+fn default_padded_token_factor() -> f64 {
+    2.0
 }
 
 impl Default for PhysicsParams {
@@ -95,6 +122,9 @@ impl Default for PhysicsParams {
             activation_tokens: 4096.0,
             max_sequences: 256,
             length_sigma: 0.5,
+            prefill_queue_share: default_prefill_queue_share(),
+            padded_token_factor: default_padded_token_factor(),
+            padded_sequence_tokens: default_padded_sequence_tokens(),
         }
     }
 }
@@ -103,6 +133,9 @@ impl Default for PhysicsParams {
 #[derive(Debug, Clone, Default)]
 pub struct PhysicsModel {
     pub params: PhysicsParams,
+    /// Constants calibrated per serving engine (lower-case name), used instead of `params`
+    /// for scenarios on that engine (see [`crate::calibrate`]).
+    pub per_engine: std::collections::BTreeMap<String, PhysicsParams>,
 }
 
 /// Everything the physics derives for one scenario, exposed for features and tests.
@@ -176,6 +209,8 @@ struct Shape {
     link_bw: f64,
     allreduce_latency_ms: f64,
     memory_per_gpu: f64,
+    /// The engine runs this architecture in padded batches.
+    padded: bool,
 }
 
 fn mlp_params(m: &LlmSpec) -> f64 {
@@ -265,6 +300,7 @@ impl Shape {
                 p.allreduce_latency_nvlink_ms
             },
             memory_per_gpu: g.memory.0 * 1e9,
+            padded: false,
         }
     }
 
@@ -288,7 +324,18 @@ struct Step {
 
 impl PhysicsModel {
     pub fn new(params: PhysicsParams) -> PhysicsModel {
-        PhysicsModel { params }
+        PhysicsModel {
+            params,
+            per_engine: Default::default(),
+        }
+    }
+
+    /// The model with one engine's calibrated constants, when it has them.
+    fn for_engine(&self, sc: &Scenario) -> Option<PhysicsModel> {
+        let engine = sc.engine.as_deref()?.to_ascii_lowercase();
+        self.per_engine
+            .get(&engine)
+            .map(|p| PhysicsModel::new(p.clone()))
     }
 
     fn overhead_ms(&self, s: &Shape) -> f64 {
@@ -323,7 +370,14 @@ impl PhysicsModel {
     /// Prefill of `requests` prompts of `input` tokens each, in one step.
     fn prefill(&self, s: &Shape, requests: f64, input: f64) -> f64 {
         let p = &self.params;
-        let tokens = requests * input;
+        // A padded batch computes every prompt at the longest length in it; one prompt alone
+        // has no padding, so the waste grows with the batch.
+        let pad = if s.padded {
+            1.0 + (p.padded_token_factor - 1.0).max(0.0) * (1.0 - 1.0 / requests.max(1.0))
+        } else {
+            1.0
+        };
+        let tokens = requests * input * pad;
         let flops = tokens * (s.prefill_flops0 + 0.5 * input * s.attn_flops_per_ctx) / s.tp;
         let t_comp = flops / (s.peak_flops * p.mfu_prefill) * 1e3;
         let t_mem =
@@ -333,10 +387,13 @@ impl PhysicsModel {
 
     /// The physics estimate of a scenario, with the intermediate quantities.
     pub fn estimate(&self, sc: &Scenario) -> Result<(Estimate, Fit), PredictError> {
+        if let Some(m) = self.for_engine(sc) {
+            return m.estimate(sc);
+        }
         let p = &self.params;
         let i = sc.input_tokens.0.max(1) as f64;
         let o = sc.output_tokens.0.max(1) as f64;
-        let s = Shape::new(
+        let mut s = Shape::new(
             &sc.model,
             &sc.gpu,
             sc.gpu_count,
@@ -344,6 +401,7 @@ impl PhysicsModel {
             sc.kv_dtype(),
             p,
         );
+        s.padded = sc.padded_batching();
         // Memory per GPU.
         let usable = s.memory_per_gpu * p.memory_utilization - p.runtime_overhead_gb * 1e9;
         let weights = s.weight_bytes / s.tp;
@@ -392,7 +450,14 @@ impl PhysicsModel {
             return Ok((est, Fit::DoesNotFit { reason }));
         }
         let kv_tokens = free * s.tp / s.kv_bytes_per_token.max(1e-9);
-        let per_request = (i + o) + i * s.cross_kv_bytes_per_token / s.kv_bytes_per_token.max(1e-9);
+        let reserved = if s.padded {
+            let cap = sc.model.max_positions.map_or(f64::INFINITY, |m| m as f64);
+            (i + o).max(p.padded_sequence_tokens.min(cap))
+        } else {
+            i + o
+        };
+        let per_request =
+            reserved + i * s.cross_kv_bytes_per_token / s.kv_bytes_per_token.max(1e-9);
         let budget = (kv_tokens / per_request)
             .floor()
             .min(p.max_sequences as f64);
@@ -431,13 +496,17 @@ impl PhysicsModel {
                 let n = users.min(budget);
                 let (step, f, t_pe, cyc) = cycle(n);
                 let itl_mean = step.total + f * t_pe;
-                // Each user's cycle includes the per-request overhead (host side, overlapped
-                // with other users' GPU work), so it bounds throughput as well as the GPU does.
-                let own = p.request_overhead_ms + t_pe + 0.5 * step.total + (o - 1.0) * itl_mean;
+                // A new request waits for a share of the other in-flight requests' prefills,
+                // then its own (one batched prefill step).
+                let t_first = self.prefill(&s, 1.0 + p.prefill_queue_share * (n - 1.0), i);
+                let ttft0 = p.request_overhead_ms + t_first + 0.5 * step.total;
+                // Each user's cycle includes the per-request overhead and the prefill queue
+                // (host side or waiting, overlapped with other users' GPU work), so it bounds
+                // throughput as well as the GPU does.
+                let own = ttft0 + (o - 1.0) * itl_mean;
                 let x = (n / cyc).min(n / own) * 1e3; // requests per second
                 let (ttft, e2e) = if users <= budget {
-                    let ttft = p.request_overhead_ms + t_pe + 0.5 * step.total;
-                    (ttft, ttft + (o - 1.0) * itl_mean)
+                    (ttft0, own)
                 } else {
                     let e2e = users / x * 1e3;
                     (e2e - (o - 1.0) * itl_mean, e2e)
@@ -510,6 +579,9 @@ impl PhysicsModel {
 
     /// The summary (percentiles and throughputs) the physics implies for an estimate.
     pub fn summary(&self, sc: &Scenario, e: &Estimate) -> Summary {
+        if let Some(m) = self.for_engine(sc) {
+            return m.summary(sc, e);
+        }
         let mut m = Summary::default();
         if !e.fits {
             return m;
@@ -525,13 +597,9 @@ impl PhysicsModel {
         let spread = |z: f64| (sigma * z).exp();
         let t_pe = (e.itl_mean_ms - e.decode_step_ms) / e.prefill_gap_fraction.max(1e-12);
         let itl_at = |z: f64| {
-            // Two-point mixture: a fraction f of gaps also wait for a prefill.
+            // A gap holds a Poisson number of prefill events (mean f per gap), each t_pe.
             let q = 0.5 * (1.0 + erf(z / std::f64::consts::SQRT_2));
-            if e.prefill_gap_fraction > 0.0 && q > 1.0 - e.prefill_gap_fraction {
-                e.decode_step_ms + t_pe
-            } else {
-                e.decode_step_ms
-            }
+            e.decode_step_ms + t_pe * poisson_quantile(e.prefill_gap_fraction, q)
         };
         let mut ttft = Stats::default();
         let mut nttft = Stats::default();
@@ -563,6 +631,29 @@ impl PhysicsModel {
         m.output_tokens_mean = Some(o);
         m
     }
+}
+
+/// The `q` quantile of a Poisson count with mean `lambda`, interpolated linearly within the
+/// step where the CDF crosses `q`, so that it moves continuously with `lambda` (a percentile
+/// that jumps as the mean crosses a threshold would teach the trees a jump that is not there).
+fn poisson_quantile(lambda: f64, q: f64) -> f64 {
+    if lambda <= 0.0 {
+        return 0.0;
+    }
+    let mut pk = (-lambda).exp();
+    let mut cdf = pk;
+    if q <= cdf {
+        return 0.0;
+    }
+    for k in 1..200 {
+        pk *= lambda / k as f64;
+        let next = cdf + pk;
+        if q <= next {
+            return (k - 1) as f64 + (q - cdf) / pk.max(1e-300);
+        }
+        cdf = next;
+    }
+    lambda
 }
 
 /// Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7): enough to place percentiles.

@@ -126,7 +126,10 @@ impl Scenario {
             "qwen2",
         ];
         let tgi = matches!(
-            self.engine.as_deref().map(str::to_ascii_lowercase).as_deref(),
+            self.engine
+                .as_deref()
+                .map(str::to_ascii_lowercase)
+                .as_deref(),
             Some("tgis" | "tgi" | "text-generation-inference")
         );
         tgi && !TGI_FLASH.contains(&self.model.model_type.as_str())

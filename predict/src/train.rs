@@ -87,6 +87,11 @@ pub struct TrainOptions {
     pub targets: Option<Vec<String>>,
     pub min_rows: usize,
     pub physics: PhysicsParams,
+    /// Fit the physics constants per engine to the training rows first
+    /// ([`crate::calibrate`]); `physics` is then the starting point and the fallback for
+    /// engines without enough rows.
+    #[serde(default)]
+    pub calibrate: bool,
 }
 
 impl Default for TrainOptions {
@@ -105,6 +110,7 @@ impl Default for TrainOptions {
             targets: None,
             min_rows: 30,
             physics: PhysicsParams::default(),
+            calibrate: true,
         }
     }
 }
@@ -150,6 +156,9 @@ pub struct Predictor {
     pub domain: Domain,
     /// What it was trained on, and what was skipped.
     pub notes: Vec<String>,
+    /// Physics constants calibrated per engine (see [`TrainOptions::calibrate`]).
+    #[serde(default)]
+    pub calibrated: BTreeMap<String, PhysicsParams>,
 }
 
 /// A dataset row turned into a scenario, its physics estimate and features.
@@ -330,14 +339,32 @@ pub(crate) fn shuffle<T>(v: &mut [T], seed: u64) {
 
 /// Trains a predictor on measurement rows (see the module doc).
 pub fn train(rows: &[Measurement], opts: &TrainOptions) -> Result<Predictor, PredictError> {
-    let physics = PhysicsModel::new(opts.physics.clone());
+    let physics = physics_for(rows, opts);
     let (prepared, mut notes) = prepare(rows, &physics, opts.use_physics);
-    train_prepared(&prepared, opts, &mut notes)
+    train_prepared(&prepared, opts, &physics, &mut notes)
+}
+
+/// Engines with fewer usable rows than this keep the default physics constants.
+const MIN_CALIBRATION_ROWS: usize = 20;
+
+/// The physics model training starts from: the options' constants, calibrated per engine on
+/// `rows` when the options ask for it.
+pub(crate) fn physics_for(rows: &[Measurement], opts: &TrainOptions) -> PhysicsModel {
+    let mut physics = PhysicsModel::new(opts.physics.clone());
+    if opts.calibrate && opts.use_physics {
+        let (base, _) = prepare(rows, &physics, false);
+        let pairs: Vec<(&Scenario, &Measurement)> =
+            base.iter().map(|p| (&p.scenario, &p.row)).collect();
+        physics.per_engine =
+            crate::calibrate::calibrate_engines(&opts.physics, &pairs, MIN_CALIBRATION_ROWS);
+    }
+    physics
 }
 
 pub(crate) fn train_prepared(
     prepared: &[Prepared],
     opts: &TrainOptions,
+    physics: &PhysicsModel,
     notes: &mut Vec<String>,
 ) -> Result<Predictor, PredictError> {
     if prepared.is_empty() {
@@ -487,6 +514,7 @@ pub(crate) fn train_prepared(
         targets,
         domain,
         notes: notes.clone(),
+        calibrated: physics.per_engine.clone(),
     })
 }
 
@@ -557,8 +585,11 @@ impl Predictor {
         self.targets.iter().map(|t| t.target.clone()).collect()
     }
 
-    fn physics(&self) -> PhysicsModel {
-        PhysicsModel::new(self.options.physics.clone())
+    pub(crate) fn physics(&self) -> PhysicsModel {
+        PhysicsModel {
+            params: self.options.physics.clone(),
+            per_engine: self.calibrated.clone(),
+        }
     }
 
     fn out_of_domain(&self, s: &Scenario, f: &[f64]) -> bool {
