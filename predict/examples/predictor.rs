@@ -52,7 +52,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     &if files.is_empty() { data() } else { files },
                     g,
                     published,
-                    false
+                    false,
+                    None,
                 )?
             );
         }

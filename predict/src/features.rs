@@ -61,7 +61,6 @@ pub fn physics_names() -> Vec<String> {
         "phys_log_ttft_ms",
         "phys_log_itl_ms",
         "phys_log_e2e_ms",
-        "phys_log_output_tok_s",
     ]
     .map(String::from)
     .to_vec()
@@ -123,7 +122,6 @@ pub fn push(out: &mut Vec<f64>, s: &Scenario, e: Option<&Estimate>) {
             ln(e.ttft_ms),
             ln(e.itl_mean_ms),
             ln(e.e2e_ms),
-            ln(e.output_tok_s),
         ]);
     }
 }

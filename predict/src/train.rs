@@ -235,7 +235,7 @@ pub(crate) fn prepare(
 /// Monotone constraints of latency corrections: +1 on the load and on every physics feature
 /// that rises with load, -1 on those that fall with it. Every feature that moves with the load
 /// is constrained, so the correction (and hence the prediction) cannot fall as load grows.
-const LATENCY_MONOTONE: [(&str, i32); 10] = [
+const LATENCY_MONOTONE: [(&str, i32); 9] = [
     ("log_load", 1),
     ("phys_log_decode_step_ms", 1),
     ("phys_log_in_flight", 1),
@@ -245,7 +245,6 @@ const LATENCY_MONOTONE: [(&str, i32); 10] = [
     ("phys_log_ttft_ms", 1),
     ("phys_log_itl_ms", 1),
     ("phys_log_e2e_ms", 1),
-    ("phys_log_output_tok_s", -1),
 ];
 
 fn lgbm_params(o: &TrainOptions, target: &str, names: &[String]) -> serde_json::Value {
