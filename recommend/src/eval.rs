@@ -3,16 +3,18 @@
 //! - leave-one-LLM-out: for each of the LLMs, a predictor trained without it;
 //! - the demand is 200 concurrent users; the SLOs median nTTFT <= 100 ms/token and median
 //!   ITL <= 50 ms; the prices are LLM-Pilot's (`prices.csv`, cloud `llm-pilot`);
-//! - a profile's *capacity* is the largest of 1, 2, ..., 128 users before the first
-//!   violation (predicted: on the predictor; true: on the measured levels);
+//! - a profile's *capacity* is the largest of the measured user levels (1, 2, 4, ..., 128)
+//!   before the first violation, predicted (on the predictor, at those levels, as LLM-Pilot's
+//!   published predictions are) and true (on the measurements);
 //! - pods = ceil(200 / capacity); the recommendation is the profile with the cheapest
 //!   pods x price;
 //! - success when predicted pods x true capacity >= 200; overspend = cost of the
 //!   recommendation / cost of the cheapest true choice - 1, averaged over successes;
 //! - S/O = harmonic mean of the success rate and 1 - overspend.
 //!
-//! The *continuous-capacity* variant interpolates the true capacity between measured levels
-//! (log-linear in users), which removes the power-of-two quantisation of the ground truth.
+//! The *continuous-capacity* variant predicts at every user count 1..=128 and interpolates
+//! the true capacity between measured levels (log-linear in users), which removes the
+//! power-of-two quantisation on both sides.
 
 use crate::search::Margin;
 use pilot_characterize::slo::Slo;
@@ -172,16 +174,18 @@ fn true_capacity(
     out
 }
 
-/// Predicted capacity: the largest of 1..=max_users before the first predicted violation.
+/// Predicted capacity: the largest of `levels` (ascending) before the first predicted
+/// violation.
 fn predicted_capacity(
     model: &dyn LatencyModel,
     base: &Scenario,
     slos: &[Slo],
-    max_users: u32,
+    levels: &[u32],
     margin: Margin,
 ) -> Result<u32, PredictError> {
-    let scenarios: Vec<Scenario> = (1..=max_users)
-        .map(|u| {
+    let scenarios: Vec<Scenario> = levels
+        .iter()
+        .map(|&u| {
             let mut s = base.clone();
             s.load = Load::Users(u);
             s
@@ -189,7 +193,7 @@ fn predicted_capacity(
         .collect();
     let preds = model.predict_many(&scenarios);
     let mut cap = 0;
-    for (u, p) in (1..=max_users).zip(preds) {
+    for (&u, p) in levels.iter().zip(preds) {
         let p = p?;
         if crate::search::violation(slos, &p, margin).is_some() {
             break;
@@ -240,22 +244,34 @@ pub fn evaluate(
         };
         let input = Tokens(mean(|r| r.metrics.input_tokens_mean));
         let output = Tokens(mean(|r| r.metrics.output_tokens_mean));
+        // LLM-Pilot's protocol predicts at the measured user levels (1, 2, 4, ..., 128), the
+        // grid the true capacity is read from; the continuous variant at every user count.
+        let measured: Vec<u32> = mine
+            .iter()
+            .filter_map(|r| r.users)
+            .filter(|&u| u <= opts.max_users)
+            .collect::<BTreeSet<u32>>()
+            .into_iter()
+            .collect();
+        let every: Vec<u32> = (1..=opts.max_users).collect();
         let mut chosen: Option<(Profile, u32, f64)> = None;
+        let mut chosen_cont: Option<(Profile, u32, f64)> = None;
         for profile in truth.keys() {
             let Some(cost) = price(profile) else { continue };
             let gpu = gpus.resolve(&profile.0)?.clone();
             let mut base =
                 Scenario::new(spec.clone(), gpu, profile.1, Load::Users(1), input, output);
             base.engine = mine.first().map(|r| r.engine.clone());
-            let cap =
-                predicted_capacity(&predictor, &base, &opts.slos, opts.max_users, opts.margin)?;
-            if cap == 0 {
-                continue;
-            }
-            let pods = opts.users.div_ceil(cap);
-            let total = pods as f64 * cost;
-            if chosen.as_ref().is_none_or(|c| total < c.2) {
-                chosen = Some((profile.clone(), pods, total));
+            for (levels, pick) in [(&measured, &mut chosen), (&every, &mut chosen_cont)] {
+                let cap = predicted_capacity(&predictor, &base, &opts.slos, levels, opts.margin)?;
+                if cap == 0 {
+                    continue;
+                }
+                let pods = opts.users.div_ceil(cap);
+                let total = pods as f64 * cost;
+                if pick.as_ref().is_none_or(|c| total < c.2) {
+                    *pick = Some((profile.clone(), pods, total));
+                }
             }
         }
         let best = |idx: fn(&(f64, f64)) -> f64| {
@@ -273,17 +289,21 @@ pub fn evaluate(
         };
         let best_plain = best(|c| c.0);
         let best_cont = best(|c| c.1);
-        let succeeds = |idx: fn(&(f64, f64)) -> f64| {
-            chosen.as_ref().is_some_and(|(p, pods, _)| {
+        let succeeds = |pick: &Option<(Profile, u32, f64)>, idx: fn(&(f64, f64)) -> f64| {
+            pick.as_ref().is_some_and(|(p, pods, _)| {
                 truth
                     .get(p)
                     .is_some_and(|c| *pods as f64 * idx(c) >= opts.users as f64)
             })
         };
-        let (s_plain, s_cont) = (succeeds(|c| c.0), succeeds(|c| c.1));
+        let (s_plain, s_cont) = (succeeds(&chosen, |c| c.0), succeeds(&chosen_cont, |c| c.1));
         let chosen_cost = chosen.as_ref().map(|c| c.2);
         plain.push((s_plain, chosen_cost, best_plain.as_ref().map(|b| b.2)));
-        cont.push((s_cont, chosen_cost, best_cont.as_ref().map(|b| b.2)));
+        cont.push((
+            s_cont,
+            chosen_cont.as_ref().map(|c| c.2),
+            best_cont.as_ref().map(|b| b.2),
+        ));
         let label = |p: &Profile| format!("{} x {}", p.1, p.0);
         outcomes.push(LlmOutcome {
             model: held.to_string(),
