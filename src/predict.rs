@@ -25,12 +25,16 @@ pub struct TrainArgs {
     /// Train LightGBM on raw features only (no physics model), for comparison.
     #[arg(long)]
     no_physics: bool,
+    /// Fit the physics constants per engine to the data before training the corrections.
+    #[arg(long, conflicts_with = "no_physics")]
+    calibrate: bool,
 }
 
 pub fn train(a: TrainArgs) -> anyhow::Result<()> {
     let opts = TrainOptions {
         seed: a.seed,
         use_physics: !a.no_physics,
+        calibrate: a.calibrate,
         ..TrainOptions::default()
     };
     emit(train_files(&a.data, &a.out, &opts)?.trim_end())
@@ -125,10 +129,18 @@ pub struct EvalPredictArgs {
     /// Also write every held-out prediction (point, target, method, actual, predicted) here.
     #[arg(long, value_name = "FILE")]
     rows: Option<PathBuf>,
+    /// Calibrate the physics constants per engine on each fold's training rows.
+    #[arg(long)]
+    calibrate: bool,
 }
 
 pub fn eval(a: EvalPredictArgs) -> anyhow::Result<()> {
-    emit(eval_files(&a.data, a.group_by, a.published, a.csv, a.rows.as_deref())?.trim_end())
+    let opts = TrainOptions {
+        calibrate: a.calibrate,
+        ..TrainOptions::default()
+    };
+    let rows = a.rows.as_deref();
+    emit(eval_files(&a.data, a.group_by, a.published, a.csv, rows, &opts)?.trim_end())
 }
 
 #[derive(Args)]

@@ -54,6 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     published,
                     false,
                     None,
+                    &pilot_predict::TrainOptions::default(),
                 )?
             );
         }

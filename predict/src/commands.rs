@@ -189,6 +189,7 @@ pub fn eval_files(
     published: Option<PathBuf>,
     csv: bool,
     rows_out: Option<&Path>,
+    train: &TrainOptions,
 ) -> Result<String, PredictError> {
     let rows = read_datasets(data)?;
     let r = leave_one_group_out(
@@ -196,6 +197,7 @@ pub fn eval_files(
         &EvalOptions {
             group_by,
             published,
+            train: train.clone(),
             ..EvalOptions::default()
         },
     )?;
