@@ -715,6 +715,32 @@ mod tests {
                 .get("itl_ms_p50", "LLM-Pilot (published)")
                 .expect("published LLM-Pilot scores");
             assert!(s.n > 400, "{s:?}");
+            // pilot beats LLM-Pilot's own predictor on its data, held-out LLMs both.
+            for t in ["nttft_ms_per_token_p50", "itl_ms_p50"] {
+                let (ours, theirs) = (
+                    r.get(t, "pilot").unwrap(),
+                    r.get(t, "LLM-Pilot (published)").unwrap(),
+                );
+                assert!(ours.mape < theirs.mape, "{t}: {ours:?} vs {theirs:?}");
+            }
         }
+        // Every held-out prediction is exported, one CSV line each, with its error.
+        let itl: Vec<&RowPrediction> = r
+            .rows
+            .iter()
+            .filter(|x| x.target == "itl_ms_p50" && x.method == "pilot")
+            .collect();
+        assert!(itl.len() >= r.get("itl_ms_p50", "pilot").unwrap().n);
+        assert!(
+            itl.iter()
+                .all(|x| x.actual > 0.0 && x.predicted.is_finite())
+        );
+        let csv = r.rows_csv();
+        assert_eq!(csv.lines().count(), r.rows.len() + 1);
+        assert!(
+            csv.starts_with(
+                "model,gpu,gpu_count,engine,load,target,method,actual,predicted,ape_pct"
+            )
+        );
     }
 }

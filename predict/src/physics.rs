@@ -726,6 +726,65 @@ mod tests {
     }
 
     #[test]
+    fn poisson_quantile_is_continuous_and_monotone_in_the_mean() {
+        // Below ln 2 the median count is 0; it then rises without jumps.
+        assert_eq!(poisson_quantile(0.5, 0.5), 0.0);
+        let mut last = 0.0;
+        let mut lambda = 0.0;
+        while lambda < 6.0 {
+            let q = poisson_quantile(lambda, 0.5);
+            assert!(q >= last - 1e-12, "median fell at {lambda}: {q} < {last}");
+            assert!(q - last < 0.05, "median jumped at {lambda}: {last} -> {q}");
+            last = q;
+            lambda += 0.01;
+        }
+        // The p99 lies above the mean, the p10 below it.
+        assert!(poisson_quantile(3.0, 0.99) > 3.0 && poisson_quantile(3.0, 0.1) < 3.0);
+    }
+
+    #[test]
+    fn closed_loop_ttft_queues_behind_other_prefills_before_the_cache_is_full() {
+        // 16 users fit in the batch budget; their TTFT still grows with the prefills queued
+        // ahead (measured TGIS/vLLM TTFT grows about linearly with users), unless no share of
+        // them is waited for.
+        let s1 = sc("llama-2-7b", "A100-SXM-80GB", 1, Load::Users(1));
+        let s16 = sc("llama-2-7b", "A100-SXM-80GB", 1, Load::Users(16));
+        let e16 = est(&s16);
+        assert!(e16.max_batch >= 16.0, "budget {}", e16.max_batch);
+        assert!(e16.ttft_ms > 2.0 * est(&s1).ttft_ms);
+        let none = PhysicsModel::new(PhysicsParams {
+            prefill_queue_share: 0.0,
+            ..PhysicsParams::default()
+        });
+        let flat = none.estimate(&s16).unwrap().0.ttft_ms;
+        assert!(flat < e16.ttft_ms / 2.0, "{flat} vs {}", e16.ttft_ms);
+    }
+
+    #[test]
+    fn padded_engines_reserve_whole_sequences_and_pay_for_padding() {
+        // Short requests (LLM-Pilot's: ~120 in, ~20 out), so the reservation decides.
+        let mut paged = sc("flan-t5-xl", "A100-PCIe-40GB", 1, Load::Users(8));
+        paged.input_tokens = Tokens(120);
+        paged.output_tokens = Tokens(20);
+        paged.engine = Some("vllm".into());
+        let mut padded = paged.clone();
+        padded.engine = Some("tgis".into());
+        assert!(padded.padded_batching() && !paged.padded_batching());
+        let (a, b) = (est(&paged), est(&padded));
+        assert!(
+            b.max_batch < a.max_batch,
+            "{} vs {}",
+            b.max_batch,
+            a.max_batch
+        );
+        assert!(b.ttft_ms > a.ttft_ms);
+        // Flash-attention architectures are paged on TGIS too.
+        let mut llama = sc("llama-2-7b", "A100-PCIe-40GB", 1, Load::Users(8));
+        llama.engine = Some("tgis".into());
+        assert!(!llama.padded_batching());
+    }
+
+    #[test]
     fn more_users_never_lower_itl_or_ttft() {
         let mut last = (0.0, 0.0, 0.0);
         for u in [1, 2, 4, 8, 16, 32, 64, 128, 256, 512] {
