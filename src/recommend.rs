@@ -218,13 +218,7 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
     } else {
         a.engine.iter().cloned().map(Some).collect()
     };
-    let margin = match a.margin.as_str() {
-        "upper" => Margin::Upper,
-        "none" => Margin::None,
-        f => Margin::Factor(f.parse().map_err(|_| {
-            anyhow::anyhow!("--margin '{f}': use upper, none, or a fraction like 0.2")
-        })?),
-    };
+    let margin = parse_margin(&a.margin)?;
     let physics = PhysicsModel::default();
     let loaded_predictor;
     let predictor: &dyn LatencyModel = if a.physics_only {
@@ -544,14 +538,27 @@ fn write_frontier_csv(cands: &[Candidate], slos: &[Slo], path: &PathBuf) -> anyh
     Ok(())
 }
 
+/// `--margin`: `upper`, `none`, or a fraction added to the point prediction (`0.1`).
+fn parse_margin(m: &str) -> anyhow::Result<Margin> {
+    Ok(match m {
+        "upper" => Margin::Upper,
+        "none" => Margin::None,
+        f => match f.parse::<f64>() {
+            Ok(k) if k.is_finite() && k > -1.0 => Margin::Factor(k),
+            _ => anyhow::bail!("--margin '{f}': use upper, none, or a fraction like 0.2"),
+        },
+    })
+}
+
 #[derive(Args)]
 pub struct EvalRecommendArgs {
     /// LLM-Pilot's dataset in pilot's schema (`pilot dataset import llm-pilot ...`).
     #[arg(long)]
     data: PathBuf,
     /// `none`: LLM-Pilot's exact protocol (point predictions); `upper`: the SLOs must hold at
-    /// the upper end of the predictor's interval, as `pilot recommend` does by default.
-    #[arg(long, default_value = "none", value_parser = ["none", "upper"])]
+    /// the upper end of the predictor's interval, as `pilot recommend` does by default; a
+    /// fraction (`0.1`): at the point prediction plus that fraction.
+    #[arg(long, default_value = "none")]
     margin: String,
 }
 
@@ -567,11 +574,7 @@ const PUBLISHED: [(&str, f64, f64, f64); 4] = [
 pub fn eval(a: EvalRecommendArgs) -> anyhow::Result<()> {
     let rows = pilot_core::schema::read_measurements(&a.data)?;
     let opts = EvalOptions {
-        margin: if a.margin == "upper" {
-            Margin::Upper
-        } else {
-            Margin::None
-        },
+        margin: parse_margin(&a.margin)?,
         ..EvalOptions::default()
     };
     let report = evaluate(&rows, &opts, PriceCatalog::builtin())?;

@@ -102,8 +102,10 @@ impl Scores {
             over.iter().sum::<f64>() / over.len() as f64
         };
         let a = success;
-        let b = 1.0 - overspend;
-        let so = if a + b > 0.0 {
+        // Spending twice the cheapest or more scores no better than failing (LLM-Pilot's
+        // formula would go negative, and a harmonic mean of a negative number means nothing).
+        let b = (1.0 - overspend).max(0.0);
+        let so = if a + b > 0.0 && b > 0.0 {
             2.0 * a * b / (a + b)
         } else {
             0.0
@@ -374,5 +376,9 @@ mod tests {
         assert!((s.overspend - 10.0).abs() < 1e-9);
         let (a, b) = (0.8, 0.9);
         assert!((s.so_score - 2.0 * a * b / (a + b)).abs() < 1e-12);
+        // Tripling the cost is worth nothing, not less than nothing.
+        let s = Scores::of(&[(true, Some(30.0), Some(10.0))]);
+        assert!((s.overspend - 200.0).abs() < 1e-9);
+        assert_eq!(s.so_score, 0.0);
     }
 }
