@@ -52,7 +52,7 @@ pub struct RecommendArgs {
     /// Weight formats to consider, e.g. `fp16,fp8,int4` (default: the model's own).
     #[arg(long, value_delimiter = ',')]
     quantization: Vec<String>,
-    /// Serving engines to consider, e.g. `vllm,tensorrt-llm` (default: the predictor's default).
+    /// Serving engines to consider, e.g. `vllm,tensorrt-llm,tgis` (default: vllm).
     #[arg(long, value_delimiter = ',')]
     engine: Vec<String>,
     /// Only this cloud's prices (`pilot catalog prices` lists them).
@@ -214,20 +214,24 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
             .collect::<anyhow::Result<Vec<_>>>()?
     };
     let engines = if a.engine.is_empty() {
-        vec![None]
+        vec![Some(DEFAULT_ENGINE.to_string())]
     } else {
         a.engine.iter().cloned().map(Some).collect()
     };
     let margin = parse_margin(&a.margin)?;
     let physics = PhysicsModel::default();
     let loaded_predictor;
-    let predictor: &dyn LatencyModel = if a.physics_only {
-        &physics
+    let trained: Option<&Predictor> = if a.physics_only {
+        None
     } else if let Some(p) = &a.predictor {
         loaded_predictor = Predictor::load(p)?;
-        &loaded_predictor
+        Some(&loaded_predictor)
     } else {
-        Predictor::shipped()?
+        Some(Predictor::shipped()?)
+    };
+    let predictor: &dyn LatencyModel = match trained {
+        Some(p) => p,
+        None => &physics,
     };
     let opts = RecommendOptions {
         model: model.clone(),
@@ -335,6 +339,10 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
             ]
         });
         text.push_str(&table(&header, rows));
+        if let Some(p) = trained {
+            text.push('\n');
+            text.push_str(&evidence(p, &opts.engines, demand));
+        }
         text.push_str("\nCheaper options rejected:\n");
     }
     // Why cheaper (or all, when none is feasible) options were rejected: one line per profile.
@@ -536,6 +544,42 @@ fn write_frontier_csv(cands: &[Candidate], slos: &[Slo], path: &PathBuf) -> anyh
     }
     w.flush()?;
     Ok(())
+}
+
+/// The engine `pilot recommend` plans for when `--engine` is not given: vLLM, the most used
+/// OpenAI-compatible server, whose physics constants the shipped predictor calibrates on
+/// LLM-Inference-Bench's vLLM runs.
+const DEFAULT_ENGINE: &str = "vllm";
+
+/// What the predictions under the table rest on, per engine: measurements of that engine in
+/// this load mode (physics + trained corrections), or only the physics model (calibrated on
+/// the engine's other measurements, or its published defaults).
+fn evidence(p: &Predictor, engines: &[Option<String>], demand: Demand) -> String {
+    let mode = match demand {
+        Demand::Users(_) => "closed",
+        Demand::Rate(_) => "open",
+    };
+    let mut out = String::new();
+    for e in engines {
+        let name = e.as_deref().unwrap_or("an unnamed engine");
+        let line = if p.measured(e.as_deref(), mode) {
+            format!(
+                "{name}: physics model corrected by measurements of {name} under {mode}-loop load"
+            )
+        } else if e.as_deref().is_some_and(|x| p.calibrated_for(x)) {
+            format!(
+                "{name}: no {mode}-loop measurements of {name} in the predictor's data; physics model \
+                 with {name}'s constants calibrated on its other runs (interval: that model's error there)"
+            )
+        } else {
+            format!(
+                "{name}: not in the predictor's data; physics model with published constants \
+                 (interval: its error on the training data)"
+            )
+        };
+        out.push_str(&format!("evidence: {line}\n"));
+    }
+    out
 }
 
 /// `--margin`: `upper`, `none`, or a fraction added to the point prediction (`0.1`).

@@ -288,3 +288,30 @@ fn recommend_exports_a_frontier_ranked_by_cost() {
         assert!(cap * reps >= 200.0, "{r:?}");
     }
 }
+
+#[test]
+fn recommend_says_what_its_numbers_rest_on() {
+    // The shipped predictor measured TGIS under closed-loop users and vLLM only in offline
+    // batches: the answer says so per engine.
+    let text = succeeds(&[
+        "recommend",
+        "--model",
+        "mistral-7b",
+        "--slo",
+        "ttft=200ms",
+        "--slo",
+        "itl=50ms",
+        "--users",
+        "200",
+        "--engine",
+        "vllm,tgis",
+    ]);
+    assert!(
+        text.contains("evidence: vllm: no closed-loop measurements of vllm"),
+        "{text}"
+    );
+    assert!(
+        text.contains("evidence: tgis: physics model corrected by measurements of tgis"),
+        "{text}"
+    );
+}

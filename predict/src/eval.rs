@@ -13,7 +13,9 @@
 
 use crate::PredictError;
 use crate::physics::PhysicsModel;
-use crate::train::{Prepared, TrainOptions, all_targets, physics_for, prepare, train_prepared};
+use crate::train::{
+    Prepared, TrainOptions, all_targets, main_physics, physics_for, prepare, train_prepared,
+};
 use pilot_core::gpu::GpuCatalog;
 use pilot_core::llm::ModelCatalog;
 use pilot_core::schema::{Measurement, metric_value};
@@ -243,7 +245,8 @@ pub fn leave_one_group_out(
             .map(|p| p.row.clone())
             .collect();
         // Physics calibrated on this fold's training rows only.
-        let physics_g = physics_for(&train_rows, &topts);
+        let calibrated_g = physics_for(&train_rows, &topts);
+        let physics_g = main_physics(&calibrated_g, &topts);
         let (with_g, _) = prepare(rows, &physics_g, true);
         if with_g.len() != with.len() {
             return Err(PredictError::Train(format!(
@@ -304,7 +307,7 @@ pub fn leave_one_group_out(
             }
             Ok(())
         };
-        run(&with_g, &physics_g, true, "pilot", &mut preds)?;
+        run(&with_g, &calibrated_g, true, "pilot", &mut preds)?;
         if opts.ablation {
             run(&without, &physics, false, "lightgbm-raw", &mut preds)?;
         }

@@ -125,14 +125,22 @@ impl Scenario {
             "phi3",
             "qwen2",
         ];
-        let tgi = matches!(
+        self.tgi_router() && !TGI_FLASH.contains(&self.model.model_type.as_str())
+    }
+
+    /// Whether the engine is TGI or IBM's TGIS, whose router holds new requests back until
+    /// enough wait (`waiting_served_ratio`) or 20 decode steps pass (`max_waiting_tokens`),
+    /// then prefills them as one batch: closed-loop users fall into waves, and a request waits
+    /// for the prefills of those that arrived with it. vLLM, SGLang, TensorRT-LLM and an
+    /// unknown engine schedule waiting prompts at the next step.
+    pub fn tgi_router(&self) -> bool {
+        matches!(
             self.engine
                 .as_deref()
                 .map(str::to_ascii_lowercase)
                 .as_deref(),
             Some("tgis" | "tgi" | "text-generation-inference")
-        );
-        tgi && !TGI_FLASH.contains(&self.model.model_type.as_str())
+        )
     }
 
     /// The KV-cache dtype in effect.

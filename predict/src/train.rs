@@ -126,6 +126,12 @@ pub struct TargetModel {
     pub lower: f64,
     pub upper: f64,
     pub rows: usize,
+    /// The same quantiles of the physics model's own log-error over the training rows: the
+    /// interval when the corrections do not apply (see [`Predictor::corrects`]).
+    #[serde(default)]
+    pub physics_lower: f64,
+    #[serde(default)]
+    pub physics_upper: f64,
 }
 
 /// The training domain, for the out-of-domain flag.
@@ -135,6 +141,14 @@ pub struct Domain {
     pub ranges: Vec<(usize, f64, f64)>,
     pub engines: BTreeSet<String>,
     pub modes: BTreeSet<String>,
+    /// `engine/mode` pairs measured (`tgis/closed`, `vllm/offline`, ...).
+    #[serde(default)]
+    pub engine_modes: BTreeSet<String>,
+}
+
+/// The key of an engine and load mode in [`Domain::engine_modes`].
+fn engine_mode(engine: &str, mode: &str) -> String {
+    format!("{}/{mode}", engine.to_ascii_lowercase())
 }
 
 /// Features checked for the domain (log-scale ones; 10% = 0.1 in log units is allowed).
@@ -340,19 +354,22 @@ pub(crate) fn shuffle<T>(v: &mut [T], seed: u64) {
 
 /// Trains a predictor on measurement rows (see the module doc).
 pub fn train(rows: &[Measurement], opts: &TrainOptions) -> Result<Predictor, PredictError> {
-    let physics = physics_for(rows, opts);
+    let calibrated = physics_for(rows, opts);
+    let physics = main_physics(&calibrated, opts);
     let (prepared, mut notes) = prepare(rows, &physics, opts.use_physics);
-    train_prepared(&prepared, opts, &physics, &mut notes)
+    train_prepared(&prepared, opts, &calibrated, &mut notes)
 }
 
 /// Engines with fewer usable rows than this keep the default physics constants.
 const MIN_CALIBRATION_ROWS: usize = 20;
 
-/// The physics model training starts from: the options' constants, calibrated per engine on
-/// `rows` when the options ask for it.
+/// The physics constants calibrated per engine on `rows` ([`crate::calibrate`]), starting
+/// from the options' constants. They answer for the engine and load modes the corrections
+/// were not trained on (see [`Predictor::corrects`]), and with [`TrainOptions::calibrate`]
+/// they are also what the corrections correct.
 pub(crate) fn physics_for(rows: &[Measurement], opts: &TrainOptions) -> PhysicsModel {
     let mut physics = PhysicsModel::new(opts.physics.clone());
-    if opts.calibrate && opts.use_physics {
+    if opts.use_physics {
         let (base, _) = prepare(rows, &physics, false);
         let pairs: Vec<(&Scenario, &Measurement)> =
             base.iter().map(|p| (&p.scenario, &p.row)).collect();
@@ -362,10 +379,20 @@ pub(crate) fn physics_for(rows: &[Measurement], opts: &TrainOptions) -> PhysicsM
     physics
 }
 
+/// The physics the corrections are trained on: the calibrated one with
+/// [`TrainOptions::calibrate`], else the options' constants.
+pub(crate) fn main_physics(calibrated: &PhysicsModel, opts: &TrainOptions) -> PhysicsModel {
+    if opts.calibrate {
+        calibrated.clone()
+    } else {
+        PhysicsModel::new(opts.physics.clone())
+    }
+}
+
 pub(crate) fn train_prepared(
     prepared: &[Prepared],
     opts: &TrainOptions,
-    physics: &PhysicsModel,
+    calibrated: &PhysicsModel,
     notes: &mut Vec<String>,
 ) -> Result<Predictor, PredictError> {
     if prepared.is_empty() {
@@ -451,12 +478,37 @@ pub(crate) fn train_prepared(
         let a = (1.0 - opts.coverage) / 2.0;
         let lower = quantile(&mut resid.clone(), a);
         let upper = quantile(&mut resid, 1.0 - a);
+        // The calibrated physics model's own error: the interval where it answers alone.
+        let (physics_lower, physics_upper) = if opts.use_physics {
+            let mut e: Vec<f64> = idx
+                .iter()
+                .filter_map(|&i| {
+                    let p = &prepared[i];
+                    let (est, _) = calibrated.estimate(&p.scenario).ok()?;
+                    let m = Measurement {
+                        metrics: calibrated.summary(&p.scenario, &est),
+                        ..p.row.clone()
+                    };
+                    let (a, b) = (metric_value(&p.row, t)?, metric_value(&m, t)?);
+                    (a > 0.0 && b > 0.0 && b.is_finite()).then(|| (a / b).ln())
+                })
+                .collect();
+            if e.is_empty() {
+                (0.0, 0.0)
+            } else {
+                (quantile(&mut e.clone(), a), quantile(&mut e, 1.0 - a))
+            }
+        } else {
+            (0.0, 0.0)
+        };
         targets.push(TargetModel {
             target: t.clone(),
             ensemble,
             lower,
             upper,
             rows: idx.len(),
+            physics_lower,
+            physics_upper,
         });
     }
     if targets.is_empty() {
@@ -483,6 +535,9 @@ pub(crate) fn train_prepared(
     for p in prepared {
         domain.engines.insert(p.row.engine.to_ascii_lowercase());
         domain.modes.insert(p.row.mode.to_string());
+        domain
+            .engine_modes
+            .insert(engine_mode(&p.row.engine, &p.row.mode.to_string()));
     }
     let n_models = models.len();
     let mut gpus: Vec<String> = prepared
@@ -515,7 +570,7 @@ pub(crate) fn train_prepared(
         targets,
         domain,
         notes: notes.clone(),
-        calibrated: physics.per_engine.clone(),
+        calibrated: calibrated.per_engine.clone(),
     })
 }
 
@@ -586,17 +641,56 @@ impl Predictor {
         self.targets.iter().map(|t| t.target.clone()).collect()
     }
 
+    /// The physics model the corrections apply to.
     pub(crate) fn physics(&self) -> PhysicsModel {
+        PhysicsModel {
+            params: self.options.physics.clone(),
+            per_engine: if self.options.calibrate {
+                self.calibrated.clone()
+            } else {
+                Default::default()
+            },
+        }
+    }
+
+    /// The physics model that answers alone where the corrections do not apply.
+    fn fallback_physics(&self) -> PhysicsModel {
         PhysicsModel {
             params: self.options.physics.clone(),
             per_engine: self.calibrated.clone(),
         }
     }
 
+    /// Whether the trained corrections apply to this scenario: they do when its engine was
+    /// measured in its load mode. A correction learned from TGIS under closed-loop users says
+    /// nothing about vLLM under closed-loop users, nor one learned from vLLM's offline batches:
+    /// there the physics model's answer (with the physics model's measured error as interval)
+    /// is the honest one. Predictors without the pair list (older files) always correct.
+    pub fn corrects(&self, s: &Scenario) -> bool {
+        self.measured(s.engine.as_deref(), s.load.mode().name())
+    }
+
+    /// Whether the training data measured this engine in this load mode (`closed`, `open`,
+    /// `offline`), so that its corrections apply (see [`Predictor::corrects`]).
+    pub fn measured(&self, engine: Option<&str>, mode: &str) -> bool {
+        if !self.options.use_physics || self.domain.engine_modes.is_empty() {
+            return true;
+        }
+        self.domain
+            .engine_modes
+            .contains(&engine_mode(engine.unwrap_or(""), mode))
+    }
+
+    /// Whether the physics constants were calibrated on this engine's measurements.
+    pub fn calibrated_for(&self, engine: &str) -> bool {
+        self.calibrated.contains_key(&engine.to_ascii_lowercase())
+    }
+
     fn out_of_domain(&self, s: &Scenario, f: &[f64]) -> bool {
         let engine = s.engine.as_deref().unwrap_or("").to_ascii_lowercase();
         if !self.domain.engines.contains(&engine)
             || !self.domain.modes.contains(s.load.mode().name())
+            || !self.corrects(s)
         {
             return true;
         }
@@ -613,7 +707,15 @@ impl Predictor {
     /// Predicts from an estimate and feature vector (shared by `predict`, `predict_many` and
     /// the evaluation).
     pub(crate) fn finish(&self, s: &Scenario, e: &Estimate, fit: Fit, f: &[f64]) -> Prediction {
-        let physics = self.physics();
+        let corrects = self.corrects(s);
+        // Where the corrections do not apply, the engine's calibrated physics answers alone.
+        let fallback = (!corrects)
+            .then(|| self.fallback_physics())
+            .and_then(|m| m.estimate(s).ok().map(|(e, _)| (m, e)));
+        let (physics, e) = match &fallback {
+            Some((m, e)) => (m.clone(), e),
+            None => (self.physics(), e),
+        };
         let mut row = s.to_row("pilot-predict:predictor");
         row.max_batch = Some(e.max_batch as u32);
         let phys = physics.summary(s, e);
@@ -625,7 +727,11 @@ impl Predictor {
         let mut lo = row.clone();
         let mut hi = row.clone();
         for t in &self.targets {
-            let z = t.ensemble.predict(f);
+            let (z, lower, upper) = if corrects {
+                (t.ensemble.predict(f), t.lower, t.upper)
+            } else {
+                (0.0, t.physics_lower, t.physics_upper)
+            };
             let base = if self.options.use_physics {
                 metric_value(&phys_row, &t.target).map(f64::ln)
             } else {
@@ -633,8 +739,8 @@ impl Predictor {
             };
             let Some(base) = base else { continue };
             set_metric_value(&mut row, &t.target, Some((base + z).exp()));
-            set_metric_value(&mut lo, &t.target, Some((base + z + t.lower).exp()));
-            set_metric_value(&mut hi, &t.target, Some((base + z + t.upper).exp()));
+            set_metric_value(&mut lo, &t.target, Some((base + z + lower).exp()));
+            set_metric_value(&mut hi, &t.target, Some((base + z + upper).exp()));
         }
         for r in [&mut row, &mut lo, &mut hi] {
             harmonize(r, &phys_row, &self.targets);
@@ -908,6 +1014,51 @@ mod tests {
             ..base
         };
         assert!(p.predict(&big).unwrap().out_of_domain);
+    }
+
+    #[test]
+    fn corrections_apply_only_to_the_engine_and_mode_they_were_measured_in() {
+        // Trained on TGIS under closed-loop users only.
+        let p = train(&subset(), &small_opts()).unwrap();
+        let mut r = Resolver::default();
+        let base = base_scenario(&mut r);
+        assert!(p.corrects(&base) && p.measured(Some("tgis"), "closed"));
+        let itl = |pr: &Prediction| metric_value(&pr.row, "itl_ms_p50").unwrap();
+        // Constants calibrated on TGIS's rows, none for vLLM.
+        assert!(p.calibrated_for("tgis") && !p.calibrated_for("vllm"));
+        let calibrated = PhysicsModel {
+            params: p.options.physics.clone(),
+            per_engine: p.calibrated.clone(),
+        };
+        for (engine, mode_load) in [
+            ("vllm", crate::Load::Users(8)),
+            (
+                "tgis",
+                crate::Load::Rate(pilot_core::units::RequestsPerSec(2.0)),
+            ),
+        ] {
+            let s = Scenario {
+                engine: Some(engine.into()),
+                load: mode_load,
+                ..base.clone()
+            };
+            assert!(!p.corrects(&s), "{engine} {mode_load:?}");
+            let pr = p.predict(&s).unwrap();
+            assert!(pr.out_of_domain);
+            // The physics model answers alone (TGIS's calibrated constants; vLLM's published
+            // ones), with the physics model's error on the training rows as interval.
+            let ph = calibrated.predict(&s).unwrap();
+            assert!((itl(&pr) - itl(&ph)).abs() < 1e-9 * itl(&ph), "{engine}");
+            let (lo, hi) = (pr.lower.itl.p50.unwrap().0, pr.upper.itl.p50.unwrap().0);
+            assert!(lo < itl(&pr) && itl(&pr) < hi, "{lo} {} {hi}", itl(&pr));
+        }
+        // Where they were measured, the corrections move the physics estimate.
+        let s = Scenario {
+            load: crate::Load::Users(8),
+            ..base
+        };
+        let (pr, ph) = (p.predict(&s).unwrap(), p.physics().predict(&s).unwrap());
+        assert!((itl(&pr) / itl(&ph) - 1.0).abs() > 1e-3);
     }
 
     #[test]
