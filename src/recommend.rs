@@ -601,7 +601,8 @@ pub struct EvalRecommendArgs {
     data: PathBuf,
     /// `none`: LLM-Pilot's exact protocol (point predictions); `upper`: the SLOs must hold at
     /// the upper end of the predictor's interval, as `pilot recommend` does by default; a
-    /// fraction (`0.1`): at the point prediction plus that fraction.
+    /// fraction (`0.1`): at the point prediction plus that fraction; `nested`: a fraction
+    /// chosen per held-out LLM by the same benchmark on the other LLMs (never on it).
     #[arg(long, default_value = "none")]
     margin: String,
 }
@@ -618,12 +619,17 @@ const PUBLISHED: [(&str, f64, f64, f64); 4] = [
 pub fn eval(a: EvalRecommendArgs) -> anyhow::Result<()> {
     let rows = pilot_core::schema::read_measurements(&a.data)?;
     let opts = EvalOptions {
-        margin: parse_margin(&a.margin)?,
+        margin: if a.margin == "nested" {
+            Margin::Nested
+        } else {
+            parse_margin(&a.margin)?
+        },
         ..EvalOptions::default()
     };
     let report = evaluate(&rows, &opts, PriceCatalog::builtin())?;
     let header = [
         "held-out LLM",
+        "margin",
         "recommended",
         "cost USD/h",
         "cheapest true",
@@ -633,6 +639,8 @@ pub fn eval(a: EvalRecommendArgs) -> anyhow::Result<()> {
     let body = report.outcomes.iter().map(|o| {
         vec![
             o.model.clone(),
+            o.margin
+                .map_or("-".into(), |k| format!("{:+.0}%", k * 100.0)),
             o.chosen
                 .as_ref()
                 .map_or("-".into(), |(p, n)| format!("{n} pods of {p}")),

@@ -75,6 +75,8 @@ pub struct LlmOutcome {
     pub success: bool,
     pub success_continuous: bool,
     pub best_cost_continuous: Option<f64>,
+    /// The margin applied (a fraction added to point predictions), when one was.
+    pub margin: Option<f64>,
 }
 
 /// Scores of a recommender on the benchmark.
@@ -205,6 +207,151 @@ fn predicted_capacity(
     Ok(cap)
 }
 
+/// One LLM's side of the benchmark: its measured rows, true capacities, and a scenario per
+/// priced profile.
+struct Case<'a> {
+    model: &'a str,
+    truth: BTreeMap<Profile, (f64, f64)>,
+    /// (profile, USD per hour, scenario at 1 user).
+    profiles: Vec<(Profile, f64, Scenario)>,
+    /// The measured user levels (LLM-Pilot's capacity grid).
+    measured: Vec<u32>,
+}
+
+/// A recommendation: profile, pods, cost.
+type Pick = Option<(Profile, u32, f64)>;
+
+fn case<'a>(
+    model: &'a str,
+    closed: &[&'a Measurement],
+    opts: &EvalOptions,
+    price: &dyn Fn(&Profile) -> Option<f64>,
+) -> Result<Case<'a>, PredictError> {
+    let gpus = GpuCatalog::builtin();
+    let mine: Vec<&Measurement> = closed
+        .iter()
+        .copied()
+        .filter(|r| r.model == model)
+        .collect();
+    let truth = true_capacity(&mine, &opts.slos, opts.max_users);
+    let spec = pilot_core::llm::ModelCatalog::builtin().resolve(model)?;
+    // Lengths: the mean request of the LLM's own runs (same histogram for all).
+    let mean = |f: fn(&Measurement) -> Option<f64>| {
+        let v: Vec<f64> = mine.iter().filter_map(|r| f(r)).collect();
+        (v.iter().sum::<f64>() / v.len().max(1) as f64)
+            .round()
+            .max(1.0) as u64
+    };
+    let input = Tokens(mean(|r| r.metrics.input_tokens_mean));
+    let output = Tokens(mean(|r| r.metrics.output_tokens_mean));
+    let mut profiles = Vec::new();
+    for profile in truth.keys() {
+        let Some(cost) = price(profile) else { continue };
+        let gpu = gpus.resolve(&profile.0)?.clone();
+        let mut base = Scenario::new(spec.clone(), gpu, profile.1, Load::Users(1), input, output);
+        base.engine = mine.first().map(|r| r.engine.clone());
+        profiles.push((profile.clone(), cost, base));
+    }
+    let measured = mine
+        .iter()
+        .filter_map(|r| r.users)
+        .filter(|&u| u <= opts.max_users)
+        .collect::<BTreeSet<u32>>()
+        .into_iter()
+        .collect();
+    Ok(Case {
+        model,
+        truth,
+        profiles,
+        measured,
+    })
+}
+
+/// The cheapest profile by predicted capacity at `levels`.
+fn choose(
+    predictor: &dyn LatencyModel,
+    c: &Case,
+    opts: &EvalOptions,
+    levels: &[u32],
+    margin: Margin,
+) -> Result<Pick, PredictError> {
+    let mut pick: Pick = None;
+    for (profile, cost, base) in &c.profiles {
+        let cap = predicted_capacity(predictor, base, &opts.slos, levels, margin)?;
+        if cap == 0 {
+            continue;
+        }
+        let pods = opts.users.div_ceil(cap);
+        let total = pods as f64 * cost;
+        if pick.as_ref().is_none_or(|p| total < p.2) {
+            pick = Some((profile.clone(), pods, total));
+        }
+    }
+    Ok(pick)
+}
+
+/// The cheapest profile by true capacity (`idx` picks the grid or the continuous one).
+fn cheapest_true(c: &Case, users: u32, idx: fn(&(f64, f64)) -> f64) -> Pick {
+    c.profiles
+        .iter()
+        .filter_map(|(p, cost, _)| {
+            let cap = idx(c.truth.get(p)?);
+            if cap < 1.0 {
+                return None;
+            }
+            let pods = (users as f64 / cap).ceil() as u32;
+            Some((p.clone(), pods, pods as f64 * cost))
+        })
+        .min_by(|a, b| a.2.total_cmp(&b.2))
+}
+
+/// Whether a pick truly serves the demand.
+fn succeeds(c: &Case, pick: &Pick, users: u32, idx: fn(&(f64, f64)) -> f64) -> bool {
+    pick.as_ref().is_some_and(|(p, pods, _)| {
+        c.truth
+            .get(p)
+            .is_some_and(|t| *pods as f64 * idx(t) >= users as f64)
+    })
+}
+
+/// Margins (fractions added to the point predictions) the nested search tries.
+const MARGIN_GRID: [f64; 9] = [-0.1, -0.05, 0.0, 0.05, 0.1, 0.15, 0.2, 0.3, 0.4];
+
+/// The margin for one held-out LLM, chosen without it: LLM-Pilot's benchmark run on the
+/// other LLMs (each held out in turn from a predictor that never saw the outer one either),
+/// scored for every margin in [`MARGIN_GRID`]; the best S/O wins, ties to the smaller margin.
+fn nested_margin(
+    rows: &[Measurement],
+    cases: &[Case],
+    outer: &str,
+    opts: &EvalOptions,
+) -> Result<f64, PredictError> {
+    let mut outcomes: Vec<Vec<(bool, Option<f64>, Option<f64>)>> =
+        vec![Vec::new(); MARGIN_GRID.len()];
+    for c in cases.iter().filter(|c| c.model != outer) {
+        let train_rows: Vec<Measurement> = rows
+            .iter()
+            .filter(|r| r.model != outer && r.model != c.model)
+            .cloned()
+            .collect();
+        let predictor = train(&train_rows, &opts.train)?;
+        let best = cheapest_true(c, opts.users, |t| t.0).map(|b| b.2);
+        for (k, out) in MARGIN_GRID.iter().zip(outcomes.iter_mut()) {
+            let pick = choose(&predictor, c, opts, &c.measured, Margin::Factor(*k))?;
+            let ok = succeeds(c, &pick, opts.users, |t| t.0);
+            out.push((ok, pick.map(|p| p.2), best));
+        }
+    }
+    let mut best = (f64::NEG_INFINITY, 0.0);
+    for (k, out) in MARGIN_GRID.iter().zip(&outcomes) {
+        let so = Scores::of(out).so_score;
+        if so > best.0 + 1e-12 {
+            best = (so, *k);
+        }
+    }
+    Ok(best.1)
+}
+
 /// Runs the benchmark on an LLM-Pilot dataset (closed-loop rows of `pilot dataset import
 /// llm-pilot`).
 pub fn evaluate(
@@ -214,108 +361,65 @@ pub fn evaluate(
 ) -> Result<EvalReport, PredictError> {
     let closed: Vec<&Measurement> = rows.iter().filter(|r| r.mode == Mode::Closed).collect();
     let models: BTreeSet<&str> = closed.iter().map(|r| r.model.as_str()).collect();
-    let gpus = GpuCatalog::builtin();
-    let catalog = pilot_core::llm::ModelCatalog::builtin();
     let price = |p: &Profile| {
         prices
             .cheapest(&p.0, p.1, Some(&opts.cloud), false)
             .and_then(|e| e.price(false))
             .map(|x| x.0)
     };
+    let cases: Vec<Case> = models
+        .iter()
+        .map(|m| case(m, &closed, opts, &price))
+        .collect::<Result<_, _>>()?;
+    let every: Vec<u32> = (1..=opts.max_users).collect();
     let mut outcomes = Vec::new();
     let mut plain = Vec::new();
     let mut cont = Vec::new();
-    for held in models {
-        let train_rows: Vec<Measurement> =
-            rows.iter().filter(|r| r.model != held).cloned().collect();
+    for c in &cases {
+        let train_rows: Vec<Measurement> = rows
+            .iter()
+            .filter(|r| r.model != c.model)
+            .cloned()
+            .collect();
         let mut topts = opts.train.clone();
         if opts.margin == Margin::Upper && topts.conformal_folds < 3 {
             // Intervals need models that never saw some LLMs.
             topts.conformal_folds = 5;
         }
         let predictor = train(&train_rows, &topts)?;
-        let mine: Vec<&Measurement> = closed.iter().copied().filter(|r| r.model == held).collect();
-        let truth = true_capacity(&mine, &opts.slos, opts.max_users);
-        let spec = catalog.resolve(held)?;
-        // Lengths: the mean request of the held-out LLM's own runs (same histogram for all).
-        let mean = |f: fn(&Measurement) -> Option<f64>| {
-            let v: Vec<f64> = mine.iter().filter_map(|r| f(r)).collect();
-            (v.iter().sum::<f64>() / v.len().max(1) as f64)
-                .round()
-                .max(1.0) as u64
+        let margin = match opts.margin {
+            Margin::Nested => Margin::Factor(nested_margin(rows, &cases, c.model, opts)?),
+            m => m,
         };
-        let input = Tokens(mean(|r| r.metrics.input_tokens_mean));
-        let output = Tokens(mean(|r| r.metrics.output_tokens_mean));
         // LLM-Pilot's protocol predicts at the measured user levels (1, 2, 4, ..., 128), the
         // grid the true capacity is read from; the continuous variant at every user count.
-        let measured: Vec<u32> = mine
-            .iter()
-            .filter_map(|r| r.users)
-            .filter(|&u| u <= opts.max_users)
-            .collect::<BTreeSet<u32>>()
-            .into_iter()
-            .collect();
-        let every: Vec<u32> = (1..=opts.max_users).collect();
-        let mut chosen: Option<(Profile, u32, f64)> = None;
-        let mut chosen_cont: Option<(Profile, u32, f64)> = None;
-        for profile in truth.keys() {
-            let Some(cost) = price(profile) else { continue };
-            let gpu = gpus.resolve(&profile.0)?.clone();
-            let mut base =
-                Scenario::new(spec.clone(), gpu, profile.1, Load::Users(1), input, output);
-            base.engine = mine.first().map(|r| r.engine.clone());
-            for (levels, pick) in [(&measured, &mut chosen), (&every, &mut chosen_cont)] {
-                let cap = predicted_capacity(&predictor, &base, &opts.slos, levels, opts.margin)?;
-                if cap == 0 {
-                    continue;
-                }
-                let pods = opts.users.div_ceil(cap);
-                let total = pods as f64 * cost;
-                if pick.as_ref().is_none_or(|c| total < c.2) {
-                    *pick = Some((profile.clone(), pods, total));
-                }
-            }
-        }
-        let best = |idx: fn(&(f64, f64)) -> f64| {
-            truth
-                .iter()
-                .filter_map(|(p, c)| {
-                    let cap = idx(c);
-                    if cap < 1.0 {
-                        return None;
-                    }
-                    let pods = (opts.users as f64 / cap).ceil() as u32;
-                    Some((p.clone(), pods, pods as f64 * price(p)?))
-                })
-                .min_by(|a, b| a.2.total_cmp(&b.2))
-        };
-        let best_plain = best(|c| c.0);
-        let best_cont = best(|c| c.1);
-        let succeeds = |pick: &Option<(Profile, u32, f64)>, idx: fn(&(f64, f64)) -> f64| {
-            pick.as_ref().is_some_and(|(p, pods, _)| {
-                truth
-                    .get(p)
-                    .is_some_and(|c| *pods as f64 * idx(c) >= opts.users as f64)
-            })
-        };
-        let (s_plain, s_cont) = (succeeds(&chosen, |c| c.0), succeeds(&chosen_cont, |c| c.1));
-        let chosen_cost = chosen.as_ref().map(|c| c.2);
+        let chosen = choose(&predictor, c, opts, &c.measured, margin)?;
+        let chosen_cont = choose(&predictor, c, opts, &every, margin)?;
+        let best_plain = cheapest_true(c, opts.users, |t| t.0);
+        let best_cont = cheapest_true(c, opts.users, |t| t.1);
+        let s_plain = succeeds(c, &chosen, opts.users, |t| t.0);
+        let s_cont = succeeds(c, &chosen_cont, opts.users, |t| t.1);
+        let chosen_cost = chosen.as_ref().map(|p| p.2);
         plain.push((s_plain, chosen_cost, best_plain.as_ref().map(|b| b.2)));
         cont.push((
             s_cont,
-            chosen_cont.as_ref().map(|c| c.2),
+            chosen_cont.as_ref().map(|p| p.2),
             best_cont.as_ref().map(|b| b.2),
         ));
         let label = |p: &Profile| format!("{} x {}", p.1, p.0);
         outcomes.push(LlmOutcome {
-            model: held.to_string(),
-            chosen: chosen.as_ref().map(|c| (label(&c.0), c.1)),
+            model: c.model.to_string(),
+            chosen: chosen.as_ref().map(|p| (label(&p.0), p.1)),
             chosen_cost,
             best: best_plain.as_ref().map(|b| (label(&b.0), b.1)),
             best_cost: best_plain.as_ref().map(|b| b.2),
             success: s_plain,
             success_continuous: s_cont,
             best_cost_continuous: best_cont.as_ref().map(|b| b.2),
+            margin: match margin {
+                Margin::Factor(k) => Some(k),
+                _ => None,
+            },
         });
     }
     Ok(EvalReport {
@@ -380,5 +484,63 @@ mod tests {
         let s = Scores::of(&[(true, Some(30.0), Some(10.0))]);
         assert!((s.overspend - 200.0).abs() < 1e-9);
         assert_eq!(s.so_score, 0.0);
+    }
+
+    /// The nested margin for an LLM is chosen without looking at it: changing that LLM's own
+    /// measurements leaves its margin as it was, while the benchmark still runs end to end.
+    #[test]
+    fn nested_margins_never_see_the_held_out_llm() {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../datasets/predictor/llm-pilot.csv");
+        let keep = [
+            "huggyllama/llama-7b",
+            "huggyllama/llama-13b",
+            "bigcode/starcoder",
+        ];
+        let rows: Vec<Measurement> = pilot_core::schema::read_measurements(&p)
+            .unwrap()
+            .into_iter()
+            .filter(|r| keep.contains(&r.model.as_str()))
+            .collect();
+        let opts = EvalOptions {
+            margin: Margin::Nested,
+            train: TrainOptions {
+                num_iterations: 20,
+                min_rows: 10,
+                ..EvalOptions::default().train
+            },
+            ..EvalOptions::default()
+        };
+        let prices = PriceCatalog::builtin();
+        let closed: Vec<&Measurement> = rows.iter().collect();
+        let price = |p: &Profile| {
+            prices
+                .cheapest(&p.0, p.1, Some(&opts.cloud), false)
+                .and_then(|e| e.price(false))
+                .map(|x| x.0)
+        };
+        let cases: Vec<Case> = keep
+            .iter()
+            .map(|m| case(m, &closed, &opts, &price).unwrap())
+            .collect();
+        let before = nested_margin(&rows, &cases, keep[0], &opts).unwrap();
+        assert!(MARGIN_GRID.contains(&before));
+        // Make the held-out LLM ten times slower: its own margin must not move.
+        let mut slower = rows.clone();
+        for r in slower.iter_mut().filter(|r| r.model == keep[0]) {
+            r.metrics.itl.p50 = r.metrics.itl.p50.map(|v| Millis(v.0 * 10.0));
+        }
+        let closed: Vec<&Measurement> = slower.iter().collect();
+        let cases: Vec<Case> = keep
+            .iter()
+            .map(|m| case(m, &closed, &opts, &price).unwrap())
+            .collect();
+        assert_eq!(
+            nested_margin(&slower, &cases, keep[0], &opts).unwrap(),
+            before
+        );
+        let report = evaluate(&rows, &opts, prices).unwrap();
+        assert_eq!(report.outcomes.len(), 3);
+        assert!(report.outcomes.iter().all(|o| o.margin.is_some()));
     }
 }

@@ -75,6 +75,9 @@ pub enum Margin {
     Upper,
     /// Compare the point prediction times (1 + this fraction).
     Factor(f64),
+    /// Only in `pilot eval recommend`: a [`Margin::Factor`] chosen per held-out LLM by the
+    /// same benchmark run on the other LLMs (nested cross-validation).
+    Nested,
 }
 
 /// What to recommend for.
@@ -188,6 +191,7 @@ fn checked_value(slo: &Slo, p: &Prediction, margin: Margin) -> Option<f64> {
     Some(match margin {
         Margin::None => point,
         Margin::Factor(k) => point * (1.0 + k),
+        Margin::Nested => point,
         Margin::Upper => {
             let mut upper_row = p.row.clone();
             upper_row.metrics = merge_upper(&p.row.metrics, &p.upper);
