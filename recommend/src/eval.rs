@@ -79,6 +79,9 @@ pub struct LlmOutcome {
     pub margin: Option<f64>,
 }
 
+/// One LLM's outcome as scored: (success, chosen cost, cheapest true cost).
+type Scored = (bool, Option<f64>, Option<f64>);
+
 /// Scores of a recommender on the benchmark.
 #[derive(Debug, Clone, Copy)]
 pub struct Scores {
@@ -90,7 +93,7 @@ pub struct Scores {
 }
 
 impl Scores {
-    fn of(outcomes: &[(bool, Option<f64>, Option<f64>)]) -> Scores {
+    fn of(outcomes: &[Scored]) -> Scores {
         let n = outcomes.len().max(1) as f64;
         let successes: Vec<_> = outcomes.iter().filter(|o| o.0).collect();
         let success = successes.len() as f64 / n;
@@ -326,8 +329,7 @@ fn nested_margin(
     outer: &str,
     opts: &EvalOptions,
 ) -> Result<f64, PredictError> {
-    let mut outcomes: Vec<Vec<(bool, Option<f64>, Option<f64>)>> =
-        vec![Vec::new(); MARGIN_GRID.len()];
+    let mut outcomes: Vec<Vec<Scored>> = vec![Vec::new(); MARGIN_GRID.len()];
     for c in cases.iter().filter(|c| c.model != outer) {
         let train_rows: Vec<Measurement> = rows
             .iter()
