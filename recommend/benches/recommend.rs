@@ -1,6 +1,7 @@
 //! `cargo bench -p pilot-recommend`: one `recommend` call over the whole GPU catalog (every
-//! priced GPU x TP 1..8 x fp16/fp8/int4) with the shipped predictor and the physics model.
-//! Target: under 300 ms.
+//! priced GPU x TP 1..8 x fp16/fp8/int4) with the physics model and the shipped predictor,
+//! for vLLM (the default: calibrated physics, no closed-loop corrections) and TGIS (physics +
+//! trained corrections, the costlier path). Target: under 300 ms.
 
 use pilot_characterize::slo::parse_slo;
 use pilot_core::gpu::GpuCatalog;
@@ -31,16 +32,19 @@ fn main() {
         explain: false,
     };
     let physics = PhysicsModel::default();
-    let models: [(&str, &dyn LatencyModel); 2] = [
-        ("physics", &physics),
-        (
-            "shipped predictor",
-            Predictor::shipped().expect("shipped predictor"),
-        ),
+    let shipped = Predictor::shipped().expect("shipped predictor");
+    let runs: [(&str, &dyn LatencyModel, &str); 3] = [
+        ("physics", &physics, "vllm"),
+        ("shipped predictor", shipped, "vllm"),
+        ("shipped predictor", shipped, "tgis"),
     ];
-    println!("| model | candidates | feasible | ms per call (median of 5) |");
-    println!("|---|---|---|---|");
-    for (name, model) in models {
+    println!("| model | engine | candidates | feasible | ms per call (median of 5) |");
+    println!("|---|---|---|---|---|");
+    for (name, model, engine) in runs {
+        let opts = RecommendOptions {
+            engines: vec![Some(engine.to_string())],
+            ..opts.clone()
+        };
         let mut times = Vec::new();
         let mut n = (0, 0);
         for _ in 0..5 {
@@ -50,6 +54,9 @@ fn main() {
             n = (rec.candidates.len(), rec.feasible().count());
         }
         times.sort_by(f64::total_cmp);
-        println!("| {name} | {} | {} | {:.1} |", n.0, n.1, times[2]);
+        println!(
+            "| {name} | {engine} | {} | {} | {:.1} |",
+            n.0, n.1, times[2]
+        );
     }
 }
