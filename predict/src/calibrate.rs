@@ -95,12 +95,6 @@ fn knobs() -> Vec<Knob> {
             hi: 2.0,
         },
         Knob {
-            get: |p| p.tgi_sequence_overhead_ms,
-            set: |p, v| p.tgi_sequence_overhead_ms = v,
-            lo: 0.001,
-            hi: 2.0,
-        },
-        Knob {
             get: |p| p.padded_token_factor,
             set: |p, v| p.padded_token_factor = v,
             lo: 1.0,

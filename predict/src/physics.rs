@@ -95,21 +95,15 @@ pub struct PhysicsParams {
     pub padded_sequence_tokens: f64,
     /// Host time per sequence per decode step (sampling, stop checks, detokenisation, stream
     /// bookkeeping), ms: it makes a step grow with the batch even where the GPU does not.
+    /// (TGIS 2023 runs this in Python and measures nearer 0.3-0.7 ms per user on an H100, but
+    /// a TGIS-specific value here leaves the trained predictor's held-out ITL error higher,
+    /// 21.9% against 19.3% MAPE: the trees correct TGIS better from the generic step.)
     #[serde(default = "default_sequence_overhead_ms")]
     pub sequence_overhead_ms: f64,
-    /// The same behind a TGI-style router (see [`Scenario::tgi_router`]): TGI/TGIS (2023) run
-    /// the per-sequence logic in a Python loop. Measured TGIS ITL grows 0.3-0.75 ms per user
-    /// on an H100 where the roofline step grows 0.05 ms.
-    #[serde(default = "default_tgi_sequence_overhead_ms")]
-    pub tgi_sequence_overhead_ms: f64,
 }
 
 fn default_sequence_overhead_ms() -> f64 {
     0.03
-}
-
-fn default_tgi_sequence_overhead_ms() -> f64 {
-    0.4
 }
 
 fn default_padded_sequence_tokens() -> f64 {
@@ -144,7 +138,6 @@ impl Default for PhysicsParams {
             padded_token_factor: default_padded_token_factor(),
             padded_sequence_tokens: default_padded_sequence_tokens(),
             sequence_overhead_ms: default_sequence_overhead_ms(),
-            tgi_sequence_overhead_ms: default_tgi_sequence_overhead_ms(),
         }
     }
 }
@@ -425,9 +418,6 @@ impl PhysicsModel {
             p,
         );
         s.padded = sc.padded_batching();
-        if sc.tgi_router() {
-            s.sequence_overhead_ms = p.tgi_sequence_overhead_ms;
-        }
         // Memory per GPU.
         let usable = s.memory_per_gpu * p.memory_utilization - p.runtime_overhead_gb * 1e9;
         let weights = s.weight_bytes / s.tp;
@@ -789,47 +779,39 @@ mod tests {
         let e16 = est(&tgis(16));
         assert!(e16.max_batch >= 16.0, "budget {}", e16.max_batch);
         assert!(e16.ttft_ms > 2.0 * est(&tgis(1)).ttft_ms);
-        // (The same host time per sequence for both engines, to isolate the queue.)
-        let same_host = PhysicsParams {
-            tgi_sequence_overhead_ms: PhysicsParams::default().sequence_overhead_ms,
-            ..PhysicsParams::default()
-        };
         let none = PhysicsModel::new(PhysicsParams {
             prefill_queue_share: 0.0,
-            ..same_host.clone()
+            ..PhysicsParams::default()
         });
         let flat = none.estimate(&tgis(16)).unwrap().0.ttft_ms;
         assert!(flat < e16.ttft_ms / 2.0, "{flat} vs {}", e16.ttft_ms);
         let mut vllm = tgis(16);
         vllm.engine = Some("vllm".into());
-        let vllm_ttft = PhysicsModel::new(same_host)
-            .estimate(&vllm)
-            .unwrap()
-            .0
-            .ttft_ms;
-        assert!((vllm_ttft - flat).abs() < 1e-9, "{vllm_ttft} vs {flat}");
+        assert!((est(&vllm).ttft_ms - flat).abs() < 1e-9);
     }
 
     #[test]
-    fn decode_steps_grow_with_the_batch_by_the_engines_host_time() {
-        // Behind TGIS the per-sequence host work is Python: a batch of 64 costs about
-        // 64 x 0.4 ms more per step than one sequence, far more than its KV reads.
-        let at = |engine: &str, u: u32| {
+    fn decode_steps_grow_with_the_batch_by_the_host_time_per_sequence() {
+        // Short contexts on an H100: the GPU part of a 64-sequence step barely grows, the host
+        // part grows by 63 x the per-sequence time.
+        let step = |p: &PhysicsParams, u: u32| {
             let mut s = sc("llama-2-7b", "H100-SXM-80GB", 1, Load::Users(u));
             s.input_tokens = Tokens(120);
             s.output_tokens = Tokens(20);
-            s.engine = Some(engine.into());
-            est(&s).decode_step_ms
+            PhysicsModel::new(p.clone())
+                .estimate(&s)
+                .unwrap()
+                .0
+                .decode_step_ms
         };
-        let p = PhysicsParams::default();
-        let tgis = at("tgis", 64) - at("tgis", 1);
-        let vllm = at("vllm", 64) - at("vllm", 1);
-        let host = 63.0 * (p.tgi_sequence_overhead_ms - p.sequence_overhead_ms);
-        assert!(
-            (tgis - vllm - host).abs() < 1e-6 * host,
-            "{tgis} {vllm} {host}"
-        );
-        assert!(vllm > 0.0 && tgis > 3.0 * vllm);
+        let with = PhysicsParams::default();
+        let without = PhysicsParams {
+            sequence_overhead_ms: 0.0,
+            ..PhysicsParams::default()
+        };
+        let host = (step(&with, 64) - step(&with, 1)) - (step(&without, 64) - step(&without, 1));
+        let want = 63.0 * with.sequence_overhead_ms;
+        assert!((host - want).abs() < 1e-6 * want, "{host} vs {want}");
     }
 
     #[test]
