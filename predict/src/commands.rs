@@ -128,11 +128,14 @@ pub fn predict_one(predictor: Option<&Path>, one: &OneShot) -> Result<String, Pr
     }
     let pr = p.predict(&s)?;
     let mut out = format!(
-        "{} on {} x {} ({}), {:?}, {} in / {} out\n",
+        "{} on {} x {} ({}{}), {}, {} in / {} out\n",
         s.model.id,
         s.gpu_count,
         s.gpu.name,
         s.quantization,
+        s.engine
+            .as_deref()
+            .map_or(String::new(), |e| format!(", {e}")),
         s.load,
         one.input_tokens,
         one.output_tokens

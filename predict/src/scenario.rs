@@ -45,6 +45,16 @@ impl Load {
     }
 }
 
+impl std::fmt::Display for Load {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Load::Users(u) => write!(f, "{u} users"),
+            Load::Rate(r) => write!(f, "{} requests/s", r.0),
+            Load::Batch(b) => write!(f, "batch of {b}"),
+        }
+    }
+}
+
 /// One operating point to predict: an LLM on `gpu_count` GPUs (tensor-parallel) under a load.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Scenario {

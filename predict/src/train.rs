@@ -730,7 +730,9 @@ impl Predictor {
             let (z, lower, upper) = if corrects {
                 (t.ensemble.predict(f), t.lower, t.upper)
             } else {
-                (0.0, t.physics_lower, t.physics_upper)
+                // The physics model's own error over the training rows, widened to hold the
+                // point itself: that error may be one-sided (physics too fast throughout).
+                (0.0, t.physics_lower.min(0.0), t.physics_upper.max(0.0))
             };
             let base = if self.options.use_physics {
                 metric_value(&phys_row, &t.target).map(f64::ln)
