@@ -229,24 +229,30 @@ fn imports_llm_inference_bench_and_reads_it_back() {
     assert!(e.contains("no such file"), "{e}");
 }
 
+/// The README's question: Mistral-7B for 200 users, TTFT <= 200 ms, ITL <= 50 ms.
+const MISTRAL_200: &[&str] = &[
+    "recommend",
+    "--model",
+    "mistral-7b",
+    "--slo",
+    "ttft=200ms",
+    "--slo",
+    "itl=50ms",
+    "--users",
+    "200",
+];
+
 #[test]
 fn recommend_exports_a_frontier_ranked_by_cost() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("frontier.csv");
-    let text = succeeds(&[
-        "recommend",
-        "--model",
-        "mistral-7b",
-        "--slo",
-        "ttft=200ms",
-        "--slo",
-        "itl=50ms",
-        "--users",
-        "200",
-        "--physics-only",
-        "--csv",
-        csv.to_str().unwrap(),
-    ]);
+    let text = succeeds(
+        &[
+            MISTRAL_200,
+            &["--physics-only", "--csv", csv.to_str().unwrap()],
+        ]
+        .concat(),
+    );
     assert!(text.contains("rejected"), "{text}");
     let mut rdr = csv::Reader::from_path(&csv).unwrap();
     let header = rdr.headers().unwrap().clone();
@@ -293,19 +299,7 @@ fn recommend_exports_a_frontier_ranked_by_cost() {
 fn recommend_says_what_its_numbers_rest_on() {
     // The shipped predictor measured TGIS under closed-loop users and vLLM only in offline
     // batches: the answer says so per engine.
-    let text = succeeds(&[
-        "recommend",
-        "--model",
-        "mistral-7b",
-        "--slo",
-        "ttft=200ms",
-        "--slo",
-        "itl=50ms",
-        "--users",
-        "200",
-        "--engine",
-        "vllm,tgis",
-    ]);
+    let text = succeeds(&[MISTRAL_200, &["--engine", "vllm,tgis"]].concat());
     assert!(
         text.contains("evidence: vllm: no closed-loop measurements of vllm"),
         "{text}"

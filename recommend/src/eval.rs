@@ -221,6 +221,14 @@ struct Case<'a> {
     measured: Vec<u32>,
 }
 
+/// A profile's on-demand USD per hour on the benchmark's cloud.
+fn profile_price(prices: &PriceCatalog, cloud: &str, p: &Profile) -> Option<f64> {
+    prices
+        .cheapest(&p.0, p.1, Some(cloud), false)
+        .and_then(|e| e.price(false))
+        .map(|x| x.0)
+}
+
 /// A recommendation: profile, pods, cost.
 type Pick = Option<(Profile, u32, f64)>;
 
@@ -363,12 +371,7 @@ pub fn evaluate(
 ) -> Result<EvalReport, PredictError> {
     let closed: Vec<&Measurement> = rows.iter().filter(|r| r.mode == Mode::Closed).collect();
     let models: BTreeSet<&str> = closed.iter().map(|r| r.model.as_str()).collect();
-    let price = |p: &Profile| {
-        prices
-            .cheapest(&p.0, p.1, Some(&opts.cloud), false)
-            .and_then(|e| e.price(false))
-            .map(|x| x.0)
-    };
+    let price = |p: &Profile| profile_price(prices, &opts.cloud, p);
     let cases: Vec<Case> = models
         .iter()
         .map(|m| case(m, &closed, opts, &price))
@@ -515,12 +518,7 @@ mod tests {
         };
         let prices = PriceCatalog::builtin();
         let closed: Vec<&Measurement> = rows.iter().collect();
-        let price = |p: &Profile| {
-            prices
-                .cheapest(&p.0, p.1, Some(&opts.cloud), false)
-                .and_then(|e| e.price(false))
-                .map(|x| x.0)
-        };
+        let price = |p: &Profile| profile_price(prices, &opts.cloud, p);
         let cases: Vec<Case> = keep
             .iter()
             .map(|m| case(m, &closed, &opts, &price).unwrap())
