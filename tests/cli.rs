@@ -20,6 +20,11 @@ fn fails(args: &[&str]) -> String {
     err
 }
 
+/// `pilot recommend --model MODEL --slo SLO EXTRA...`, which must fail: its stderr.
+fn recommend_fails(model: &str, slo: &str, extra: &[&str]) -> String {
+    fails(&[&["recommend", "--model", model, "--slo", slo][..], extra].concat())
+}
+
 fn succeeds(args: &[&str]) -> String {
     let out = pilot().args(args).output().unwrap();
     assert!(
@@ -97,27 +102,11 @@ fn catalogs_print_as_json() {
 
 #[test]
 fn unknown_names_get_the_closest_suggestions() {
-    let e = fails(&["recommend", "--model", "mistral-7c", "--slo", "ttft=200ms"]);
+    let e = recommend_fails("mistral-7c", "ttft=200ms", &[]);
     assert!(e.contains("mistral-7b"), "{e}");
-    let e = fails(&[
-        "recommend",
-        "--model",
-        "mistral-7b",
-        "--slo",
-        "ttft=200ms",
-        "--gpus",
-        "H10O",
-    ]);
+    let e = recommend_fails("mistral-7b", "ttft=200ms", &["--gpus", "H10O"]);
     assert!(e.contains("H100"), "{e}");
-    let e = fails(&[
-        "recommend",
-        "--model",
-        "mistral-7b",
-        "--slo",
-        "ttft=200ms",
-        "--gpus",
-        "a100",
-    ]);
+    let e = recommend_fails("mistral-7b", "ttft=200ms", &["--gpus", "a100"]);
     assert!(
         e.contains("A100-SXM-80GB") && e.contains("A100-PCIe-40GB"),
         "ambiguous A100 lists variants: {e}"
@@ -128,19 +117,11 @@ fn unknown_names_get_the_closest_suggestions() {
 
 #[test]
 fn bad_slo_and_load_are_clear_errors() {
-    let e = fails(&["recommend", "--model", "mistral-7b", "--slo", "ttft=fast"]);
+    let e = recommend_fails("mistral-7b", "ttft=fast", &[]);
     assert!(e.contains("ttft=fast") && e.contains("200ms"), "{e}");
-    let e = fails(&["recommend", "--model", "mistral-7b", "--slo", "speed=1ms"]);
+    let e = recommend_fails("mistral-7b", "speed=1ms", &[]);
     assert!(e.contains("speed"), "{e}");
-    let e = fails(&[
-        "recommend",
-        "--model",
-        "mistral-7b",
-        "--slo",
-        "ttft=1s",
-        "--rate",
-        "lots",
-    ]);
+    let e = recommend_fails("mistral-7b", "ttft=1s", &["--rate", "lots"]);
     assert!(e.contains("--rate"), "{e}");
 }
 
@@ -162,25 +143,13 @@ fn malformed_files_are_named_with_the_fix() {
     );
     let cfg = dir.path().join("config.json");
     std::fs::write(&cfg, r#"{"model_type": "llama", "num_hidden_layers": 2}"#).unwrap();
-    let e = fails(&[
-        "recommend",
-        "--model",
-        cfg.to_str().unwrap(),
-        "--slo",
-        "ttft=1s",
-    ]);
+    let e = recommend_fails(cfg.to_str().unwrap(), "ttft=1s", &[]);
     assert!(
         e.contains("hidden"),
         "malformed config names the missing key: {e}"
     );
     std::fs::write(&cfg, "not json").unwrap();
-    let e = fails(&[
-        "recommend",
-        "--model",
-        cfg.to_str().unwrap(),
-        "--slo",
-        "ttft=1s",
-    ]);
+    let e = recommend_fails(cfg.to_str().unwrap(), "ttft=1s", &[]);
     assert!(e.to_lowercase().contains("json"), "{e}");
     let prices = dir.path().join("prices.csv");
     std::fs::write(&prices, "cloud,gpu\naws,H100\n").unwrap();
