@@ -247,7 +247,14 @@ pub fn leave_one_group_out(
         // Physics calibrated on this fold's training rows only.
         let calibrated_g = physics_for(&train_rows, &topts);
         let physics_g = main_physics(&calibrated_g, &topts);
-        let (with_g, _) = prepare(rows, &physics_g, true);
+        // Without calibration the fold's physics is the default one `with` was prepared with.
+        let prepared_g;
+        let with_g: &[Prepared] = if topts.calibrate {
+            prepared_g = prepare(rows, &physics_g, true).0;
+            &prepared_g
+        } else {
+            &with
+        };
         if with_g.len() != with.len() {
             return Err(PredictError::Train(format!(
                 "calibrated physics changed which rows fit ({} vs {})",
@@ -256,15 +263,7 @@ pub fn leave_one_group_out(
             )));
         }
         for i in held(g) {
-            let tmp = Measurement {
-                metrics: with_g[i].physics.clone(),
-                ..with_g[i].row.clone()
-            };
-            for t in &targets {
-                if let Some(v) = metric_value(&tmp, t) {
-                    preds.insert((i, t.clone(), "physics"), v);
-                }
-            }
+            insert_physics(&mut preds, i, &with_g[i], &targets, "physics");
         }
         let run = |prep: &[Prepared],
                    physics: &PhysicsModel,
@@ -307,20 +306,14 @@ pub fn leave_one_group_out(
             }
             Ok(())
         };
-        run(&with_g, &calibrated_g, true, "pilot", &mut preds)?;
+        run(with_g, &calibrated_g, true, "pilot", &mut preds)?;
         if opts.ablation {
             run(&without, &physics, false, "lightgbm-raw", &mut preds)?;
         }
     }
-    for (i, p) in with.iter().enumerate() {
-        let tmp = Measurement {
-            metrics: p.physics.clone(),
-            ..p.row.clone()
-        };
-        for t in &targets {
-            if let Some(v) = metric_value(&tmp, t) {
-                preds.insert((i, t.clone(), "physics-defaults"), v);
-            }
+    if topts.calibrate {
+        for (i, p) in with.iter().enumerate() {
+            insert_physics(&mut preds, i, p, &targets, "physics-defaults");
         }
     }
     // Published predictions (LLM-Pilot data, leave-one-LLM-out).
@@ -464,6 +457,25 @@ pub fn leave_one_group_out(
         rows: rows_out,
         notes,
     })
+}
+
+/// Records the physics estimate of row `i` (prepared with some physics model) as `method`.
+fn insert_physics(
+    preds: &mut Preds,
+    i: usize,
+    p: &Prepared,
+    targets: &[String],
+    method: &'static str,
+) {
+    let row = Measurement {
+        metrics: p.physics.clone(),
+        ..p.row.clone()
+    };
+    for t in targets {
+        if let Some(v) = metric_value(&row, t) {
+            preds.insert((i, t.clone(), method), v);
+        }
+    }
 }
 
 fn static_method(m: &str) -> &'static str {

@@ -421,6 +421,21 @@ pub(crate) fn train_prepared(
         .collect();
 
     let wanted = opts.targets.clone().unwrap_or_else(all_targets);
+    // The calibrated physics model's answer for every row, once: its error is the interval
+    // where it answers alone.
+    let calibrated_rows: Vec<Option<Measurement>> = prepared
+        .iter()
+        .map(|p| {
+            if !opts.use_physics {
+                return None;
+            }
+            let (est, _) = calibrated.estimate(&p.scenario).ok()?;
+            Some(Measurement {
+                metrics: calibrated.summary(&p.scenario, &est),
+                ..p.row.clone()
+            })
+        })
+        .collect();
     let mut targets = Vec::new();
     for t in &wanted {
         let idx: Vec<usize> = (0..prepared.len())
@@ -483,13 +498,8 @@ pub(crate) fn train_prepared(
             let mut e: Vec<f64> = idx
                 .iter()
                 .filter_map(|&i| {
-                    let p = &prepared[i];
-                    let (est, _) = calibrated.estimate(&p.scenario).ok()?;
-                    let m = Measurement {
-                        metrics: calibrated.summary(&p.scenario, &est),
-                        ..p.row.clone()
-                    };
-                    let (a, b) = (metric_value(&p.row, t)?, metric_value(&m, t)?);
+                    let m = calibrated_rows[i].as_ref()?;
+                    let (a, b) = (metric_value(&prepared[i].row, t)?, metric_value(m, t)?);
                     (a > 0.0 && b > 0.0 && b.is_finite()).then(|| (a / b).ln())
                 })
                 .collect();
@@ -643,21 +653,19 @@ impl Predictor {
 
     /// The physics model the corrections apply to.
     pub(crate) fn physics(&self) -> PhysicsModel {
+        self.physics_model(self.options.calibrate)
+    }
+
+    /// The physics model with the per-engine constants (`calibrated`) or the options' only.
+    /// With them it answers alone where the corrections do not apply.
+    pub(crate) fn physics_model(&self, calibrated: bool) -> PhysicsModel {
         PhysicsModel {
             params: self.options.physics.clone(),
-            per_engine: if self.options.calibrate {
+            per_engine: if calibrated {
                 self.calibrated.clone()
             } else {
                 Default::default()
             },
-        }
-    }
-
-    /// The physics model that answers alone where the corrections do not apply.
-    fn fallback_physics(&self) -> PhysicsModel {
-        PhysicsModel {
-            params: self.options.physics.clone(),
-            per_engine: self.calibrated.clone(),
         }
     }
 
@@ -709,12 +717,18 @@ impl Predictor {
     pub(crate) fn finish(&self, s: &Scenario, e: &Estimate, fit: Fit, f: &[f64]) -> Prediction {
         let corrects = self.corrects(s);
         // Where the corrections do not apply, the engine's calibrated physics answers alone.
-        let fallback = (!corrects)
-            .then(|| self.fallback_physics())
-            .and_then(|m| m.estimate(s).ok().map(|(e, _)| (m, e)));
-        let (physics, e) = match &fallback {
-            Some((m, e)) => (m.clone(), e),
-            None => (self.physics(), e),
+        let physics = self.physics_model(self.options.calibrate || !corrects);
+        let own;
+        let e = if corrects || self.options.calibrate {
+            e
+        } else {
+            match physics.estimate(s) {
+                Ok((x, _)) => {
+                    own = x;
+                    &own
+                }
+                Err(_) => e,
+            }
         };
         let mut row = s.to_row("pilot-predict:predictor");
         row.max_batch = Some(e.max_batch as u32);
@@ -1028,10 +1042,7 @@ mod tests {
         let itl = |pr: &Prediction| metric_value(&pr.row, "itl_ms_p50").unwrap();
         // Constants calibrated on TGIS's rows, none for vLLM.
         assert!(p.calibrated_for("tgis") && !p.calibrated_for("vllm"));
-        let calibrated = PhysicsModel {
-            params: p.options.physics.clone(),
-            per_engine: p.calibrated.clone(),
-        };
+        let calibrated = p.physics_model(true);
         for (engine, mode_load) in [
             ("vllm", crate::Load::Users(8)),
             (
