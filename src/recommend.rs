@@ -556,9 +556,11 @@ const DEFAULT_ENGINE: &str = "vllm";
 /// the engine's other measurements, or its published defaults).
 fn evidence(p: &Predictor, engines: &[Option<String>], demand: Demand) -> String {
     let mode = match demand {
-        Demand::Users(_) => "closed",
-        Demand::Rate(_) => "open",
-    };
+        Demand::Users(u) => pilot_predict::Load::Users(u),
+        Demand::Rate(r) => pilot_predict::Load::Rate(r),
+    }
+    .mode()
+    .name();
     let mut out = String::new();
     for e in engines {
         let name = e.as_deref().unwrap_or("an unnamed engine");
