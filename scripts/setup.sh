@@ -17,7 +17,14 @@ if need_cmake; then
   python3 -m pip install --quiet 'cmake>=3.28'
 fi
 
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* >/dev/null 2>&1 && ! ldconfig -p 2>/dev/null | grep -q libclang; then
+# bindgen loads libclang itself (libclang.so or libclang-N.so), not libclang-cpp, which some
+# images ship alone.
+has_libclang() {
+  ls /usr/lib/llvm-*/lib/libclang.so* /usr/lib/llvm-*/lib/libclang-[0-9]*.so* >/dev/null 2>&1 ||
+    ldconfig -p 2>/dev/null | grep -Eq 'libclang(-[0-9.]+)?\.so'
+}
+
+if ! has_libclang; then
   echo "setup: installing libclang-dev" >&2
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
