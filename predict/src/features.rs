@@ -12,7 +12,10 @@ use crate::scenario::{Load, Scenario};
 /// Engines with a one-hot column; any other engine (or none) has all zeros.
 pub const ENGINES: [&str; 5] = ["tgis", "vllm", "tensorrt-llm", "deepspeed-mii", "llama.cpp"];
 
-/// Names of the features without physics, in vector order.
+/// Names of the features without physics, in vector order. The vendor columns stand for
+/// software stacks (CUDA, ROCm, oneAPI), which reach different fractions of the same peaks:
+/// without them a held-out MI250 borrows Max-1550's vLLM efficiency (equal memory and
+/// bandwidth, a tenth of the physics) instead of MI300X's.
 pub fn base_names() -> Vec<String> {
     let mut v: Vec<String> = [
         "mode_open",
@@ -36,6 +39,8 @@ pub fn base_names() -> Vec<String> {
         "gpu_count",
         "is_pcie",
         "is_nvidia",
+        "is_amd",
+        "is_intel",
         "padded_batching",
     ]
     .map(String::from)
@@ -99,6 +104,8 @@ pub fn push(out: &mut Vec<f64>, s: &Scenario, e: Option<&Estimate>) {
         s.gpu_count as f64,
         g.is_pcie_card() as u8 as f64,
         (g.vendor == "NVIDIA") as u8 as f64,
+        (g.vendor == "AMD") as u8 as f64,
+        (g.vendor == "Intel") as u8 as f64,
         s.padded_batching() as u8 as f64,
     ]);
     out.extend(

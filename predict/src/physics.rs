@@ -100,6 +100,17 @@ pub struct PhysicsParams {
     /// 21.9% against 19.3% MAPE: the trees correct TGIS better from the generic step.)
     #[serde(default = "default_sequence_overhead_ms")]
     pub sequence_overhead_ms: f64,
+    /// Host time per decoder layer per decode step of a padded engine, ms: without flash
+    /// attention TGI/TGIS run the architecture's eager Transformers modules, a dozen unfused
+    /// kernel launches per layer (three attention blocks in a T5 decoder layer) for one token's
+    /// work. Measured at one user, flan-t5-xl (24 decoder layers, 3B) steps in 15 ms on an H100
+    /// where its bytes take 5 ms, and flan-t5-xxl (24 layers, 11B) in the same 15 ms.
+    #[serde(default = "default_padded_layer_overhead_ms")]
+    pub padded_layer_overhead_ms: f64,
+}
+
+fn default_padded_layer_overhead_ms() -> f64 {
+    0.2
 }
 
 fn default_sequence_overhead_ms() -> f64 {
@@ -138,6 +149,7 @@ impl Default for PhysicsParams {
             padded_token_factor: default_padded_token_factor(),
             padded_sequence_tokens: default_padded_sequence_tokens(),
             sequence_overhead_ms: default_sequence_overhead_ms(),
+            padded_layer_overhead_ms: default_padded_layer_overhead_ms(),
         }
     }
 }
@@ -199,7 +211,9 @@ const Z: [(&str, f64); 4] = [
 /// Derived per-model quantities the step functions need (computed once per scenario).
 struct Shape {
     tp: f64,
+    /// Layers a token passes (encoder and decoder), and those a decode step runs.
     layers: f64,
+    decoder_layers: f64,
     hidden: f64,
     /// Bytes of weights a decode token runs through when all experts are counted (dense part).
     dense_bytes: f64,
@@ -291,6 +305,11 @@ impl Shape {
         Shape {
             tp: count.max(1) as f64,
             layers: (m.layers + m.encoder_layers) as f64,
+            decoder_layers: if m.encoder_decoder {
+                m.decoder_layers
+            } else {
+                m.layers
+            } as f64,
             hidden: h,
             dense_bytes: decode_w * b,
             expert_bytes,
@@ -374,7 +393,12 @@ impl PhysicsModel {
         let flops = n * (s.decode_flops0 + ctx * s.attn_flops_per_ctx) / s.tp;
         let t_comp = flops / (s.peak_flops * p.mfu_decode) * 1e3;
         let comm = s.allreduce_ms(n);
-        let overhead = self.overhead_ms(s) + n * s.sequence_overhead_ms;
+        let eager = if s.padded {
+            p.padded_layer_overhead_ms * s.decoder_layers
+        } else {
+            0.0
+        };
+        let overhead = self.overhead_ms(s) + eager + n * s.sequence_overhead_ms;
         Step {
             total: t_mem.max(t_comp) + comm + overhead,
             comm,
@@ -467,7 +491,14 @@ impl PhysicsModel {
         }
         let kv_tokens = free * s.tp / s.kv_bytes_per_token.max(1e-9);
         let reserved = if s.padded {
-            let cap = sc.model.max_positions.map_or(f64::INFINITY, |m| m as f64);
+            // The server reserves its configured longest sequence; a decoder-only model's trained
+            // context bounds what it is started with, but T5's relative position buckets have no
+            // table, and TGIS serves flan-t5 (trained at 512) up to its 2048 default: capped at
+            // 512, the physics gave flan-t5-xl on one A100 a batch of 256 where 5-9 were measured.
+            let cap = match sc.model.max_positions {
+                Some(m) if !sc.model.encoder_decoder => m as f64,
+                _ => f64::INFINITY,
+            };
             (i + o).max(p.padded_sequence_tokens.min(cap))
         } else {
             i + o
@@ -832,6 +863,31 @@ mod tests {
             a.max_batch
         );
         assert!(b.ttft_ms > a.ttft_ms);
+        // T5's trained 512 positions do not cap the server's 2048-token reservation (relative
+        // position buckets have no table): halving it would double the padded batch.
+        let shorter = PhysicsParams {
+            padded_sequence_tokens: 512.0,
+            ..PhysicsParams::default()
+        };
+        let (b512, _) = PhysicsModel::new(shorter).estimate(&padded).unwrap();
+        assert!(
+            b.max_batch * 3.0 < b512.max_batch,
+            "{} vs {}",
+            b.max_batch,
+            b512.max_batch
+        );
+        // Each decode step pays the eager modules' per-layer host time on top of the bytes.
+        let no_eager = PhysicsParams {
+            padded_layer_overhead_ms: 0.0,
+            ..PhysicsParams::default()
+        };
+        let (c, _) = PhysicsModel::new(no_eager).estimate(&padded).unwrap();
+        let layers = padded.model.decoder_layers as f64;
+        let extra = b.decode_step_ms - c.decode_step_ms;
+        assert!(
+            (extra - PhysicsParams::default().padded_layer_overhead_ms * layers).abs() < 1e-9,
+            "{extra} ms for {layers} layers"
+        );
         // Flash-attention architectures are paged on TGIS too.
         let mut llama = sc("llama-2-7b", "A100-PCIe-40GB", 1, Load::Users(8));
         llama.engine = Some("tgis".into());
