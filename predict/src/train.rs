@@ -149,18 +149,10 @@ pub struct Domain {
     pub vendor_engines: BTreeSet<String>,
 }
 
-/// The key of a GPU vendor and engine in [`Domain::vendor_engines`].
-fn vendor_engine(vendor: &str, engine: &str) -> String {
-    format!(
-        "{}/{}",
-        vendor.to_ascii_lowercase(),
-        engine.to_ascii_lowercase()
-    )
-}
-
-/// The key of an engine and load mode in [`Domain::engine_modes`].
-fn engine_mode(engine: &str, mode: &str) -> String {
-    format!("{}/{mode}", engine.to_ascii_lowercase())
+/// The key of a pair of names in [`Domain::engine_modes`] (engine, load mode) and
+/// [`Domain::vendor_engines`] (GPU vendor, engine): both lower-cased, `a/b`.
+fn pair_key(a: &str, b: &str) -> String {
+    format!("{}/{}", a.to_ascii_lowercase(), b.to_ascii_lowercase())
 }
 
 /// Features checked for the domain (log-scale ones; 10% = 0.1 in log units is allowed).
@@ -559,10 +551,10 @@ pub(crate) fn train_prepared(
         domain.modes.insert(p.row.mode.to_string());
         domain
             .engine_modes
-            .insert(engine_mode(&p.row.engine, &p.row.mode.to_string()));
+            .insert(pair_key(&p.row.engine, &p.row.mode.to_string()));
         domain
             .vendor_engines
-            .insert(vendor_engine(&p.scenario.gpu.vendor, &p.row.engine));
+            .insert(pair_key(&p.scenario.gpu.vendor, &p.row.engine));
     }
     let n_models = models.len();
     let mut gpus: Vec<String> = prepared
@@ -694,13 +686,13 @@ impl Predictor {
     /// nothing about the same engine on ROCm or oneAPI, where it reaches another fraction of
     /// the peaks (held out, Max-1550 given NVIDIA and AMD vLLM corrections was off by 4x).
     pub fn corrects(&self, s: &Scenario) -> bool {
-        let engine = s.engine.as_deref().unwrap_or("");
-        self.measured(s.engine.as_deref(), s.load.mode().name())
+        let engine = s.engine.as_deref();
+        self.measured(engine, s.load.mode().name())
             && (self.domain.vendor_engines.is_empty()
                 || self
                     .domain
                     .vendor_engines
-                    .contains(&vendor_engine(&s.gpu.vendor, engine)))
+                    .contains(&pair_key(&s.gpu.vendor, engine.unwrap_or(""))))
     }
 
     /// Whether the training data measured this engine in this load mode (`closed`, `open`,
@@ -711,7 +703,7 @@ impl Predictor {
         }
         self.domain
             .engine_modes
-            .contains(&engine_mode(engine.unwrap_or(""), mode))
+            .contains(&pair_key(engine.unwrap_or(""), mode))
     }
 
     /// Whether the physics constants were calibrated on this engine's measurements.
