@@ -43,7 +43,8 @@ pub struct RecommendArgs {
     /// Take the mean lengths from a workload file (fmperf histogram CSV, Azure trace CSV, ShareGPT JSON).
     #[arg(long)]
     workload: Option<PathBuf>,
-    /// GPU types to consider (default: every catalog GPU with a price).
+    /// GPU types to consider; a family name (`a100`) means all its SKUs (default: every
+    /// catalog GPU with a price).
     #[arg(long, value_delimiter = ',')]
     gpus: Vec<String>,
     /// The largest tensor-parallel group to consider.
@@ -200,10 +201,15 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
             .cloned()
             .collect()
     } else {
-        a.gpus
-            .iter()
-            .map(|g| catalog.resolve(g).cloned())
-            .collect::<Result<Vec<_>, _>>()?
+        let mut chosen: Vec<pilot_core::gpu::GpuSpec> = Vec::new();
+        for name in &a.gpus {
+            for g in catalog.resolve_family(name)? {
+                if !chosen.iter().any(|c| c.name == g.name) {
+                    chosen.push(g.clone());
+                }
+            }
+        }
+        chosen
     };
     let quantizations = if a.quantization.is_empty() {
         vec![default_dtype(&model)]
@@ -385,8 +391,13 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
             .as_ref()
             .and_then(|p| p.price(a.spot))
             .map_or("-".into(), |p| format!("{:.2} USD/h", p.0));
+        // The engine where several were asked for: otherwise two lines read the same.
+        let engine = match (&c.engine, opts.engines.len() > 1) {
+            (Some(e), true) => format!(" {e}"),
+            _ => String::new(),
+        };
         text.push_str(&format!(
-            "  {} x {} {} ({price}): {}\n",
+            "  {} x {} {}{engine} ({price}): {}\n",
             c.gpu_count,
             c.gpu,
             c.quantization,

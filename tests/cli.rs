@@ -106,13 +106,55 @@ fn unknown_names_get_the_closest_suggestions() {
     assert!(e.contains("mistral-7b"), "{e}");
     let e = recommend_fails("mistral-7b", "ttft=200ms", &["--gpus", "H10O"]);
     assert!(e.contains("H100"), "{e}");
-    let e = recommend_fails("mistral-7b", "ttft=200ms", &["--gpus", "a100"]);
+    // One GPU to predict on must be named exactly: the bare family lists its variants.
+    let e = fails(&[
+        "predict",
+        "--model",
+        "mistral-7b",
+        "--gpu",
+        "a100",
+        "--users",
+        "1",
+    ]);
     assert!(
         e.contains("A100-SXM-80GB") && e.contains("A100-PCIe-40GB"),
         "ambiguous A100 lists variants: {e}"
     );
     let e = fails(&["catalog", "prices", "--cloud", "moon"]);
     assert!(e.contains("aws"), "{e}");
+}
+
+/// A set of GPUs to consider may name a family: each of its SKUs is a candidate of its own.
+#[test]
+fn a_gpu_family_in_recommend_means_each_of_its_skus() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("frontier.csv");
+    succeeds(&[
+        "recommend",
+        "--model",
+        "mistral-7b",
+        "--slo",
+        "ttft=200ms",
+        "--gpus",
+        "a100,l4",
+        "--max-gpus",
+        "1",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    let text = std::fs::read_to_string(&csv).unwrap();
+    let gpus: std::collections::BTreeSet<&str> = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split(',').next())
+        .collect();
+    for g in ["A100-PCIe-40GB", "A100-SXM-80GB", "L4"] {
+        assert!(gpus.contains(g), "{g} missing from {gpus:?}");
+    }
+    assert!(
+        gpus.iter().all(|g| g.starts_with("A100-") || *g == "L4"),
+        "{gpus:?}"
+    );
 }
 
 #[test]

@@ -294,6 +294,20 @@ impl GpuCatalog {
         }
     }
 
+    /// Every SKU a name may mean: the one [`Self::resolve`] gives, or all the candidates of an
+    /// ambiguous family name (`A100`: the four A100s). For a set of GPUs to *consider* (as
+    /// `pilot recommend --gpus a100,l4`), where each SKU stays its own candidate with its own
+    /// memory and price, so nothing is mixed; an unknown name is still an error.
+    pub fn resolve_family(&self, name: &str) -> Result<Vec<&GpuSpec>, GpuError> {
+        match self.resolve(name) {
+            Ok(one) => Ok(vec![one]),
+            Err(GpuError::Ambiguous { candidates, .. }) => {
+                candidates.iter().map(|c| self.resolve(c)).collect()
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     /// A GPU profile: `2 x A100`, `2xH100`, `4 × T4`, or a bare name (count 1).
     pub fn parse_profile(&self, s: &str) -> Result<(u32, &GpuSpec), GpuError> {
         let (count, bare) = split_profile(s);
@@ -537,6 +551,28 @@ mod tests {
         ] {
             assert_eq!(cat().resolve(s).unwrap().name, want, "{s}");
         }
+    }
+
+    #[test]
+    fn families_expand_to_every_sku_only_where_asked() {
+        let c = GpuCatalog::builtin();
+        let a100: Vec<&str> = c
+            .resolve_family("a100")
+            .unwrap()
+            .iter()
+            .map(|g| g.name.as_str())
+            .collect();
+        assert!(
+            a100.len() >= 4 && a100.iter().all(|n| n.starts_with("A100-")),
+            "{a100:?}"
+        );
+        assert!(c.resolve("a100").is_err(), "resolve stays strict");
+        let l4 = c.resolve_family("L4").unwrap();
+        assert_eq!(l4.len(), 1);
+        assert!(matches!(
+            c.resolve_family("a1000x"),
+            Err(GpuError::Unknown { .. })
+        ));
     }
 
     #[test]

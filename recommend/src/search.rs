@@ -234,12 +234,29 @@ pub fn violation(slos: &[Slo], p: &Prediction, margin: Margin) -> Option<String>
     slos.iter().find_map(|s| match checked_value(s, p, margin) {
         Some(v) if v <= s.threshold.0 => None,
         Some(v) => Some(format!(
-            "{} predicted {v:.1} > {}",
+            "{} {} > {}",
             s.column(),
+            compared(s, p, margin, v),
             s.threshold.0
         )),
         None => Some(format!("{} not predicted", s.column())),
     })
+}
+
+/// What was held against an SLO, in words: the point prediction, or the point and the
+/// margin's value when the margin raised it (a rejection must not show the interval's upper
+/// end as if it were the prediction).
+fn compared(slo: &Slo, p: &Prediction, margin: Margin, checked: f64) -> String {
+    let point = metric_value(&p.row, &slo.column()).unwrap_or(checked);
+    match margin {
+        _ if checked <= point => format!("predicted {point:.1}"),
+        Margin::Upper => format!("predicted {point:.1}, interval upper end {checked:.1}"),
+        Margin::Factor(k) => format!(
+            "predicted {point:.1}, +{:.0}% margin {checked:.1}",
+            100.0 * k
+        ),
+        Margin::None | Margin::Nested => format!("predicted {checked:.1}"),
+    }
 }
 
 /// min over SLOs of (threshold - value) / threshold.
@@ -460,7 +477,7 @@ fn evaluate(
                 .ok()
                 .and_then(|p| violation(&opts.slos, &p, opts.margin))
                 .unwrap_or_else(|| "unmet at the smallest load".into());
-            c.verdict = Verdict::SloUnmet(format!("{why} at {}", opts.demand.load(1.0).level()));
+            c.verdict = Verdict::SloUnmet(format!("{why} at {}", opts.demand.load(1.0)));
             return c;
         }
         Err(e) => {
@@ -597,6 +614,30 @@ mod tests {
                 .iter()
                 .all(|c| [1, 2, 4, 8].contains(&c.gpu_count))
         );
+    }
+
+    /// A rejection names what broke the SLO: under `Margin::Upper` the interval's upper end,
+    /// beside the point prediction, never the upper end passed off as the prediction.
+    #[test]
+    fn rejections_name_the_point_and_the_margin() {
+        let g = GpuCatalog::builtin().resolve("H100").unwrap().clone();
+        let m = ModelCatalog::builtin().resolve("mistral-7b").unwrap();
+        let s = Scenario::new(m, g, 1, Load::Users(1), Tokens(512), Tokens(64));
+        let mut p = PhysicsModel::default().predict(&s).unwrap();
+        let point = p.row.metrics.itl.p50.unwrap().0;
+        p.upper.itl.p50 = Some(pilot_core::units::Millis(point * 2.0));
+        let slo = slos(&format!("itl={}ms", point * 1.5));
+        assert_eq!(violation(&slo, &p, Margin::None), None);
+        let why = violation(&slo, &p, Margin::Upper).expect("the upper end breaks it");
+        assert!(
+            why.contains(&format!(
+                "predicted {point:.1}, interval upper end {:.1}",
+                point * 2.0
+            )),
+            "{why}"
+        );
+        let why = violation(&slo, &p, Margin::Factor(0.6)).expect("+60% breaks it");
+        assert!(why.contains("+60% margin"), "{why}");
     }
 
     #[test]
