@@ -11,7 +11,7 @@ use pilot_core::price::PriceCatalog;
 use pilot_core::schema::metric_value;
 use pilot_core::units::{Dtype, RequestsPerSec, Tokens};
 use pilot_predict::{LatencyModel, PhysicsModel, Predictor, scenario::default_dtype};
-use pilot_recommend::eval::{EvalOptions, evaluate};
+use pilot_recommend::eval::{EvalOptions, Scores, evaluate, evaluate_seeds};
 use pilot_recommend::{Candidate, Demand, Margin, RecommendOptions, Verdict, recommend};
 use serde_json::json;
 use std::path::PathBuf;
@@ -618,6 +618,25 @@ pub struct EvalRecommendArgs {
     /// chosen per held-out LLM by the same benchmark on the other LLMs (never on it).
     #[arg(long, default_value = "none")]
     margin: String,
+    /// Also rerun the benchmark with this many training seeds (42, 43, ...) and print the
+    /// median and range of each score: one seed's score is one draw.
+    #[arg(long, default_value_t = 1)]
+    seeds: u32,
+}
+
+/// `median [min-max]` of values, with `digits` decimals.
+fn spread(mut v: Vec<f64>, digits: usize) -> String {
+    v.sort_by(f64::total_cmp);
+    let med = if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    format!(
+        "{med:.digits$} [{:.digits$}-{:.digits$}]",
+        v[0],
+        v[v.len() - 1]
+    )
 }
 
 /// LLM-Pilot's published recommendation scores, transcribed from
@@ -681,6 +700,30 @@ pub fn eval(a: EvalRecommendArgs) -> anyhow::Result<()> {
             format!("{:.3}", report.scores_continuous.so_score),
         ],
     ];
+    if a.seeds > 1 {
+        let base = opts.train.seed;
+        let seeds: Vec<u64> = (0..u64::from(a.seeds)).map(|k| base + k).collect();
+        let runs = evaluate_seeds(&rows, &opts, PriceCatalog::builtin(), &seeds)?;
+        for (label, pick) in [
+            (
+                "",
+                (|r: &(Scores, Scores)| r.0) as fn(&(Scores, Scores)) -> Scores,
+            ),
+            (", continuous capacity", |r: &(Scores, Scores)| r.1),
+        ] {
+            let s: Vec<Scores> = runs.iter().map(pick).collect();
+            score_rows.push(vec![
+                format!(
+                    "pilot (margin {}{label}), seeds {base}-{}: median [range]",
+                    a.margin,
+                    base + u64::from(a.seeds) - 1
+                ),
+                spread(s.iter().map(|x| x.success_rate).collect(), 0),
+                spread(s.iter().map(|x| x.overspend).collect(), 1),
+                spread(s.iter().map(|x| x.so_score).collect(), 3),
+            ]);
+        }
+    }
     for (name, s, o, so) in PUBLISHED {
         score_rows.push(vec![
             format!("{name} (published)"),
@@ -699,6 +742,12 @@ pub fn eval(a: EvalRecommendArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn spreads_give_the_median_and_the_range() {
+        assert_eq!(spread(vec![3.0, 1.0, 2.0], 0), "2 [1-3]");
+        assert_eq!(spread(vec![0.5, 0.7, 0.6, 0.9], 2), "0.65 [0.50-0.90]");
+    }
 
     #[test]
     fn percentile_applies_only_where_no_statistic_is_named() {

@@ -434,6 +434,28 @@ pub fn evaluate(
     })
 }
 
+/// The benchmark's scores over several training seeds (one full run per seed).
+///
+/// Why: each capacity here is one decision between 4 and 7 pods, several at a measured
+/// latency on the SLO itself, so a predictor retrained with another seed (LightGBM's row and
+/// feature bagging draw differently) flips one or two LLMs. One seed's score is one draw;
+/// the spread over seeds says how much of a difference between two predictors is noise.
+pub fn evaluate_seeds(
+    rows: &[Measurement],
+    opts: &EvalOptions,
+    prices: &PriceCatalog,
+    seeds: &[u64],
+) -> Result<Vec<(Scores, Scores)>, PredictError> {
+    seeds
+        .iter()
+        .map(|&seed| {
+            let mut o = opts.clone();
+            o.train.seed = seed;
+            evaluate(rows, &o, prices).map(|r| (r.scores, r.scores_continuous))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -491,10 +513,8 @@ mod tests {
         assert_eq!(s.so_score, 0.0);
     }
 
-    /// The nested margin for an LLM is chosen without looking at it: changing that LLM's own
-    /// measurements leaves its margin as it was, while the benchmark still runs end to end.
-    #[test]
-    fn nested_margins_never_see_the_held_out_llm() {
+    /// Three LLMs of the shipped LLM-Pilot dataset (small enough for a debug-build test).
+    fn three_llms() -> ([&'static str; 3], Vec<Measurement>) {
         let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("../datasets/predictor/llm-pilot.csv");
         let keep = [
@@ -502,11 +522,19 @@ mod tests {
             "huggyllama/llama-13b",
             "bigcode/starcoder",
         ];
-        let rows: Vec<Measurement> = pilot_core::schema::read_measurements(&p)
+        let rows = pilot_core::schema::read_measurements(&p)
             .unwrap()
             .into_iter()
             .filter(|r| keep.contains(&r.model.as_str()))
             .collect();
+        (keep, rows)
+    }
+
+    /// The nested margin for an LLM is chosen without looking at it: changing that LLM's own
+    /// measurements leaves its margin as it was, while the benchmark still runs end to end.
+    #[test]
+    fn nested_margins_never_see_the_held_out_llm() {
+        let (keep, rows) = three_llms();
         let opts = EvalOptions {
             margin: Margin::Nested,
             train: TrainOptions {
@@ -542,5 +570,31 @@ mod tests {
         let report = evaluate(&rows, &opts, prices).unwrap();
         assert_eq!(report.outcomes.len(), 3);
         assert!(report.outcomes.iter().all(|o| o.margin.is_some()));
+    }
+
+    /// One run per seed, in order, each the benchmark trained with that seed.
+    #[test]
+    fn seeds_rerun_the_benchmark_with_their_own_training() {
+        let (_, rows) = three_llms();
+        let opts = EvalOptions {
+            train: TrainOptions {
+                num_iterations: 20,
+                min_rows: 10,
+                seed: 1,
+                ..EvalOptions::default().train
+            },
+            ..EvalOptions::default()
+        };
+        let prices = PriceCatalog::builtin();
+        let runs = evaluate_seeds(&rows, &opts, prices, &[7, 42, 7]).unwrap();
+        assert_eq!(runs.len(), 3);
+        let so = |s: &Scores| (s.so_score, s.success_rate, s.overspend);
+        assert_eq!(so(&runs[0].0), so(&runs[2].0), "one seed, one score");
+        // Each run is the benchmark with that seed, not with the options' own (seed 1 here).
+        for (run, seed) in runs.iter().zip([7, 42]) {
+            let mut o = opts.clone();
+            o.train.seed = seed;
+            assert_eq!(so(&run.0), so(&evaluate(&rows, &o, prices).unwrap().scores));
+        }
     }
 }
