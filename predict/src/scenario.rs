@@ -48,6 +48,7 @@ impl Load {
 impl std::fmt::Display for Load {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            Load::Users(1) => write!(f, "1 user"),
             Load::Users(u) => write!(f, "{u} users"),
             Load::Rate(r) => write!(f, "{} requests/s", r.0),
             Load::Batch(b) => write!(f, "batch of {b}"),
