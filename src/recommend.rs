@@ -701,22 +701,26 @@ pub fn eval(a: EvalRecommendArgs) -> anyhow::Result<()> {
         ],
     ];
     if a.seeds > 1 {
+        // The first seed's run is the report above; only the others are run again.
         let base = opts.train.seed;
-        let seeds: Vec<u64> = (0..u64::from(a.seeds)).map(|k| base + k).collect();
-        let runs = evaluate_seeds(&rows, &opts, PriceCatalog::builtin(), &seeds)?;
-        for (label, pick) in [
-            (
-                "",
-                (|r: &(Scores, Scores)| r.0) as fn(&(Scores, Scores)) -> Scores,
-            ),
-            (", continuous capacity", |r: &(Scores, Scores)| r.1),
-        ] {
-            let s: Vec<Scores> = runs.iter().map(pick).collect();
+        let more: Vec<u64> = (1..u64::from(a.seeds)).map(|k| base + k).collect();
+        let mut runs = vec![(report.scores, report.scores_continuous)];
+        runs.extend(evaluate_seeds(
+            &rows,
+            &opts,
+            PriceCatalog::builtin(),
+            &more,
+        )?);
+        let last = base + u64::from(a.seeds) - 1;
+        for (label, continuous) in [("", false), (", continuous capacity", true)] {
+            let s: Vec<Scores> = runs
+                .iter()
+                .map(|r| if continuous { r.1 } else { r.0 })
+                .collect();
             score_rows.push(vec![
                 format!(
-                    "pilot (margin {}{label}), seeds {base}-{}: median [range]",
-                    a.margin,
-                    base + u64::from(a.seeds) - 1
+                    "pilot (margin {}{label}), seeds {base}-{last}: median [range]",
+                    a.margin
                 ),
                 spread(s.iter().map(|x| x.success_rate).collect(), 0),
                 spread(s.iter().map(|x| x.overspend).collect(), 1),

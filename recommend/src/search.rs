@@ -249,13 +249,16 @@ pub fn violation(slos: &[Slo], p: &Prediction, margin: Margin) -> Option<String>
 fn compared(slo: &Slo, p: &Prediction, margin: Margin, checked: f64) -> String {
     let point = metric_value(&p.row, &slo.column()).unwrap_or(checked);
     match margin {
-        _ if checked <= point => format!("predicted {point:.1}"),
-        Margin::Upper => format!("predicted {point:.1}, interval upper end {checked:.1}"),
-        Margin::Factor(k) => format!(
-            "predicted {point:.1}, +{:.0}% margin {checked:.1}",
-            100.0 * k
-        ),
-        Margin::None | Margin::Nested => format!("predicted {checked:.1}"),
+        Margin::Upper if checked > point => {
+            format!("predicted {point:.1}, interval upper end {checked:.1}")
+        }
+        Margin::Factor(k) if k != 0.0 => {
+            format!(
+                "predicted {point:.1}, {:+.0}% margin {checked:.1}",
+                100.0 * k
+            )
+        }
+        _ => format!("predicted {point:.1}"),
     }
 }
 
