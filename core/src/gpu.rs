@@ -138,6 +138,9 @@ pub enum GpuError {
     /// A catalog CSV that cannot be read.
     #[error("GPU catalog line {line}: {reason}")]
     Malformed { line: u64, reason: String },
+    /// A name no catalog could hold (see [`crate::validate::name`]).
+    #[error("GPU {0}")]
+    Invalid(#[from] crate::validate::InvalidValue),
 }
 
 fn did_you_mean(closest: &[String]) -> String {
@@ -279,6 +282,8 @@ impl GpuCatalog {
     /// The SKU a name means. See the module doc for the matching rules; an LLM-Pilot count
     /// prefix (`1 x H100`) is accepted and ignored (use [`Self::parse_profile`] to keep it).
     pub fn resolve(&self, name: &str) -> Result<&GpuSpec, GpuError> {
+        // Normalising and closest-name scoring cost time in proportion to the length.
+        crate::validate::name("name", name)?;
         let (_, bare) = split_profile(name);
         let key = normalize(bare);
         match self.index.get(&key).map(Vec::as_slice) {
@@ -288,7 +293,7 @@ impl GpuCatalog {
                 candidates: many.iter().map(|&i| self.specs[i].name.clone()).collect(),
             }),
             _ => Err(GpuError::Unknown {
-                name: name.trim().to_string(),
+                name: crate::validate::shorten(name.trim()),
                 closest: self.closest(&key, 3),
             }),
         }

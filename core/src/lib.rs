@@ -4,16 +4,26 @@
 //! - [`requests`]: the per-request table and its aggregation into rows.
 //! - [`schema`]: the one measurement row (an operating point and its latency/throughput) and
 //!   the per-request record, with CSV/Parquet I/O through polars.
-//! - [`metrics`]: the one definition of TTFT, ITL, E2E and throughput, and the aggregation
-//!   of request records into measurement rows.
+//! - [`metrics`]: the one definition of TTFT, ITL, E2E and throughput, the one list of their
+//!   names ([`metrics::Metric`], [`metrics::Stat`]), and the aggregation of request records
+//!   into measurement rows.
+//! - [`slo`]: latency objectives (`--slo ttft=200ms`), their parsing and their checks per row
+//!   and per request, shared by characterize's goodput and recommend's feasibility.
 //! - [`gpu`], [`price`], [`llm`]: catalogs that turn names into numbers.
+//! - [`validate`]: the one check of counts, rates, names and engine names users give pilot.
+//! - [`rng`]: the one seeded random number generator and stable hash.
+//! - [`table`]: the one style of printed tables.
 
 pub mod gpu;
 pub mod llm;
 pub mod metrics;
 pub mod price;
 pub mod requests;
+pub mod rng;
 pub mod schema;
+pub mod slo;
+pub mod table;
 pub mod units;
+pub mod validate;
 
 pub use units::*;

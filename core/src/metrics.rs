@@ -20,7 +20,190 @@
 
 use crate::units::{Millis, MsPerToken, RequestsPerSec, TokensPerSec};
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
+
+/// A latency metric. This is the one list of their names: the short one users write in SLOs
+/// and tables (`ttft`) and the schema's column prefix, which carries the unit (`ttft_ms`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Metric {
+    Ttft,
+    Nttft,
+    Itl,
+    Tpot,
+    E2e,
+}
+
+impl Metric {
+    /// In the schema's column order.
+    pub const ALL: [Metric; 5] = [
+        Metric::Ttft,
+        Metric::Nttft,
+        Metric::Itl,
+        Metric::Tpot,
+        Metric::E2e,
+    ];
+
+    /// The short name: `ttft`, `nttft`, `itl`, `tpot`, `e2e`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Metric::Ttft => "ttft",
+            Metric::Nttft => "nttft",
+            Metric::Itl => "itl",
+            Metric::Tpot => "tpot",
+            Metric::E2e => "e2e",
+        }
+    }
+
+    /// The schema's column prefix, with the unit: `ttft_ms`, `nttft_ms_per_token`, ...
+    pub const fn column_prefix(self) -> &'static str {
+        match self {
+            Metric::Ttft => "ttft_ms",
+            Metric::Nttft => "nttft_ms_per_token",
+            Metric::Itl => "itl_ms",
+            Metric::Tpot => "tpot_ms",
+            Metric::E2e => "e2e_ms",
+        }
+    }
+
+    /// The metric whose column prefix is exactly `prefix`; short names are not columns.
+    pub fn from_column_prefix(prefix: &str) -> Option<Metric> {
+        Metric::ALL
+            .into_iter()
+            .find(|m| m.column_prefix() == prefix)
+    }
+
+    /// This metric for one request, in its unit: what goodput checks per request. `None`
+    /// where it is undefined (TPOT of a one-token request, nTTFT without input tokens, ITL
+    /// without a gap). A request's ITL is its mean gap, since it has many.
+    pub fn of_request(self, r: &RequestTimings) -> Option<f64> {
+        match self {
+            Metric::Ttft => Some(r.ttft.0),
+            Metric::Nttft => r.nttft().map(|x| x.0),
+            Metric::Itl => r.mean_itl().map(|x| x.0),
+            Metric::Tpot => r.tpot().map(|x| x.0),
+            Metric::E2e => Some(r.e2e.0),
+        }
+    }
+
+    /// A statistic of this metric in a summary, in the metric's unit.
+    pub fn stat(self, m: &Summary, stat: Stat) -> Option<f64> {
+        match self {
+            Metric::Ttft => m.ttft.get(stat).map(|x| x.0),
+            Metric::Nttft => m.nttft.get(stat).map(|x| x.0),
+            Metric::Itl => m.itl.get(stat).map(|x| x.0),
+            Metric::Tpot => m.tpot.get(stat).map(|x| x.0),
+            Metric::E2e => m.e2e.get(stat).map(|x| x.0),
+        }
+    }
+
+    /// Sets a statistic of this metric in a summary, `v` in the metric's unit.
+    pub fn set_stat(self, m: &mut Summary, stat: Stat, v: Option<f64>) {
+        match self {
+            Metric::Ttft => m.ttft.set(stat, v.map(Millis)),
+            Metric::Nttft => m.nttft.set(stat, v.map(MsPerToken)),
+            Metric::Itl => m.itl.set(stat, v.map(Millis)),
+            Metric::Tpot => m.tpot.set(stat, v.map(Millis)),
+            Metric::E2e => m.e2e.set(stat, v.map(Millis)),
+        }
+    }
+}
+
+impl fmt::Display for Metric {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Metric {
+    type Err = UnknownName;
+    /// The short name or the column prefix; `e2el` is vLLM's spelling of E2E.
+    fn from_str(s: &str) -> Result<Metric, UnknownName> {
+        Metric::ALL
+            .into_iter()
+            .find(|m| s == m.name() || s == m.column_prefix())
+            .or((s == "e2el").then_some(Metric::E2e))
+            .ok_or_else(|| UnknownName::new("metric", s, Metric::ALL.map(Metric::name)))
+    }
+}
+
+/// A statistic every latency metric is reported at; its name is the column suffix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Stat {
+    P50,
+    P90,
+    P95,
+    P99,
+    Mean,
+}
+
+impl Stat {
+    /// In the schema's column order.
+    pub const ALL: [Stat; 5] = [Stat::P50, Stat::P90, Stat::P95, Stat::P99, Stat::Mean];
+
+    /// The column suffix: `p50`, `p90`, `p95`, `p99`, `mean`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Stat::P50 => "p50",
+            Stat::P90 => "p90",
+            Stat::P95 => "p95",
+            Stat::P99 => "p99",
+            Stat::Mean => "mean",
+        }
+    }
+
+    /// The percentile (0..=100) this statistic is; `None` for the mean.
+    pub const fn percentile(self) -> Option<f64> {
+        match self {
+            Stat::P50 => Some(50.0),
+            Stat::P90 => Some(90.0),
+            Stat::P95 => Some(95.0),
+            Stat::P99 => Some(99.0),
+            Stat::Mean => None,
+        }
+    }
+}
+
+impl fmt::Display for Stat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Stat {
+    type Err = UnknownName;
+    /// The column suffix.
+    fn from_str(s: &str) -> Result<Stat, UnknownName> {
+        Stat::ALL
+            .into_iter()
+            .find(|x| s == x.name())
+            .ok_or_else(|| UnknownName::new("statistic", s, Stat::ALL.map(Stat::name)))
+    }
+}
+
+/// A name that is none of the accepted ones (of a metric, a statistic); the message lists
+/// them, so the user need not look them up.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("unknown {what} '{name}': use {accepted}")]
+pub struct UnknownName {
+    /// `metric`, `statistic`.
+    pub what: &'static str,
+    pub name: String,
+    /// The accepted names as `a, b or c`.
+    pub accepted: String,
+}
+
+impl UnknownName {
+    fn new(what: &'static str, name: &str, accepted: [&str; 5]) -> UnknownName {
+        let (last, rest) = accepted.split_last().expect("five names");
+        UnknownName {
+            what,
+            name: name.to_string(),
+            accepted: format!("{} or {last}", rest.join(", ")),
+        }
+    }
+}
 
 /// Why a request failed: the distinction matters (out-of-memory means the setting is too
 /// aggressive, a timeout means the server is saturated).
@@ -134,6 +317,19 @@ impl RequestTimings {
         (self.output_tokens >= 2)
             .then(|| Millis((self.e2e.0 - self.ttft.0) / (self.output_tokens - 1) as f64))
     }
+
+    /// nTTFT of this request, if it had input tokens.
+    pub fn nttft(&self) -> Option<MsPerToken> {
+        (self.input_tokens > 0).then(|| MsPerToken(self.ttft.0 / self.input_tokens as f64))
+    }
+
+    /// The mean of this request's inter-token gaps, if it has any. Runs pool the gaps
+    /// instead ([`summarize`]); one request's gaps are summarised by their mean, which
+    /// equals its TPOT up to rounding.
+    pub fn mean_itl(&self) -> Option<Millis> {
+        (!self.itls.is_empty())
+            .then(|| Millis(self.itls.iter().map(|m| m.0).sum::<f64>() / self.itls.len() as f64))
+    }
 }
 
 /// Percentiles and mean of one metric. `None` where there was nothing to measure.
@@ -146,55 +342,50 @@ pub struct Stats<T> {
     pub mean: Option<T>,
 }
 
-/// The percentiles every metric is reported at, with their column suffixes.
-pub const PERCENTILES: [(&str, f64); 4] =
-    [("p50", 50.0), ("p90", 90.0), ("p95", 95.0), ("p99", 99.0)];
-
 impl<T: Copy> Stats<T> {
     /// Computes the statistics of `values` (in `T`'s unit); sorts a copy.
     pub fn of(values: &[f64], wrap: fn(f64) -> T) -> Stats<T> {
         let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        let mut out = Stats {
+            p50: None,
+            p90: None,
+            p95: None,
+            p99: None,
+            mean: None,
+        };
         if v.is_empty() {
-            return Stats {
-                p50: None,
-                p90: None,
-                p95: None,
-                p99: None,
-                mean: None,
-            };
+            return out;
         }
         v.sort_by(f64::total_cmp);
-        let mean = v.iter().sum::<f64>() / v.len() as f64;
-        Stats {
-            p50: Some(wrap(percentile_sorted(&v, 50.0))),
-            p90: Some(wrap(percentile_sorted(&v, 90.0))),
-            p95: Some(wrap(percentile_sorted(&v, 95.0))),
-            p99: Some(wrap(percentile_sorted(&v, 99.0))),
-            mean: Some(wrap(mean)),
+        for stat in Stat::ALL {
+            let value = match stat.percentile() {
+                Some(q) => percentile_sorted(&v, q),
+                None => v.iter().sum::<f64>() / v.len() as f64,
+            };
+            out.set(stat, Some(wrap(value)));
+        }
+        out
+    }
+
+    /// One statistic.
+    pub fn get(&self, stat: Stat) -> Option<T> {
+        match stat {
+            Stat::P50 => self.p50,
+            Stat::P90 => self.p90,
+            Stat::P95 => self.p95,
+            Stat::P99 => self.p99,
+            Stat::Mean => self.mean,
         }
     }
 
-    /// The statistic named by a column suffix (`p50`, `p90`, `p95`, `p99`, `mean`).
-    pub fn get(&self, suffix: &str) -> Option<T> {
-        match suffix {
-            "p50" => self.p50,
-            "p90" => self.p90,
-            "p95" => self.p95,
-            "p99" => self.p99,
-            "mean" => self.mean,
-            _ => None,
-        }
-    }
-
-    /// Sets the statistic named by a column suffix; unknown suffixes are ignored.
-    pub fn set(&mut self, suffix: &str, value: Option<T>) {
-        match suffix {
-            "p50" => self.p50 = value,
-            "p90" => self.p90 = value,
-            "p95" => self.p95 = value,
-            "p99" => self.p99 = value,
-            "mean" => self.mean = value,
-            _ => {}
+    /// Sets one statistic.
+    pub fn set(&mut self, stat: Stat, value: Option<T>) {
+        match stat {
+            Stat::P50 => self.p50 = value,
+            Stat::P90 => self.p90 = value,
+            Stat::P95 => self.p95 = value,
+            Stat::P99 => self.p99 = value,
+            Stat::Mean => self.mean = value,
         }
     }
 }
@@ -207,6 +398,16 @@ pub fn percentile_sorted(sorted: &[f64], q: f64) -> f64 {
     let lo = rank.floor() as usize;
     let hi = rank.ceil() as usize;
     sorted[lo] + (sorted[hi] - sorted[lo]) * (rank - lo as f64)
+}
+
+/// The `q`-th percentile (0..=100) of unsorted values, as [`percentile_sorted`]; sorts
+/// `values` in place. `None` for no values.
+pub fn percentile(values: &mut [f64], q: f64) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    values.sort_by(f64::total_cmp);
+    Some(percentile_sorted(values, q))
 }
 
 /// Everything measured at one operating point, computed from its requests.
@@ -255,9 +456,7 @@ pub fn summarize<'a>(
         tok_in += r.input_tokens;
         tok_out += r.output_tokens;
         ttft.push(r.ttft.0);
-        if r.input_tokens > 0 {
-            nttft.push(r.ttft.0 / r.input_tokens as f64);
-        }
+        nttft.extend(r.nttft().map(|x| x.0));
         itl.extend(r.itls.iter().map(|m| m.0));
         if let Some(t) = r.tpot() {
             tpot.push(t.0);

@@ -18,7 +18,8 @@
 //!   `llm-pilot` so that its recommendation experiment can be reproduced. Those rows are not a
 //!   real cloud: `cheapest` with `cloud: None` skips them.
 //!
-//! Users bring their own negotiated prices with [`PriceCatalog::from_csv_path`] (same columns).
+//! Users bring their own negotiated prices with [`PriceCatalog::from_path`]: a CSV with the
+//! same columns, or the JSON `pilot catalog prices --json` prints.
 
 use crate::gpu::{GpuCatalog, GpuError, split_profile};
 use crate::units::{Gigabytes, GigabytesPerSec, UsdPerHour};
@@ -86,6 +87,14 @@ pub enum PriceError {
         line: u64,
         reason: String,
     },
+    #[error(
+        "{path} entry {entry}: {reason}; expected the JSON of `pilot catalog prices --json`: an array of {{\"cloud\", \"gpu\", \"gpu_count\", \"on_demand\", ...}}"
+    )]
+    BadEntry {
+        path: PathBuf,
+        entry: usize,
+        reason: String,
+    },
 }
 
 /// All known prices.
@@ -94,7 +103,9 @@ pub struct PriceCatalog {
     entries: Vec<PriceEntry>,
 }
 
-/// One `prices.csv` row on disk (optional columns default to empty).
+/// One `prices.csv` row on disk (optional columns default to empty), or one entry of the
+/// JSON `pilot catalog prices --json` prints: the serialized [`PriceEntry`], whose price
+/// fields are named `on_demand` and `spot` (the aliases).
 #[derive(Debug, Serialize, Deserialize)]
 struct PriceRow {
     cloud: String,
@@ -104,11 +115,45 @@ struct PriceRow {
     instance_type: String,
     #[serde(default)]
     region: String,
+    #[serde(alias = "on_demand")]
     on_demand_usd_per_hour: Option<f64>,
-    #[serde(default)]
+    #[serde(default, alias = "spot")]
     spot_usd_per_hour: Option<f64>,
     #[serde(default)]
     source: String,
+}
+
+impl PriceRow {
+    /// The entry this row means, checked the one way for CSV and JSON files: a GPU the
+    /// catalog resolves, a count of at least 1, prices finite and not negative, a cloud.
+    fn checked(self, gpus: &GpuCatalog) -> Result<PriceEntry, String> {
+        let gpu = gpus.resolve(&self.gpu).map_err(|e| e.to_string())?;
+        crate::validate::count("gpu_count", f64::from(self.gpu_count))
+            .map_err(|e| e.to_string())?;
+        for (what, p) in [
+            ("on_demand_usd_per_hour", self.on_demand_usd_per_hour),
+            ("spot_usd_per_hour", self.spot_usd_per_hour),
+        ] {
+            if let Some(p) = p
+                && !(p.is_finite() && p >= 0.0)
+            {
+                return Err(format!("{what} = {p}; a price must be >= 0"));
+            }
+        }
+        if self.cloud.trim().is_empty() {
+            return Err("empty cloud".into());
+        }
+        Ok(PriceEntry {
+            cloud: self.cloud.trim().to_string(),
+            gpu: gpu.name.clone(),
+            gpu_count: self.gpu_count,
+            instance_type: self.instance_type,
+            region: self.region,
+            on_demand: self.on_demand_usd_per_hour.map(UsdPerHour),
+            spot: self.spot_usd_per_hour.map(UsdPerHour),
+            source: self.source,
+        })
+    }
 }
 
 impl From<&PriceEntry> for PriceRow {
@@ -145,7 +190,54 @@ impl PriceCatalog {
         PriceCatalog { entries }
     }
 
-    /// A user's price file (`--prices FILE`), in the `datasets/prices.csv` format. Required
+    /// A user's price file (`--prices FILE`): JSON when it ends in `.json` (see
+    /// [`PriceCatalog::from_json_path`]), else CSV ([`PriceCatalog::from_csv_path`]). Why both:
+    /// `pilot catalog prices --json` prints the catalog as JSON, and the natural way to bring
+    /// one's own prices is to edit that output and pass it back.
+    pub fn from_path(path: &Path) -> Result<PriceCatalog, PriceError> {
+        let json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        if json {
+            PriceCatalog::from_json_path(path)
+        } else {
+            PriceCatalog::from_csv_path(path)
+        }
+    }
+
+    /// The JSON `pilot catalog prices --json` prints: an array of objects with the fields of
+    /// [`PriceEntry`] (`cloud`, `gpu`, `gpu_count`, `on_demand`; `instance_type`, `region`,
+    /// `spot`, `source` may be left out), checked as the CSV rows are.
+    pub fn from_json_path(path: &Path) -> Result<PriceCatalog, PriceError> {
+        let text = std::fs::read_to_string(path).map_err(|source| PriceError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bad = |entry: usize, reason: String| PriceError::BadEntry {
+            path: path.to_path_buf(),
+            entry,
+            reason,
+        };
+        let values: Vec<serde_json::Value> =
+            serde_json::from_str(&text).map_err(|e| PriceError::BadLine {
+                path: path.to_path_buf(),
+                line: e.line() as u64,
+                reason: format!(
+                    "{e}; expected the JSON of `pilot catalog prices --json` (an array of objects)"
+                ),
+            })?;
+        let mut entries = Vec::new();
+        for (i, v) in values.into_iter().enumerate() {
+            let row: PriceRow = serde_json::from_value(v).map_err(|e| bad(i + 1, e.to_string()))?;
+            entries.push(
+                row.checked(GpuCatalog::builtin())
+                    .map_err(|r| bad(i + 1, r))?,
+            );
+        }
+        Ok(PriceCatalog { entries })
+    }
+
+    /// A user's price file in the `datasets/prices.csv` format. Required
     /// columns: `cloud, gpu, gpu_count, on_demand_usd_per_hour` (may be empty);
     /// `instance_type, region, spot_usd_per_hour, source` may be left out. GPU names may be
     /// any spelling the GPU catalog resolves (`H100`, `a100-sxm-80gb`); they are stored as
@@ -196,38 +288,7 @@ impl PriceCatalog {
             let row: PriceRow = record
                 .deserialize(Some(&headers))
                 .map_err(|e| bad_line(line, format!("{e}; expected header: {PRICE_HEADER}")))?;
-            let gpu = gpus
-                .resolve(&row.gpu)
-                .map_err(|e| bad_line(line, e.to_string()))?;
-            if row.gpu_count == 0 {
-                return Err(bad_line(line, "gpu_count is 0".into()));
-            }
-            for (what, p) in [
-                ("on_demand_usd_per_hour", row.on_demand_usd_per_hour),
-                ("spot_usd_per_hour", row.spot_usd_per_hour),
-            ] {
-                if let Some(p) = p
-                    && !(p.is_finite() && p >= 0.0)
-                {
-                    return Err(bad_line(
-                        line,
-                        format!("{what} = {p}; a price must be >= 0"),
-                    ));
-                }
-            }
-            if row.cloud.trim().is_empty() {
-                return Err(bad_line(line, "empty cloud".into()));
-            }
-            entries.push(PriceEntry {
-                cloud: row.cloud.trim().to_string(),
-                gpu: gpu.name.clone(),
-                gpu_count: row.gpu_count,
-                instance_type: row.instance_type,
-                region: row.region,
-                on_demand: row.on_demand_usd_per_hour.map(UsdPerHour),
-                spot: row.spot_usd_per_hour.map(UsdPerHour),
-                source: row.source,
-            });
+            entries.push(row.checked(gpus).map_err(|r| bad_line(line, r))?);
         }
         Ok(PriceCatalog { entries })
     }
@@ -747,5 +808,32 @@ mod tests {
 
         let gone = PriceCatalog::from_csv_path(&dir.path().join("nope.csv")).unwrap_err();
         assert!(gone.to_string().contains("nope.csv"));
+    }
+
+    /// `--prices` takes back what `pilot catalog prices --json` prints (its help says so).
+    #[test]
+    fn price_json_of_the_catalog_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let cat = PriceCatalog::builtin();
+        let json = dir.path().join("prices.json");
+        std::fs::write(&json, serde_json::to_string_pretty(cat.entries()).unwrap()).unwrap();
+        assert_eq!(&PriceCatalog::from_path(&json).unwrap(), cat);
+        let csv = dir.path().join("prices.csv");
+        write_csv(cat.entries(), &csv).unwrap();
+        assert_eq!(&PriceCatalog::from_path(&csv).unwrap(), cat);
+
+        std::fs::write(
+            &json,
+            r#"[{"cloud": "mine", "gpu": "H100", "gpu_count": 0, "on_demand": 2.0}]"#,
+        )
+        .unwrap();
+        let msg = PriceCatalog::from_path(&json).unwrap_err().to_string();
+        assert!(
+            msg.contains("entry 1") && msg.contains("gpu_count"),
+            "{msg}"
+        );
+        std::fs::write(&json, "cloud,gpu\n").unwrap();
+        let msg = PriceCatalog::from_path(&json).unwrap_err().to_string();
+        assert!(msg.contains("catalog prices --json"), "{msg}");
     }
 }

@@ -12,10 +12,8 @@
 //! silently misread. Reading validates: a missing required column, an unreadable value or an
 //! unknown mode is an error that names the file, the column and the fix.
 
-use crate::metrics::{PERCENTILES, Summary};
-use crate::units::{
-    Dtype, Gigabytes, Millis, MsPerToken, Percent, RequestsPerSec, TokensPerSec, Watts,
-};
+use crate::metrics::{Metric, Stat, Summary};
+use crate::units::{Dtype, Gigabytes, Percent, RequestsPerSec, TokensPerSec, Watts};
 use polars::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -61,7 +59,8 @@ impl std::str::FromStr for Mode {
             "open" => Ok(Mode::Open),
             "offline" => Ok(Mode::Offline),
             other => Err(format!(
-                "unknown mode '{other}': use closed, open or offline"
+                "unknown mode '{}': use closed, open or offline",
+                crate::validate::shorten(other)
             )),
         }
     }
@@ -172,44 +171,28 @@ pub enum SchemaError {
     Extension { path: PathBuf },
 }
 
-/// The metrics with percentile columns: (column prefix, accessor). Shared by writer, reader,
-/// predictor targets and SLO checks so each metric has one name.
-pub const LATENCY_METRICS: [&str; 5] = [
-    "ttft_ms",
-    "nttft_ms_per_token",
-    "itl_ms",
-    "tpot_ms",
-    "e2e_ms",
-];
+/// The column prefixes of the metrics with percentile columns ([`Metric::column_prefix`]),
+/// for code that walks columns by name. Shared by writer, reader, predictor targets and SLO
+/// checks so each metric has one name.
+pub const LATENCY_METRICS: [&str; 5] = {
+    let mut out = [""; 5];
+    let mut i = 0;
+    while i < out.len() {
+        out[i] = Metric::ALL[i].column_prefix();
+        i += 1;
+    }
+    out
+};
 
-/// All statistic suffixes of a latency metric, in column order.
+/// All statistic suffixes of a latency metric, in column order ([`Stat::name`]).
 pub fn stat_suffixes() -> impl Iterator<Item = &'static str> {
-    PERCENTILES
-        .iter()
-        .map(|(s, _)| *s)
-        .chain(std::iter::once("mean"))
+    Stat::ALL.into_iter().map(Stat::name)
 }
 
-fn latency_stat(m: &Summary, metric: &str, suffix: &str) -> Option<f64> {
-    match metric {
-        "ttft_ms" => m.ttft.get(suffix).map(|x| x.0),
-        "nttft_ms_per_token" => m.nttft.get(suffix).map(|x| x.0),
-        "itl_ms" => m.itl.get(suffix).map(|x| x.0),
-        "tpot_ms" => m.tpot.get(suffix).map(|x| x.0),
-        "e2e_ms" => m.e2e.get(suffix).map(|x| x.0),
-        _ => None,
-    }
-}
-
-fn set_latency_stat(m: &mut Summary, metric: &str, suffix: &str, v: Option<f64>) {
-    match metric {
-        "ttft_ms" => m.ttft.set(suffix, v.map(Millis)),
-        "nttft_ms_per_token" => m.nttft.set(suffix, v.map(MsPerToken)),
-        "itl_ms" => m.itl.set(suffix, v.map(Millis)),
-        "tpot_ms" => m.tpot.set(suffix, v.map(Millis)),
-        "e2e_ms" => m.e2e.set(suffix, v.map(Millis)),
-        _ => {}
-    }
+/// A latency column name split into its metric and statistic: `ttft_ms_p50`.
+fn latency_column(column: &str) -> Option<(Metric, Stat)> {
+    let (metric, suffix) = column.rsplit_once('_')?;
+    Some((Metric::from_column_prefix(metric)?, suffix.parse().ok()?))
 }
 
 /// The value of a metric column of a row by its schema name (`itl_ms_p50`,
@@ -221,8 +204,8 @@ pub fn metric_value(row: &Measurement, column: &str) -> Option<f64> {
         "total_throughput_tok_s" => m.total_throughput.map(|x| x.0),
         "request_throughput_rps" => m.request_throughput.map(|x| x.0),
         _ => {
-            let (metric, suffix) = column.rsplit_once('_')?;
-            latency_stat(m, metric, suffix)
+            let (metric, stat) = latency_column(column)?;
+            metric.stat(m, stat)
         }
     }
 }
@@ -235,13 +218,10 @@ pub fn set_metric_value(row: &mut Measurement, column: &str, v: Option<f64>) -> 
         "total_throughput_tok_s" => m.total_throughput = v.map(TokensPerSec),
         "request_throughput_rps" => m.request_throughput = v.map(RequestsPerSec),
         _ => {
-            let Some((metric, suffix)) = column.rsplit_once('_') else {
+            let Some((metric, stat)) = latency_column(column) else {
                 return false;
             };
-            if !LATENCY_METRICS.contains(&metric) || !stat_suffixes().any(|s| s == suffix) {
-                return false;
-            }
-            set_latency_stat(m, metric, suffix, v);
+            metric.set_stat(m, stat, v);
         }
     }
     true
@@ -299,6 +279,40 @@ pub fn write_frame(df: &mut DataFrame, path: &Path) -> Result<(), SchemaError> {
             .finish(df)
             .map(|_| ())
             .map_err(|e| err(&e)),
+    }
+}
+
+/// Checks, before any work is done, that a file to write has an extension pilot writes
+/// (`.csv`, `.parquet`); the error names both.
+pub fn check_table_path(path: &Path) -> Result<(), SchemaError> {
+    extension(path).map(|_| ())
+}
+
+/// Writes a table made as CSV text (header line first) to `path` as CSV or Parquet by
+/// extension. Why through CSV: writers that build rows of text (predictions) then need no
+/// columnar code of their own, and the Parquet file holds the types pilot's own CSV reader
+/// would infer, so either file reads back the same.
+pub fn write_csv_table(csv: Vec<u8>, path: &Path) -> Result<(), SchemaError> {
+    let err = |e: &dyn fmt::Display| SchemaError::Write {
+        path: path.into(),
+        reason: e.to_string(),
+    };
+    match extension(path)? {
+        Ext::Csv => {
+            if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+                std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
+            }
+            std::fs::write(path, csv).map_err(|e| err(&e))
+        }
+        Ext::Parquet => {
+            let mut df = CsvReadOptions::default()
+                .with_has_header(true)
+                .with_infer_schema_length(None)
+                .into_reader_with_file_handle(std::io::Cursor::new(csv))
+                .finish()
+                .map_err(|e| err(&e))?;
+            write_frame(&mut df, path)
+        }
     }
 }
 
@@ -570,8 +584,9 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<Measurement>, Schem
         row.batch_size = at(&batch, i).map(|u| u as u32);
         row.quantization = quantization;
         row.max_batch = at(&max_batch, i).map(|u| u as u32);
-        row.duration = at(&duration, i)
-            .filter(|d| *d >= 0.0)
+        let raw_duration = at(&duration, i);
+        row.duration = raw_duration
+            .filter(|d| d.is_finite() && *d >= 0.0)
             .map(Duration::from_secs_f64);
         row.metrics.input_tokens_mean = at(&in_mean, i);
         row.metrics.output_tokens_mean = at(&out_mean, i);
@@ -587,15 +602,47 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<Measurement>, Schem
         row.kv_cache_usage = at(&kv, i).map(Percent);
         row.source = at(&source, i).unwrap_or_default();
         row.flags = at(&flags, i).unwrap_or_default();
+        if raw_duration.is_some_and(|d| !d.is_finite()) || !non_finite_columns(&row).is_empty() {
+            row.add_flag(FLAG_NON_FINITE);
+        }
         rows.push(row);
     }
     Ok(rows)
+}
+
+/// Flag of a row read with NaN or an infinity in a numeric column. Such a value is no
+/// measurement (a crashed run, a division by zero upstream); the row is kept, like the
+/// importers' flagged rows, so that `pilot dataset show` counts it as invalid and training
+/// skips it with a note, instead of either trusting it or dropping it unseen.
+pub const FLAG_NON_FINITE: &str = "non_finite_value";
+
+/// The numeric columns of a row that hold NaN or an infinity.
+pub fn non_finite_columns(row: &Measurement) -> Vec<String> {
+    let mut out: Vec<String> = metric_columns()
+        .into_iter()
+        .filter(|c| metric_value(row, c).is_some_and(|v| !v.is_finite()))
+        .collect();
+    for (name, v) in [
+        ("rate_rps", row.rate.map(|x| x.0)),
+        ("input_tokens_mean", row.metrics.input_tokens_mean),
+        ("output_tokens_mean", row.metrics.output_tokens_mean),
+        ("gpu_utilization_pct", row.gpu_utilization.map(|x| x.0)),
+        ("gpu_memory_used_gb", row.gpu_memory_used.map(|x| x.0)),
+        ("gpu_power_w", row.gpu_power.map(|x| x.0)),
+        ("kv_cache_usage_pct", row.kv_cache_usage.map(|x| x.0)),
+    ] {
+        if v.is_some_and(|v| !v.is_finite()) {
+            out.push(name.to_string());
+        }
+    }
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::metrics::{RequestTimings, summarize};
+    use crate::units::Millis;
 
     fn sample() -> Vec<Measurement> {
         let reqs = [
@@ -623,6 +670,37 @@ mod tests {
         let mut b = Measurement::new("gpt2", "L4", 1, "pilot", Mode::Offline);
         b.batch_size = Some(32);
         vec![a, b]
+    }
+
+    /// NaN and infinities are read (the file is not refused) but the row is flagged invalid,
+    /// and a non-finite duration does not panic.
+    #[test]
+    fn non_finite_values_flag_the_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("m.csv");
+        write_measurements(&sample(), &p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        for (col, bad) in [
+            ("ttft_ms_p50", "inf"),
+            ("e2e_ms_mean", "NaN"),
+            ("duration_s", "inf"),
+            ("rate_rps", "-inf"),
+        ] {
+            let j = header.iter().position(|h| *h == col).unwrap();
+            let mut lines: Vec<String> = text.lines().map(String::from).collect();
+            let mut cells: Vec<&str> = lines[2].split(',').collect();
+            cells[j] = bad;
+            lines[2] = cells.join(",");
+            let q = dir.path().join("bad.csv");
+            std::fs::write(&q, lines.join("\n")).unwrap();
+            let rows = read_measurements(&q).unwrap();
+            assert!(!rows[0].has_flag(FLAG_NON_FINITE), "{col}");
+            assert!(rows[1].has_flag(FLAG_NON_FINITE), "{col}={bad}");
+            if col != "duration_s" {
+                assert_eq!(non_finite_columns(&rows[1]), vec![col.to_string()]);
+            }
+        }
     }
 
     #[test]

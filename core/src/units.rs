@@ -157,6 +157,13 @@ impl fmt::Display for Tokens {
     }
 }
 
+/// Request lengths assumed where a user gives none (`pilot predict`, `pilot recommend`): the
+/// means of the fmperf production histogram (computed by `pilot dataset` from
+/// ../shared/data/workloads/fmperf_histogram.csv).
+pub const DEFAULT_INPUT_TOKENS: Tokens = Tokens(512);
+/// See [`DEFAULT_INPUT_TOKENS`].
+pub const DEFAULT_OUTPUT_TOKENS: Tokens = Tokens(256);
+
 /// The numeric format of weights or of the KV cache.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
@@ -222,7 +229,8 @@ impl std::str::FromStr for Dtype {
             "int4" | "i4" | "w4a16" | "awq" | "gptq" => Dtype::Int4,
             other => {
                 return Err(format!(
-                    "unknown dtype '{other}': use one of f32, fp16, bf16, fp8, int8, int4"
+                    "unknown dtype '{}': use one of f32, fp16, bf16, fp8, int8, int4",
+                    crate::validate::shorten(other)
                 ));
             }
         })
