@@ -16,7 +16,7 @@
 //! - `throughput_latency_mismatch`: Throughput disagrees with batch x (in+out) / latency by
 //!   more than 1% (llama.cpp rows report one sequence's rate).
 
-use super::{Import, ImportError};
+use crate::{Import, ImportError};
 use pilot_core::gpu::GpuCatalog;
 use pilot_core::llm::ModelCatalog;
 use pilot_core::metrics::Stats;
@@ -65,6 +65,21 @@ const HARDWARE: [(&str, &str); 9] = [
     ("SambaNova SN40L", "SN40L"),
 ];
 
+/// The source's columns, all required.
+const COLUMNS: [&str; 8] = [
+    "Hardware",
+    "Num of Hardware",
+    "Framework",
+    "Model",
+    "Input Output Length",
+    "Batch Size",
+    "Latency",
+    "Throughput",
+];
+
+/// What an importable file is, for errors.
+const EXPECTED: &str = "expected LLM-Inference-Bench's Plots/All_results.csv (../shared/data/llm-inference-bench/results.csv): a CSV with the columns Hardware, Num of Hardware, Framework, Model, Input Output Length, Batch Size, Latency, Throughput and one row per batch";
+
 fn engine_name(framework: &str) -> String {
     match framework {
         "vLLM" => "vllm".into(),
@@ -90,6 +105,22 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
             "no such file; LLM-Inference-Bench's results are in ../shared/data/llm-inference-bench/results.csv".into()
         })
     })?;
+    // A file that is not this dataset must fail here, not import as zero rows: a header
+    // without the columns has no records that fail to parse.
+    let headers = rdr
+        .headers()
+        .map_err(|e| data(format!("{e}; {EXPECTED}")))?;
+    let missing: Vec<&str> = COLUMNS
+        .iter()
+        .copied()
+        .filter(|c| !headers.iter().any(|h| h.trim() == *c))
+        .collect();
+    if !missing.is_empty() {
+        return Err(data(format!(
+            "not LLM-Inference-Bench results: no column {}; {EXPECTED}",
+            missing.join(", ")
+        )));
+    }
     let gpus = GpuCatalog::builtin();
     let models = ModelCatalog::builtin();
     let mut out = Import::default();
@@ -97,12 +128,7 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
     let (mut implausible, mut mismatch, mut skipped) = (0, 0, 0);
     for (i, rec) in rdr.deserialize::<SourceRow>().enumerate() {
         // Line numbers count the header as line 1.
-        let r = rec.map_err(|e| {
-            data(format!(
-                "line {}: {e}; expected columns Hardware, Num of Hardware, Framework, Model, Input Output Length, Batch Size, Latency, Throughput",
-                i + 2
-            ))
-        })?;
+        let r = rec.map_err(|e| data(format!("line {}: {e}; {EXPECTED}", i + 2)))?;
         let gpu = resolved_gpu
             .entry(r.hardware.clone())
             .or_insert_with(|| {
@@ -167,6 +193,11 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
         }
         out.rows.push(row);
     }
+    if out.rows.is_empty() {
+        return Err(data(format!(
+            "no rows imported ({skipped} skipped: accelerator not in the GPU catalog); {EXPECTED}"
+        )));
+    }
     out.notes.push(format!(
         "{} rows imported; {implausible} flagged {FLAG_IMPLAUSIBLE} (faster than the memory-bandwidth floor), {mismatch} flagged {FLAG_MISMATCH}; {skipped} skipped (accelerator not in the GPU catalog)",
         out.rows.len()
@@ -177,7 +208,7 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::import::llm_pilot::shared_data;
+    use crate::llm_pilot::shared_data;
 
     #[test]
     fn imports_every_row_and_flags_the_implausible_ones() {
@@ -232,10 +263,52 @@ mod tests {
         let p = dir.path().join("r.csv");
         std::fs::write(&p, "Hardware,Model\nNvidia H100 GPU,gpt2\n").unwrap();
         let e = import(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("no column Num of Hardware") && e.contains("Batch Size"),
+            "{e}"
+        );
+        std::fs::write(
+            &p,
+            format!(
+                "{}\nNvidia H100 GPU,1,vLLM,gpt2,128,1,fast,256\n",
+                COLUMNS.join(",")
+            ),
+        )
+        .unwrap();
+        let e = import(&p).unwrap_err().to_string();
         assert!(e.contains("line 2") && e.contains("Batch Size"), "{e}");
         let e = import(&dir.path().join("none.csv"))
             .unwrap_err()
             .to_string();
         assert!(e.contains("no such file"), "{e}");
+    }
+
+    /// A file that is not this dataset is an error saying what was expected, never an
+    /// import of zero rows.
+    #[test]
+    fn garbage_is_not_an_empty_dataset() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv");
+        for garbage in [
+            "hello world\n",
+            "",
+            "\u{1}\u{2}binary junk without newline",
+            &COLUMNS.join(","),
+        ] {
+            std::fs::write(&p, garbage).unwrap();
+            let e = import(&p).unwrap_err().to_string();
+            assert!(
+                e.contains("expected LLM-Inference-Bench") && e.contains("Batch Size"),
+                "{garbage:?}: {e}"
+            );
+        }
+        // Rows of accelerators pilot does not know: nothing imported is an error too.
+        std::fs::write(
+            &p,
+            format!("{}\nAbacus,1,vLLM,gpt2,128,1,1.0,256\n", COLUMNS.join(",")),
+        )
+        .unwrap();
+        let e = import(&p).unwrap_err().to_string();
+        assert!(e.contains("no rows imported"), "{e}");
     }
 }

@@ -1,4 +1,12 @@
-//! Importers of public measurements into pilot's schema.
+//! pilot-import: public measurements translated into pilot's schema.
+//!
+//! A crate of its own because nothing that measures uses it: the importers need only core's
+//! schema, metric definitions and catalogs, so the binary (`pilot dataset import`) and
+//! predict's evaluation against published predictions get them without the load generator,
+//! the engine and its tensor library.
+//!
+//! - [`llm_pilot`]: LLM-Pilot's per-request characterization data (closed loop, TGIS).
+//! - [`llm_inference_bench`]: LLM-Inference-Bench's offline static batches.
 //!
 //! Each importer reproduces its source's own aggregation (so that its published numbers come
 //! back out) and keeps what the source's summary dropped: failures by kind, tails.

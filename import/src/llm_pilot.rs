@@ -14,7 +14,7 @@
 //! failures: status 408 covers out-of-memory (told apart by the server's text) and
 //! deadline errors; 9999 other errors.
 
-use super::{Import, ImportError};
+use crate::{Import, ImportError};
 use pilot_core::gpu::GpuCatalog;
 use pilot_core::llm::ModelCatalog;
 use pilot_core::metrics::{FailureKind, RequestTimings, summarize};
