@@ -4,10 +4,11 @@
 
 use std::time::Instant;
 
+use pilot_core::units::Dtype;
 use pilot_engine::config::{ModelConfig, resolve_model};
 use pilot_engine::model::{BatchEntry, KvCache, Logits, Transformer, logits_to_rows};
 use pilot_engine::weights::random_weights;
-use pilot_engine::{Dtype, Engine, EngineDevice, EngineOptions, SamplingParams};
+use pilot_engine::{Engine, EngineDevice, EngineOptions, SamplingParams};
 
 const MODEL: &str = "small-llama";
 

@@ -5,6 +5,7 @@
 use serde::Deserialize;
 
 use crate::EngineError;
+use pilot_core::units::Dtype;
 
 /// The two decoder-only families the engine implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -276,9 +277,10 @@ impl ModelConfig {
         (self.num_heads + 2 * self.num_kv_heads) * self.head_dim
     }
 
-    /// Bytes of KV cache one token occupies at `bytes_per_element`.
-    pub fn kv_bytes_per_token(&self, bytes_per_element: usize) -> usize {
-        2 * self.num_layers * self.num_kv_heads * self.head_dim * bytes_per_element
+    /// Bytes of KV cache one token occupies in `dtype`.
+    pub fn kv_bytes_per_token(&self, dtype: Dtype) -> u64 {
+        let elements = 2 * self.num_layers * self.num_kv_heads * self.head_dim;
+        (elements as f64 * dtype.bytes()) as u64
     }
 }
 

@@ -41,10 +41,13 @@ use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 use crate::EngineError;
 use crate::config::{ModelConfig, resolve_model};
 use crate::metrics::EngineMetrics;
-use crate::model::{BatchEntry, Dtype, EngineDevice, KvCache, Logits, Transformer, logits_to_rows};
-use crate::rng::SplitMix64;
+use crate::model::{
+    BatchEntry, EngineDevice, KvCache, Logits, Transformer, compute_float, logits_to_rows,
+};
 use crate::sampling::{SamplingParams, sample};
 use crate::weights::{load_safetensors, random_weights};
+use pilot_core::rng::{SplitMix64, derive_seed};
+use pilot_core::units::Dtype;
 
 /// Tokens per KV-cache accounting block.
 pub const KV_BLOCK_TOKENS: usize = 16;
@@ -203,6 +206,8 @@ impl Engine {
     /// Loads the model on its device and starts the scheduler thread. Blocks while the
     /// weights are built or read (seconds for a small model).
     pub fn start(opts: EngineOptions) -> Result<Self, EngineError> {
+        // Before any size is computed from the dtype's width.
+        compute_float(opts.dtype)?;
         let (name, json) = resolve_model(&opts.model)?;
         let config = ModelConfig::from_hf_json(&json, &name)?;
         if opts.max_batch == 0 || opts.max_batched_tokens < opts.max_batch {
@@ -216,7 +221,7 @@ impl Engine {
         }
         let max_model_len = config.max_position_embeddings;
         let kv_tokens = opts.kv_cache_tokens.unwrap_or_else(|| {
-            let per_token = config.kv_bytes_per_token(opts.dtype.bytes()) as u64;
+            let per_token = config.kv_bytes_per_token(opts.dtype);
             // More than every sequence at full length is never needed.
             let fits = (opts.kv_cache_bytes / per_token.max(1)) as usize;
             fits.min(opts.max_batch * max_model_len).max(max_model_len)
@@ -239,6 +244,8 @@ impl Engine {
             max_batched_tokens: opts.max_batched_tokens,
             random_weights: opts.weights.is_none(),
         };
+        crate::memory::Footprint::of(&config, opts.dtype, kv_cache_tokens, opts.device)
+            .check(&name, crate::memory::available_host_memory())?;
         let weights = match &opts.weights {
             Some(dir) => load_safetensors(dir, &config)?,
             None => random_weights(&config, opts.seed),
@@ -356,7 +363,7 @@ impl Engine {
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
         let seed = params
             .seed
-            .unwrap_or(self.shared.seed ^ id.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+            .unwrap_or_else(|| derive_seed(self.shared.seed, id));
         let (tx, rx) = unbounded_channel();
         let seq = Sequence {
             prompt_len: prompt.len(),

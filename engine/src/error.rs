@@ -23,6 +23,13 @@ pub enum EngineError {
     #[error("weights in {}: {message}", dir.display())]
     Weights { dir: PathBuf, message: String },
 
+    /// The requested dtype is not one the engine computes in ([`crate::model::COMPUTE_DTYPES`]).
+    #[error(
+        "the engine cannot compute in {dtype}: use one of {}",
+        crate::model::compute_dtype_names()
+    )]
+    UncomputableDtype { dtype: pilot_core::units::Dtype },
+
     /// The requested dtype cannot run on the selected device.
     #[error("dtype {dtype} is not supported by the {device} backend: use --dtype f32")]
     UnsupportedDtype { dtype: String, device: String },
@@ -30,6 +37,10 @@ pub enum EngineError {
     /// A request the engine refuses (the HTTP layer answers 400 with this text).
     #[error("{0}")]
     InvalidRequest(String),
+
+    /// The model would not fit in this machine's memory (checked before allocating).
+    #[error("{0}")]
+    OutOfMemory(String),
 
     /// The engine thread is gone (it panicked or was shut down).
     #[error("the engine has stopped: restart the server")]

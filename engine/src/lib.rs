@@ -4,6 +4,7 @@
 //!
 //! - [`config`]: HF `config.json` → [`ModelConfig`] (Llama family, GPT-2).
 //! - [`weights`]: seeded random weights or local safetensors, under HF names.
+//! - [`memory`]: the host memory a model needs, checked before anything is allocated.
 //! - [`model`]: the transformer and its per-sequence [`KvCache`].
 //! - [`engine`]: the scheduler thread and its policy.
 //! - [`server`]: `/v1/completions`, `/v1/chat/completions`, `/v1/models`, `/health`, `/metrics`.
@@ -17,9 +18,9 @@
 pub mod config;
 pub mod engine;
 mod error;
+pub mod memory;
 pub mod metrics;
 pub mod model;
-pub mod rng;
 pub mod sampling;
 pub mod server;
 pub mod tokenizer;
@@ -34,6 +35,6 @@ pub use engine::{
     ModelInfo, Usage,
 };
 pub use error::EngineError;
-pub use model::{Dtype, EngineDevice, KvCache, Transformer};
+pub use model::{EngineDevice, KvCache, Transformer};
 pub use sampling::SamplingParams;
 pub use server::{ServeOptions, ServerHandle, serve_blocking, spawn_server};

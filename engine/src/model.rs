@@ -14,57 +14,43 @@
 
 use burn::tensor::activation;
 use burn::tensor::{DType, Device, FloatDType, Int, Tensor, TensorData};
+use pilot_core::units::Dtype;
 
 use crate::EngineError;
 use crate::config::{Architecture, ModelConfig};
 use crate::weights::{HostTensor, WeightMap};
 
-/// Floating-point precision of weights, activations and the KV cache. Norms and softmax run
-/// in f32 whatever this is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Dtype {
-    #[default]
-    F32,
-    Bf16,
-    F16,
+/// The dtypes the engine computes in: weights, activations and the KV cache. Norms and softmax
+/// run in f32 whatever the dtype. The narrower formats pilot knows (fp8, int8, int4) need
+/// quantized kernels burn does not have.
+pub const COMPUTE_DTYPES: [Dtype; 3] = [Dtype::F32, Dtype::Bf16, Dtype::F16];
+
+/// The names of [`COMPUTE_DTYPES`], for messages.
+pub fn compute_dtype_names() -> String {
+    COMPUTE_DTYPES.map(|d| d.name()).join(", ")
 }
 
-impl Dtype {
-    pub fn bytes(self) -> usize {
-        match self {
-            Dtype::F32 => 4,
-            Dtype::Bf16 | Dtype::F16 => 2,
-        }
-    }
-
-    fn float(self) -> FloatDType {
-        match self {
-            Dtype::F32 => FloatDType::F32,
-            Dtype::Bf16 => FloatDType::BF16,
-            Dtype::F16 => FloatDType::F16,
-        }
-    }
+/// A compute dtype from the command line: core's spellings, refused early (before a model is
+/// loaded) when the engine cannot compute in it.
+pub fn parse_compute_dtype(text: &str) -> Result<Dtype, String> {
+    let dtype: Dtype = text.parse().map_err(|_| {
+        format!(
+            "unknown dtype '{}': use one of {}",
+            pilot_core::validate::shorten(text),
+            compute_dtype_names()
+        )
+    })?;
+    compute_float(dtype).map_err(|e| e.to_string())?;
+    Ok(dtype)
 }
 
-impl std::fmt::Display for Dtype {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(match self {
-            Dtype::F32 => "f32",
-            Dtype::Bf16 => "bf16",
-            Dtype::F16 => "f16",
-        })
-    }
-}
-
-impl std::str::FromStr for Dtype {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s.to_ascii_lowercase().as_str() {
-            "f32" | "float32" | "float" => Ok(Dtype::F32),
-            "bf16" | "bfloat16" => Ok(Dtype::Bf16),
-            "f16" | "float16" | "half" => Ok(Dtype::F16),
-            other => Err(format!("unknown dtype `{other}`: use f32, bf16 or f16")),
-        }
+/// burn's float type for `dtype`, or why the engine cannot compute in it.
+pub fn compute_float(dtype: Dtype) -> Result<FloatDType, EngineError> {
+    match dtype {
+        Dtype::F32 => Ok(FloatDType::F32),
+        Dtype::Bf16 => Ok(FloatDType::BF16),
+        Dtype::F16 => Ok(FloatDType::F16),
+        Dtype::Fp8 | Dtype::Int8 | Dtype::Int4 => Err(EngineError::UncomputableDtype { dtype }),
     }
 }
 
@@ -377,7 +363,7 @@ impl Transformer {
         device: &Device,
         dtype: Dtype,
     ) -> Result<Self, EngineError> {
-        let float = dtype.float();
+        let float = compute_float(dtype)?;
         if !device.supports_dtype(float) {
             return Err(EngineError::UnsupportedDtype {
                 dtype: dtype.to_string(),

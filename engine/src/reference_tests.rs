@@ -6,9 +6,10 @@ use burn::tensor::Device;
 
 use crate::config::{BUILTIN_CONFIGS, ModelConfig};
 use crate::engine::{Engine, EngineOptions, FinishReason, collect_blocking};
-use crate::model::{BatchEntry, Dtype, KvCache, Logits, Transformer, logits_to_rows};
+use crate::model::{BatchEntry, KvCache, Logits, Transformer, logits_to_rows};
 use crate::sampling::SamplingParams;
 use crate::weights::{WeightMap, random_weights};
+use pilot_core::units::Dtype;
 
 fn config(name: &str) -> ModelConfig {
     let json = BUILTIN_CONFIGS.iter().find(|(n, _)| *n == name).unwrap().1;

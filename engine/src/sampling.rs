@@ -1,6 +1,6 @@
 //! Per-request generation parameters and next-token sampling (on the host, over f32 logits).
 
-use crate::rng::SplitMix64;
+use pilot_core::rng::SplitMix64;
 
 /// How one request generates. `max_tokens` is exact: generation stops there and nowhere
 /// earlier unless an end-of-sequence token is sampled after `min_tokens` with `ignore_eos`

@@ -11,6 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
 use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, Sse};
 use axum::response::{IntoResponse, Response};
@@ -208,15 +209,26 @@ fn router(state: AppState) -> Router {
                 "no such route: see /v1/models".to_string(),
             )
         })
+        .method_not_allowed_fallback(|method: axum::http::Method| async move {
+            error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                format!(
+                    "method {method} is not allowed here: completions take POST, /v1/models GET"
+                ),
+            )
+        })
         .with_state(state)
 }
 
-/// An OpenAI-style error body.
+/// An OpenAI-style error body (`{"error": {message, type, param, code}}`), for every error the
+/// server answers, so clients parse one shape whatever went wrong.
 fn error(status: StatusCode, message: String) -> Response {
-    let kind = if status == StatusCode::NOT_FOUND {
-        "NotFoundError"
-    } else {
-        "BadRequestError"
+    let kind = match status {
+        StatusCode::NOT_FOUND => "NotFoundError",
+        StatusCode::METHOD_NOT_ALLOWED => "MethodNotAllowedError",
+        StatusCode::PAYLOAD_TOO_LARGE => "RequestTooLargeError",
+        s if s.is_server_error() => "InternalServerError",
+        _ => "BadRequestError",
     };
     let body = json!({"error": {"message": message, "type": kind, "param": null, "code": status.as_u16()}});
     (status, axum::Json(body)).into_response()
@@ -328,10 +340,13 @@ const CHAT_DEFAULT_MAX_TOKENS: usize = 256;
 /// Completions default to 16 tokens, as OpenAI's and vLLM's do.
 const COMPLETION_DEFAULT_MAX_TOKENS: usize = 16;
 
-// The error is the finished 400 response.
+/// The request body as JSON; a body the server would not read (over axum's 2 MB limit, or
+/// cut off) answers with its own status in the OpenAI error shape. The error is the finished
+/// response.
 #[allow(clippy::result_large_err)]
-fn parse<T: for<'de> Deserialize<'de>>(body: &Bytes) -> Result<T, Response> {
-    serde_json::from_slice(body).map_err(|e| bad_request(format!("invalid request body: {e}")))
+fn parse<T: for<'de> Deserialize<'de>>(body: Result<Bytes, BytesRejection>) -> Result<T, Response> {
+    let body = body.map_err(|r| error(r.status(), r.body_text()))?;
+    serde_json::from_slice(&body).map_err(|e| bad_request(format!("invalid request body: {e}")))
 }
 
 #[allow(clippy::result_large_err)]
@@ -362,8 +377,8 @@ fn params(app: &AppState, c: &Common, default_max: usize) -> Result<SamplingPara
     })
 }
 
-async fn completions(State(app): State<AppState>, body: Bytes) -> Response {
-    let req: CompletionRequest = match parse(&body) {
+async fn completions(State(app): State<AppState>, body: Result<Bytes, BytesRejection>) -> Response {
+    let req: CompletionRequest = match parse(body) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
@@ -381,8 +396,11 @@ async fn completions(State(app): State<AppState>, body: Bytes) -> Response {
     run(app, ids, &req.common, default_max, Kind::Completion).await
 }
 
-async fn chat_completions(State(app): State<AppState>, body: Bytes) -> Response {
-    let req: ChatRequest = match parse(&body) {
+async fn chat_completions(
+    State(app): State<AppState>,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
+    let req: ChatRequest = match parse(body) {
         Ok(r) => r,
         Err(resp) => return resp,
     };
@@ -779,6 +797,33 @@ mod tests {
                 .status(),
             404
         );
+        // Errors outside the handlers keep the OpenAI shape too: a wrong method, a body over
+        // the 2 MB limit.
+        let oversized = format!(
+            r#"{{"prompt": "{}", "max_tokens": 1}}"#,
+            "a".repeat(3 << 20)
+        );
+        for (resp, status) in [
+            (http.get(&url).send().await.unwrap(), 405),
+            (
+                http.post(&url)
+                    .header("content-type", "application/json")
+                    .body(oversized)
+                    .send()
+                    .await
+                    .unwrap(),
+                413,
+            ),
+        ] {
+            assert_eq!(resp.status(), status);
+            let v: Value = resp.json().await.expect("an OpenAI-style JSON error body");
+            assert_eq!(v["error"]["code"], status);
+            assert!(
+                v["error"]["message"]
+                    .as_str()
+                    .is_some_and(|m| !m.is_empty())
+            );
+        }
         s.shutdown().await;
     }
 

@@ -12,7 +12,7 @@ use safetensors::{Dtype, SafeTensors};
 
 use crate::EngineError;
 use crate::config::{Architecture, ModelConfig};
-use crate::rng::SplitMix64;
+use pilot_core::rng::SplitMix64;
 
 /// A dense row-major f32 tensor on the host.
 #[derive(Debug, Clone, PartialEq)]
