@@ -16,6 +16,7 @@
 
 use crate::sse::SseDecoder;
 use pilot_core::metrics::FailureKind;
+use pilot_core::rng::{SplitMix64, derive_seed};
 use pilot_core::units::Millis;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
@@ -468,21 +469,37 @@ pub fn unix_ms() -> f64 {
         .map_or(0.0, |d| d.as_secs_f64() * 1e3)
 }
 
-/// Prompt token ids, deterministic in `(seed, request_id)`: uniform in `10..500`, ids every
-/// vocabulary of 512 or more holds and that avoid the low special tokens (BOS, EOS, PAD).
-/// Different per request, so a server's prefix cache does not shorten prefill.
-pub fn prompt_ids(seed: u64, request_id: u64, len: u32) -> Vec<u32> {
-    let mut x = seed ^ request_id.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x5851_f42d_4c95_7f2d;
+/// The lowest prompt token id: below it sit the special tokens (PAD, BOS, EOS, UNK) of most
+/// vocabularies, which a server may reject or treat as the end of the text.
+pub const FIRST_PROMPT_ID: u32 = 10;
+
+/// The id range used when the model's vocabulary is unknown, and the top of every range: ids
+/// below 500 exist in every vocabulary of 500 ids or more, and stay clear of the ids past a
+/// tokenizer's real size that padded vocabularies (Qwen's 151936) hold and vLLM rejects.
+pub const DEFAULT_PROMPT_IDS: std::ops::Range<u32> = FIRST_PROMPT_ID..500;
+
+/// The ids prompts are drawn from for a model with `vocab_size` ids (`None`: unknown, then
+/// [`DEFAULT_PROMPT_IDS`]): [`DEFAULT_PROMPT_IDS`] cut to the vocabulary, so every id exists.
+/// A vocabulary too small to spare the low special ids keeps its upper half.
+pub fn prompt_id_range(vocab_size: Option<u32>) -> std::ops::Range<u32> {
+    match vocab_size {
+        None => DEFAULT_PROMPT_IDS,
+        Some(v) => {
+            let end = v.clamp(1, DEFAULT_PROMPT_IDS.end);
+            FIRST_PROMPT_ID.min(end / 2)..end
+        }
+    }
+}
+
+/// Prompt token ids, deterministic in `(seed, request_id)`, uniform in `ids` (see
+/// [`prompt_id_range`]). Different per request, so a server's prefix cache does not shorten
+/// prefill.
+pub fn prompt_ids(seed: u64, request_id: u64, len: u32, ids: std::ops::Range<u32>) -> Vec<u32> {
+    let span = u64::from(ids.end.saturating_sub(ids.start).max(1));
+    // The salt is part of the stream: changing it changes every prompt a seed gives.
+    let mut rng = SplitMix64::new(derive_seed(seed, request_id) ^ 0x5851_f42d_4c95_7f2d);
     (0..len)
-        .map(|_| {
-            // SplitMix64.
-            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^= z >> 31;
-            10 + (z % 490) as u32
-        })
+        .map(|_| ids.start + rng.below(span) as u32)
         .collect()
 }
 
@@ -546,10 +563,24 @@ mod tests {
 
     #[test]
     fn prompts_are_deterministic_and_in_range() {
-        let a = prompt_ids(1, 7, 100);
-        assert_eq!(a, prompt_ids(1, 7, 100));
-        assert_ne!(a, prompt_ids(1, 8, 100));
+        let a = prompt_ids(1, 7, 100, DEFAULT_PROMPT_IDS);
+        assert_eq!(a, prompt_ids(1, 7, 100, DEFAULT_PROMPT_IDS));
+        // Pinned: a seed gives the prompts it always gave.
+        assert_eq!(a[..8], [273, 483, 66, 63, 304, 249, 304, 496]);
+        assert_ne!(a, prompt_ids(1, 8, 100, DEFAULT_PROMPT_IDS));
         assert!(a.iter().all(|&i| (10..500).contains(&i)));
+        // A small vocabulary: every id exists, the low special ids are spared.
+        for (vocab, range) in [
+            (Some(300), 10..300),
+            (Some(32000), 10..500),
+            (Some(12), 6..12),
+            (None, 10..500),
+        ] {
+            assert_eq!(prompt_id_range(vocab), range, "{vocab:?}");
+            let ids = prompt_ids(3, 9, 2000, prompt_id_range(vocab));
+            assert!(ids.iter().all(|i| range.contains(i)), "{vocab:?}");
+            assert!(ids.contains(&(range.end - 1)), "the whole range is used");
+        }
         assert_eq!(ids_as_text(&[0, 1, 2, 3, 4, 5]).len(), 6);
         assert_eq!(
             redact("Bearer sk-secret-1 bad", Some("sk-secret-1")),

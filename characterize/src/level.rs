@@ -8,24 +8,34 @@
 //! - **Trace**: arrivals at the trace's own timestamps.
 //!
 //! Requests *sent* during warm-up are kept but marked `warmup`; requests sent during the
-//! window are measured to their end (the level waits for them, bounded by the request
-//! timeout). The window used for throughput runs from the end of warm-up to the last measured
-//! completion, as `vllm bench serve` measures its duration.
+//! window are measured to their end. The window used for throughput runs from the end of
+//! warm-up to the last measured completion, as `vllm bench serve` measures its duration.
+//!
+//! A level ends shortly after its window, whatever the server does: it waits at most
+//! [`LevelContext::drain`] (`--drain-timeout`) for the requests still open when the window
+//! closes. A stalled server (one that never answers, sends headers and then nothing, or
+//! trickles a token a second) would otherwise hold the run for the whole request timeout
+//! (600 s by default) with nothing to show. Requests still open when the drain ends are
+//! recorded as [`FailureKind::Timeout`] failures of the window, with their start time and an
+//! error saying how long after the window they were still open; those sent in the warm-up
+//! count as measured too, since they hung through the whole window.
 //!
 //! A server that refuses [`DEAD_AFTER`] connections in a row is dead: the level ends with what
 //! was measured.
 
-use crate::client::{Client, Outcome, Prompt, prompt_ids};
+use crate::client::{Client, Outcome, Prompt, prompt_ids, unix_ms};
 use crate::store::Store;
 use crate::telemetry::{GpuGauges, GpuSampler, ServerGauges, scrape};
 use crate::workload::{LoadedWorkload, Shape};
 use indicatif::{ProgressBar, ProgressStyle};
-use pilot_core::metrics::{FailureKind, percentile_sorted};
+use pilot_core::metrics::{FailureKind, percentile};
 use pilot_core::requests::{PointKey, RequestRecord};
-use pilot_core::units::RequestsPerSec;
+use pilot_core::units::{Millis, RequestsPerSec};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Gamma};
+use std::collections::HashMap;
+use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -54,9 +64,12 @@ pub struct LevelContext {
     pub client: Arc<Client>,
     pub workload: Arc<LoadedWorkload>,
     pub seed: u64,
+    /// The token ids prompts are drawn from (inside the model's vocabulary).
+    pub prompt_ids: Range<u32>,
     pub warmup: Duration,
     pub duration: Duration,
-    /// Longest a level waits for its last requests after the window.
+    /// Longest a level waits for its open requests after the window (`--drain-timeout`);
+    /// those still open then are recorded as timeouts.
     pub drain: Duration,
     pub next_id: Arc<AtomicU64>,
     pub store: Arc<Mutex<Store>>,
@@ -84,6 +97,32 @@ pub struct LevelRun {
     pub packed_events: u64,
     /// Requests sent during the measurement window (for saturation checks).
     pub sent_measured: u64,
+    /// Requests still open when the drain after the window ended, recorded as timeouts.
+    pub stalled: u64,
+}
+
+/// A request sent and not answered yet: what recording it takes if the level gives up on it.
+struct InFlight {
+    start_unix_ms: f64,
+    started: Instant,
+    shape: Shape,
+}
+
+/// The requests in flight, by id. A task removes its request when the answer arrives (or the
+/// level is aborted); what is left when the drain ends stalled.
+type OpenRequests = Arc<Mutex<HashMap<u64, InFlight>>>;
+
+fn opened(open: &OpenRequests, id: u64, shape: Shape) {
+    let request = InFlight {
+        start_unix_ms: unix_ms(),
+        started: Instant::now(),
+        shape,
+    };
+    open.lock().expect("open requests lock").insert(id, request);
+}
+
+fn closed(open: &OpenRequests, id: u64) {
+    open.lock().expect("open requests lock").remove(&id);
 }
 
 struct Done {
@@ -91,6 +130,8 @@ struct Done {
     warmup: bool,
     shape: Shape,
     outcome: Outcome,
+    /// Given up at the end of the drain (see [`LevelContext::drain`]).
+    stalled: bool,
 }
 
 /// Runs one level and returns its records (already in the store, window set).
@@ -109,18 +150,22 @@ pub async fn run_level(ctx: &LevelContext, load: Load, key: PointKey, label: &st
             ctx.next_id.clone(),
         );
         let seed = ctx.seed;
+        let ids = ctx.prompt_ids.clone();
         let drain = ctx.drain;
         let abort = abort_rx.clone();
+        let open: OpenRequests = Arc::default();
         async move {
             let mut tasks = JoinSet::new();
             match load {
                 Load::Closed { users } => {
                     for user in 0..users {
-                        let (client, workload, next_id, tx) = (
+                        let (client, workload, next_id, tx, open, ids) = (
                             client.clone(),
                             workload.clone(),
                             next_id.clone(),
                             tx.clone(),
+                            open.clone(),
+                            ids.clone(),
                         );
                         let mut abort = abort.clone();
                         let mut rng = StdRng::seed_from_u64(
@@ -131,17 +176,24 @@ pub async fn run_level(ctx: &LevelContext, load: Load, key: PointKey, label: &st
                                 let id = next_id.fetch_add(1, Ordering::Relaxed);
                                 let shape = workload.sample(&mut rng);
                                 let warmup = Instant::now() < measure_start;
-                                let prompt = Prompt::Ids(prompt_ids(seed, id, shape.input));
+                                let prompt =
+                                    Prompt::Ids(prompt_ids(seed, id, shape.input, ids.clone()));
+                                opened(&open, id, shape);
                                 let outcome = tokio::select! {
                                     o = client.send(&prompt, shape.output) => o,
-                                    _ = abort.wait_for(|a| *a) => break,
+                                    _ = abort.wait_for(|a| *a) => {
+                                        closed(&open, id);
+                                        break;
+                                    }
                                 };
+                                closed(&open, id);
                                 let refused = outcome.failure == Some(FailureKind::Connection);
                                 let _ = tx.send(Done {
                                     id,
                                     warmup,
                                     shape,
                                     outcome,
+                                    stalled: false,
                                 });
                                 if refused {
                                     // Do not spin on a closed port.
@@ -161,27 +213,55 @@ pub async fn run_level(ctx: &LevelContext, load: Load, key: PointKey, label: &st
                         }
                         let id = next_id.fetch_add(1, Ordering::Relaxed);
                         let warmup = offset < measure_start - t0;
-                        let (client, tx) = (client.clone(), tx.clone());
+                        let (client, tx, open) = (client.clone(), tx.clone(), open.clone());
                         let mut abort = abort.clone();
+                        let prompt = Prompt::Ids(prompt_ids(seed, id, shape.input, ids.clone()));
+                        opened(&open, id, shape);
                         tasks.spawn(async move {
-                            let prompt = Prompt::Ids(prompt_ids(seed, id, shape.input));
                             tokio::select! {
                                 o = client.send(&prompt, shape.output) => {
-                                    let _ = tx.send(Done { id, warmup, shape, outcome: o });
+                                    closed(&open, id);
+                                    let _ = tx.send(Done { id, warmup, shape, outcome: o, stalled: false });
                                 }
-                                _ = abort.wait_for(|a| *a) => {}
+                                _ = abort.wait_for(|a| *a) => closed(&open, id),
                             }
                         });
                     }
                 }
             }
-            drop(tx);
-            // Requests still running at the end of the window are measured to their end.
-            let _ = tokio::time::timeout_at(end.max(Instant::now()) + drain, async {
+            // Requests still running at the end of the window are measured to their end, if
+            // it comes within the drain; the others are given up and recorded as timeouts.
+            let closes = end.max(Instant::now());
+            let _ = tokio::time::timeout_at(closes + drain, async {
                 while tasks.join_next().await.is_some() {}
             })
             .await;
             tasks.abort_all();
+            while tasks.join_next().await.is_some() {}
+            let now = Instant::now();
+            let mut stalled: Vec<(u64, InFlight)> =
+                open.lock().expect("open requests lock").drain().collect();
+            stalled.sort_by_key(|(id, _)| *id);
+            for (id, r) in stalled {
+                let after = now.saturating_duration_since(closes).as_secs_f64();
+                let outcome = Outcome {
+                    start_unix_ms: r.start_unix_ms,
+                    e2e: Millis::from_duration(now - r.started),
+                    failure: Some(FailureKind::Timeout),
+                    error: format!(
+                        "still open {after:.1} s after the window closed (stalled server?): given up at the end of --drain-timeout {:.1} s",
+                        drain.as_secs_f64()
+                    ),
+                    ..Default::default()
+                };
+                let _ = tx.send(Done {
+                    id,
+                    warmup: false,
+                    shape: r.shape,
+                    outcome,
+                    stalled: true,
+                });
+            }
         }
     };
 
@@ -224,6 +304,7 @@ pub async fn run_level(ctx: &LevelContext, load: Load, key: PointKey, label: &st
     let mut aborted = None;
     let mut last_done = measure_start;
     let (mut input_mismatches, mut output_mismatches, mut packed_events) = (0, 0, 0);
+    let mut stalled = 0;
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last_flush = Instant::now();
     tokio::pin!(driver);
@@ -234,6 +315,7 @@ pub async fn run_level(ctx: &LevelContext, load: Load, key: PointKey, label: &st
             done = rx.recv() => {
                 let Some(done) = done else { break };
                 let now = Instant::now();
+                stalled += u64::from(done.stalled);
                 let refused = done.outcome.failure == Some(FailureKind::Connection);
                 refused_in_a_row = if refused { refused_in_a_row + 1 } else { 0 };
                 if refused_in_a_row >= DEAD_AFTER && aborted.is_none() {
@@ -317,6 +399,7 @@ pub async fn run_level(ctx: &LevelContext, load: Load, key: PointKey, label: &st
         output_mismatches,
         packed_events,
         sent_measured,
+        stalled,
     }
 }
 
@@ -346,23 +429,11 @@ fn arrivals(w: &LoadedWorkload, load: Load, seed: u64, span: Duration) -> Vec<(D
 }
 
 fn hash_key(k: &PointKey) -> u64 {
-    use std::hash::Hash;
-    // FNV-style fold of the std hasher is not stable across releases; a fixed hasher is.
-    let mut h = Fnv(0xcbf2_9ce4_8422_2325);
+    use std::hash::{Hash, Hasher};
+    // std's default hasher is not stable across releases; a fixed hasher is.
+    let mut h = pilot_core::rng::Fnv1a::default();
     k.hash(&mut h);
-    h.0
-}
-
-struct Fnv(u64);
-impl std::hash::Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = (self.0 ^ *b as u64).wrapping_mul(0x100_0000_01b3);
-        }
-    }
+    h.finish()
 }
 
 /// Live statistics for the progress bar.
@@ -399,12 +470,7 @@ impl Live {
 
     fn message(&self) -> String {
         let p50 = |v: &[f64]| {
-            if v.is_empty() {
-                return "-".to_string();
-            }
-            let mut s = v.to_vec();
-            s.sort_by(f64::total_cmp);
-            format!("{:.1}ms", percentile_sorted(&s, 50.0))
+            percentile(&mut v.to_vec(), 50.0).map_or("-".to_string(), |p| format!("{p:.1}ms"))
         };
         let mut m = format!(
             "ok {} fail {}  TTFT p50 {}  ITL p50 {}",

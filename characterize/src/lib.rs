@@ -1,23 +1,29 @@
 //! pilot-characterize: measurements in pilot's schema.
 //!
-//! - [`import`]: public datasets (LLM-Pilot, LLM-Inference-Bench) translated into
-//!   measurement rows, reproducing each source's own aggregation.
 //! - [`run`]: `pilot characterize`, the benchmark client: [`run::characterize`] sweeps load
 //!   levels against an OpenAI-compatible server (or the embedded engine) and writes
-//!   `requests.parquet` and `summary.csv`.
+//!   `requests.parquet` and `summary.csv`. The layers under it, each used only by those above:
+//!   - [`tune`]: `--tune`, trials of whole sweeps; [`sweep`]: one target's levels;
+//!     `target`: the server measured (an endpoint or the embedded engine).
+//!   - [`summary`]: `summary.csv` and `--append-to`; [`report`]: what a run produced;
+//!     [`options`]: what it can be told; [`error`]: why it failed.
 //!   - [`client`]: one streamed request and its token times; [`sse`]: the event decoder.
 //!   - [`level`]: closed-loop users, open-loop arrivals, trace replay; [`workload`]: lengths.
 //!   - [`store`]: the request table written as the run goes; [`telemetry`]: `/metrics`, NVML.
 //!   - [`tokenize`]: exact-length text prompts through the model's tokenizer.
-//!   - [`slo`]: `--slo` parsing and checks (shared with recommend); [`tune`]: `--tune`.
+//!   - SLOs (`--slo`) are `pilot_core::slo`, shared with recommend.
 
 pub mod client;
-pub mod import;
+pub mod error;
 pub mod level;
+pub mod options;
+pub mod report;
 pub mod run;
-pub mod slo;
 pub mod sse;
 pub mod store;
+pub mod summary;
+pub mod sweep;
+mod target;
 pub mod telemetry;
 pub mod tokenize;
 pub mod tune;

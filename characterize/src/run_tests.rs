@@ -2,9 +2,16 @@
 //! 127.0.0.1, and, for faults only, against a small hand-written misbehaving server.
 
 use super::*;
-use crate::slo::parse_slos;
+use crate::client::Api;
+use crate::options::TuneOptions;
+use crate::workload::Workload;
 use pilot_core::metrics::FailureKind;
+use pilot_core::requests::aggregate;
+use pilot_core::schema::{Mode, read_measurements};
+use pilot_core::slo::parse_slos;
+use pilot_core::units::RequestsPerSec;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -192,6 +199,7 @@ async fn tuning_the_embedded_engine_keeps_every_trial() {
     assert_eq!(tried, vec![1, 2]);
     assert!(report.trials.iter().all(|t| t.ok && t.levels.len() == 1));
     assert!(report.best_setting.is_some());
+    assert_eq!(report.failure, None);
     let rows = read_measurements(&report.summary_path).unwrap();
     assert_eq!(
         rows.iter().map(|r| r.max_batch).collect::<Vec<_>>(),
@@ -228,6 +236,9 @@ async fn launched_servers_that_die_fail_their_trial() {
         "{why}"
     );
     assert_eq!(report.best_setting, None);
+    // Failing trials are the search working; here none measured anything, which is an error.
+    let why = report.failure.as_deref().unwrap_or_default();
+    assert!(why.contains("no measured request succeeded"), "{why}");
 }
 
 /// A port nothing listens on.
@@ -254,6 +265,9 @@ async fn a_dead_server_ends_the_level_with_what_was_measured() {
     assert_eq!(report.levels.len(), 1, "the sweep stopped");
     let l = &report.levels[0];
     assert!(l.row.has_flag("level_aborted"), "{}", l.row.flags);
+    assert!(l.row.has_flag("no_completed_requests"), "{}", l.row.flags);
+    let why = report.failure.as_deref().unwrap_or_default();
+    assert!(why.contains("no measured request succeeded"), "{why}");
     assert!(
         report
             .stopped_early
@@ -392,6 +406,8 @@ async fn faults_are_recorded_with_reasons_and_the_key_is_never_written() {
     assert!(ok.len() >= 4 && ok.iter().all(|r| r.token_times.len() == 4));
     let m = &report.levels[0].row.metrics;
     assert_eq!(m.requests_failed as usize, records.len() - ok.len());
+    // Failures within --max-failures, some successes: a run that measured, not a failure.
+    assert_eq!(report.failure, None);
     for file in std::fs::read_dir(dir.path()).unwrap() {
         let bytes = std::fs::read(file.unwrap().path()).unwrap();
         assert!(
@@ -419,6 +435,200 @@ async fn chat_api_records_the_servers_prompt_count() {
     assert!(row.metrics.input_tokens_mean.unwrap() > 8.0);
     assert!(
         report.notes.iter().any(|n| n.contains("--api chat")),
+        "{:?}",
+        report.notes
+    );
+}
+
+/// How a test server misbehaves once it has read a request.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Stall {
+    /// Accepts and never answers.
+    Silent,
+    /// Sends the response headers, then nothing.
+    HeadersOnly,
+    /// Streams one token a second, forever.
+    Trickle,
+    /// Sends headers then nothing on every route, `/v1/models` included.
+    Everywhere,
+}
+
+/// A loopback server that lists model `m` on `/v1/models` and stalls every completion as
+/// `how` says; its connections close within `LIFETIME`, so nothing outlives the test.
+async fn stalling_server(how: Stall) -> u16 {
+    const LIFETIME: Duration = Duration::from_secs(30);
+    let l = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = l.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let _ = tokio::time::timeout(LIFETIME, async {
+            loop {
+                let Ok((mut sock, _)) = l.accept().await else {
+                    return;
+                };
+                tokio::spawn(tokio::time::timeout(LIFETIME, async move {
+                    let mut buf = [0u8; 4096];
+                    let n = sock.read(&mut buf).await.unwrap_or(0);
+                    let head = String::from_utf8_lossy(&buf[..n]).to_string();
+                    if head.starts_with("GET /v1/models") && how == Stall::Everywhere {
+                        let _ = sock
+                            .write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{")
+                            .await;
+                        tokio::time::sleep(LIFETIME).await;
+                        return;
+                    }
+                    if head.starts_with("GET /v1/models") {
+                        let body = r#"{"object":"list","data":[{"id":"m","object":"model"}]}"#;
+                        let resp = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                            body.len()
+                        );
+                        let _ = sock.write_all(resp.as_bytes()).await;
+                        return;
+                    }
+                    if !head.starts_with("POST") {
+                        let _ = sock
+                            .write_all(b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                            .await;
+                        return;
+                    }
+                    let sse = "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n";
+                    if how != Stall::Silent && sock.write_all(sse.as_bytes()).await.is_err() {
+                        return;
+                    }
+                    loop {
+                        if how == Stall::Trickle {
+                            let token = "data: {\"choices\":[{\"index\":0,\"text\":\"x\",\"finish_reason\":null}]}\n\n";
+                            if sock.write_all(token.as_bytes()).await.is_err() {
+                                return;
+                            }
+                        }
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                    }
+                }));
+            }
+        })
+        .await;
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_servers_end_the_level_after_the_drain_with_the_open_requests_as_timeouts() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |how: Stall, warmup: Duration| {
+        let out = dir.path().join(format!("{how:?}"));
+        async move {
+            let port = stalling_server(how).await;
+            let mut opts = quick(&out);
+            opts.endpoint = Some(format!("http://127.0.0.1:{port}/v1"));
+            opts.model = Some("m".into());
+            opts.users = vec![2];
+            opts.warmup = warmup;
+            opts.duration = Duration::from_secs(1);
+            opts.drain_timeout = Some(Duration::from_secs(1));
+            opts.request_timeout = Duration::from_secs(600);
+            let start = std::time::Instant::now();
+            let report = characterize(opts, false).await.unwrap();
+            (how, start.elapsed(), report)
+        }
+    };
+    // The silent server's requests are all sent in the warm-up: they hung through the
+    // window, so they are the window's failures.
+    let all = tokio::join!(
+        run(Stall::Silent, Duration::from_millis(500)),
+        run(Stall::HeadersOnly, Duration::ZERO),
+        run(Stall::Trickle, Duration::ZERO),
+        run(Stall::Everywhere, Duration::ZERO),
+    );
+    for (how, took, report) in [all.0, all.1, all.2, all.3] {
+        // Warm-up, window and drain are 2.5 s at most, plus the 10 s a stalled model list may
+        // take; a generous bound for a busy machine.
+        assert!(took < Duration::from_secs(20), "{how:?} took {took:?}");
+        let records = read_requests(&report.requests_path).unwrap();
+        assert_eq!(records.len(), 2, "{how:?}: one open request per user");
+        for r in &records {
+            assert_eq!(r.failure, Some(FailureKind::Timeout), "{how:?}");
+            assert!(
+                !r.warmup,
+                "{how:?}: a request open through the window failed in it"
+            );
+            assert!(r.start_unix_ms > 0.0 && r.e2e.0 >= 1000.0, "{how:?}: {r:?}");
+            assert!(r.error.contains("after the window"), "{how:?}: {}", r.error);
+        }
+        let row = &report.levels[0].row;
+        assert_eq!(row.metrics.requests_failed, 2, "{how:?}");
+        for flag in ["no_completed_requests", "stalled_requests", "sweep_stopped"] {
+            assert!(row.has_flag(flag), "{how:?}: {}", row.flags);
+        }
+        assert!(report.failure.is_some(), "{how:?}");
+        assert!(
+            report
+                .notes
+                .iter()
+                .any(|n| n.contains("vocabulary size is unknown")),
+            "{:?}",
+            report.notes
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn append_to_a_dataset_that_cannot_take_rows_fails_before_measuring() {
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.csv");
+    std::fs::write(&garbage, "hello,world\n1,2\n").unwrap();
+    let no_dir = dir.path().join("file");
+    std::fs::write(&no_dir, "").unwrap();
+    for (dataset, why) in [
+        (garbage.clone(), "not a pilot measurement file"),
+        (dir.path().join("rows.txt"), "unsupported extension"),
+        (no_dir.join("rows.csv"), "cannot create it"),
+    ] {
+        let out = dir.path().join("out");
+        let mut opts = quick(&out);
+        opts.append_to = Some(dataset.clone());
+        let start = std::time::Instant::now();
+        let e = characterize(opts, false).await.unwrap_err();
+        assert!(matches!(e, CharacterizeError::AppendTarget { .. }), "{e}");
+        let e = e.to_string();
+        assert!(e.contains(why) && e.contains("nothing was measured"), "{e}");
+        assert!(!out.join("requests.parquet").exists(), "it measured first");
+        assert!(start.elapsed() < Duration::from_secs(5), "{dataset:?}");
+    }
+    assert_eq!(std::fs::read(&garbage).unwrap(), b"hello,world\n1,2\n");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_vocabulary_gets_prompt_ids_inside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    // tiny-llama's shape with 300 token ids: ids from the default 10..500 fail 40% of requests.
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"model_type": "llama", "architectures": ["LlamaForCausalLM"], "hidden_size": 64,
+            "intermediate_size": 172, "num_hidden_layers": 2, "num_attention_heads": 4,
+            "num_key_value_heads": 2, "vocab_size": 300, "max_position_embeddings": 512,
+            "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "bos_token_id": 1, "eos_token_id": 2,
+            "tie_word_embeddings": false, "torch_dtype": "float32"}"#,
+    )
+    .unwrap();
+    let mut opts = quick(&dir.path().join("out"));
+    opts.model = Some(config.display().to_string());
+    opts.users = vec![2];
+    opts.workload = Workload::Fixed {
+        input: 32,
+        output: 2,
+    };
+    opts.warmup = Duration::ZERO;
+    opts.duration = Duration::from_secs(1);
+    let report = characterize(opts, false).await.unwrap();
+    let m = &report.levels[0].row.metrics;
+    assert!(m.requests_ok >= 3 && m.requests_failed == 0, "{m:?}");
+    assert!(
+        report
+            .notes
+            .iter()
+            .any(|n| n.contains("10..300") && n.contains("300 ids")),
         "{:?}",
         report.notes
     );

@@ -12,73 +12,20 @@
 //! `max_batch`). The setting reported as best is, among passing trials, the one with the
 //! highest goodput under the SLOs (highest output throughput without SLOs), the larger setting
 //! on ties; with monotone behaviour that is usually the largest passing one.
+//!
+//! This module sits on top of the sweep: a trial is a [`Run::target`] with the setting, and
+//! its options ([`TuneOptions`]) and trials ([`TuneTrial`]) are plain data in
+//! [`crate::options`] and [`crate::report`], so nothing below depends on tuning.
 
-use crate::run::{CharacterizeError, CharacterizeReport, Run};
-use pilot_core::units::{RequestsPerSec, TokensPerSec};
+use crate::error::CharacterizeError;
+use crate::options::TuneOptions;
+use crate::report::{CharacterizeReport, TuneTrial};
+use crate::sweep::Run;
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// `--launch` / `--tune`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TuneOptions {
-    /// `--launch '<command with {max_batch}>'`: starts the server measured at `--endpoint`.
-    /// `None` tunes the embedded engine's `max_batch` instead.
-    pub launch: Option<String>,
-    /// `--tune max_batch=LO..HI`: the lowest setting tried.
-    pub lo: u32,
-    /// The highest setting tried.
-    pub hi: u32,
-    /// `--health-timeout 600s`: how long a launched server may take to answer `/health`.
-    pub health_timeout: Duration,
-}
-
-/// One trial of the search.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TuneTrial {
-    pub max_batch: u32,
-    /// Ran without out-of-memory, excess failures or a dead server.
-    pub ok: bool,
-    /// Why it failed.
-    pub reason: Option<String>,
-    /// Indices into [`CharacterizeReport::levels`].
-    pub levels: Vec<usize>,
-    /// Best goodput of its levels (with SLOs).
-    pub goodput: Option<RequestsPerSec>,
-    /// Best output throughput of its levels.
-    pub throughput: Option<TokensPerSec>,
-    /// The launched server's output.
-    pub log: Option<PathBuf>,
-}
-
-/// Parses `max_batch=LO..HI` (also `LO..=HI`, `LO-HI`).
-pub fn parse_tune_range(text: &str) -> Result<(u32, u32), String> {
-    let err = |why: &str| format!("--tune '{text}': {why} (write max_batch=8..256)");
-    let (name, range) = text.split_once('=').ok_or_else(|| err("no '='"))?;
-    if name.trim() != "max_batch" {
-        return Err(err(&format!(
-            "only max_batch can be tuned, not '{}'",
-            name.trim()
-        )));
-    }
-    let (lo, hi) = range
-        .split_once("..=")
-        .or_else(|| range.split_once(".."))
-        .or_else(|| range.split_once('-'))
-        .ok_or_else(|| err("no range"))?;
-    let n = |s: &str| {
-        s.trim()
-            .parse::<u32>()
-            .map_err(|_| err(&format!("'{}' is not a whole number", s.trim())))
-    };
-    let (lo, hi) = (n(lo)?, n(hi)?);
-    if lo == 0 || lo > hi {
-        return Err(err("need 1 <= LO <= HI"));
-    }
-    Ok((lo, hi))
-}
 
 /// Runs the search; trials and the chosen setting go into `report`.
 pub async fn tune(
@@ -276,30 +223,4 @@ async fn stop(child: &mut Child) {
     // SAFETY: as above.
     unsafe { libc::kill(-pgid, libc::SIGKILL) };
     let _ = child.wait();
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn parses_ranges() {
-        assert_eq!(parse_tune_range("max_batch=8..256"), Ok((8, 256)));
-        assert_eq!(parse_tune_range("max_batch=1..=4"), Ok((1, 4)));
-        assert_eq!(parse_tune_range("max_batch=2-3"), Ok((2, 3)));
-        for bad in [
-            "max_batch",
-            "tp=1..2",
-            "max_batch=4..1",
-            "max_batch=a..b",
-            "max_batch=0..3",
-        ] {
-            assert!(
-                parse_tune_range(bad)
-                    .unwrap_err()
-                    .contains("max_batch=8..256"),
-                "{bad}"
-            );
-        }
-    }
 }

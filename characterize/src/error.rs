@@ -1,0 +1,57 @@
+//! [`CharacterizeError`]: why a run of `pilot characterize` failed.
+//!
+//! One enum for every layer (options, target, sweep, summary, tuning), in its own module
+//! because all of them return it and it depends on none of them: each message names what to
+//! do next, so the binary can print it as is.
+
+use crate::client::ClientError;
+use crate::workload::WorkloadError;
+use pilot_core::schema::SchemaError;
+use std::path::PathBuf;
+
+/// Why a run failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CharacterizeError {
+    #[error("{0}")]
+    Options(String),
+    #[error(transparent)]
+    Workload(#[from] WorkloadError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error("cannot start the embedded engine: {0}")]
+    Engine(String),
+    #[error("{url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("cannot write {path}: {reason}")]
+    Io { path: PathBuf, reason: String },
+    #[error(
+        "interrupted ({signal}): {requests} requests and {levels} complete levels are saved in {out}; run again with --resume to finish"
+    )]
+    Interrupted {
+        out: PathBuf,
+        /// What stopped the run: `Ctrl-C`, `SIGTERM` or `SIGHUP`.
+        signal: &'static str,
+        requests: usize,
+        levels: usize,
+    },
+    #[error(
+        "--out {out} already holds a run ({holds}); nothing was measured. Run again with --resume to continue it, another --out for a new run, or --overwrite to move it into {out}/replaced-<unix time>/ and start afresh"
+    )]
+    OutInUse { out: PathBuf, holds: String },
+    #[error(
+        "--append-to {path}: {reason}; nothing was measured. Fix or move the dataset, or leave out --append-to (the rows are always written to <out>/summary.csv)"
+    )]
+    AppendTarget { path: PathBuf, reason: String },
+    #[error(
+        "cannot append this run's rows to {path}: {reason}. The rows are safe in {summary} (the same measurement schema): pass it with --data beside the dataset, or append it once the dataset is fixed"
+    )]
+    Append {
+        path: PathBuf,
+        summary: PathBuf,
+        reason: String,
+    },
+    #[error("tuning: {0}")]
+    Tune(String),
+}
