@@ -7,8 +7,8 @@
 //! cargo run --release -p pilot-predict --example predictor -- eval model|gpu DATA.csv...
 //! cargo run --release -p pilot-predict --example predictor -- analyze PLOTDIR DATA.csv...
 //! ```
-use pilot_characterize::import::{llm_inference_bench, llm_pilot};
 use pilot_core::schema::write_measurements;
+use pilot_import::{llm_inference_bench, llm_pilot};
 use pilot_predict::commands;
 use std::path::{Path, PathBuf};
 
@@ -41,6 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 &Path::new(DIR).join("predictor.json"),
                 &Default::default()
             )?
+            .text
         ),
         Some("eval") => {
             let g = args.get(1).map_or("model", String::as_str).parse()?;

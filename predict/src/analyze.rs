@@ -12,6 +12,7 @@ use crate::scenario::{Load, Scenario};
 use crate::train::{Predictor, TrainOptions, exclusion_reason, train};
 use crate::{LatencyModel, PredictError};
 use pilot_core::schema::{Measurement, metric_value};
+use pilot_core::table::table;
 use pilot_core::units::RequestsPerSec;
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -148,7 +149,7 @@ pub fn analyze(rows: &[Measurement], opts: &AnalyzeOptions) -> Result<AnalyzeRep
             let x: Vec<f64> = base.iter().map(|s| factor_value(s, f)).collect();
             let r = crate::eval::pearson(&x, &actual);
             let mut perm: Vec<usize> = (0..base.len()).collect();
-            crate::train::shuffle(&mut perm, predictor.options.seed.wrapping_add(fi as u64));
+            pilot_core::rng::shuffle(&mut perm, predictor.options.seed.wrapping_add(fi as u64));
             let shuffled: Vec<Scenario> = base
                 .iter()
                 .zip(&perm)
@@ -248,20 +249,17 @@ fn svg_chart(metric: &str, rows: &[&FactorScore]) -> String {
 
 impl AnalyzeReport {
     pub fn table(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(
-            s,
-            "{:<26} {:<16} {:>5} {:>9} {:>14}",
-            "metric", "factor", "n", "pearson", "importance_pp"
-        );
-        for x in &self.scores {
-            let _ = writeln!(
-                s,
-                "{:<26} {:<16} {:>5} {:>9.3} {:>14.1}",
-                x.metric, x.factor, x.n, x.pearson, x.importance
-            );
-        }
-        s
+        let rows = self.scores.iter().map(|x| {
+            vec![
+                x.metric.clone(),
+                x.factor.clone(),
+                x.n.to_string(),
+                format!("{:.3}", x.pearson),
+                format!("{:.1}", x.importance),
+            ]
+        });
+        let header = ["metric", "factor", "n", "pearson", "importance_pp"];
+        table(&header, rows) + "\n"
     }
     pub fn to_csv(&self) -> String {
         let mut s = String::from("metric,factor,n,pearson,permutation_importance_mape_pp\n");

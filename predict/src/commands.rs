@@ -7,15 +7,26 @@
 //! - `pilot eval predict --data <file>... --group-by model|gpu` → [`eval_files`]
 //! - `pilot analyze --data <file>... [--plot <dir>] [--csv]` → [`analyze_files`]
 
-use crate::scenario::{Load, Resolver, Scenario, read_scenarios, write_predictions};
+use crate::scenario::{
+    Load, Resolver, Scenario, ScenarioFile, check_load, read_scenarios, write_predictions,
+};
 use crate::train::{Predictor, TrainOptions, train};
 use crate::{
     AnalyzeOptions, EvalOptions, GroupBy, LatencyModel, PredictError, analyze, leave_one_group_out,
 };
 use pilot_core::schema::{Measurement, metric_value, read_measurements};
 use pilot_core::units::{Dtype, Tokens};
+use pilot_core::validate;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+
+/// What a command prints: `text` on stdout, `notes` (assumptions made, data dropped) on
+/// stderr, so that a pipeline reading the text never mistakes a warning for a result.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Output {
+    pub text: String,
+    pub notes: Vec<String>,
+}
 
 /// Reads and concatenates measurement files (CSV or Parquet in pilot's schema; make them
 /// with `pilot dataset import`).
@@ -30,12 +41,13 @@ pub fn read_datasets(paths: &[PathBuf]) -> Result<Vec<Measurement>, PredictError
     Ok(rows)
 }
 
-/// `pilot train`: trains on the datasets and writes the predictor; returns a summary.
+/// `pilot train`: trains on the datasets and writes the predictor; returns a summary, and as
+/// notes the predictor's notes: what it was trained on and every row or target it dropped.
 pub fn train_files(
     data: &[PathBuf],
     out: &Path,
     opts: &TrainOptions,
-) -> Result<String, PredictError> {
+) -> Result<Output, PredictError> {
     let rows = read_datasets(data)?;
     let t0 = std::time::Instant::now();
     let p = train(&rows, opts)?;
@@ -46,9 +58,6 @@ pub fn train_files(
         p.targets.len(),
         out.display()
     );
-    for n in &p.notes {
-        let _ = writeln!(s, "  {n}");
-    }
     for t in &p.targets {
         let _ = writeln!(
             s,
@@ -60,7 +69,10 @@ pub fn train_files(
             t.upper.exp()
         );
     }
-    Ok(s)
+    Ok(Output {
+        text: s,
+        notes: p.notes.clone(),
+    })
 }
 
 fn load_predictor(
@@ -72,14 +84,20 @@ fn load_predictor(
     })
 }
 
-/// `pilot predict --scenarios`: predicts every scenario of a CSV and writes the predictions.
+/// `pilot predict --scenarios`: predicts every scenario of a CSV and writes the predictions
+/// (CSV or Parquet, by the extension of `out`).
 pub fn predict_file(
     predictor: Option<&Path>,
     scenarios: &Path,
     out: &Path,
-) -> Result<String, PredictError> {
+) -> Result<Output, PredictError> {
+    // A wrong extension is found before the predictions are paid for.
+    pilot_core::schema::check_table_path(out)?;
     let p = load_predictor(predictor)?;
-    let sc = read_scenarios(scenarios)?;
+    let ScenarioFile {
+        scenarios: sc,
+        notes,
+    } = read_scenarios(scenarios, &p.engines())?;
     let preds = p
         .predict_many(&sc)
         .into_iter()
@@ -90,41 +108,66 @@ pub fn predict_file(
         .iter()
         .filter(|x| matches!(x.fit, crate::Fit::DoesNotFit { .. }))
         .count();
-    Ok(format!(
-        "{} scenarios predicted ({nofit} do not fit, {ood} out of domain) -> {}\n",
-        preds.len(),
-        out.display()
-    ))
+    Ok(Output {
+        text: format!(
+            "{} scenarios predicted ({nofit} do not fit, {ood} out of domain) -> {}\n",
+            preds.len(),
+            out.display()
+        ),
+        notes,
+    })
 }
 
-/// One scenario given on the command line.
+/// One scenario given on the command line, as typed: [`predict_one`] checks every value.
 #[derive(Debug, Clone)]
 pub struct OneShot {
     pub model: String,
     pub gpu: String,
     pub gpu_count: u32,
     pub load: Load,
-    pub input_tokens: u64,
-    pub output_tokens: u64,
+    pub input_tokens: Tokens,
+    pub output_tokens: Tokens,
     pub engine: Option<String>,
     pub quantization: Option<Dtype>,
 }
 
+/// The flag each load came from, for errors.
+fn load_flag(load: Load) -> &'static str {
+    match load {
+        Load::Users(_) => "--users",
+        Load::Rate(_) => "--rate",
+        Load::Batch(_) => "--batch-size",
+    }
+}
+
 /// `pilot predict --model ... --gpu ...`: one scenario, as a readable block.
-pub fn predict_one(predictor: Option<&Path>, one: &OneShot) -> Result<String, PredictError> {
+pub fn predict_one(predictor: Option<&Path>, one: &OneShot) -> Result<Output, PredictError> {
     let p = load_predictor(predictor)?;
+    let count = |flag: &str, n: u64| validate::count(flag, n as f64);
+    let gpu_count = count("--gpu-count", one.gpu_count.into())?;
+    let load = check_load(one.load, load_flag(one.load))?;
+    let input = count("--input-tokens", one.input_tokens.0)?;
+    let output = count("--output-tokens", one.output_tokens.0)?;
+    let engine = match &one.engine {
+        Some(e) => Some(validate::engine(e, &p.engines())?),
+        None => None,
+    };
     let mut r = Resolver::default();
     let mut s = Scenario::new(
         r.model(&one.model)?,
         r.gpu(&one.gpu)?,
-        one.gpu_count.max(1),
-        one.load,
-        Tokens(one.input_tokens),
-        Tokens(one.output_tokens),
+        gpu_count,
+        load,
+        Tokens(input.into()),
+        Tokens(output.into()),
     );
-    s.engine = one.engine.clone();
+    s.engine = engine;
     if let Some(q) = one.quantization {
         s.quantization = q;
+    }
+    let mut notes = Vec::new();
+    if s.engine.is_none() {
+        notes.push(crate::scenario::unnamed_engine_note("no --engine given"));
     }
     let pr = p.predict(&s)?;
     let mut out = format!(
@@ -137,13 +180,13 @@ pub fn predict_one(predictor: Option<&Path>, one: &OneShot) -> Result<String, Pr
             .as_deref()
             .map_or(String::new(), |e| format!(", {e}")),
         s.load,
-        one.input_tokens,
-        one.output_tokens
+        s.input_tokens.0,
+        s.output_tokens.0
     );
     match &pr.fit {
         crate::Fit::DoesNotFit { reason } => {
             let _ = writeln!(out, "does not fit: {reason}");
-            return Ok(out);
+            return Ok(Output { text: out, notes });
         }
         crate::Fit::Fits {
             kv_cache_tokens,
@@ -182,7 +225,7 @@ pub fn predict_one(predictor: Option<&Path>, one: &OneShot) -> Result<String, Pr
             "out of domain: this scenario lies outside what the predictor was trained on; the interval may be too narrow"
         );
     }
-    Ok(out)
+    Ok(Output { text: out, notes })
 }
 
 /// `pilot eval predict`: leave-one-group-out; returns the table (or CSV).

@@ -18,7 +18,9 @@ use crate::train::{
 };
 use pilot_core::gpu::GpuCatalog;
 use pilot_core::llm::ModelCatalog;
+use pilot_core::metrics::percentile;
 use pilot_core::schema::{Measurement, metric_value};
+use pilot_core::table::table;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -145,8 +147,7 @@ pub fn score(actual: &[f64], pred: &[f64]) -> (f64, f64, f64, f64) {
         .map(|(a, p)| (p - a).abs() / a.abs() * 100.0)
         .collect();
     let mape = ape.iter().sum::<f64>() / n as f64;
-    ape.sort_by(f64::total_cmp);
-    let mdape = pilot_core::metrics::percentile_sorted(&ape, 50.0);
+    let mdape = percentile(&mut ape, 50.0).unwrap_or(f64::NAN);
     let mean = actual.iter().sum::<f64>() / n as f64;
     let ss_tot: f64 = actual.iter().map(|a| (a - mean).powi(2)).sum();
     let ss_res: f64 = actual.iter().zip(pred).map(|(a, p)| (a - p).powi(2)).sum();
@@ -405,10 +406,7 @@ pub fn leave_one_group_out(
             if ap.is_empty() {
                 continue;
             }
-            let med = |v: &mut Vec<f64>| {
-                v.sort_by(f64::total_cmp);
-                pilot_core::metrics::percentile_sorted(v, 50.0)
-            };
+            let med = |v: &mut Vec<f64>| percentile(v, 50.0).unwrap_or(f64::NAN);
             by_tp.push(TpScore {
                 target: t.clone(),
                 gpu_count: c,
@@ -495,7 +493,7 @@ fn read_published(dir: &Path, rows: &[Prepared]) -> Result<Published, String> {
     let models = ModelCatalog::builtin();
     let gpus = GpuCatalog::builtin();
     let mut gpu_names: HashMap<String, String> = HashMap::new();
-    for (name, mem, bw, sxm) in pilot_characterize::import::llm_pilot::DOCUMENTED_GPUS {
+    for (name, mem, bw, sxm) in pilot_import::llm_pilot::DOCUMENTED_GPUS {
         let c = gpus
             .resolve_documented(
                 name,
@@ -586,32 +584,32 @@ impl EvalReport {
             self.group_by.name(),
             self.groups
         );
-        let _ = writeln!(
-            s,
-            "{:<26} {:<26} {:>5} {:>9} {:>9} {:>7} {:>8}",
-            "target", "method", "n", "MAPE%", "MdAPE%", "R2", "Spearman"
-        );
-        for x in &self.scores {
-            let _ = writeln!(
-                s,
-                "{:<26} {:<26} {:>5} {:>9.1} {:>9.1} {:>7.3} {:>8.3}",
-                x.target, x.method, x.n, x.mape, x.median_ape, x.r2, x.spearman
-            );
-        }
+        let scores = self.scores.iter().map(|x| {
+            vec![
+                x.target.clone(),
+                x.method.clone(),
+                x.n.to_string(),
+                format!("{:.1}", x.mape),
+                format!("{:.1}", x.median_ape),
+                format!("{:.3}", x.r2),
+                format!("{:.3}", x.spearman),
+            ]
+        });
+        let header = ["target", "method", "n", "MAPE%", "MdAPE%", "R2", "Spearman"];
+        let _ = writeln!(s, "{}", table(&header, scores));
         if !self.by_tp.is_empty() {
             let _ = writeln!(s, "\nmedian APE by GPU count (tensor-parallel size)");
-            let _ = writeln!(
-                s,
-                "{:<26} {:>5} {:>5} {:>12} {:>14}",
-                "target", "TP", "n", "pilot MdAPE%", "physics MdAPE%"
-            );
-            for x in &self.by_tp {
-                let _ = writeln!(
-                    s,
-                    "{:<26} {:>5} {:>5} {:>12.1} {:>14.1}",
-                    x.target, x.gpu_count, x.n, x.pilot_median_ape, x.physics_median_ape
-                );
-            }
+            let by_tp = self.by_tp.iter().map(|x| {
+                vec![
+                    x.target.clone(),
+                    x.gpu_count.to_string(),
+                    x.n.to_string(),
+                    format!("{:.1}", x.pilot_median_ape),
+                    format!("{:.1}", x.physics_median_ape),
+                ]
+            });
+            let header = ["target", "TP", "n", "pilot MdAPE%", "physics MdAPE%"];
+            let _ = writeln!(s, "{}", table(&header, by_tp));
         }
         for n in &self.notes {
             let _ = writeln!(s, "note: {n}");

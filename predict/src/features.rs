@@ -9,7 +9,9 @@
 use crate::physics::Estimate;
 use crate::scenario::{Load, Scenario};
 
-/// Engines with a one-hot column; any other engine (or none) has all zeros.
+/// Engines with a one-hot column, a subset of [`pilot_core::validate::ENGINES`] (the one list
+/// of known engines); any other engine (or none) has all zeros. The order is the shipped
+/// predictor's feature order.
 pub const ENGINES: [&str; 5] = ["tgis", "vllm", "tensorrt-llm", "deepspeed-mii", "llama.cpp"];
 
 /// Names of the features without physics, in vector order. The vendor columns stand for
@@ -130,5 +132,19 @@ pub fn push(out: &mut Vec<f64>, s: &Scenario, e: Option<&Estimate>) {
             ln(e.itl_mean_ms),
             ln(e.e2e_ms),
         ]);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The one-hot engines are names users may give: the one list of known engines
+    /// (`pilot_core::validate::ENGINES`) holds them all, so none is refused as unknown.
+    #[test]
+    fn one_hot_engines_are_known_engines() {
+        for e in ENGINES {
+            assert!(pilot_core::validate::ENGINES.contains(&e), "{e}");
+        }
     }
 }

@@ -27,6 +27,7 @@ pub mod commands;
 pub mod eval;
 pub mod features;
 pub mod gbdt;
+mod open_loop;
 pub mod physics;
 pub mod scenario;
 pub mod train;
@@ -34,7 +35,9 @@ pub mod train;
 pub use analyze::{AnalyzeOptions, AnalyzeReport, analyze};
 pub use eval::{EvalOptions, EvalReport, GroupBy, leave_one_group_out};
 pub use physics::{PhysicsModel, PhysicsParams};
-pub use scenario::{Fit, Load, Prediction, Scenario, read_scenarios, write_predictions};
+pub use scenario::{
+    Fit, Load, Prediction, Scenario, ScenarioFile, check_load, read_scenarios, write_predictions,
+};
 pub use train::{Predictor, TrainOptions, train};
 
 /// Everything that can go wrong predicting, training or loading. Messages carry the numbers
@@ -55,6 +58,10 @@ pub enum PredictError {
     PredictorFile { path: String, reason: String },
     #[error("{path}: {reason}")]
     Io { path: String, reason: String },
+    #[error(transparent)]
+    Schema(#[from] pilot_core::schema::SchemaError),
+    #[error("{0}")]
+    Invalid(#[from] pilot_core::validate::InvalidValue),
 }
 
 /// A latency/throughput model: the physics model alone, or the trained predictor.

@@ -29,9 +29,13 @@
 //!   fraction `min(n, O)/O` of inter-token gaps contain a prefill (ITL is a two-point
 //!   mixture, which gives its percentiles). With N > B the rest queue: E2E = N / X (Little's
 //!   law, zero think time) and the wait lands in TTFT.
-//! - **Open loop** (rate λ): the in-flight count solves `n = λ · R(n)` (a small fixed-point
-//!   iteration); queueing beyond the batch budget uses an M/M/1-style wait with the load
-//!   capped at 0.99, so overload shows as very long TTFTs rather than an error.
+//! - **Open loop** (rate λ): by Little's law the same steady state as the closed loop whose
+//!   throughput is λ, so the model solves for that population (bisection over the closed-loop
+//!   throughput) and answers its step times and TTFT. What Poisson arrivals add on top is the
+//!   wait for a free slot when all `B` are busy (M/M/c, Erlang C), with the load capped at
+//!   0.99 so overload shows as very long TTFTs rather than an error. (It used to solve
+//!   `n = λ · R(n)` on its own, with an M/M/1 wait: Mistral-7B on an H100 then read a TTFT
+//!   at 5 requests/s nearly three times the one at 40 closed-loop users, twice the load.)
 //! - **Offline batch** of b: `ceil(b / B)` waves, each a batched prefill then `O − 1` decode
 //!   steps at the wave's batch size.
 //!
@@ -43,7 +47,7 @@ use crate::PredictError;
 use crate::scenario::{Fit, Load, Prediction, Scenario};
 use pilot_core::gpu::GpuSpec;
 use pilot_core::llm::LlmSpec;
-use pilot_core::metrics::{Stats, Summary};
+use pilot_core::metrics::{Stat, Stats, Summary};
 use pilot_core::schema::Measurement;
 use pilot_core::units::{Dtype, Millis, MsPerToken, RequestsPerSec, TokensPerSec};
 
@@ -215,11 +219,11 @@ pub struct Estimate {
 }
 
 /// z-scores of the percentiles the schema reports.
-const Z: [(&str, f64); 4] = [
-    ("p50", 0.0),
-    ("p90", 1.2816),
-    ("p95", 1.6449),
-    ("p99", 2.3263),
+const Z: [(Stat, f64); 4] = [
+    (Stat::P50, 0.0),
+    (Stat::P90, 1.2816),
+    (Stat::P95, 1.6449),
+    (Stat::P99, 2.3263),
 ];
 
 /// Derived per-model quantities the step functions need (computed once per scenario).
@@ -554,64 +558,68 @@ impl PhysicsModel {
             (step, events / o, t_pe, cycle)
         };
 
-        let (n, step, gap_frac, t_pe, ttft, e2e, x) = match sc.load {
+        // The closed-loop steady state with `users` (real-valued, so that the open loop can
+        // solve for it) in flight or queued.
+        let closed = |users: f64| {
+            let n = users.min(budget);
+            let (step, f, t_pe, cyc) = cycle(n);
+            let itl_mean = step.total + f * t_pe;
+            // A new request is prefilled with those that arrived in the same step; behind a
+            // TGI-style router it also waits for a share of the other in-flight requests'
+            // prefills (one batched prefill step either way).
+            let share = if sc.tgi_router() {
+                p.prefill_queue_share
+            } else {
+                0.0
+            };
+            let together = (n / n.min(o).max(1.0)).max(1.0 + share * (n - 1.0));
+            let t_first = self.prefill(&s, together, i);
+            let ttft0 = p.request_overhead_ms + t_first + 0.5 * step.total;
+            // Each user's cycle includes the per-request overhead and the prefill queue
+            // (host side or waiting, overlapped with other users' GPU work), so it bounds
+            // throughput as well as the GPU does.
+            let own = ttft0 + (o - 1.0) * itl_mean;
+            let x = (n / cyc).min(n / own); // requests per ms
+            let (ttft, e2e) = if users <= budget {
+                (ttft0, own)
+            } else {
+                let e2e = users / x;
+                (e2e - (o - 1.0) * itl_mean, e2e)
+            };
+            SteadyState {
+                n,
+                step,
+                gap_fraction: f,
+                prefill_event_ms: t_pe,
+                ttft_ms: ttft,
+                e2e_ms: e2e,
+                requests_per_ms: x,
+            }
+        };
+
+        let state = match sc.load {
             Load::Users(users) => {
                 let users = users.max(1) as f64;
-                let n = users.min(budget);
-                let (step, f, t_pe, cyc) = cycle(n);
-                let itl_mean = step.total + f * t_pe;
-                // A new request is prefilled with those that arrived in the same step; behind a
-                // TGI-style router it also waits for a share of the other in-flight requests'
-                // prefills (one batched prefill step either way).
-                let share = if sc.tgi_router() {
-                    p.prefill_queue_share
-                } else {
-                    0.0
-                };
-                let together = (n / n.min(o).max(1.0)).max(1.0 + share * (n - 1.0));
-                let t_first = self.prefill(&s, together, i);
-                let ttft0 = p.request_overhead_ms + t_first + 0.5 * step.total;
-                // Each user's cycle includes the per-request overhead and the prefill queue
-                // (host side or waiting, overlapped with other users' GPU work), so it bounds
-                // throughput as well as the GPU does.
-                let own = ttft0 + (o - 1.0) * itl_mean;
-                let x = (n / cyc).min(n / own) * 1e3; // requests per second
-                let (ttft, e2e) = if users <= budget {
-                    (ttft0, own)
-                } else {
-                    let e2e = users / x * 1e3;
-                    (e2e - (o - 1.0) * itl_mean, e2e)
-                };
                 est.load_ratio = users / budget;
-                (n, step, f, t_pe, ttft, e2e, x)
+                closed(users)
             }
             Load::Rate(rate) => {
                 let lambda = rate.0.max(1e-9) / 1e3; // per ms
-                let (_, _, _, cyc_max) = cycle(budget);
-                let x_max = budget / cyc_max;
-                let rho = (lambda / x_max).min(0.99);
-                // n = λ · R(n), R = prefill + O · ITL(n): a few fixed-point steps from n = 1.
-                let mut n = 1.0_f64;
-                for _ in 0..30 {
-                    let (step, f, t_pe, _) = cycle(n);
-                    let r = t_pe + o * (step.total + f * t_pe);
-                    let next = (lambda * r).clamp(1e-3, budget);
-                    if (next - n).abs() < 1e-3 * n {
-                        n = next;
-                        break;
-                    }
-                    n = 0.5 * (n + next);
-                }
-                let (step, f, t_pe, _) = cycle(n.max(1.0));
-                let itl_mean = step.total + f * t_pe;
-                let service = t_pe + o * itl_mean;
-                // M/M/1 with the server's maximum completion rate as service rate.
-                let wait = rho / (1.0 - rho) / x_max;
-                let _ = service;
-                let ttft = p.request_overhead_ms + t_pe + 0.5 * step.total + wait;
-                est.load_ratio = lambda / x_max;
-                let x = lambda.min(x_max) * 1e3;
-                (n, step, f, t_pe, ttft, ttft + (o - 1.0) * itl_mean, x)
+                let x_max = closed(budget).requests_per_ms;
+                let rho = lambda / x_max;
+                est.load_ratio = rho;
+                // By Little's law an open loop at rate λ holds the same steady state as the
+                // closed loop whose throughput is λ: solve for that population.
+                let users = closed_population(lambda, budget, |u| closed(u).requests_per_ms);
+                let mut st = closed(users);
+                // What Poisson arrivals add: a request that finds every one of the `budget`
+                // slots busy waits for one to free (M/M/c, Erlang C). Overload keeps ρ at
+                // 0.99, so it shows as very long TTFTs rather than an error.
+                let wait = erlang_c_wait(budget, rho.min(0.99), x_max);
+                st.ttft_ms += wait;
+                st.e2e_ms += wait;
+                st.requests_per_ms = lambda.min(x_max);
+                st
             }
             Load::Batch(b) => {
                 let b = b.max(1) as f64;
@@ -622,9 +630,27 @@ impl PhysicsModel {
                 let wave = t_pe + (o - 1.0) * step.total;
                 let e2e = waves * wave;
                 est.load_ratio = b / budget;
-                (m, step, 0.0, t_pe, t_pe, e2e, b / e2e * 1e3)
+                SteadyState {
+                    n: m,
+                    step,
+                    gap_fraction: 0.0,
+                    prefill_event_ms: t_pe,
+                    ttft_ms: t_pe,
+                    e2e_ms: e2e,
+                    requests_per_ms: b / e2e,
+                }
             }
         };
+        let SteadyState {
+            n,
+            step,
+            gap_fraction: gap_frac,
+            prefill_event_ms: t_pe,
+            ttft_ms: ttft,
+            e2e_ms: e2e,
+            requests_per_ms,
+        } = state;
+        let x = requests_per_ms * 1e3;
         est.in_flight = n;
         est.decode_step_ms = step.total;
         // Shares of the batch-1 step: properties of the model and GPUs, not of the load (so the
@@ -702,6 +728,66 @@ impl PhysicsModel {
         m.output_tokens_mean = Some(o);
         m
     }
+}
+
+/// A steady state of the server: in flight, the decode step at that batch, the share of
+/// inter-token gaps holding a prefill and its length, mean TTFT and E2E, and throughput.
+/// Times in ms (crate-internal, as [`Estimate`]).
+struct SteadyState {
+    n: f64,
+    step: Step,
+    gap_fraction: f64,
+    prefill_event_ms: f64,
+    ttft_ms: f64,
+    e2e_ms: f64,
+    requests_per_ms: f64,
+}
+
+/// The closed-loop population (1 to `budget` users, real-valued) whose throughput
+/// `throughput(users)` is `lambda`: the closed loop an open loop at rate `lambda` matches by
+/// Little's law. Below one user's throughput it is one user (a request mostly runs alone);
+/// at or past the saturated throughput, the whole budget.
+pub(crate) fn closed_population(lambda: f64, budget: f64, throughput: impl Fn(f64) -> f64) -> f64 {
+    if budget <= 1.0 || lambda <= throughput(1.0) {
+        return 1.0;
+    }
+    if lambda >= throughput(budget) {
+        return budget;
+    }
+    let (mut lo, mut hi) = (1.0, budget);
+    for _ in 0..40 {
+        let mid = 0.5 * (lo + hi);
+        if throughput(mid) < lambda {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+        if hi - lo < 1e-3 * lo {
+            break;
+        }
+    }
+    0.5 * (lo + hi)
+}
+
+/// Mean wait for a free slot under Poisson arrivals at utilisation `rho` of `slots` slots
+/// that together complete `capacity_per_ms` requests per ms (M/M/c: Erlang C probability of
+/// waiting over the spare capacity), in ms. A continuous-batching server admits a request at
+/// its next step while a slot is free, so with many slots this stays near zero until the
+/// server is nearly full, then grows steeply.
+pub(crate) fn erlang_c_wait(slots: f64, rho: f64, capacity_per_ms: f64) -> f64 {
+    let c = slots.floor().max(1.0);
+    let rho = rho.clamp(0.0, 0.99);
+    if rho <= 0.0 || capacity_per_ms <= 0.0 {
+        return 0.0;
+    }
+    let a = rho * c;
+    // Erlang B by its stable recursion, then Erlang C from it.
+    let mut b = 1.0;
+    for k in 1..=(c as u64) {
+        b = a * b / (k as f64 + a * b);
+    }
+    let wait_probability = b / (1.0 - rho * (1.0 - b));
+    wait_probability / (capacity_per_ms * (1.0 - rho))
 }
 
 /// The `q` quantile of a Poisson count with mean `lambda`, interpolated linearly within the

@@ -13,6 +13,7 @@ use pilot_core::llm::{LlmSpec, ModelCatalog};
 use pilot_core::metrics::Summary;
 use pilot_core::schema::{Measurement, Mode, metric_columns, metric_value};
 use pilot_core::units::{Dtype, RequestsPerSec, Tokens};
+use pilot_core::validate::{self, InvalidValue};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -195,6 +196,14 @@ impl Scenario {
             Mode::Open => Load::Rate(row.rate.ok_or_else(|| missing(row, "rate_rps"))?),
             Mode::Offline => Load::Batch(row.batch_size.ok_or_else(|| missing(row, "batch_size"))?),
         };
+        let invalid = |e: InvalidValue| {
+            PredictError::Scenario(format!(
+                "row {} on {} x {} ({} mode): {e}",
+                row.model, row.gpu_count, row.gpu, row.mode
+            ))
+        };
+        let load = check_load(load, "load").map_err(invalid)?;
+        validate::count("gpu_count", f64::from(row.gpu_count)).map_err(invalid)?;
         let len = |v: Option<f64>, what: &str| {
             v.filter(|x| x.is_finite() && *x > 0.0)
                 .map(|x| Tokens(x.round().max(1.0) as u64))
@@ -276,8 +285,43 @@ pub struct Prediction {
     pub fit: Fit,
 }
 
-/// Reads a scenario CSV (see the module doc for the columns).
-pub fn read_scenarios(path: &Path) -> Result<Vec<Scenario>, PredictError> {
+/// Checks a load the user asked for (see [`pilot_core::validate`]): users and batch sizes are
+/// counts of at least 1, a rate is finite and positive. `what` names where it came from
+/// (`--users`, or a file's column).
+pub fn check_load(load: Load, what: &str) -> Result<Load, InvalidValue> {
+    Ok(match load {
+        Load::Users(u) => Load::Users(validate::count(what, f64::from(u))?),
+        Load::Batch(b) => Load::Batch(validate::count(what, f64::from(b))?),
+        Load::Rate(r) => Load::Rate(validate::rate(what, r.0)?),
+    })
+}
+
+/// What to say when scenarios name no engine: they are predicted with the physics model's
+/// default constants, which are vLLM's published defaults (see [`crate::PhysicsParams`]), and
+/// with no engine's measured corrections. `why` says why no engine is known (`x.csv has no
+/// engine column`).
+pub fn unnamed_engine_note(why: &str) -> String {
+    format!(
+        "{why}; predicted as vLLM with its published defaults (not its calibrated constants \
+         or any engine's measured corrections); to choose, name the engine (an `engine` column \
+         in a scenario file, `--engine` on the command line), e.g. {}",
+        validate::ENGINES[..4].join(", ")
+    )
+}
+
+/// Scenarios read from a file, with notes on what was assumed for them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScenarioFile {
+    pub scenarios: Vec<Scenario>,
+    /// Assumptions made (an engine nobody named), to print on stderr.
+    pub notes: Vec<String>,
+}
+
+/// Reads a scenario CSV (see the module doc for the columns). Every value is checked with
+/// [`pilot_core::validate`] and a bad one is an error naming its line: nothing is coerced.
+/// `engines` are engine names known beyond [`validate::ENGINES`] (those a trained predictor
+/// measured).
+pub fn read_scenarios(path: &Path, engines: &[String]) -> Result<ScenarioFile, PredictError> {
     let p = path.display().to_string();
     let io = |reason: String| PredictError::Io {
         path: p.clone(),
@@ -295,25 +339,28 @@ pub fn read_scenarios(path: &Path) -> Result<Vec<Scenario>, PredictError> {
     }
     let mut resolver = Resolver::default();
     let mut out = Vec::new();
+    let mut unnamed = 0;
     for (i, rec) in rdr.records().enumerate() {
         let rec = rec.map_err(|e| io(e.to_string()))?;
-        let line = i + 2;
+        let line = i as u64 + 2;
         let get = |name: &str| {
             col(name)
                 .and_then(|c| rec.get(c))
                 .map(str::trim)
                 .filter(|s| !s.is_empty())
         };
-        let bad = |what: &str, v: &str| io(format!("line {line}: {what} '{v}' is not valid"));
-        let num = |name: &str| -> Result<Option<f64>, PredictError> {
-            match get(name) {
-                None => Ok(None),
-                Some(v) => v.parse::<f64>().map(Some).map_err(|_| bad(name, v)),
-            }
+        let at = |e: InvalidValue| io(e.at_line(line).to_string());
+        let on_line = |e: PredictError| io(format!("line {line}: {e}"));
+        let model = resolver
+            .model(get("model").unwrap_or_default())
+            .map_err(on_line)?;
+        let gpu = resolver
+            .gpu(get("gpu").unwrap_or_default())
+            .map_err(on_line)?;
+        let count = match get("gpu_count") {
+            Some(v) => validate::count_text("gpu_count", v).map_err(at)?,
+            None => 1,
         };
-        let model = resolver.model(get("model").unwrap_or_default())?;
-        let gpu = resolver.gpu(get("gpu").unwrap_or_default())?;
-        let count = num("gpu_count")?.unwrap_or(1.0).max(1.0) as u32;
         let mode = match get("mode") {
             Some(m) => Some(
                 m.parse::<Mode>()
@@ -321,13 +368,16 @@ pub fn read_scenarios(path: &Path) -> Result<Vec<Scenario>, PredictError> {
             ),
             None => None,
         };
-        let users = num("users")?;
-        let rate = num("rate_rps")?;
-        let batch = num("batch_size")?;
-        let load = match (mode, users, rate, batch) {
-            (Some(Mode::Closed) | None, Some(u), _, _) => Load::Users(u as u32),
-            (Some(Mode::Open) | None, _, Some(r), _) => Load::Rate(RequestsPerSec(r)),
-            (Some(Mode::Offline) | None, _, _, Some(b)) => Load::Batch(b as u32),
+        let load = match (mode, get("users"), get("rate_rps"), get("batch_size")) {
+            (Some(Mode::Closed) | None, Some(u), _, _) => {
+                Load::Users(validate::count_text("users", u).map_err(at)?)
+            }
+            (Some(Mode::Open) | None, _, Some(r), _) => {
+                Load::Rate(validate::rate_text("rate_rps", r).map_err(at)?)
+            }
+            (Some(Mode::Offline) | None, _, _, Some(b)) => {
+                Load::Batch(validate::count_text("batch_size", b).map_err(at)?)
+            }
             (m, ..) => {
                 return Err(io(format!(
                     "line {line}: mode {} needs its load column (users for closed, rate_rps for open, batch_size for offline)",
@@ -336,10 +386,8 @@ pub fn read_scenarios(path: &Path) -> Result<Vec<Scenario>, PredictError> {
             }
         };
         let tokens = |name: &str| -> Result<Tokens, PredictError> {
-            num(name)?
-                .filter(|v| *v >= 1.0)
-                .map(|v| Tokens(v.round() as u64))
-                .ok_or_else(|| bad(name, get(name).unwrap_or("")))
+            let v = get(name).unwrap_or_default();
+            Ok(Tokens(validate::count_text(name, v).map_err(at)?.into()))
         };
         let mut s = Scenario::new(
             model,
@@ -349,7 +397,13 @@ pub fn read_scenarios(path: &Path) -> Result<Vec<Scenario>, PredictError> {
             tokens("input_tokens")?,
             tokens("output_tokens")?,
         );
-        s.engine = get("engine").map(str::to_string);
+        s.engine = match get("engine") {
+            Some(e) => Some(validate::engine(e, engines).map_err(at)?),
+            None => {
+                unnamed += 1;
+                None
+            }
+        };
         if let Some(q) = get("quantization") {
             s.quantization = q
                 .parse::<Dtype>()
@@ -357,11 +411,24 @@ pub fn read_scenarios(path: &Path) -> Result<Vec<Scenario>, PredictError> {
         }
         out.push(s);
     }
-    Ok(out)
+    let mut notes = Vec::new();
+    if unnamed > 0 {
+        let which = if col("engine").is_none() {
+            format!("{p} has no engine column")
+        } else {
+            format!("{unnamed} scenarios of {p} have an empty engine cell")
+        };
+        notes.push(unnamed_engine_note(&which));
+    }
+    Ok(ScenarioFile {
+        scenarios: out,
+        notes,
+    })
 }
 
-/// Writes predictions (see the module doc for the columns). `targets` are the metric columns
-/// that carry intervals.
+/// Writes predictions (see the module doc for the columns) as CSV or Parquet, by the
+/// extension of `path` (another extension is an error naming those two). `targets` are the
+/// metric columns that carry intervals.
 pub fn write_predictions(
     preds: &[Prediction],
     targets: &[String],
@@ -372,10 +439,8 @@ pub fn write_predictions(
         path: p.clone(),
         reason,
     };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| io(e.to_string()))?;
-    }
-    let mut w = csv::Writer::from_path(path).map_err(|e| io(e.to_string()))?;
+    pilot_core::schema::check_table_path(path)?;
+    let mut w = csv::Writer::from_writer(Vec::new());
     let metrics = metric_columns();
     let mut header: Vec<String> = [
         "model",
@@ -458,5 +523,139 @@ pub fn write_predictions(
         ]);
         w.write_record(&rec).map_err(|e| io(e.to_string()))?;
     }
-    w.flush().map_err(|e| io(e.to_string()))
+    let text = w.into_inner().map_err(|e| io(e.to_string()))?;
+    Ok(pilot_core::schema::write_csv_table(text, path)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HEADER: &str =
+        "model,gpu,gpu_count,mode,users,rate_rps,batch_size,input_tokens,output_tokens,engine";
+
+    fn read(body: &str) -> Result<ScenarioFile, PredictError> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.csv");
+        std::fs::write(&p, body).unwrap();
+        read_scenarios(&p, &[])
+    }
+
+    /// Every coercion the reader used to make is now an error naming the line and the value.
+    #[test]
+    fn bad_values_are_errors_with_their_line() {
+        let good = "mistral-7b,H100,1,closed,8,,,512,256,vllm";
+        assert_eq!(
+            read(&format!("{HEADER}\n{good}\n")).unwrap().scenarios[0].load,
+            Load::Users(8)
+        );
+        for (bad, what) in [
+            ("mistral-7b,H100,1,closed,-5,,,512,256,vllm", "users '-5'"),
+            ("mistral-7b,H100,1,closed,0,,,512,256,vllm", "users '0'"),
+            ("mistral-7b,H100,1,closed,NaN,,,512,256,vllm", "users 'NaN'"),
+            ("mistral-7b,H100,1,closed,2.5,,,512,256,vllm", "users '2.5'"),
+            ("mistral-7b,H100,1,open,,-3,,512,256,vllm", "rate_rps '-3'"),
+            (
+                "mistral-7b,H100,1,open,,inf,,512,256,vllm",
+                "rate_rps 'inf'",
+            ),
+            (
+                "mistral-7b,H100,1,offline,,,0,512,256,vllm",
+                "batch_size '0'",
+            ),
+            (
+                "mistral-7b,H100,-4,closed,8,,,512,256,vllm",
+                "gpu_count '-4'",
+            ),
+            (
+                "mistral-7b,H100,2.7,closed,8,,,512,256,vllm",
+                "gpu_count '2.7'",
+            ),
+            (
+                "mistral-7b,H100,1,closed,8,,,0,256,vllm",
+                "input_tokens '0'",
+            ),
+            (
+                "mistral-7b,H100,1,closed,8,,,512,12.5,vllm",
+                "output_tokens '12.5'",
+            ),
+            (
+                "mistral-7b,H100,1,closed,8,,,512,256,vlmm",
+                "did you mean vllm",
+            ),
+        ] {
+            let e = read(&format!("{HEADER}\n{good}\n{bad}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("line 3") && e.contains(what), "{bad}: {e}");
+        }
+    }
+
+    /// A file without an engine column is predicted for vLLM's defaults, and a note says so.
+    #[test]
+    fn an_unnamed_engine_is_noted() {
+        let f = read("model,gpu,users,input_tokens,output_tokens\nmistral-7b,H100,4,512,256\n")
+            .unwrap();
+        assert_eq!(f.scenarios[0].engine, None);
+        let note = f.notes.join(" ");
+        assert!(
+            note.contains("no engine column") && note.contains("vLLM") && note.contains("engine"),
+            "{note}"
+        );
+        let f = read(&format!(
+            "{HEADER}\nmistral-7b,H100,1,closed,8,,,512,256,TGIS\n"
+        ))
+        .unwrap();
+        assert_eq!(f.scenarios[0].engine.as_deref(), Some("tgis"));
+        assert!(f.notes.is_empty(), "{:?}", f.notes);
+    }
+
+    /// A runaway name fails at once with a short message, before any fuzzy matching.
+    #[test]
+    fn huge_names_fail_fast_and_short() {
+        let name = "m".repeat(5_000_000);
+        let t = std::time::Instant::now();
+        let e = read(&format!(
+            "{HEADER}\n{name},H100,1,closed,8,,,512,256,vllm\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(t.elapsed().as_secs() < 5, "{:?}", t.elapsed());
+        assert!(
+            e.len() < 1000 && e.contains("line 2") && e.contains("5000000 characters"),
+            "{} bytes: {}",
+            e.len(),
+            validate::shorten(&e)
+        );
+    }
+
+    /// Predictions are written as CSV or Parquet by extension, and nothing else.
+    #[test]
+    fn predictions_are_written_by_extension() {
+        let f = read(&format!(
+            "{HEADER}\nmistral-7b,H100,1,closed,8,,,512,256,vllm\n"
+        ))
+        .unwrap();
+        let p = crate::PhysicsModel::default();
+        let preds: Vec<Prediction> = f
+            .scenarios
+            .iter()
+            .map(|s| crate::LatencyModel::predict(&p, s).unwrap())
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let targets = vec!["itl_ms_p50".to_string()];
+        for name in ["p.csv", "p.parquet"] {
+            let path = dir.path().join(name);
+            write_predictions(&preds, &targets, &path).unwrap();
+            let frame = pilot_core::schema::read_frame(&path).unwrap();
+            assert_eq!(frame.height(), 1, "{name}");
+        }
+        let parquet = std::fs::read(dir.path().join("p.parquet")).unwrap();
+        assert_eq!(&parquet[..4], b"PAR1");
+        let e = write_predictions(&preds, &targets, &dir.path().join("p.txt"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(".csv") && e.contains(".parquet"), "{e}");
+        assert!(!dir.path().join("p.txt").exists());
+    }
 }

@@ -31,7 +31,7 @@ use crate::gbdt::Ensemble;
 use crate::physics::{Estimate, PhysicsModel, PhysicsParams};
 use crate::scenario::{Fit, Prediction, Resolver, Scenario};
 use crate::{LatencyModel, PredictError};
-use pilot_core::metrics::Summary;
+use pilot_core::metrics::{Summary, percentile};
 use pilot_core::schema::{Measurement, metric_value, set_metric_value};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -179,6 +179,10 @@ pub struct Predictor {
     /// Physics constants calibrated per engine (see [`TrainOptions::calibrate`]).
     #[serde(default)]
     pub calibrated: BTreeMap<String, PhysicsParams>,
+    /// Which predictor this is, for the open-loop memo of closed-loop predictions
+    /// ([`crate::open_loop::MemoId`]); not part of the file, nor of equality.
+    #[serde(skip)]
+    pub(crate) memo: crate::open_loop::MemoId,
 }
 
 /// A dataset row turned into a scenario, its physics estimate and features.
@@ -194,6 +198,9 @@ pub(crate) struct Prepared {
 pub fn exclusion_reason(r: &Measurement) -> Option<&'static str> {
     if r.has_flag("implausible_latency") {
         return Some("flagged implausible_latency");
+    }
+    if r.has_flag(pilot_core::schema::FLAG_NON_FINITE) {
+        return Some("flagged non_finite_value (NaN or infinite values)");
     }
     if r.has_flag("throughput_latency_mismatch") {
         return Some("flagged throughput_latency_mismatch (llama.cpp: not batch latencies)");
@@ -226,8 +233,14 @@ pub(crate) fn prepare(
                 continue;
             }
         };
-        let Ok((e, fit)) = physics.estimate(&s) else {
-            continue;
+        let (e, fit) = match physics.estimate(&s) {
+            Ok(x) => x,
+            Err(err) => {
+                *skipped
+                    .entry(format!("the physics model cannot estimate it: {err}"))
+                    .or_default() += 1;
+                continue;
+            }
         };
         if let Fit::DoesNotFit { .. } = fit {
             *skipped
@@ -314,12 +327,26 @@ fn fit(
 
 /// The label for a target: `ln(measured / physics)` or `ln(measured)`.
 fn label(p: &Prepared, target: &str, use_physics: bool) -> Option<f64> {
-    let v = metric_value(&p.row, target).filter(|v| v.is_finite() && *v > 0.0)?;
+    labelled(p, target, use_physics).ok().flatten()
+}
+
+/// [`label`] (`None` where the row has no value: a dataset that does not measure the target),
+/// or why a value cannot be used, which is reported as dropped data.
+fn labelled(p: &Prepared, target: &str, use_physics: bool) -> Result<Option<f64>, &'static str> {
+    let Some(v) = metric_value(&p.row, target) else {
+        return Ok(None);
+    };
+    if !v.is_finite() {
+        return Err("the measured value is NaN or infinite");
+    }
+    if v <= 0.0 {
+        return Err("the measured value is 0 or negative");
+    }
     if use_physics {
-        let ph = physics_value(p, target)?;
-        Some((v / ph).ln())
+        let ph = physics_value(p, target).ok_or("the physics model has no finite estimate")?;
+        Ok(Some((v / ph).ln()))
     } else {
-        Some(v.ln())
+        Ok(Some(v.ln()))
     }
 }
 
@@ -329,31 +356,6 @@ fn physics_value(p: &Prepared, target: &str) -> Option<f64> {
         ..p.row.clone()
     };
     metric_value(&tmp, target).filter(|v| v.is_finite() && *v > 0.0)
-}
-
-/// A quantile of unsorted values (linear interpolation).
-fn quantile(v: &mut [f64], q: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    pilot_core::metrics::percentile_sorted(v, q * 100.0)
-}
-
-/// A deterministic permutation from a seed (SplitMix64 + Fisher-Yates).
-pub(crate) fn shuffle<T>(v: &mut [T], seed: u64) {
-    let mut s = seed ^ 0x9E37_79B9_7F4A_7C15;
-    let mut next = || {
-        s = s.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = s;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    };
-    for i in (1..v.len()).rev() {
-        let j = (next() % (i as u64 + 1)) as usize;
-        v.swap(i, j);
-    }
 }
 
 /// Trains a predictor on measurement rows (see the module doc).
@@ -416,7 +418,7 @@ pub(crate) fn train_prepared(
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    shuffle(&mut models, opts.seed);
+    pilot_core::rng::shuffle(&mut models, opts.seed);
     let k = (opts.conformal_folds as usize).min(models.len());
     let fold_of: BTreeMap<&str, usize> = models
         .iter()
@@ -442,14 +444,26 @@ pub(crate) fn train_prepared(
         .collect();
     let mut targets = Vec::new();
     for t in &wanted {
-        let idx: Vec<usize> = (0..prepared.len())
-            .filter(|&i| label(&prepared[i], t, opts.use_physics).is_some())
-            .collect();
+        let mut idx: Vec<usize> = Vec::new();
+        let mut dropped: BTreeMap<&str, usize> = BTreeMap::new();
+        for (i, p) in prepared.iter().enumerate() {
+            match labelled(p, t, opts.use_physics) {
+                Ok(Some(_)) => idx.push(i),
+                Ok(None) => {}
+                Err(why) => *dropped.entry(why).or_default() += 1,
+            }
+        }
+        for (why, n) in &dropped {
+            notes.push(format!("{t}: {n} rows dropped: {why}"));
+        }
         if idx.len() < opts.min_rows.max(2) {
-            if opts.targets.is_some() {
+            // A target the data never measures is not news unless it was asked for; one
+            // whose values were too few (or dropped) is.
+            if opts.targets.is_some() || !dropped.is_empty() || !idx.is_empty() {
                 notes.push(format!(
-                    "{t}: only {} rows with values, not trained",
-                    idx.len()
+                    "{t}: only {} rows with usable values (at least {} needed), not trained",
+                    idx.len(),
+                    opts.min_rows.max(2)
                 ));
             }
             continue;
@@ -495,8 +509,10 @@ pub(crate) fn train_prepared(
             }
         }
         let a = (1.0 - opts.coverage) / 2.0;
-        let lower = quantile(&mut resid.clone(), a);
-        let upper = quantile(&mut resid, 1.0 - a);
+        // The interval's ends as percentiles; no residuals give a zero-width interval.
+        let (lower_pct, upper_pct) = (a * 100.0, (1.0 - a) * 100.0);
+        let lower = percentile(&mut resid.clone(), lower_pct).unwrap_or(0.0);
+        let upper = percentile(&mut resid, upper_pct).unwrap_or(0.0);
         // The calibrated physics model's own error: the interval where it answers alone.
         let (physics_lower, physics_upper) = if opts.use_physics {
             let mut e: Vec<f64> = idx
@@ -507,11 +523,10 @@ pub(crate) fn train_prepared(
                     (a > 0.0 && b > 0.0 && b.is_finite()).then(|| (a / b).ln())
                 })
                 .collect();
-            if e.is_empty() {
-                (0.0, 0.0)
-            } else {
-                (quantile(&mut e.clone(), a), quantile(&mut e, 1.0 - a))
-            }
+            (
+                percentile(&mut e.clone(), lower_pct).unwrap_or(0.0),
+                percentile(&mut e, upper_pct).unwrap_or(0.0),
+            )
         } else {
             (0.0, 0.0)
         };
@@ -588,6 +603,7 @@ pub(crate) fn train_prepared(
         domain,
         notes: notes.clone(),
         calibrated: calibrated.per_engine.clone(),
+        memo: Default::default(),
     })
 }
 
@@ -704,6 +720,18 @@ impl Predictor {
         self.domain
             .engine_modes
             .contains(&pair_key(engine.unwrap_or(""), mode))
+    }
+
+    /// The engines its training data measured (lower-case): names that
+    /// [`pilot_core::validate::engine`] accepts beside the built-in list, because a user's
+    /// own `pilot characterize --engine my-label` rows make `my-label` a known engine.
+    pub fn engines(&self) -> Vec<String> {
+        self.domain
+            .engines
+            .iter()
+            .filter(|e| !e.is_empty())
+            .cloned()
+            .collect()
     }
 
     /// Whether the physics constants were calibrated on this engine's measurements.
@@ -902,6 +930,17 @@ impl LatencyModel for Predictor {
         if let Fit::DoesNotFit { .. } = fit {
             return physics.predict(s);
         }
+        if let crate::Load::Rate(rate) = s.load {
+            // Corrections learned only under closed-loop users answer rates through the
+            // closed loop with the same throughput (see [`crate::open_loop`]).
+            let closed = Scenario {
+                load: crate::Load::Users(1),
+                ..s.clone()
+            };
+            if !self.corrects(s) && self.corrects(&closed) {
+                return crate::open_loop::via_closed_loop(self, &self.memo, s, rate, e.max_batch);
+            }
+        }
         let mut f = Vec::with_capacity(self.feature_names.len());
         features::push(&mut f, s, self.options.use_physics.then_some(&e));
         Ok(self.finish(s, &e, fit, &f))
@@ -993,6 +1032,45 @@ mod tests {
         }
     }
 
+    /// NaN and infinite values are dropped with a count and a reason, per target, and a
+    /// target left with too few rows says so; none of it silently.
+    #[test]
+    fn dropped_rows_and_targets_are_reported() {
+        let mut rows = subset();
+        for (i, r) in rows.iter_mut().enumerate().take(8) {
+            r.metrics.itl.p50 = Some(pilot_core::units::Millis(if i < 5 {
+                f64::NAN
+            } else {
+                f64::INFINITY
+            }));
+        }
+        // Every TTFT but the first ten is missing: too few to train that target.
+        for r in rows.iter_mut().skip(10) {
+            r.metrics.ttft.p50 = None;
+        }
+        rows[0].add_flag(pilot_core::schema::FLAG_NON_FINITE);
+        let opts = TrainOptions {
+            targets: Some(vec!["itl_ms_p50".into(), "ttft_ms_p50".into()]),
+            ..small_opts()
+        };
+        let p = train(&rows, &opts).unwrap();
+        let notes = p.notes.join("\n");
+        // Row 0 is skipped for its flag, before the per-target check.
+        assert!(
+            notes.contains("itl_ms_p50: 7 rows dropped: the measured value is NaN or infinite"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("1 rows skipped: flagged non_finite_value"),
+            "{notes}"
+        );
+        assert!(
+            notes.contains("ttft_ms_p50: only 9 rows with usable values"),
+            "{notes}"
+        );
+        assert_eq!(p.target_names(), vec!["itl_ms_p50".to_string()]);
+    }
+
     #[test]
     fn save_load_round_trips_exactly() {
         let p = train(&subset(), &small_opts()).unwrap();
@@ -1060,28 +1138,50 @@ mod tests {
         // Constants calibrated on TGIS's rows, none for vLLM.
         assert!(p.calibrated_for("tgis") && !p.calibrated_for("vllm"));
         let calibrated = p.physics_model(true);
-        for (engine, mode_load) in [
-            ("vllm", crate::Load::Users(8)),
-            (
-                "tgis",
-                crate::Load::Rate(pilot_core::units::RequestsPerSec(2.0)),
-            ),
-        ] {
-            let s = Scenario {
-                engine: Some(engine.into()),
-                load: mode_load,
-                ..base.clone()
-            };
-            assert!(!p.corrects(&s), "{engine} {mode_load:?}");
-            let pr = p.predict(&s).unwrap();
-            assert!(pr.out_of_domain);
-            // The physics model answers alone (TGIS's calibrated constants; vLLM's published
-            // ones), with the physics model's error on the training rows as interval.
-            let ph = calibrated.predict(&s).unwrap();
-            assert!((itl(&pr) - itl(&ph)).abs() < 1e-9 * itl(&ph), "{engine}");
-            let (lo, hi) = (pr.lower.itl.p50.unwrap().0, pr.upper.itl.p50.unwrap().0);
-            assert!(lo < itl(&pr) && itl(&pr) < hi, "{lo} {} {hi}", itl(&pr));
-        }
+        // vLLM under users, never measured: the physics model answers alone (vLLM's published
+        // constants), with the physics model's error on the training rows as interval.
+        let s = Scenario {
+            engine: Some("vllm".into()),
+            load: crate::Load::Users(8),
+            ..base.clone()
+        };
+        assert!(!p.corrects(&s));
+        let pr = p.predict(&s).unwrap();
+        assert!(pr.out_of_domain);
+        let ph = calibrated.predict(&s).unwrap();
+        assert!((itl(&pr) - itl(&ph)).abs() < 1e-9 * itl(&ph));
+        let (lo, hi) = (pr.lower.itl.p50.unwrap().0, pr.upper.itl.p50.unwrap().0);
+        assert!(lo < itl(&pr) && itl(&pr) < hi, "{lo} {} {hi}", itl(&pr));
+        // TGIS under a rate, never measured: answered from TGIS's corrected closed loop at the
+        // population with that throughput (crate::open_loop), not by the physics alone.
+        let rate = Scenario {
+            engine: Some("tgis".into()),
+            load: crate::Load::Rate(pilot_core::units::RequestsPerSec(2.0)),
+            ..base.clone()
+        };
+        assert!(!p.corrects(&rate) && p.corrects(&base));
+        let pr = p.predict(&rate).unwrap();
+        let budget = pr.row.max_batch.unwrap();
+        let closed: Vec<f64> = (1..=budget)
+            .map(|u| {
+                let s = Scenario {
+                    load: crate::Load::Users(u),
+                    ..rate.clone()
+                };
+                itl(&p.predict(&s).unwrap())
+            })
+            .collect();
+        let (lo, hi) = closed
+            .iter()
+            .fold((f64::INFINITY, 0.0_f64), |(a, b), v| (a.min(*v), b.max(*v)));
+        assert!(lo <= itl(&pr) && itl(&pr) <= hi, "{lo} {} {hi}", itl(&pr));
+        let ph = calibrated.predict(&rate).unwrap();
+        assert!((itl(&pr) / itl(&ph) - 1.0).abs() > 1e-3);
+        assert_eq!(
+            metric_value(&pr.row, "request_throughput_rps"),
+            Some(2.0),
+            "the open loop serves what arrives"
+        );
         // The measured engine and mode on another vendor's GPU (ROCm, not CUDA): physics alone.
         let amd = Scenario {
             gpu: pilot_core::gpu::GpuCatalog::builtin()
