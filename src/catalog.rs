@@ -19,7 +19,8 @@ pub enum CatalogCommand {
     Prices {
         #[command(flatten)]
         format: Format,
-        /// Read prices from this CSV instead of the shipped catalog.
+        /// Read prices from this file instead of the shipped catalog: a CSV with the columns
+        /// of `datasets/prices.csv`, or JSON as `--json` prints it (`.json`).
         #[arg(long)]
         prices: Option<PathBuf>,
         /// Only this cloud.
@@ -147,7 +148,7 @@ fn prices_cmd(json: bool, file: Option<PathBuf>, cloud: Option<String>) -> anyho
     let loaded;
     let catalog = match file {
         Some(p) => {
-            loaded = PriceCatalog::from_csv_path(&p)?;
+            loaded = PriceCatalog::from_path(&p)?;
             &loaded
         }
         None => PriceCatalog::builtin(),

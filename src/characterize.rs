@@ -4,10 +4,10 @@ use crate::output::emit;
 use anyhow::Context;
 use clap::Args;
 use pilot_characterize::client::Api;
-use pilot_characterize::run::{CharacterizeOptions, characterize};
-use pilot_characterize::slo::parse_slo;
-use pilot_characterize::tune::{TuneOptions, parse_tune_range};
+use pilot_characterize::options::{CharacterizeOptions, TuneOptions, parse_tune_range};
+use pilot_characterize::run::characterize;
 use pilot_characterize::workload::Workload;
+use pilot_core::slo::parse_slo;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -60,7 +60,8 @@ pub struct CharacterizeArgs {
     /// Objectives for goodput, e.g. ttft=200ms,itl=50ms.
     #[arg(long = "slo", value_delimiter = ',')]
     slos: Vec<String>,
-    /// Directory for requests.parquet and summary.csv.
+    /// Directory for requests.parquet and summary.csv. One that already holds a run is
+    /// refused: pass --resume to continue it or --overwrite to set it aside.
     #[arg(long, default_value = "pilot-run")]
     out: PathBuf,
     /// Also append this run's rows to a measurement dataset.
@@ -69,6 +70,10 @@ pub struct CharacterizeArgs {
     /// Keep the levels already in <out>/summary.csv and run only the others.
     #[arg(long)]
     resume: bool,
+    /// Start afresh in an --out that holds a run, after moving its files into
+    /// <out>/replaced-<unix time>/ (nothing measured is deleted).
+    #[arg(long, conflicts_with = "resume")]
+    overwrite: bool,
     /// Environment variable holding the API key (sent as a bearer token, never logged).
     #[arg(long, default_value = "OPENAI_API_KEY")]
     api_key_env: String,
@@ -78,6 +83,10 @@ pub struct CharacterizeArgs {
     /// Longest one request may take.
     #[arg(long, default_value = "600s", value_parser = humantime::parse_duration)]
     timeout: Duration,
+    /// Longest a level waits for its open requests after its window; those still open are
+    /// recorded as timeouts (default: the --duration, at least 10s, at most --timeout).
+    #[arg(long, value_parser = humantime::parse_duration)]
+    drain_timeout: Option<Duration>,
     /// Do not ask the server for exact output lengths (min_tokens, ignore_eos).
     #[arg(long)]
     no_exact_output: bool,
@@ -145,9 +154,11 @@ pub fn run(a: CharacterizeArgs) -> anyhow::Result<()> {
     opts.out = a.out;
     opts.append_to = a.append_to;
     opts.resume = a.resume;
+    opts.overwrite = a.overwrite;
     opts.api_key_env = a.api_key_env;
     opts.max_failure_fraction = a.max_failures;
     opts.request_timeout = a.timeout;
+    opts.drain_timeout = a.drain_timeout;
     opts.exact_output = !a.no_exact_output;
     opts.gpu = a.gpu;
     opts.gpu_count = a.gpu_count;
@@ -178,5 +189,14 @@ pub fn run(a: CharacterizeArgs) -> anyhow::Result<()> {
         report.requests_path.display(),
         report.summary_path.display()
     );
-    emit(&report.table())
+    emit(&report.table())?;
+    // The table and the files first, so a failed run still shows and keeps what it measured.
+    match &report.failure {
+        Some(why) => anyhow::bail!(
+            "{why}; what was measured is saved in {} and {}",
+            report.summary_path.display(),
+            report.requests_path.display()
+        ),
+        None => Ok(()),
+    }
 }

@@ -1,10 +1,12 @@
 //! `pilot dataset import|aggregate|show|build-prices`.
 
-use crate::output::{emit, table};
+use crate::output::{emit, notes, table};
 use clap::{Subcommand, ValueEnum};
-use pilot_characterize::import::{Import, llm_inference_bench, llm_pilot};
 use pilot_core::requests::{aggregate, read_requests};
-use pilot_core::schema::{Measurement, read_measurements, write_measurements};
+use pilot_core::schema::{
+    FLAG_NON_FINITE, Measurement, non_finite_columns, read_measurements, write_measurements,
+};
+use pilot_import::{Import, llm_inference_bench, llm_pilot};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -63,9 +65,7 @@ pub fn run(cmd: DatasetCommand) -> anyhow::Result<()> {
                 Source::LlmInferenceBench => llm_inference_bench::import(&file)?,
             };
             write_measurements(&rows, &out)?;
-            for n in &notes {
-                eprintln!("note: {n}");
-            }
+            crate::output::notes(&notes);
             eprintln!("wrote {} rows to {}", rows.len(), out.display());
             emit(&preview(&rows, 10))
         }
@@ -83,7 +83,40 @@ pub fn run(cmd: DatasetCommand) -> anyhow::Result<()> {
         }
         DatasetCommand::Show { file, limit } => {
             let rows = read_measurements(&file)?;
-            eprintln!("{}: {} valid rows", file.display(), rows.len());
+            // NaN or infinite values make a row invalid: counted apart and named (the
+            // reader flags them), never passed off as valid.
+            let invalid: Vec<(usize, &Measurement)> = rows
+                .iter()
+                .enumerate()
+                .filter(|(_, r)| r.has_flag(FLAG_NON_FINITE))
+                .collect();
+            eprintln!(
+                "{}: {} valid rows, {} invalid (NaN or infinite values)",
+                file.display(),
+                rows.len() - invalid.len(),
+                invalid.len()
+            );
+            notes(
+                &invalid
+                    .iter()
+                    .take(10)
+                    .map(|(i, r)| {
+                        let cols = non_finite_columns(r);
+                        format!(
+                            "row {} ({} on {} x {}): NaN or infinite {}",
+                            i + 1,
+                            r.model,
+                            r.gpu_count,
+                            r.gpu,
+                            if cols.is_empty() {
+                                "duration_s".to_string()
+                            } else {
+                                cols.join(", ")
+                            }
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            );
             emit(&preview(&rows, limit))
         }
         DatasetCommand::BuildPrices {
@@ -94,9 +127,7 @@ pub fn run(cmd: DatasetCommand) -> anyhow::Result<()> {
             let gpus = pilot_core::gpu::GpuCatalog::builtin();
             let (rows, notes) = pilot_core::price::build_price_rows(&skypilot, &llm_pilot, gpus)?;
             pilot_core::price::write_csv(&rows, &out)?;
-            for n in &notes {
-                eprintln!("note: {n}");
-            }
+            crate::output::notes(&notes);
             eprintln!("wrote {} price rows to {}", rows.len(), out.display());
             Ok(())
         }

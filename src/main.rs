@@ -79,8 +79,8 @@ struct ServeArgs {
     #[arg(long)]
     kv_cache_tokens: Option<usize>,
     /// Compute dtype: f32, bf16 or f16 (where the backend supports it).
-    #[arg(long, default_value = "f32")]
-    dtype: pilot_engine::Dtype,
+    #[arg(long, default_value = "f32", value_parser = pilot_engine::model::parse_compute_dtype)]
+    dtype: pilot_core::units::Dtype,
     /// Seed of the random weights.
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -149,23 +149,98 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// An error and its causes, one line each; a cause whose text the line before already
+/// contains (errors that embed their source's message) is skipped, not printed twice.
+fn error_text(err: &anyhow::Error) -> String {
+    let mut out = format!("error: {err}\n");
+    let mut previous = err.to_string();
+    for cause in err.chain().skip(1) {
+        let text = cause.to_string();
+        if !previous.contains(&text) {
+            out.push_str(&format!("  caused by: {text}\n"));
+        }
+        previous = text;
+    }
+    out
+}
+
+/// A closed pipe (`pilot catalog gpus | head`) is a normal end, not a failure, wherever in
+/// the chain of causes it surfaces (a CSV writer wraps the io::Error it got).
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            // A closed pipe (`pilot catalog gpus | head`) is a normal end, not a failure.
-            if err
-                .downcast_ref::<std::io::Error>()
-                .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            {
+            if is_broken_pipe(&err) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {err}");
-            for cause in err.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
-            }
+            eprint!("{}", error_text(&err));
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::fmt;
+
+    /// An error that embeds its source's message, as `#[error("...: {0}")]` ones do.
+    #[derive(Debug)]
+    struct Outer(Inner);
+
+    #[derive(Debug)]
+    struct Inner;
+
+    impl fmt::Display for Outer {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "outer: {}", self.0)
+        }
+    }
+
+    impl fmt::Display for Inner {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("inner detail")
+        }
+    }
+
+    impl std::error::Error for Outer {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            Some(&self.0)
+        }
+    }
+
+    impl std::error::Error for Inner {}
+
+    /// A broken pipe is recognised below other errors too, and only a broken pipe.
+    #[test]
+    fn a_broken_pipe_anywhere_in_the_chain_is_a_normal_end() {
+        let pipe = || std::io::Error::from(std::io::ErrorKind::BrokenPipe);
+        assert!(is_broken_pipe(&anyhow::Error::new(pipe())));
+        assert!(is_broken_pipe(
+            &anyhow::Error::new(pipe()).context("writing the table")
+        ));
+        let other = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert!(!is_broken_pipe(&anyhow::Error::new(other).context("x")));
+    }
+
+    /// A cause already in the message above it is not repeated; a new one is printed.
+    #[test]
+    fn causes_are_not_repeated() {
+        let text = error_text(&anyhow::Error::new(Outer(Inner)));
+        assert_eq!(text.matches("inner detail").count(), 1, "{text}");
+        let text = error_text(&anyhow::Error::new(Inner).context("reading x.csv"));
+        assert!(
+            text.contains("error: reading x.csv") && text.contains("caused by: inner detail"),
+            "{text}"
+        );
     }
 }

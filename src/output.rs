@@ -1,7 +1,8 @@
-//! Printing that treats a closed pipe as a normal end, and the one table style.
+//! Printing that treats a closed pipe as a normal end, the one table style (core's), and notes.
 
-use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use std::io::Write;
+
+pub use pilot_core::table::table;
 
 /// Writes `text` and a newline to stdout; a broken pipe surfaces as an `io::Error` that
 /// `main` treats as success.
@@ -13,13 +14,10 @@ pub fn emit(text: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A table with a header row.
-pub fn table(header: &[&str], rows: impl IntoIterator<Item = Vec<String>>) -> String {
-    let mut t = Table::new();
-    t.load_style(UTF8_FULL_CONDENSED)
-        .set_header(header.iter().copied());
-    for r in rows {
-        t.add_row(r);
+/// Prints notes (assumptions made, data dropped) on stderr, one `note:` line each, so that
+/// stdout stays the result a script reads.
+pub fn notes<S: AsRef<str>>(notes: &[S]) {
+    for n in notes {
+        eprintln!("note: {}", n.as_ref());
     }
-    t.to_string()
 }

@@ -1,12 +1,13 @@
 //! `pilot train`, `pilot predict`, `pilot eval predict`, `pilot analyze`: flags to
 //! [`pilot_predict::commands`].
 
-use crate::output::emit;
-use anyhow::bail;
+use crate::output::{emit, notes};
 use clap::Args;
-use pilot_core::units::{Dtype, RequestsPerSec};
+use pilot_core::units::{
+    DEFAULT_INPUT_TOKENS, DEFAULT_OUTPUT_TOKENS, Dtype, RequestsPerSec, Tokens,
+};
 use pilot_predict::commands::{
-    OneShot, analyze_files, eval_files, predict_file, predict_one, train_files,
+    OneShot, Output, analyze_files, eval_files, predict_file, predict_one, train_files,
 };
 use pilot_predict::{GroupBy, Load, TrainOptions};
 use std::path::PathBuf;
@@ -37,7 +38,13 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         calibrate: a.calibrate,
         ..TrainOptions::default()
     };
-    emit(train_files(&a.data, &a.out, &opts)?.trim_end())
+    printed(train_files(&a.data, &a.out, &opts)?)
+}
+
+/// Notes on stderr, then the text on stdout.
+fn printed(out: Output) -> anyhow::Result<()> {
+    notes(&out.notes);
+    emit(out.text.trim_end())
 }
 
 #[derive(Args)]
@@ -48,7 +55,7 @@ pub struct PredictArgs {
     /// A scenario CSV: model, gpu, gpu_count, mode, users|rate_rps|batch_size, input_tokens, output_tokens[, engine, quantization].
     #[arg(long, requires = "out", conflicts_with = "model")]
     scenarios: Option<PathBuf>,
-    /// Where to write the predictions (CSV or Parquet).
+    /// Where to write the predictions: a `.csv` or `.parquet` file (by extension).
     #[arg(long)]
     out: Option<PathBuf>,
     /// One-shot: the LLM.
@@ -68,9 +75,9 @@ pub struct PredictArgs {
     /// Static batch size (offline).
     #[arg(long)]
     batch_size: Option<u32>,
-    #[arg(long, default_value_t = 512)]
+    #[arg(long, default_value_t = DEFAULT_INPUT_TOKENS.0)]
     input_tokens: u64,
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = DEFAULT_OUTPUT_TOKENS.0)]
     output_tokens: u64,
     #[arg(long)]
     engine: Option<String>,
@@ -84,12 +91,12 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
             .out
             .as_ref()
             .expect("clap requires --out with --scenarios");
-        return emit(predict_file(a.predictor.as_deref(), sc, out)?.trim_end());
+        return printed(predict_file(a.predictor.as_deref(), sc, out)?);
     }
+    // `predict_one` checks every value (pilot_core::validate), this one included.
     let load = match (a.users, a.rate, a.batch_size) {
         (Some(u), _, _) => Load::Users(u),
-        (_, Some(r), _) if r > 0.0 => Load::Rate(RequestsPerSec(r)),
-        (_, Some(r), _) => bail!("--rate must be positive, got {r}"),
+        (_, Some(r), _) => Load::Rate(RequestsPerSec(r)),
         (_, _, Some(b)) => Load::Batch(b),
         _ => Load::Users(1),
     };
@@ -104,12 +111,12 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
         gpu: a.gpu,
         gpu_count: a.gpu_count,
         load,
-        input_tokens: a.input_tokens,
-        output_tokens: a.output_tokens,
+        input_tokens: Tokens(a.input_tokens),
+        output_tokens: Tokens(a.output_tokens),
         engine: a.engine,
         quantization,
     };
-    emit(predict_one(a.predictor.as_deref(), &one)?.trim_end())
+    printed(predict_one(a.predictor.as_deref(), &one)?)
 }
 
 #[derive(Args)]

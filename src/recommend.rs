@@ -3,16 +3,21 @@
 use crate::output::{emit, table};
 use anyhow::{Context, bail};
 use clap::Args;
-use pilot_characterize::slo::{Slo, parse_slo};
 use pilot_characterize::workload::LoadedWorkload;
 use pilot_core::gpu::GpuCatalog;
 use pilot_core::llm::ModelCatalog;
 use pilot_core::price::PriceCatalog;
 use pilot_core::schema::metric_value;
-use pilot_core::units::{Dtype, RequestsPerSec, Tokens};
+use pilot_core::slo::{Slo, parse_slo_at};
+use pilot_core::units::{
+    DEFAULT_INPUT_TOKENS, DEFAULT_OUTPUT_TOKENS, Dtype, RequestsPerSec, Tokens,
+};
+use pilot_core::validate;
 use pilot_predict::{LatencyModel, PhysicsModel, Predictor, scenario::default_dtype};
 use pilot_recommend::eval::{EvalOptions, Scores, evaluate, evaluate_seeds};
-use pilot_recommend::{Candidate, Demand, Margin, RecommendOptions, Verdict, recommend};
+use pilot_recommend::{
+    Candidate, Demand, Margin, RecommendOptions, Recommendation, Verdict, recommend,
+};
 use serde_json::json;
 use std::path::PathBuf;
 
@@ -62,7 +67,8 @@ pub struct RecommendArgs {
     /// Use spot prices.
     #[arg(long)]
     spot: bool,
-    /// Your own price list (same columns as `pilot catalog prices --json`).
+    /// Your own price list: a CSV with the columns of `datasets/prices.csv`, or the JSON that
+    /// `pilot catalog prices --json` prints (by extension: `.json` is JSON).
     #[arg(long)]
     prices: Option<PathBuf>,
     /// Safety margin: `upper` (the predictor's interval's upper end), `none`, or a fraction like `0.2`.
@@ -88,60 +94,16 @@ pub struct RecommendArgs {
     top: usize,
 }
 
-/// Default request lengths when none are given: the means of the fmperf production histogram
-/// (computed by `pilot dataset` from ../shared/data/workloads/fmperf_histogram.csv).
-const DEFAULT_INPUT_TOKENS: u64 = 512;
-const DEFAULT_OUTPUT_TOKENS: u64 = 256;
-
-/// Parses one `--slo`, applying `--percentile` where the SLO names no statistic and turning
-/// `tokens_per_s=X` (per user) into `tpot <= 1000/X ms`.
+/// Parses one `--slo`, applying `--percentile` where the SLO names no statistic (and
+/// `tokens_per_s=X` per user as `tpot <= 1000/X ms`: [`pilot_core::slo`]).
 fn slo_with_percentile(text: &str, percentile: &str) -> anyhow::Result<Slo> {
-    let (lhs, rhs) = text.split_once('=').unwrap_or((text, ""));
-    let lhs_l = lhs.trim().to_ascii_lowercase();
-    let base = lhs_l.split(':').next().unwrap_or("");
-    if matches!(base, "tokens_per_s" | "tok_s" | "tokens/s") {
-        let rate: f64 = rhs
-            .trim()
-            .trim_end_matches("/s")
-            .trim_end_matches("tok")
-            .trim()
-            .parse()
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "SLO '{text}': '{rhs}' is not a token rate (write e.g. tokens_per_s=20)"
-                )
-            })?;
-        if rate.is_nan() || rate <= 0.0 {
-            bail!("SLO '{text}': the token rate must be positive");
-        }
-        let stat = lhs_l.split_once(':').map_or(percentile, |(_, s)| s);
-        return Ok(parse_slo(&format!("tpot:{stat}={}ms", 1000.0 / rate))?);
-    }
-    let explicit = lhs_l.contains(':')
-        || ["_p50", "_p90", "_p95", "_p99", "_mean"]
-            .iter()
-            .any(|s| lhs_l.ends_with(s));
-    let mut slo = parse_slo(text)?;
-    if !explicit {
-        slo.stat = percentile.to_string();
-    }
-    Ok(slo)
+    Ok(parse_slo_at(text, percentile.parse()?)?)
 }
 
-/// Parses a request rate (`10/s`, `10rps`, `10`); the one `--rate` parser of the binary.
+/// Parses a request rate (`10/s`, `10rps`, `10`); the one `--rate` parser of the binary
+/// (finite and positive, by [`pilot_core::validate::rate_text`]).
 pub fn parse_rate(text: &str) -> anyhow::Result<RequestsPerSec> {
-    let t = text
-        .trim()
-        .trim_end_matches("/s")
-        .trim_end_matches("rps")
-        .trim();
-    let v: f64 = t.parse().map_err(|_| {
-        anyhow::anyhow!("--rate '{text}' is not a request rate; write e.g. --rate 10/s")
-    })?;
-    if v.is_nan() || v <= 0.0 {
-        bail!("--rate must be positive, got {text}");
-    }
-    Ok(RequestsPerSec(v))
+    Ok(validate::rate_text("--rate", text)?)
 }
 
 pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
@@ -153,9 +115,9 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<_>>>()?;
     let demand = match &a.rate {
         Some(r) => Demand::Rate(parse_rate(r)?),
-        None if a.users == 0 => bail!("--users must be at least 1"),
-        None => Demand::Users(a.users),
+        None => Demand::Users(validate::count("--users", a.users.into())?),
     };
+    validate::count("--max-gpus", a.max_gpus.into())?;
     let (input, output) = match &a.workload {
         Some(path) => {
             let w = crate::workload_arg(path)?;
@@ -164,14 +126,20 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
             (i.round().max(1.0) as u64, o.round().max(1.0) as u64)
         }
         None => (
-            a.input_tokens.unwrap_or(DEFAULT_INPUT_TOKENS),
-            a.output_tokens.unwrap_or(DEFAULT_OUTPUT_TOKENS),
+            u64::from(validate::count(
+                "--input-tokens",
+                a.input_tokens.unwrap_or(DEFAULT_INPUT_TOKENS.0) as f64,
+            )?),
+            u64::from(validate::count(
+                "--output-tokens",
+                a.output_tokens.unwrap_or(DEFAULT_OUTPUT_TOKENS.0) as f64,
+            )?),
         ),
     };
     let loaded_prices;
     let prices = match &a.prices {
         Some(p) => {
-            loaded_prices = PriceCatalog::from_csv_path(p)?;
+            loaded_prices = PriceCatalog::from_path(p)?;
             &loaded_prices
         }
         None => PriceCatalog::builtin(),
@@ -219,11 +187,6 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
             .map(|q| q.parse::<Dtype>().map_err(anyhow::Error::msg))
             .collect::<anyhow::Result<Vec<_>>>()?
     };
-    let engines = if a.engine.is_empty() {
-        vec![Some(DEFAULT_ENGINE.to_string())]
-    } else {
-        a.engine.iter().cloned().map(Some).collect()
-    };
     let margin = parse_margin(&a.margin)?;
     let physics = PhysicsModel::default();
     let loaded_predictor;
@@ -234,6 +197,16 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
         Some(&loaded_predictor)
     } else {
         Some(Predictor::shipped()?)
+    };
+    // An engine is one pilot knows or one the predictor measured; a typo is an error.
+    let measured = trained.map(Predictor::engines).unwrap_or_default();
+    let engines = if a.engine.is_empty() {
+        vec![Some(DEFAULT_ENGINE.to_string())]
+    } else {
+        a.engine
+            .iter()
+            .map(|e| validate::engine(e, &measured).map(Some))
+            .collect::<Result<Vec<_>, _>>()?
     };
     let predictor: &dyn LatencyModel = match trained {
         Some(p) => p,
@@ -296,8 +269,9 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
         Demand::Users(u) => u as f64,
         Demand::Rate(r) => r.0,
     };
+    let meeting = rec.feasible().count();
     if feasible.is_empty() {
-        text.push_str("\nNo configuration meets the SLOs. Why each was rejected:\n");
+        text.push_str(&nothing_shown(&rec, &opts, meeting));
     } else {
         let header = [
             "#",
@@ -450,6 +424,44 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
         }
     }
     emit(text.trim_end())
+}
+
+/// Why the table is empty, in words that match what happened: rows hidden by `--top 0`, no
+/// price for any candidate (on this cloud, or no spot price with `--spot`), or no candidate
+/// meeting the SLOs.
+fn nothing_shown(rec: &Recommendation, opts: &RecommendOptions, meeting: usize) -> String {
+    if meeting > 0 {
+        return format!(
+            "\n--top 0 shows no rows; {meeting} configurations meet the SLOs (pass --top N to list the N cheapest).\n\nCheaper options rejected:\n"
+        );
+    }
+    if rec
+        .candidates
+        .iter()
+        .all(|c| matches!(c.verdict, Verdict::NoPrice(_)))
+    {
+        let mut gpus: Vec<&str> = Vec::new();
+        for c in &rec.candidates {
+            if !gpus.contains(&c.gpu.as_str()) {
+                gpus.push(&c.gpu);
+            }
+        }
+        let kind = if opts.spot { "spot" } else { "on-demand" };
+        let cloud = opts
+            .cloud
+            .as_ref()
+            .map_or(String::new(), |c| format!(" on {c}"));
+        let fix = if opts.spot {
+            "drop --spot, choose other --gpus or --cloud, or pass --prices FILE with spot prices"
+        } else {
+            "choose other --gpus or --cloud, or pass --prices FILE"
+        };
+        return format!(
+            "\nNo {kind} prices{cloud} for these GPUs: {}; nothing could be priced ({fix}).\n",
+            gpus.join(", ")
+        );
+    }
+    "\nNo configuration meets the SLOs. Why each was rejected:\n".to_string()
 }
 
 fn candidate_json(c: &Candidate, slos: &[Slo]) -> serde_json::Value {
@@ -746,6 +758,7 @@ pub fn eval(a: EvalRecommendArgs) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use pilot_core::slo::{Metric, Stat};
 
     #[test]
     fn spreads_give_the_median_and_the_range() {
@@ -757,14 +770,14 @@ mod tests {
     fn percentile_applies_only_where_no_statistic_is_named() {
         assert_eq!(
             slo_with_percentile("ttft=200ms", "p90").unwrap().stat,
-            "p90"
+            Stat::P90
         );
         assert_eq!(
             slo_with_percentile("ttft:p99=200ms", "p90").unwrap().stat,
-            "p99"
+            Stat::P99
         );
         let t = slo_with_percentile("tokens_per_s=20", "p50").unwrap();
-        assert_eq!((t.metric.as_str(), t.threshold.0), ("tpot_ms", 50.0));
+        assert_eq!((t.metric, t.threshold.0), (Metric::Tpot, 50.0));
         assert!(slo_with_percentile("tokens_per_s=fast", "p50").is_err());
         assert!(
             parse_rate("10/s").is_ok() && parse_rate("-1").is_err() && parse_rate("x").is_err()

@@ -17,10 +17,10 @@
 //! power-of-two quantisation on both sides.
 
 use crate::search::Margin;
-use pilot_characterize::slo::Slo;
 use pilot_core::gpu::GpuCatalog;
 use pilot_core::price::PriceCatalog;
-use pilot_core::schema::{Measurement, Mode, metric_value};
+use pilot_core::schema::{Measurement, Mode};
+use pilot_core::slo::Slo;
 use pilot_core::units::Tokens;
 use pilot_predict::{LatencyModel, Load, PredictError, Scenario, TrainOptions, train};
 use std::collections::{BTreeMap, BTreeSet};
@@ -159,7 +159,10 @@ fn true_capacity(
             // The worst ratio value/threshold over SLOs; a missing value counts as a violation.
             let ratio = slos
                 .iter()
-                .map(|s| metric_value(r, &s.column()).map_or(f64::INFINITY, |v| v / s.threshold.0))
+                .map(|s| {
+                    s.value_in(&r.metrics)
+                        .map_or(f64::INFINITY, |v| v / s.threshold.0)
+                })
                 .fold(0.0, f64::max);
             if ratio <= 1.0 {
                 cap = u;

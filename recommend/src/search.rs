@@ -9,18 +9,22 @@
 //! 3. replicas = ceil(demand / capacity), cost = replicas x the cheapest price of that
 //!    profile on the chosen cloud(s);
 //! 4. predicts the latency each replica sees at its share of the demand, and the headroom
-//!    left under each SLO there.
+//!    left under each SLO there; a candidate is feasible only if that prediction meets every
+//!    SLO (the search's answer is checked, not trusted), with at most [`MAX_REPLICAS`].
+//!
+//! Demands, lengths and counts are checked by [`pilot_core::validate`] first: an infinite
+//! rate or zero users is an error, not a search.
 //!
 //! With [`Margin::Upper`] (the default) an SLO is met only if the upper end of the
 //! predictor's interval meets it, so uncertainty costs money instead of violations.
 
-use pilot_characterize::slo::Slo;
 use pilot_core::gpu::GpuSpec;
 use pilot_core::llm::LlmSpec;
 use pilot_core::metrics::Summary;
 use pilot_core::price::{PriceCatalog, PriceEntry};
-use pilot_core::schema::metric_value;
+use pilot_core::slo::{Metric, Slo, Stat};
 use pilot_core::units::{Dtype, RequestsPerSec, Tokens, UsdPerHour, UsdPerMillionTokens};
+use pilot_core::validate::{self, InvalidValue};
 use pilot_predict::{Fit, LatencyModel, Load, PredictError, Prediction, Scenario};
 use std::fmt;
 
@@ -179,47 +183,36 @@ pub enum RecommendError {
     NoSlo,
     #[error("no GPU type to consider: {0}")]
     NoGpu(String),
-    #[error("demand must be positive, got {0}")]
-    Demand(String),
+    #[error("demand: {0}")]
+    Demand(InvalidValue),
+    #[error(transparent)]
+    Invalid(#[from] InvalidValue),
     #[error(transparent)]
     Predict(#[from] PredictError),
 }
 
 /// The value an SLO is checked against: point prediction, or its upper interval end.
 fn checked_value(slo: &Slo, p: &Prediction, margin: Margin) -> Option<f64> {
-    let point = metric_value(&p.row, &slo.column())?;
+    let point = slo.value_in(&p.row.metrics)?;
     Some(match margin {
         Margin::None => point,
         Margin::Factor(k) => point * (1.0 + k),
         Margin::Nested => point,
-        Margin::Upper => {
-            let mut upper_row = p.row.clone();
-            upper_row.metrics = merge_upper(&p.row.metrics, &p.upper);
-            metric_value(&upper_row, &slo.column())
-                .unwrap_or(point)
-                .max(point)
-        }
+        Margin::Upper => slo
+            .value_in(&merge_upper(&p.row.metrics, &p.upper))
+            .unwrap_or(point)
+            .max(point),
     })
 }
 
 /// The upper summary where it has a value, else the point summary.
 fn merge_upper(point: &Summary, upper: &Summary) -> Summary {
     let mut m = point.clone();
-    for (dst, src) in [
-        (&mut m.ttft, &upper.ttft),
-        (&mut m.itl, &upper.itl),
-        (&mut m.tpot, &upper.tpot),
-        (&mut m.e2e, &upper.e2e),
-    ] {
-        for s in ["p50", "p90", "p95", "p99", "mean"] {
-            if let Some(v) = src.get(s) {
-                dst.set(s, Some(v));
+    for metric in Metric::ALL {
+        for stat in Stat::ALL {
+            if let Some(v) = metric.stat(upper, stat) {
+                metric.set_stat(&mut m, stat, Some(v));
             }
-        }
-    }
-    for s in ["p50", "p90", "p95", "p99", "mean"] {
-        if let Some(v) = upper.nttft.get(s) {
-            m.nttft.set(s, Some(v));
         }
     }
     m
@@ -247,7 +240,7 @@ pub fn violation(slos: &[Slo], p: &Prediction, margin: Margin) -> Option<String>
 /// margin's value when the margin raised it (a rejection must not show the interval's upper
 /// end as if it were the prediction).
 fn compared(slo: &Slo, p: &Prediction, margin: Margin, checked: f64) -> String {
-    let point = metric_value(&p.row, &slo.column()).unwrap_or(checked);
+    let point = slo.value_in(&p.row.metrics).unwrap_or(checked);
     match margin {
         Margin::Upper if checked > point => {
             format!("predicted {point:.1}, interval upper end {checked:.1}")
@@ -334,6 +327,18 @@ pub fn capacity(
     }
 }
 
+/// The most replicas of one profile pilot recommends. Why a bound: a replica count is a
+/// `u32`, and `demand / capacity` of an absurd demand saturates it into 4,294,967,295; far
+/// below that no deployment is a real answer, so the candidate is rejected instead.
+pub const MAX_REPLICAS: u32 = 1_000_000;
+
+/// Replicas that serve `demand` at `capacity` each (`ceil`, less a rounding tolerance), or
+/// `None` when that is more than [`MAX_REPLICAS`] or not a number.
+fn replicas_for(demand: f64, capacity: f64) -> Option<u32> {
+    let n = (demand / capacity - 1e-9).ceil().max(1.0);
+    (n.is_finite() && n <= f64::from(MAX_REPLICAS)).then_some(n as u32)
+}
+
 /// Tensor-parallel degrees valid for a model: 1..=max that divide its attention heads (and
 /// its KV heads, or are a multiple of them: KV heads are then replicated).
 pub fn tensor_parallel_degrees(m: &LlmSpec, max: u32) -> Vec<u32> {
@@ -359,9 +364,16 @@ pub fn recommend(
             "the GPU list is empty; see `pilot catalog gpus`".into(),
         ));
     }
-    if opts.demand.level().is_nan() || opts.demand.level() <= 0.0 {
-        return Err(RecommendError::Demand(opts.demand.to_string()));
+    // The one validation every road into pilot takes: an infinite rate or zero users would
+    // otherwise be searched, priced and ranked as if it were a load.
+    match opts.demand {
+        Demand::Users(u) => validate::count("users", f64::from(u)).map(|_| ()),
+        Demand::Rate(r) => validate::rate("rate", r.0).map(|_| ()),
     }
+    .map_err(RecommendError::Demand)?;
+    validate::count("input tokens", opts.input_tokens.0 as f64)?;
+    validate::count("output tokens", opts.output_tokens.0 as f64)?;
+    validate::count("max GPUs", f64::from(opts.max_gpus))?;
     let mut out = Vec::new();
     for gpu in &opts.gpus {
         for tp in tensor_parallel_degrees(&opts.model, opts.max_gpus) {
@@ -488,22 +500,36 @@ fn evaluate(
             return c;
         }
     };
-    let replicas = (opts.demand.level() / cap - 1e-9).ceil().max(1.0) as u32;
     c.capacity = Some(cap);
+    let Some(replicas) = replicas_for(opts.demand.level(), cap) else {
+        c.verdict = Verdict::SloUnmet(format!(
+            "{} at {cap:.3} per replica needs more than {MAX_REPLICAS} replicas",
+            opts.demand
+        ));
+        return c;
+    };
     c.replicas = Some(replicas);
     c.cost = Some(UsdPerHour(unit_price.0 * replicas as f64));
     let mut at = base.clone();
     at.load = opts.demand.share(replicas);
-    if let Ok(p) = model.predict(&at) {
-        c.headroom = headroom(&opts.slos, &p, opts.margin);
-        if let (Some(tput), Some(cost)) = (p.row.metrics.output_throughput, c.cost) {
-            let tokens_per_hour = tput.0 * replicas as f64 * 3600.0;
-            if tokens_per_hour > 0.0 {
-                c.cost_per_million_output_tokens =
-                    Some(UsdPerMillionTokens(cost.0 / (tokens_per_hour / 1e6)));
+    match model.predict(&at) {
+        Ok(p) => {
+            c.headroom = headroom(&opts.slos, &p, opts.margin);
+            if let (Some(tput), Some(cost)) = (p.row.metrics.output_throughput, c.cost) {
+                let tokens_per_hour = tput.0 * replicas as f64 * 3600.0;
+                if tokens_per_hour > 0.0 {
+                    c.cost_per_million_output_tokens =
+                        Some(UsdPerMillionTokens(cost.0 / (tokens_per_hour / 1e6)));
+                }
             }
+            // The invariant: feasible means the prediction at each replica's actual share
+            // meets every SLO, whatever the capacity search concluded.
+            if let Some(why) = violation(&opts.slos, &p, opts.margin) {
+                c.verdict = Verdict::SloUnmet(format!("{why} at {}", at.load));
+            }
+            c.at_load = Some(p);
         }
-        c.at_load = Some(p);
+        Err(e) => c.verdict = Verdict::Error(e.to_string()),
     }
     if opts.explain {
         let mut level = if matches!(opts.demand, Demand::Users(_)) {
@@ -528,6 +554,7 @@ mod tests {
     use super::*;
     use pilot_core::gpu::GpuCatalog;
     use pilot_core::llm::ModelCatalog;
+    use pilot_core::slo::parse_slos;
     use pilot_predict::PhysicsModel;
 
     fn base(model: &str, gpu: &str, tp: u32) -> Scenario {
@@ -542,7 +569,7 @@ mod tests {
     }
 
     fn slos(text: &str) -> Vec<Slo> {
-        text.split(',').map(|s| s.parse().unwrap()).collect()
+        parse_slos(text).unwrap()
     }
 
     /// The exponential + binary search finds exactly what a linear scan finds.
@@ -646,30 +673,99 @@ mod tests {
     #[test]
     fn bad_requests_are_errors() {
         let physics = PhysicsModel::default();
-        let mut opts = RecommendOptions {
-            model: ModelCatalog::builtin().resolve("mistral-7b").unwrap(),
-            slos: vec![],
-            demand: Demand::Users(10),
-            input_tokens: Tokens(100),
-            output_tokens: Tokens(100),
-            gpus: vec![GpuCatalog::builtin().resolve("H100").unwrap().clone()],
-            max_gpus: 1,
-            quantizations: vec![Dtype::F16],
-            engines: vec![None],
-            cloud: None,
-            spot: false,
-            margin: Margin::Upper,
-            explain: false,
-        };
+        let mut opts = one_h100(Demand::Users(10), "ttft=1s");
+        opts.slos.clear();
         assert!(matches!(
             recommend(&opts, &physics, PriceCatalog::builtin()),
             Err(RecommendError::NoSlo)
         ));
         opts.slos = slos("ttft=1s");
-        opts.demand = Demand::Rate(RequestsPerSec(0.0));
-        assert!(matches!(
-            recommend(&opts, &physics, PriceCatalog::builtin()),
-            Err(RecommendError::Demand(_))
-        ));
+        for bad in [
+            Demand::Rate(RequestsPerSec(0.0)),
+            Demand::Rate(RequestsPerSec(f64::INFINITY)),
+            Demand::Rate(RequestsPerSec(f64::NAN)),
+            Demand::Rate(RequestsPerSec(-3.0)),
+            Demand::Users(0),
+        ] {
+            opts.demand = bad;
+            assert!(
+                matches!(
+                    recommend(&opts, &physics, PriceCatalog::builtin()),
+                    Err(RecommendError::Demand(_))
+                ),
+                "{bad:?}"
+            );
+        }
+        opts.demand = Demand::Users(10);
+        opts.input_tokens = Tokens(0);
+        let e = recommend(&opts, &physics, PriceCatalog::builtin()).unwrap_err();
+        assert!(e.to_string().contains("input tokens"), "{e}");
+        opts.input_tokens = Tokens(512);
+        opts.max_gpus = 0;
+        let e = recommend(&opts, &physics, PriceCatalog::builtin()).unwrap_err();
+        assert!(e.to_string().contains("max GPUs"), "{e}");
+    }
+
+    fn one_h100(demand: Demand, slo: &str) -> RecommendOptions {
+        RecommendOptions {
+            model: ModelCatalog::builtin().resolve("mistral-7b").unwrap(),
+            slos: slos(slo),
+            demand,
+            input_tokens: Tokens(512),
+            output_tokens: Tokens(256),
+            gpus: vec![GpuCatalog::builtin().resolve("H100").unwrap().clone()],
+            max_gpus: 1,
+            quantizations: vec![Dtype::Bf16],
+            engines: vec![None],
+            cloud: None,
+            spot: false,
+            margin: Margin::None,
+            explain: false,
+        }
+    }
+
+    /// A demand no number of replicas serves (a finite but absurd rate) is rejected, never
+    /// answered with a saturated `u32` of replicas that each miss the SLOs.
+    #[test]
+    fn absurd_demand_needs_too_many_replicas() {
+        let opts = one_h100(Demand::Rate(RequestsPerSec(1e300)), "ttft=200ms,itl=50ms");
+        let rec = recommend(&opts, &PhysicsModel::default(), PriceCatalog::builtin()).unwrap();
+        assert_eq!(rec.feasible().count(), 0);
+        let c = &rec.candidates[0];
+        assert!(c.replicas.is_none(), "{:?}", c.replicas);
+        assert!(c.verdict.reason().contains("replicas"), "{:?}", c.verdict);
+    }
+
+    /// Physics, but the SLO breaks at 50 users and from 64 up: a load the capacity search
+    /// (1, 2, 4, ..., 32, 64, then 48, 56, 60, 62, 63) never probes.
+    struct BreaksAtFifty(PhysicsModel);
+
+    impl LatencyModel for BreaksAtFifty {
+        fn predict(&self, s: &Scenario) -> Result<Prediction, PredictError> {
+            let mut p = self.0.predict(s)?;
+            if matches!(s.load, Load::Users(u) if u == 50 || u >= 64) {
+                p.row.metrics.ttft.p50 = Some(pilot_core::units::Millis(1e9));
+            }
+            Ok(p)
+        }
+    }
+
+    /// Feasible means the prediction at each replica's share meets every SLO, even where
+    /// the capacity search concluded otherwise.
+    #[test]
+    fn a_candidate_missing_an_slo_at_its_share_is_not_feasible() {
+        let model = BreaksAtFifty(PhysicsModel::default());
+        let opts = one_h100(Demand::Users(100), "ttft=1000s");
+        let rec = recommend(&opts, &model, PriceCatalog::builtin()).unwrap();
+        let c = &rec.candidates[0];
+        assert_eq!((c.capacity, c.replicas), (Some(63.0), Some(2)));
+        assert!(
+            matches!(&c.verdict, Verdict::SloUnmet(why) if why.contains("50 users")),
+            "{:?}",
+            c.verdict
+        );
+        // Without the break at 50 the same candidate is feasible.
+        let rec = recommend(&opts, &PhysicsModel::default(), PriceCatalog::builtin()).unwrap();
+        assert_eq!(rec.feasible().count(), 1);
     }
 }

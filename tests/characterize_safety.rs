@@ -1,0 +1,306 @@
+//! End-to-end tests of `pilot characterize` when things go wrong: a rerun into a used
+//! directory, a stalled or dead server, a stop signal, bad flags. Each runs the real binary
+//! against pilot's embedded engine or a small loopback server written here, for seconds.
+
+use assert_cmd::Command;
+use pilot_core::metrics::FailureKind;
+use pilot_core::requests::read_requests;
+use pilot_core::schema::read_measurements;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::Path;
+use std::process::{Output, Stdio};
+use std::time::{Duration, Instant};
+
+/// Generous bound for "ends shortly": the runs below take a few seconds; this only catches a
+/// run that waits for the request timeout.
+const ENDS_WITHIN: Duration = Duration::from_secs(60);
+
+fn pilot() -> Command {
+    Command::cargo_bin("pilot").expect("the pilot binary builds")
+}
+
+/// `pilot characterize` with a short, cheap load (1 s levels unless `extra` sets
+/// `--duration`) and no API key, plus `extra`.
+fn characterize(out: &Path, extra: &[&str]) -> Output {
+    let out = out.to_str().unwrap();
+    let duration = if extra.contains(&"--duration") {
+        &[][..]
+    } else {
+        &["--duration", "1s"][..]
+    };
+    let quick = [
+        "characterize",
+        "--out",
+        out,
+        "--users",
+        "1",
+        "--warmup",
+        "0s",
+        "--input-tokens",
+        "8",
+        "--output-tokens",
+        "2",
+        "--api-key-env",
+        "PILOT_TEST_UNSET_KEY",
+    ];
+    pilot()
+        .args(quick)
+        .args(duration)
+        .args(extra)
+        .timeout(ENDS_WITHIN)
+        .output()
+        .unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Exit code 2 (pilot's error code), no panic; the stderr.
+fn failed(o: &Output) -> String {
+    let err = stderr(o);
+    assert_eq!(o.status.code(), Some(2), "expected exit 2; stderr: {err}");
+    assert!(!err.contains("panicked"), "{err}");
+    err
+}
+
+#[test]
+fn a_rerun_into_a_used_out_is_refused_and_overwrite_moves_the_run_aside() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let first = characterize(&out, &[]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let files = ["summary.csv", "requests.parquet"];
+    let before: Vec<Vec<u8>> = files
+        .iter()
+        .map(|f| std::fs::read(out.join(f)).unwrap())
+        .collect();
+    let requests = read_requests(&out.join("requests.parquet")).unwrap().len();
+
+    let err = failed(&characterize(&out, &[]));
+    for part in [
+        out.to_str().unwrap(),
+        "1 level in summary.csv",
+        &format!("{requests} requests"),
+        "--resume",
+        "--overwrite",
+    ] {
+        assert!(err.contains(part), "the refusal lacks '{part}': {err}");
+    }
+    for (f, bytes) in files.iter().zip(&before) {
+        assert_eq!(&std::fs::read(out.join(f)).unwrap(), bytes, "{f} changed");
+    }
+
+    let again = characterize(&out, &["--overwrite"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    let aside: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    assert_eq!(aside.len(), 1, "{aside:?}");
+    let name = aside[0].file_name().unwrap().to_string_lossy().into_owned();
+    assert!(name.starts_with("replaced-"), "{name}");
+    for (f, bytes) in files.iter().zip(&before) {
+        assert_eq!(
+            &std::fs::read(aside[0].join(f)).unwrap(),
+            bytes,
+            "{f} moved"
+        );
+    }
+    assert_eq!(
+        read_measurements(&out.join("summary.csv")).unwrap().len(),
+        1
+    );
+}
+
+/// A loopback server that lists model `m` and then, for every completion, sends the
+/// response headers and nothing more. Its threads end within `LIFETIME`.
+fn headers_then_nothing() -> u16 {
+    const LIFETIME: Duration = Duration::from_secs(60);
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    listener.set_nonblocking(true).unwrap();
+    let until = Instant::now() + LIFETIME;
+    std::thread::spawn(move || {
+        while Instant::now() < until {
+            match listener.accept() {
+                Ok((sock, _)) => {
+                    std::thread::spawn(move || stall(sock, until));
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    port
+}
+
+fn stall(mut sock: TcpStream, until: Instant) {
+    let _ = sock.set_nonblocking(false);
+    let _ = sock.set_read_timeout(Some(Duration::from_millis(200)));
+    let mut buf = [0u8; 4096];
+    let head = loop {
+        match sock.read(&mut buf) {
+            Ok(0) => return,
+            Ok(n) => break String::from_utf8_lossy(&buf[..n]).into_owned(),
+            Err(_) if Instant::now() < until => continue,
+            Err(_) => return,
+        }
+    };
+    let answer = if head.starts_with("GET /v1/models") {
+        let body = r#"{"object":"list","data":[{"id":"m","object":"model"}]}"#;
+        format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+    } else if head.starts_with("POST") {
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\n\r\n".to_string()
+    } else {
+        "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_string()
+    };
+    if sock.write_all(answer.as_bytes()).is_err() || !head.starts_with("POST") {
+        return;
+    }
+    // Hold the stream open, silent, until the client gives up (or the test's time is up).
+    while Instant::now() < until {
+        match sock.read(&mut buf) {
+            Ok(0) => return,
+            _ => continue,
+        }
+    }
+}
+
+#[test]
+fn a_stalled_server_ends_the_run_shortly_after_its_window_and_fails_it() {
+    let port = headers_then_nothing();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let endpoint = format!("http://127.0.0.1:{port}/v1");
+    let start = Instant::now();
+    let o = characterize(
+        &out,
+        &[
+            "--endpoint",
+            &endpoint,
+            "--model",
+            "m",
+            "--duration",
+            "2s",
+            "--drain-timeout",
+            "1s",
+        ],
+    );
+    assert!(start.elapsed() < ENDS_WITHIN, "took {:?}", start.elapsed());
+    let err = failed(&o);
+    assert!(
+        err.contains("no measured request succeeded") && err.contains("summary.csv"),
+        "{err}"
+    );
+    let records = read_requests(&out.join("requests.parquet")).unwrap();
+    assert!(!records.is_empty());
+    for r in &records {
+        assert_eq!(r.failure, Some(FailureKind::Timeout), "{r:?}");
+        assert!(r.error.contains("after the window"), "{}", r.error);
+    }
+    let rows = read_measurements(&out.join("summary.csv")).unwrap();
+    assert!(
+        rows[0].has_flag("no_completed_requests"),
+        "{}",
+        rows[0].flags
+    );
+}
+
+#[test]
+fn sigterm_saves_the_run_and_exits_nonzero() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_pilot"))
+        .args(["characterize", "--out", out.to_str().unwrap()])
+        .args(["--users", "1", "--duration", "60s", "--warmup", "0s"])
+        .args(["--input-tokens", "8", "--output-tokens", "2"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    // Wait for the first periodic save of the request table (5 s into the level): requests
+    // were measured and the signal handlers are in place. Then stop it as a scheduler would.
+    let waiting = Instant::now();
+    while !out.join("requests.parquet").exists() && waiting.elapsed() < ENDS_WITHIN {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let start = Instant::now();
+    let o = child.wait_with_output().unwrap();
+    assert!(start.elapsed() < ENDS_WITHIN);
+    let err = failed(&o);
+    assert!(err.contains("SIGTERM") && err.contains("--resume"), "{err}");
+    let records = read_requests(&out.join("requests.parquet")).unwrap();
+    assert!(
+        records.iter().any(|r| r.failure.is_none()),
+        "the measured requests were saved"
+    );
+    read_measurements(&out.join("summary.csv")).unwrap();
+}
+
+#[test]
+fn endpoints_that_are_not_http_urls_fail_fast() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["not-a-url", "ftp://127.0.0.1:8000/v1"] {
+        let start = Instant::now();
+        let err = failed(&characterize(&dir.path().join("run"), &["--endpoint", bad]));
+        assert!(start.elapsed() < Duration::from_secs(10), "{bad}");
+        assert!(
+            err.contains("--endpoint")
+                && err.contains(bad)
+                && err.contains("http://127.0.0.1:8000/v1"),
+            "{err}"
+        );
+    }
+    assert!(!dir.path().join("run").exists(), "nothing ran");
+}
+
+#[test]
+fn a_closed_port_exits_nonzero_with_the_files_written() {
+    let port = {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let endpoint = format!("http://127.0.0.1:{port}/v1");
+    let err = failed(&characterize(
+        &out,
+        &["--endpoint", &endpoint, "--model", "m", "--duration", "30s"],
+    ));
+    assert!(
+        err.contains("unreachable") || err.contains("no measured request"),
+        "{err}"
+    );
+    let rows = read_measurements(&out.join("summary.csv")).unwrap();
+    assert_eq!(rows[0].metrics.requests_ok, 0);
+}
+
+#[test]
+fn append_to_a_garbage_dataset_fails_before_measuring() {
+    let dir = tempfile::tempdir().unwrap();
+    let dataset = dir.path().join("dataset.csv");
+    std::fs::write(&dataset, "not,a,dataset\n1,2,3\n").unwrap();
+    let out = dir.path().join("run");
+    let err = failed(&characterize(
+        &out,
+        &["--append-to", dataset.to_str().unwrap()],
+    ));
+    assert!(
+        err.contains("--append-to")
+            && err.contains("dataset.csv")
+            && err.contains("nothing was measured"),
+        "{err}"
+    );
+    assert!(!out.join("requests.parquet").exists(), "it measured first");
+}
