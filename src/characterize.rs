@@ -1,13 +1,10 @@
-//! `pilot characterize`: flags to [`pilot_characterize::run::characterize`].
+//! `pilot characterize`: flags to [`pilot_characterize::commands`].
 
-use crate::output::emit;
-use anyhow::Context;
+use crate::output::printed;
 use clap::Args;
 use pilot_characterize::client::Api;
-use pilot_characterize::options::{CharacterizeOptions, TuneOptions, parse_tune_range};
-use pilot_characterize::run::characterize;
-use pilot_characterize::workload::Workload;
-use pilot_core::slo::parse_slo;
+use pilot_characterize::commands::{CharacterizeRequest, characterize_command};
+use pilot_characterize::options::CharacterizeOptions;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -113,90 +110,38 @@ pub struct CharacterizeArgs {
 }
 
 pub fn run(a: CharacterizeArgs) -> anyhow::Result<()> {
-    let mut opts = CharacterizeOptions::default();
-    let embedded = a.endpoint.is_none();
-    opts.endpoint = a.endpoint;
-    opts.model = a.model;
-    opts.api = a.api;
-    opts.tokenizer = a.tokenizer;
-    if !a.users.is_empty() || !a.rate.is_empty() {
-        opts.users = a.users;
-        opts.rates = a
-            .rate
-            .iter()
-            .map(|r| crate::recommend::parse_rate(r))
-            .collect::<anyhow::Result<_>>()?;
-    }
-    opts.burstiness = a.burstiness;
-    opts.duration = a.duration.unwrap_or(if embedded {
-        opts.duration
-    } else {
-        Duration::from_secs(120)
-    });
-    opts.warmup = a.warmup.unwrap_or(if embedded {
-        opts.warmup
-    } else {
-        Duration::from_secs(10)
-    });
-    if let (Some(input), Some(output)) = (a.input_tokens, a.output_tokens) {
-        opts.workload = Workload::Fixed { input, output };
-    }
-    if let Some(w) = &a.workload {
-        opts.workload = crate::workload_arg(w)?;
-    }
-    opts.replay = a.replay;
-    opts.seed = a.seed;
-    opts.slos = a
-        .slos
-        .iter()
-        .map(|s| parse_slo(s))
-        .collect::<Result<_, _>>()?;
-    opts.out = a.out;
-    opts.append_to = a.append_to;
-    opts.resume = a.resume;
-    opts.overwrite = a.overwrite;
-    opts.api_key_env = a.api_key_env;
-    opts.max_failure_fraction = a.max_failures;
-    opts.request_timeout = a.timeout;
-    opts.drain_timeout = a.drain_timeout;
-    opts.exact_output = !a.no_exact_output;
-    opts.gpu = a.gpu;
-    opts.gpu_count = a.gpu_count;
-    opts.engine_label = a.engine_label;
-    opts.engine_max_batch = a.max_batch;
-    if let Some(range) = &a.tune {
-        let (lo, hi) = parse_tune_range(range).map_err(anyhow::Error::msg)?;
-        opts.tune = Some(TuneOptions {
-            launch: a.launch,
-            lo,
-            hi,
-            health_timeout: a.health_timeout,
-        });
-    }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    let report = runtime.block_on(characterize(opts, true))?;
-    for n in &report.notes {
-        eprintln!("note: {n}");
-    }
-    if let Some(why) = &report.stopped_early {
-        eprintln!("note: the sweep stopped early: {why}");
-    }
-    eprintln!(
-        "requests: {}\nsummary:  {}",
-        report.requests_path.display(),
-        report.summary_path.display()
-    );
-    emit(&report.table())?;
-    // The table and the files first, so a failed run still shows and keeps what it measured.
-    match &report.failure {
-        Some(why) => anyhow::bail!(
-            "{why}; what was measured is saved in {} and {}",
-            report.summary_path.display(),
-            report.requests_path.display()
-        ),
-        None => Ok(()),
-    }
+    let mut options = CharacterizeOptions::default();
+    options.endpoint = a.endpoint;
+    options.model = a.model;
+    options.api = a.api;
+    options.tokenizer = a.tokenizer;
+    options.burstiness = a.burstiness;
+    options.replay = a.replay;
+    options.seed = a.seed;
+    options.out = a.out;
+    options.append_to = a.append_to;
+    options.resume = a.resume;
+    options.overwrite = a.overwrite;
+    options.api_key_env = a.api_key_env;
+    options.max_failure_fraction = a.max_failures;
+    options.request_timeout = a.timeout;
+    options.drain_timeout = a.drain_timeout;
+    options.exact_output = !a.no_exact_output;
+    options.gpu = a.gpu;
+    options.gpu_count = a.gpu_count;
+    options.engine_label = a.engine_label;
+    options.engine_max_batch = a.max_batch;
+    printed(characterize_command(CharacterizeRequest {
+        options,
+        duration: a.duration,
+        warmup: a.warmup,
+        users: a.users,
+        rates: a.rate,
+        lengths: a.input_tokens.zip(a.output_tokens),
+        workload: a.workload,
+        slos: a.slos,
+        tune: a.tune,
+        launch: a.launch,
+        health_timeout: a.health_timeout,
+    })?)
 }

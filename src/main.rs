@@ -104,36 +104,6 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
     Ok(pilot_engine::serve_blocking(opts)?)
 }
 
-/// Which workload format a file is, from its extension and header: `.json` is ShareGPT; a CSV
-/// with a `probability` column is an fmperf histogram; one with `arrived_at` an Azure trace.
-pub fn workload_arg(
-    path: &std::path::Path,
-) -> anyhow::Result<pilot_characterize::workload::Workload> {
-    use pilot_characterize::workload::Workload;
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-    {
-        return Ok(Workload::ShareGpt(path.into()));
-    }
-    let header = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("workload {}: {e}", path.display()))?
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string();
-    if header.contains("probability") {
-        Ok(Workload::FmperfHistogram(path.into()))
-    } else if header.contains("arrived_at") {
-        Ok(Workload::AzureTrace(path.into()))
-    } else {
-        anyhow::bail!(
-            "workload {}: not an fmperf histogram (needs a `probability` column), an Azure trace (`arrived_at`) or ShareGPT JSON",
-            path.display()
-        )
-    }
-}
-
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Characterize(a) => characterize::run(a),

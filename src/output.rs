@@ -1,5 +1,7 @@
-//! Printing that treats a closed pipe as a normal end, the one table style (core's), and notes.
+//! Printing that treats a closed pipe as a normal end, the one table style (core's), notes,
+//! and a command's [`Output`].
 
+use pilot_core::command::Output;
 use std::io::Write;
 
 pub use pilot_core::table::table;
@@ -19,5 +21,20 @@ pub fn emit(text: &str) -> anyhow::Result<()> {
 pub fn notes<S: AsRef<str>>(notes: &[S]) {
     for n in notes {
         eprintln!("note: {}", n.as_ref());
+    }
+}
+
+/// Prints what a command returned: notes and log lines on stderr, then the text on stdout;
+/// a failure the output carries becomes the error (after the text, so a failed run still
+/// shows what it measured).
+pub fn printed(out: Output) -> anyhow::Result<()> {
+    notes(&out.notes);
+    for line in &out.log {
+        eprintln!("{line}");
+    }
+    emit(out.text.trim_end())?;
+    match out.failure {
+        Some(why) => anyhow::bail!(why),
+        None => Ok(()),
     }
 }

@@ -1,13 +1,13 @@
 //! `pilot train`, `pilot predict`, `pilot eval predict`, `pilot analyze`: flags to
 //! [`pilot_predict::commands`].
 
-use crate::output::{emit, notes};
+use crate::output::{emit, printed};
 use clap::Args;
 use pilot_core::units::{
     DEFAULT_INPUT_TOKENS, DEFAULT_OUTPUT_TOKENS, Dtype, RequestsPerSec, Tokens,
 };
 use pilot_predict::commands::{
-    OneShot, Output, analyze_files, eval_files, predict_file, predict_one, train_files,
+    OneShot, analyze_files, eval_files, predict_file, predict_one, train_files,
 };
 use pilot_predict::{GroupBy, Load, TrainOptions};
 use std::path::PathBuf;
@@ -39,12 +39,6 @@ pub fn train(a: TrainArgs) -> anyhow::Result<()> {
         ..TrainOptions::default()
     };
     printed(train_files(&a.data, &a.out, &opts)?)
-}
-
-/// Notes on stderr, then the text on stdout.
-fn printed(out: Output) -> anyhow::Result<()> {
-    notes(&out.notes);
-    emit(out.text.trim_end())
 }
 
 #[derive(Args)]

@@ -7,6 +7,8 @@
 use crate::client::ClientError;
 use crate::workload::WorkloadError;
 use pilot_core::schema::SchemaError;
+use pilot_core::slo::SloError;
+use pilot_core::validate::InvalidValue;
 use std::path::PathBuf;
 
 /// Why a run failed.
@@ -15,7 +17,13 @@ pub enum CharacterizeError {
     #[error("{0}")]
     Options(String),
     #[error(transparent)]
+    Invalid(#[from] InvalidValue),
+    #[error(transparent)]
+    Slo(#[from] SloError),
+    #[error(transparent)]
     Workload(#[from] WorkloadError),
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
     #[error(transparent)]
     Schema(#[from] SchemaError),
     #[error(transparent)]

@@ -45,6 +45,37 @@ impl Default for Workload {
     }
 }
 
+impl Workload {
+    /// The workload a file holds, told by its extension and header: `.json` is ShareGPT; a
+    /// CSV with a `probability` column is an fmperf histogram; one with `arrived_at` an Azure
+    /// trace. Anything else is an error naming the three formats.
+    pub fn detect(path: &Path) -> Result<Workload, WorkloadError> {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+        {
+            return Ok(Workload::ShareGpt(path.into()));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| WorkloadError {
+            path: path.into(),
+            reason: e.to_string(),
+        })?;
+        let header = text.lines().next().unwrap_or_default();
+        if header.contains("probability") {
+            Ok(Workload::FmperfHistogram(path.into()))
+        } else if header.contains("arrived_at") {
+            Ok(Workload::AzureTrace(path.into()))
+        } else {
+            Err(WorkloadError {
+                path: path.into(),
+                reason: "not an fmperf histogram (needs a `probability` column), an Azure trace \
+                         (`arrived_at`) or ShareGPT JSON"
+                    .into(),
+            })
+        }
+    }
+}
+
 /// The lengths of one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shape {

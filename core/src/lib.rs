@@ -13,7 +13,9 @@
 //! - [`validate`]: the one check of counts, rates, names and engine names users give pilot.
 //! - [`rng`]: the one seeded random number generator and stable hash.
 //! - [`table`]: the one style of printed tables.
+//! - [`command`]: what a clap-free command returns to the binary.
 
+pub mod command;
 pub mod gpu;
 pub mod llm;
 pub mod metrics;

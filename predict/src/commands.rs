@@ -20,13 +20,7 @@ use pilot_core::validate;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-/// What a command prints: `text` on stdout, `notes` (assumptions made, data dropped) on
-/// stderr, so that a pipeline reading the text never mistakes a warning for a result.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Output {
-    pub text: String,
-    pub notes: Vec<String>,
-}
+pub use pilot_core::command::Output;
 
 /// Reads and concatenates measurement files (CSV or Parquet in pilot's schema; make them
 /// with `pilot dataset import`).
@@ -72,6 +66,7 @@ pub fn train_files(
     Ok(Output {
         text: s,
         notes: p.notes.clone(),
+        ..Output::default()
     })
 }
 
@@ -115,6 +110,7 @@ pub fn predict_file(
             out.display()
         ),
         notes,
+        ..Output::default()
     })
 }
 
@@ -186,7 +182,11 @@ pub fn predict_one(predictor: Option<&Path>, one: &OneShot) -> Result<Output, Pr
     match &pr.fit {
         crate::Fit::DoesNotFit { reason } => {
             let _ = writeln!(out, "does not fit: {reason}");
-            return Ok(Output { text: out, notes });
+            return Ok(Output {
+                text: out,
+                notes,
+                ..Output::default()
+            });
         }
         crate::Fit::Fits {
             kv_cache_tokens,
@@ -225,7 +225,11 @@ pub fn predict_one(predictor: Option<&Path>, one: &OneShot) -> Result<Output, Pr
             "out of domain: this scenario lies outside what the predictor was trained on; the interval may be too narrow"
         );
     }
-    Ok(Output { text: out, notes })
+    Ok(Output {
+        text: out,
+        notes,
+        ..Output::default()
+    })
 }
 
 /// `pilot eval predict`: leave-one-group-out; returns the table (or CSV).

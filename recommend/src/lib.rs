@@ -7,9 +7,13 @@
 //! cost = replicas x the profile's price, and candidates are ranked by cost.
 //!
 //! - [`search`]: the candidates, the capacity search and the ranking.
+//! - [`render`]: the ranked table with its evidence, the `--json` frontier and the CSV export.
 //! - [`eval`]: LLM-Pilot's recommendation benchmark (leave-one-LLM-out, S/O score).
+//! - [`commands`]: clap-free entry points for `pilot recommend` and `pilot eval recommend`.
 
+pub mod commands;
 pub mod eval;
+pub mod render;
 pub mod search;
 
 pub use search::{

@@ -1,0 +1,111 @@
+//! The clap-free entry point for the `pilot` binary: `pilot characterize` takes the values
+//! that need checking as typed, and everything else already in [`CharacterizeOptions`]; it
+//! runs the benchmark and returns the text to print. The binary only parses flags.
+
+use crate::error::CharacterizeError;
+use crate::options::{CharacterizeOptions, TuneOptions, parse_tune_range};
+use crate::run::characterize;
+use crate::workload::Workload;
+use pilot_core::command::Output;
+use pilot_core::slo::parse_slo;
+use pilot_core::validate;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Measurement window and warm-up against a remote endpoint when none is given: long enough
+/// for a production server's batch to reach its steady state (the embedded quick start keeps
+/// [`CharacterizeOptions`]' shorter defaults).
+pub const REMOTE_DURATION: Duration = Duration::from_secs(120);
+pub const REMOTE_WARMUP: Duration = Duration::from_secs(10);
+
+/// `pilot characterize`, as typed where a value needs checking.
+pub struct CharacterizeRequest {
+    /// Everything already typed: endpoint, model, output directory, labels, timeouts...
+    pub options: CharacterizeOptions,
+    /// `--duration` / `--warmup`; `None`: [`REMOTE_DURATION`] / [`REMOTE_WARMUP`] against an
+    /// endpoint, the quick-start defaults of `options` for the embedded engine.
+    pub duration: Option<Duration>,
+    pub warmup: Option<Duration>,
+    /// Closed-loop levels; with `rates` empty too, `options`' defaults are kept.
+    pub users: Vec<u32>,
+    /// Open-loop levels as typed (`2`, `4/s`).
+    pub rates: Vec<String>,
+    /// Input and output tokens of every request.
+    pub lengths: Option<(u32, u32)>,
+    /// A workload file (fmperf histogram, Azure trace, ShareGPT JSON) instead of `lengths`.
+    pub workload: Option<PathBuf>,
+    /// `--slo` values for goodput.
+    pub slos: Vec<String>,
+    /// `--tune max_batch=LO..HI`, with the server's launch command and its health timeout.
+    pub tune: Option<String>,
+    pub launch: Option<String>,
+    pub health_timeout: Duration,
+}
+
+/// `pilot characterize`: checks the values, runs the sweep (or the tuning), and returns the
+/// table of levels, with where the files went and any notes on stderr. A run that measured
+/// nothing, or was stopped by failures, returns its output with [`Output::failure`] set.
+pub fn characterize_command(req: CharacterizeRequest) -> Result<Output, CharacterizeError> {
+    let mut opts = req.options;
+    let embedded = opts.endpoint.is_none();
+    if !req.users.is_empty() || !req.rates.is_empty() {
+        opts.users = req.users;
+        opts.rates = req
+            .rates
+            .iter()
+            .map(|r| validate::rate_text("--rate", r))
+            .collect::<Result<_, _>>()?;
+    }
+    if !embedded {
+        opts.duration = REMOTE_DURATION;
+        opts.warmup = REMOTE_WARMUP;
+    }
+    opts.duration = req.duration.unwrap_or(opts.duration);
+    opts.warmup = req.warmup.unwrap_or(opts.warmup);
+    if let Some((input, output)) = req.lengths {
+        opts.workload = Workload::Fixed { input, output };
+    }
+    if let Some(w) = &req.workload {
+        opts.workload = Workload::detect(w)?;
+    }
+    opts.slos = req
+        .slos
+        .iter()
+        .map(|s| parse_slo(s))
+        .collect::<Result<_, _>>()?;
+    if let Some(range) = &req.tune {
+        let (lo, hi) = parse_tune_range(range).map_err(CharacterizeError::Options)?;
+        opts.tune = Some(TuneOptions {
+            launch: req.launch,
+            lo,
+            hi,
+            health_timeout: req.health_timeout,
+        });
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CharacterizeError::Runtime)?;
+    let report = runtime.block_on(characterize(opts, true))?;
+    let mut notes = report.notes.clone();
+    if let Some(why) = &report.stopped_early {
+        notes.push(format!("the sweep stopped early: {why}"));
+    }
+    Ok(Output {
+        text: report.table(),
+        notes,
+        log: vec![
+            format!("requests: {}", report.requests_path.display()),
+            format!("summary:  {}", report.summary_path.display()),
+        ],
+        // The table and the files first, so a failed run still shows and keeps what it
+        // measured.
+        failure: report.failure.as_ref().map(|why| {
+            format!(
+                "{why}; what was measured is saved in {} and {}",
+                report.summary_path.display(),
+                report.requests_path.display()
+            )
+        }),
+    })
+}

@@ -1,0 +1,458 @@
+//! Clap-free entry points for the `pilot` binary: one function per command, taking the
+//! values as typed and returning the text to print. The binary only parses flags and calls
+//! these; every value is checked here, in the order the flags are documented.
+//!
+//! - `pilot recommend --model M --slo ttft=200ms --users 200 ...` → [`recommend_command`]
+//! - `pilot eval recommend --data <file> [--margin M] [--seeds N]` → [`eval_command`]
+
+use crate::eval::{EvalOptions, Scores, evaluate, evaluate_seeds};
+use crate::render::{self, ReportOptions};
+use crate::search::{Demand, Margin, RecommendError, RecommendOptions, recommend};
+use pilot_core::command::Output;
+use pilot_core::gpu::{GpuCatalog, GpuError, GpuSpec};
+use pilot_core::llm::{LlmSpec, ModelCatalog, ModelError};
+use pilot_core::metrics::UnknownName;
+use pilot_core::price::{LLM_PILOT_CLOUD, PriceCatalog, PriceError};
+use pilot_core::schema::{SchemaError, read_measurements};
+use pilot_core::slo::{Slo, SloError, parse_slo_at};
+use pilot_core::table::table;
+use pilot_core::units::{DEFAULT_INPUT_TOKENS, DEFAULT_OUTPUT_TOKENS, Dtype, Tokens};
+use pilot_core::validate::{self, InvalidValue};
+use pilot_predict::scenario::default_dtype;
+use pilot_predict::{LatencyModel, PhysicsModel, PredictError, Predictor};
+use std::path::PathBuf;
+
+/// The engine `pilot recommend` plans for when `--engine` is not given: vLLM, the most used
+/// OpenAI-compatible server, whose physics constants the shipped predictor calibrates on
+/// LLM-Inference-Bench's vLLM runs.
+pub const DEFAULT_ENGINE: &str = "vllm";
+
+/// Mean input and output tokens of a workload file for a model with this context length
+/// (`None`: unlimited). The binary supplies it, because reading workloads belongs to the
+/// load generator, which recommend does not depend on.
+pub type WorkloadMeans<'a> = &'a dyn Fn(Option<u32>) -> anyhow::Result<(f64, f64)>;
+
+/// `pilot recommend`, as typed.
+pub struct RecommendRequest<'a> {
+    /// A catalog name, a Hub id or a path to config.json.
+    pub model: String,
+    /// `--slo` values (`ttft=200ms`, `itl:p99=50ms`, `tokens_per_s=20`).
+    pub slos: Vec<String>,
+    /// The statistic for SLOs that name none (`p50`, `p90`, `p95`, `p99`, `mean`).
+    pub percentile: String,
+    /// Closed-loop users, used when `rate` is `None`.
+    pub users: u32,
+    /// An open-loop request rate (`10/s`).
+    pub rate: Option<String>,
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+    /// Mean lengths from a workload file, instead of `input_tokens` / `output_tokens`.
+    pub workload: Option<WorkloadMeans<'a>>,
+    /// GPU names or families (empty: every catalog GPU with a price).
+    pub gpus: Vec<String>,
+    pub max_gpus: u32,
+    /// Weight formats (empty: the model's own).
+    pub quantization: Vec<String>,
+    /// Engines (empty: [`DEFAULT_ENGINE`]).
+    pub engine: Vec<String>,
+    pub cloud: Option<String>,
+    pub spot: bool,
+    /// A price list (CSV, or JSON by extension) instead of the shipped one.
+    pub prices: Option<PathBuf>,
+    /// `upper`, `none` or a fraction (`0.2`).
+    pub margin: String,
+    /// A trained predictor instead of the shipped one.
+    pub predictor: Option<PathBuf>,
+    pub physics_only: bool,
+    /// Where to export the whole frontier as CSV.
+    pub csv: Option<PathBuf>,
+    pub json: bool,
+    pub explain: bool,
+    pub top: usize,
+}
+
+/// What went wrong in a command, with the value and the fix; wrapped errors stay the source.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Recommend(#[from] RecommendError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error(transparent)]
+    Gpu(#[from] GpuError),
+    #[error(transparent)]
+    Price(#[from] PriceError),
+    #[error(transparent)]
+    Slo(#[from] SloError),
+    #[error(transparent)]
+    Statistic(#[from] UnknownName),
+    #[error(transparent)]
+    Invalid(#[from] InvalidValue),
+    #[error(transparent)]
+    Predict(#[from] PredictError),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error(transparent)]
+    Workload(anyhow::Error),
+    #[error("no prices for cloud '{cloud}'; clouds: {clouds}")]
+    UnknownCloud { cloud: String, clouds: String },
+    #[error("{0}")]
+    Quantization(String),
+    #[error("--margin '{0}': use upper, none, or a fraction like 0.2")]
+    Margin(String),
+    #[error("cannot write {path}")]
+    Write {
+        path: String,
+        #[source]
+        source: csv::Error,
+    },
+    #[error("cannot print JSON")]
+    Json(#[from] serde_json::Error),
+}
+
+/// `pilot recommend`: the cheapest configurations meeting the SLOs, as a table with its
+/// evidence (or JSON); writes the frontier CSV when asked.
+pub fn recommend_command(req: &RecommendRequest) -> Result<Output, CommandError> {
+    let model = ModelCatalog::builtin().resolve(&req.model)?;
+    let slos = req
+        .slos
+        .iter()
+        .map(|s| slo_with_percentile(s, &req.percentile))
+        .collect::<Result<Vec<_>, _>>()?;
+    let demand = match &req.rate {
+        Some(r) => Demand::Rate(validate::rate_text("--rate", r)?),
+        None => Demand::Users(validate::count("--users", req.users.into())?),
+    };
+    validate::count("--max-gpus", req.max_gpus.into())?;
+    let (input, output) = lengths(req, &model)?;
+    let loaded_prices;
+    let prices = match &req.prices {
+        Some(p) => {
+            loaded_prices = PriceCatalog::from_path(p)?;
+            &loaded_prices
+        }
+        None => PriceCatalog::builtin(),
+    };
+    if let Some(c) = &req.cloud
+        && !prices.clouds().iter().any(|x| x.eq_ignore_ascii_case(c))
+    {
+        return Err(CommandError::UnknownCloud {
+            cloud: c.clone(),
+            clouds: prices.clouds().join(", "),
+        });
+    }
+    let gpus = gpus(req, prices)?;
+    let quantizations = if req.quantization.is_empty() {
+        vec![default_dtype(&model)]
+    } else {
+        req.quantization
+            .iter()
+            .map(|q| q.parse::<Dtype>().map_err(CommandError::Quantization))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let margin = parse_margin(&req.margin)?;
+    let physics = PhysicsModel::default();
+    let loaded_predictor;
+    let trained: Option<&Predictor> = if req.physics_only {
+        None
+    } else if let Some(p) = &req.predictor {
+        loaded_predictor = Predictor::load(p)?;
+        Some(&loaded_predictor)
+    } else {
+        Some(Predictor::shipped()?)
+    };
+    // An engine is one pilot knows or one the predictor measured; a typo is an error.
+    let measured = trained.map(Predictor::engines).unwrap_or_default();
+    let engines = if req.engine.is_empty() {
+        vec![Some(DEFAULT_ENGINE.to_string())]
+    } else {
+        req.engine
+            .iter()
+            .map(|e| validate::engine(e, &measured).map(Some))
+            .collect::<Result<Vec<_>, _>>()?
+    };
+    let predictor: &dyn LatencyModel = match trained {
+        Some(p) => p,
+        None => &physics,
+    };
+    let opts = RecommendOptions {
+        model,
+        slos,
+        demand,
+        input_tokens: input,
+        output_tokens: output,
+        gpus,
+        max_gpus: req.max_gpus,
+        quantizations,
+        engines,
+        cloud: req.cloud.clone(),
+        spot: req.spot,
+        margin,
+        explain: req.explain,
+    };
+    let rec = recommend(&opts, predictor, prices)?;
+    let mut out = Output::default();
+    if let Some(path) = &req.csv {
+        render::write_frontier_csv(&rec.candidates, &opts.slos, path).map_err(|source| {
+            CommandError::Write {
+                path: path.display().to_string(),
+                source,
+            }
+        })?;
+        out.log.push(format!(
+            "wrote {} candidates to {}",
+            rec.candidates.len(),
+            path.display()
+        ));
+    }
+    out.text = if req.json {
+        serde_json::to_string_pretty(&render::frontier_json(&rec, &opts))?
+    } else {
+        let r = ReportOptions {
+            trained,
+            top: req.top,
+        };
+        render::report(&rec, &opts, &r)
+    };
+    Ok(out)
+}
+
+/// Parses one `--slo`, applying `--percentile` where the SLO names no statistic (and
+/// `tokens_per_s=X` per user as `tpot <= 1000/X ms`: [`pilot_core::slo`]).
+fn slo_with_percentile(text: &str, percentile: &str) -> Result<Slo, CommandError> {
+    Ok(parse_slo_at(text, percentile.parse()?)?)
+}
+
+/// Mean input and output tokens: from the workload when one is given, else the flags or
+/// pilot's defaults.
+fn lengths(req: &RecommendRequest, model: &LlmSpec) -> Result<(Tokens, Tokens), CommandError> {
+    if let Some(means) = req.workload {
+        let (i, o) =
+            means(model.max_positions.map(|m| m as u32)).map_err(CommandError::Workload)?;
+        return Ok((
+            Tokens(i.round().max(1.0) as u64),
+            Tokens(o.round().max(1.0) as u64),
+        ));
+    }
+    let count = |what: &str, given: Option<u64>, default: Tokens| {
+        validate::count(what, given.unwrap_or(default.0) as f64).map(|n| Tokens(n.into()))
+    };
+    Ok((
+        count("--input-tokens", req.input_tokens, DEFAULT_INPUT_TOKENS)?,
+        count("--output-tokens", req.output_tokens, DEFAULT_OUTPUT_TOKENS)?,
+    ))
+}
+
+/// The GPU types to consider: the named ones (a family name means all its SKUs), or every
+/// catalog GPU with a price on the chosen cloud (LLM-Pilot's own price list excluded).
+fn gpus(req: &RecommendRequest, prices: &PriceCatalog) -> Result<Vec<GpuSpec>, CommandError> {
+    let catalog = GpuCatalog::builtin();
+    if req.gpus.is_empty() {
+        return Ok(catalog
+            .all()
+            .iter()
+            .filter(|g| {
+                prices.entries().iter().any(|e| {
+                    e.gpu == g.name
+                        && e.cloud != LLM_PILOT_CLOUD
+                        && req
+                            .cloud
+                            .as_deref()
+                            .is_none_or(|c| e.cloud.eq_ignore_ascii_case(c))
+                })
+            })
+            .cloned()
+            .collect());
+    }
+    let mut chosen: Vec<GpuSpec> = Vec::new();
+    for name in &req.gpus {
+        for g in catalog.resolve_family(name)? {
+            if !chosen.iter().any(|c| c.name == g.name) {
+                chosen.push(g.clone());
+            }
+        }
+    }
+    Ok(chosen)
+}
+
+/// `--margin`: `upper`, `none`, or a fraction added to the point prediction (`0.1`).
+pub fn parse_margin(m: &str) -> Result<Margin, CommandError> {
+    Ok(match m {
+        "upper" => Margin::Upper,
+        "none" => Margin::None,
+        f => match f.parse::<f64>() {
+            Ok(k) if k.is_finite() && k > -1.0 => Margin::Factor(k),
+            _ => return Err(CommandError::Margin(f.to_string())),
+        },
+    })
+}
+
+/// `pilot eval recommend`, as typed.
+pub struct EvalRecommendRequest {
+    /// LLM-Pilot's dataset in pilot's schema.
+    pub data: PathBuf,
+    /// `none`, `upper`, a fraction, or `nested`.
+    pub margin: String,
+    /// Training seeds (42, 43, ...) to rerun the benchmark with.
+    pub seeds: u32,
+}
+
+/// LLM-Pilot's published recommendation scores, transcribed from
+/// `../shared/data/llm-pilot/published/recommendation_scores.csv`.
+const PUBLISHED: [(&str, f64, f64, f64); 4] = [
+    ("LLM-Pilot", 80.0, 19.859954617845506, 0.800699614549604),
+    ("Static policy", 50.0, 6.772875816993467, 0.6509041127146198),
+    ("PARIS", 80.0, 49.93055555555556, 0.6159103043246129),
+    ("Selecta", 70.0, 57.06349206349206, 0.5322557976106816),
+];
+
+/// `pilot eval recommend`: LLM-Pilot's recommendation benchmark, leave-one-LLM-out, with
+/// pilot's outcome per LLM and its scores beside the published ones.
+pub fn eval_command(req: &EvalRecommendRequest) -> Result<Output, CommandError> {
+    let rows = read_measurements(&req.data)?;
+    let opts = EvalOptions {
+        margin: if req.margin == "nested" {
+            Margin::Nested
+        } else {
+            parse_margin(&req.margin)?
+        },
+        ..EvalOptions::default()
+    };
+    let report = evaluate(&rows, &opts, PriceCatalog::builtin())?;
+    let header = [
+        "held-out LLM",
+        "margin",
+        "recommended",
+        "cost USD/h",
+        "cheapest true",
+        "cost USD/h",
+        "meets 200 users",
+    ];
+    let body = report.outcomes.iter().map(|o| {
+        vec![
+            o.model.clone(),
+            o.margin
+                .map_or("-".into(), |k| format!("{:+.0}%", k * 100.0)),
+            o.chosen
+                .as_ref()
+                .map_or("-".into(), |(p, n)| format!("{n} pods of {p}")),
+            o.chosen_cost.map_or("-".into(), |c| format!("{c:.2}")),
+            o.best
+                .as_ref()
+                .map_or("-".into(), |(p, n)| format!("{n} pods of {p}")),
+            o.best_cost.map_or("-".into(), |c| format!("{c:.2}")),
+            if o.success { "yes" } else { "no" }.into(),
+        ]
+    });
+    let mut text = table(&header, body);
+    text.push_str("\n\nLLM-Pilot's recommendation benchmark (200 users, median nTTFT <= 100 ms/token, median ITL <= 50 ms):\n");
+    let score_row = |label: String, s: &Scores| {
+        vec![
+            label,
+            format!("{:.1}", s.success_rate),
+            format!("{:.1}", s.overspend),
+            format!("{:.3}", s.so_score),
+        ]
+    };
+    let mut score_rows = vec![
+        score_row(format!("pilot (margin {})", req.margin), &report.scores),
+        score_row(
+            format!("pilot (margin {}, continuous capacity)", req.margin),
+            &report.scores_continuous,
+        ),
+    ];
+    if req.seeds > 1 {
+        // The first seed's run is the report above; only the others are run again.
+        let base = opts.train.seed;
+        let more: Vec<u64> = (1..u64::from(req.seeds)).map(|k| base + k).collect();
+        let mut runs = vec![(report.scores, report.scores_continuous)];
+        runs.extend(evaluate_seeds(
+            &rows,
+            &opts,
+            PriceCatalog::builtin(),
+            &more,
+        )?);
+        let last = base + u64::from(req.seeds) - 1;
+        for (label, continuous) in [("", false), (", continuous capacity", true)] {
+            let s: Vec<Scores> = runs
+                .iter()
+                .map(|r| if continuous { r.1 } else { r.0 })
+                .collect();
+            score_rows.push(vec![
+                format!(
+                    "pilot (margin {}{label}), seeds {base}-{last}: median [range]",
+                    req.margin
+                ),
+                spread(s.iter().map(|x| x.success_rate).collect(), 0),
+                spread(s.iter().map(|x| x.overspend).collect(), 1),
+                spread(s.iter().map(|x| x.so_score).collect(), 3),
+            ]);
+        }
+    }
+    for (name, s, o, so) in PUBLISHED {
+        score_rows.push(vec![
+            format!("{name} (published)"),
+            format!("{s:.1}"),
+            format!("{o:.1}"),
+            format!("{so:.3}"),
+        ]);
+    }
+    text.push_str(&table(
+        &["recommender", "success %", "overspend %", "S/O"],
+        score_rows,
+    ));
+    Ok(Output::text(text))
+}
+
+/// `median [min-max]` of values, with `digits` decimals.
+fn spread(mut v: Vec<f64>, digits: usize) -> String {
+    v.sort_by(f64::total_cmp);
+    let med = if v.len() % 2 == 1 {
+        v[v.len() / 2]
+    } else {
+        (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+    };
+    format!(
+        "{med:.digits$} [{:.digits$}-{:.digits$}]",
+        v[0],
+        v[v.len() - 1]
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pilot_core::slo::{Metric, Stat};
+
+    #[test]
+    fn spreads_give_the_median_and_the_range() {
+        assert_eq!(spread(vec![3.0, 1.0, 2.0], 0), "2 [1-3]");
+        assert_eq!(spread(vec![0.5, 0.7, 0.6, 0.9], 2), "0.65 [0.50-0.90]");
+    }
+
+    #[test]
+    fn percentile_applies_only_where_no_statistic_is_named() {
+        assert_eq!(
+            slo_with_percentile("ttft=200ms", "p90").unwrap().stat,
+            Stat::P90
+        );
+        assert_eq!(
+            slo_with_percentile("ttft:p99=200ms", "p90").unwrap().stat,
+            Stat::P99
+        );
+        let t = slo_with_percentile("tokens_per_s=20", "p50").unwrap();
+        assert_eq!((t.metric, t.threshold.0), (Metric::Tpot, 50.0));
+        assert!(slo_with_percentile("tokens_per_s=fast", "p50").is_err());
+    }
+
+    #[test]
+    fn margins_are_upper_none_or_a_fraction_above_minus_one() {
+        assert_eq!(parse_margin("upper").unwrap(), Margin::Upper);
+        assert_eq!(parse_margin("none").unwrap(), Margin::None);
+        assert_eq!(parse_margin("0.2").unwrap(), Margin::Factor(0.2));
+        for bad in ["-1", "nan", "inf", "x"] {
+            let e = parse_margin(bad).unwrap_err().to_string();
+            assert!(e.contains(bad) && e.contains("upper"), "{e}");
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! A recommendation as people and programs read it: the ranked table with the evidence it
+//! rests on and the cheaper options rejected, the `--json` frontier, and the frontier CSV
+//! for capacity planning.
+//!
+//! The table shows the cheapest feasible candidates; the rejected list shows only the
+//! options that would have been cheaper than the best one (all of them when none is
+//! feasible), because a costlier option's rejection does not change the answer.
+
+use crate::search::{Candidate, Demand, RecommendOptions, Recommendation, Verdict, violation};
+use pilot_core::schema::metric_value;
+use pilot_core::slo::Slo;
+use pilot_core::table::table;
+use pilot_predict::Predictor;
+use serde_json::json;
+use std::path::Path;
+
+/// The metric columns every candidate reports besides those its SLOs name.
+const REPORTED: [&str; 4] = [
+    "ttft_ms_p50",
+    "itl_ms_p50",
+    "e2e_ms_p50",
+    "output_throughput_tok_s",
+];
+
+/// How rejected options are listed under the table when some candidate is feasible.
+const MAX_REJECTED_SHOWN: usize = 15;
+
+/// What the text report needs besides the recommendation itself.
+pub struct ReportOptions<'a> {
+    /// The trained predictor behind the answer, for its evidence lines (`None`: physics only).
+    pub trained: Option<&'a Predictor>,
+    /// How many feasible candidates to list.
+    pub top: usize,
+}
+
+/// The text `pilot recommend` prints: the question, the cheapest feasible candidates, the
+/// evidence per engine, the cheaper options rejected and why, and (with `--explain`) each
+/// shown candidate's latency-vs-load curve.
+pub fn report(rec: &Recommendation, opts: &RecommendOptions, r: &ReportOptions) -> String {
+    let mut text = format!(
+        "{} for {}, {} input / {} output tokens, SLOs {}{}\n",
+        opts.model.id,
+        opts.demand,
+        opts.input_tokens.0,
+        opts.output_tokens.0,
+        slo_list(&opts.slos),
+        if r.trained.is_none() {
+            " (physics model only)"
+        } else {
+            ""
+        },
+    );
+    let feasible: Vec<&Candidate> = rec.feasible().take(r.top).collect();
+    let meeting = rec.feasible().count();
+    if feasible.is_empty() {
+        text.push_str(&nothing_shown(rec, opts, meeting));
+    } else {
+        text.push_str(&ranking(&feasible, opts.demand));
+        if let Some(p) = r.trained {
+            text.push('\n');
+            text.push_str(&evidence(p, &opts.engines, opts.demand));
+        }
+        text.push_str("\nCheaper options rejected:\n");
+    }
+    text.push_str(&rejected(rec, opts, !feasible.is_empty()));
+    if opts.explain {
+        for c in &feasible {
+            text.push_str(&curve(c, opts));
+        }
+    }
+    text.trim_end().to_string()
+}
+
+fn slo_list(slos: &[Slo]) -> String {
+    slos.iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The table of feasible candidates, cheapest first.
+fn ranking(feasible: &[&Candidate], demand: Demand) -> String {
+    let demand_level = match demand {
+        Demand::Users(u) => u as f64,
+        Demand::Rate(r) => r.0,
+    };
+    let header = [
+        "#",
+        "GPU",
+        "n",
+        "quant",
+        "engine",
+        "replicas",
+        "capacity/replica",
+        "TTFT p50 ms",
+        "ITL p50 ms",
+        "headroom",
+        "USD/h",
+        "USD/Mtok out",
+        "price from",
+    ];
+    let rows = feasible.iter().enumerate().map(|(i, c)| {
+        let row = c.at_load.as_ref().map(|p| &p.row);
+        let f = |col: &str| {
+            row.and_then(|r| metric_value(r, col))
+                .map_or("-".into(), |v| format!("{v:.1}"))
+        };
+        vec![
+            (i + 1).to_string(),
+            c.gpu.clone(),
+            c.gpu_count.to_string(),
+            c.quantization.to_string(),
+            c.engine.clone().unwrap_or_else(|| "-".into()),
+            c.replicas.map_or("-".into(), |r| r.to_string()),
+            c.capacity.map_or("-".into(), |x| {
+                // The search stops at the demand: one replica serving all of it may hold more.
+                let capped = (x - demand_level).abs() < 1e-9;
+                format!("{}{x:.1}", if capped { ">=" } else { "" })
+            }),
+            f("ttft_ms_p50"),
+            f("itl_ms_p50"),
+            c.headroom
+                .map_or("-".into(), |h| format!("{:.0}%", h * 100.0)),
+            c.cost.map_or("-".into(), |x| format!("{:.2}", x.0)),
+            c.cost_per_million_output_tokens
+                .map_or("-".into(), |x| format!("{:.2}", x.0)),
+            c.price
+                .as_ref()
+                .map_or("-".into(), |p| format!("{} {}", p.cloud, p.instance_type)),
+        ]
+    });
+    table(&header, rows)
+}
+
+/// Why cheaper (or all, when none is feasible) options were rejected: one line per profile,
+/// cheapest first, and a count of the combinations that had no price.
+fn rejected(rec: &Recommendation, opts: &RecommendOptions, any_shown: bool) -> String {
+    let price_of = |c: &Candidate| {
+        c.price
+            .as_ref()
+            .and_then(|p| p.price(opts.spot))
+            .map(|p| p.0)
+    };
+    let best_cost = rec
+        .best()
+        .and_then(|b| b.cost)
+        .map_or(f64::INFINITY, |c| c.0);
+    let mut rejected: Vec<&Candidate> = rec
+        .candidates
+        .iter()
+        .filter(|c| c.verdict != Verdict::Feasible)
+        .filter(|c| price_of(c).is_none_or(|p| p < best_cost))
+        .collect();
+    rejected.sort_by(|x, y| {
+        let p = |c: &Candidate| price_of(c).unwrap_or(f64::INFINITY);
+        p(x).total_cmp(&p(y))
+    });
+    let shown = if any_shown {
+        rejected.len().min(MAX_REJECTED_SHOWN)
+    } else {
+        rejected.len()
+    };
+    let mut text = String::new();
+    for c in rejected
+        .iter()
+        .filter(|c| !matches!(c.verdict, Verdict::NoPrice(_)))
+        .take(shown)
+    {
+        let price = price_of(c).map_or("-".into(), |p| format!("{p:.2} USD/h"));
+        // The engine where several were asked for: otherwise two lines read the same.
+        let engine = match (&c.engine, opts.engines.len() > 1) {
+            (Some(e), true) => format!(" {e}"),
+            _ => String::new(),
+        };
+        text.push_str(&format!(
+            "  {} x {} {}{engine} ({price}): {}\n",
+            c.gpu_count,
+            c.gpu,
+            c.quantization,
+            c.verdict.reason()
+        ));
+    }
+    let no_price = rec
+        .candidates
+        .iter()
+        .filter(|c| matches!(c.verdict, Verdict::NoPrice(_)))
+        .count();
+    if no_price > 0 {
+        text.push_str(&format!(
+            "  ({no_price} GPU/count combinations have no price on the chosen cloud(s))\n"
+        ));
+    }
+    text
+}
+
+/// One candidate's predicted latency against the load on one replica (`--explain`).
+fn curve(c: &Candidate, opts: &RecommendOptions) -> String {
+    let mut text = format!(
+        "\n{} x {} {}: latency vs load per replica\n",
+        c.gpu_count, c.gpu, c.quantization
+    );
+    let header = [
+        "load",
+        "TTFT p50 ms",
+        "ITL p50 ms",
+        "E2E p50 ms",
+        "out tok/s",
+        "meets SLOs",
+    ];
+    let rows = c.curve.iter().map(|(level, p)| {
+        let f = |col: &str| metric_value(&p.row, col).map_or("-".into(), |v| format!("{v:.1}"));
+        vec![
+            format!("{level:.2}"),
+            f("ttft_ms_p50"),
+            f("itl_ms_p50"),
+            f("e2e_ms_p50"),
+            f("output_throughput_tok_s"),
+            if violation(&opts.slos, p, opts.margin).is_none() {
+                "yes"
+            } else {
+                "no"
+            }
+            .into(),
+        ]
+    });
+    text.push_str(&table(&header, rows));
+    text.push('\n');
+    text
+}
+
+/// Why the table is empty, in words that match what happened: rows hidden by `--top 0`, no
+/// price for any candidate (on this cloud, or no spot price with `--spot`), or no candidate
+/// meeting the SLOs.
+fn nothing_shown(rec: &Recommendation, opts: &RecommendOptions, meeting: usize) -> String {
+    if meeting > 0 {
+        return format!(
+            "\n--top 0 shows no rows; {meeting} configurations meet the SLOs (pass --top N to list the N cheapest).\n\nCheaper options rejected:\n"
+        );
+    }
+    if rec
+        .candidates
+        .iter()
+        .all(|c| matches!(c.verdict, Verdict::NoPrice(_)))
+    {
+        let mut gpus: Vec<&str> = Vec::new();
+        for c in &rec.candidates {
+            if !gpus.contains(&c.gpu.as_str()) {
+                gpus.push(&c.gpu);
+            }
+        }
+        let kind = if opts.spot { "spot" } else { "on-demand" };
+        let cloud = opts
+            .cloud
+            .as_ref()
+            .map_or(String::new(), |c| format!(" on {c}"));
+        let fix = if opts.spot {
+            "drop --spot, choose other --gpus or --cloud, or pass --prices FILE with spot prices"
+        } else {
+            "choose other --gpus or --cloud, or pass --prices FILE"
+        };
+        return format!(
+            "\nNo {kind} prices{cloud} for these GPUs: {}; nothing could be priced ({fix}).\n",
+            gpus.join(", ")
+        );
+    }
+    "\nNo configuration meets the SLOs. Why each was rejected:\n".to_string()
+}
+
+/// What the predictions under the table rest on, per engine: measurements of that engine in
+/// this load mode (physics + trained corrections), or only the physics model (calibrated on
+/// the engine's other measurements, or its published defaults).
+pub fn evidence(p: &Predictor, engines: &[Option<String>], demand: Demand) -> String {
+    let mode = match demand {
+        Demand::Users(u) => pilot_predict::Load::Users(u),
+        Demand::Rate(r) => pilot_predict::Load::Rate(r),
+    }
+    .mode()
+    .name();
+    let mut out = String::new();
+    for e in engines {
+        let name = e.as_deref().unwrap_or("an unnamed engine");
+        let line = if p.measured(e.as_deref(), mode) {
+            format!(
+                "{name}: physics model corrected by measurements of {name} under {mode}-loop load"
+            )
+        } else if e.as_deref().is_some_and(|x| p.calibrated_for(x)) {
+            format!(
+                "{name}: no {mode}-loop measurements of {name} in the predictor's data; physics model \
+                 with {name}'s constants calibrated on its other runs (interval: that model's error there)"
+            )
+        } else {
+            format!(
+                "{name}: not in the predictor's data; physics model with published constants \
+                 (interval: its error on the training data)"
+            )
+        };
+        out.push_str(&format!("evidence: {line}\n"));
+    }
+    out
+}
+
+/// The whole frontier as JSON (`--json`): the question and every candidate, feasible or not.
+pub fn frontier_json(rec: &Recommendation, opts: &RecommendOptions) -> serde_json::Value {
+    let v: Vec<_> = rec
+        .candidates
+        .iter()
+        .map(|c| candidate_json(c, &opts.slos))
+        .collect();
+    json!({
+        "model": opts.model.id,
+        "demand": opts.demand.to_string(),
+        "input_tokens": opts.input_tokens.0,
+        "output_tokens": opts.output_tokens.0,
+        "slos": opts.slos.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        "candidates": v,
+    })
+}
+
+fn candidate_json(c: &Candidate, slos: &[Slo]) -> serde_json::Value {
+    let row = c.at_load.as_ref().map(|p| &p.row);
+    let mut metrics = serde_json::Map::new();
+    for col in slos
+        .iter()
+        .map(|s| s.column())
+        .chain(REPORTED.map(String::from))
+    {
+        metrics.insert(col.clone(), json!(row.and_then(|r| metric_value(r, &col))));
+    }
+    json!({
+        "gpu": c.gpu,
+        "gpu_count": c.gpu_count,
+        "quantization": c.quantization.name(),
+        "engine": c.engine,
+        "feasible": c.verdict == Verdict::Feasible,
+        "rejection_reason": c.verdict.reason(),
+        "replicas": c.replicas,
+        "capacity_per_replica": c.capacity,
+        "cost_usd_per_hour": c.cost.map(|x| x.0),
+        "price_usd_per_hour": c.price.as_ref().and_then(|p| p.on_demand.or(p.spot)).map(|x| x.0),
+        "cloud": c.price.as_ref().map(|p| p.cloud.clone()),
+        "instance_type": c.price.as_ref().map(|p| p.instance_type.clone()),
+        "usd_per_million_output_tokens": c.cost_per_million_output_tokens.map(|x| x.0),
+        "headroom": c.headroom,
+        "out_of_domain": c.at_load.as_ref().map(|p| p.out_of_domain),
+        "predicted_at_load": metrics,
+    })
+}
+
+/// Writes every candidate, feasible or not, as one CSV row (`--csv`): the columns a capacity
+/// plan needs, then the SLOs' metric columns and the [`REPORTED`] ones.
+pub fn write_frontier_csv(
+    cands: &[Candidate],
+    slos: &[Slo],
+    path: &Path,
+) -> Result<(), csv::Error> {
+    let mut w = csv::Writer::from_path(path)?;
+    let mut metric_cols: Vec<String> = slos.iter().map(|s| s.column()).collect();
+    for c in REPORTED {
+        if !metric_cols.iter().any(|x| x == c) {
+            metric_cols.push(c.into());
+        }
+    }
+    let mut header: Vec<String> = [
+        "gpu",
+        "gpu_count",
+        "quantization",
+        "engine",
+        "feasible",
+        "replicas",
+        "capacity_per_replica",
+        "cost_usd_per_hour",
+        "cloud",
+        "instance_type",
+        "usd_per_million_output_tokens",
+        "headroom",
+        "out_of_domain",
+        "rejection_reason",
+    ]
+    .map(String::from)
+    .to_vec();
+    header.extend(metric_cols.iter().cloned());
+    w.write_record(&header)?;
+    let opt = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
+    for c in cands {
+        let row = c.at_load.as_ref().map(|p| &p.row);
+        let mut rec = vec![
+            c.gpu.clone(),
+            c.gpu_count.to_string(),
+            c.quantization.name().to_string(),
+            c.engine.clone().unwrap_or_default(),
+            (c.verdict == Verdict::Feasible).to_string(),
+            c.replicas.map_or(String::new(), |r| r.to_string()),
+            opt(c.capacity),
+            opt(c.cost.map(|x| x.0)),
+            c.price.as_ref().map_or(String::new(), |p| p.cloud.clone()),
+            c.price
+                .as_ref()
+                .map_or(String::new(), |p| p.instance_type.clone()),
+            opt(c.cost_per_million_output_tokens.map(|x| x.0)),
+            opt(c.headroom),
+            c.at_load
+                .as_ref()
+                .map_or(String::new(), |p| p.out_of_domain.to_string()),
+            c.verdict.reason(),
+        ];
+        rec.extend(
+            metric_cols
+                .iter()
+                .map(|col| opt(row.and_then(|r| metric_value(r, col)))),
+        );
+        w.write_record(&rec)?;
+    }
+    w.flush()?;
+    Ok(())
+}
