@@ -9,7 +9,8 @@
 //!   into measurement rows.
 //! - [`slo`]: latency objectives (`--slo ttft=200ms`), their parsing and their checks per row
 //!   and per request, shared by characterize's goodput and recommend's feasibility.
-//! - [`gpu`], [`price`], [`llm`]: catalogs that turn names into numbers.
+//! - [`gpu`], [`price`], [`llm`]: catalogs that turn names into numbers; [`listing`]: how
+//!   `pilot catalog` prints them.
 //! - [`validate`]: the one check of counts, rates, names and engine names users give pilot.
 //! - [`rng`]: the one seeded random number generator and stable hash.
 //! - [`table`]: the one style of printed tables.
@@ -17,6 +18,7 @@
 
 pub mod command;
 pub mod gpu;
+pub mod listing;
 pub mod llm;
 pub mod metrics;
 pub mod price;

@@ -17,7 +17,7 @@
 pub use crate::metrics::{Metric, Stat};
 use crate::metrics::{RequestTimings, Summary};
 use crate::schema::Measurement;
-use crate::units::Millis;
+use crate::units::{LatencyError, Millis};
 use crate::validate::shorten;
 use std::fmt;
 
@@ -124,37 +124,17 @@ pub fn parse_slo_at(text: &str, default_stat: Stat) -> Result<Slo, SloError> {
     })
 }
 
-/// A latency threshold with its unit, in milliseconds.
+/// A latency threshold with its unit, in milliseconds ([`Millis`]' parser), with the error
+/// worded for the whole objective.
 fn threshold(text: &str, rhs: &str) -> Result<Millis, SloError> {
-    let err = |reason: String| SloError::Invalid {
+    rhs.parse::<Millis>().map_err(|e| SloError::Invalid {
         text: shorten(text),
-        reason,
-    };
-    let rhs = rhs.trim().to_ascii_lowercase();
-    let (number, scale) = if let Some(n) = rhs.strip_suffix("ms") {
-        (n, 1.0)
-    } else if let Some(n) = rhs.strip_suffix("us").or_else(|| rhs.strip_suffix("µs")) {
-        (n, 1e-3)
-    } else if let Some(n) = rhs.strip_suffix('s') {
-        (n, 1e3)
-    } else {
-        let value = rhs
-            .parse::<f64>()
-            .ok()
-            .filter(|v| v.is_finite() && *v > 0.0);
-        return Err(match value {
-            Some(v) => err(unitless(text, v)),
-            None => err(format!("'{rhs}' is not a number with a unit")),
-        });
-    };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| err(format!("'{number}' is not a number")))?;
-    if !(value.is_finite() && value > 0.0) {
-        return Err(err("the threshold must be positive".into()));
-    }
-    Ok(Millis(value * scale))
+        reason: match e {
+            LatencyError::NoUnit(v) => unitless(text, v),
+            LatencyError::NotPositive => "the threshold must be positive".into(),
+            other => other.to_string(),
+        },
+    })
 }
 
 /// `tokens_per_s=X` per user: the TPOT objective `tpot <= 1000/X ms`.

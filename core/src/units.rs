@@ -133,6 +133,64 @@ impl Millis {
     }
 }
 
+/// Why a latency could not be read: the caller words the message (an SLO names the whole
+/// objective, a flag its name), so the cases stay apart.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum LatencyError {
+    /// A positive number without a unit: milliseconds or seconds is the user's to say.
+    #[error("{0} has no unit")]
+    NoUnit(f64),
+    #[error("'{0}' is not a number with a unit")]
+    NotANumberWithUnit(String),
+    #[error("'{0}' is not a number")]
+    NotANumber(String),
+    #[error("it must be positive")]
+    NotPositive,
+}
+
+impl std::str::FromStr for Millis {
+    type Err = LatencyError;
+    /// A positive latency with its unit: `200ms`, `1.5s`, `800us` (or `µs`).
+    fn from_str(text: &str) -> Result<Millis, LatencyError> {
+        let text = text.trim().to_ascii_lowercase();
+        let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
+            (n, 1.0)
+        } else if let Some(n) = text.strip_suffix("us").or_else(|| text.strip_suffix("µs")) {
+            (n, 1e-3)
+        } else if let Some(n) = text.strip_suffix('s') {
+            (n, 1e3)
+        } else {
+            return Err(
+                match text
+                    .parse::<f64>()
+                    .ok()
+                    .filter(|v| v.is_finite() && *v > 0.0)
+                {
+                    Some(v) => LatencyError::NoUnit(v),
+                    None => LatencyError::NotANumberWithUnit(text),
+                },
+            );
+        };
+        let value: f64 = number
+            .trim()
+            .parse()
+            .map_err(|_| LatencyError::NotANumber(number.to_string()))?;
+        if !(value.is_finite() && value > 0.0) {
+            return Err(LatencyError::NotPositive);
+        }
+        Ok(Millis(value * scale))
+    }
+}
+
+impl std::str::FromStr for RequestsPerSec {
+    type Err = crate::validate::InvalidValue;
+    /// A finite positive rate: `10/s`, `10rps` or `10` ([`crate::validate::rate_text`], which
+    /// names the flag when a command parses one).
+    fn from_str(text: &str) -> Result<RequestsPerSec, Self::Err> {
+        crate::validate::rate_text("rate", text)
+    }
+}
+
 impl Gigabytes {
     /// From a byte count.
     pub fn from_bytes(b: Bytes) -> Gigabytes {
@@ -240,6 +298,26 @@ impl std::str::FromStr for Dtype {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn latencies_and_rates_parse_with_their_units() {
+        assert_eq!("200ms".parse::<Millis>(), Ok(Millis(200.0)));
+        assert_eq!(" 1.5S ".parse::<Millis>(), Ok(Millis(1500.0)));
+        assert_eq!("800us".parse::<Millis>(), Ok(Millis(0.8)));
+        assert_eq!("200".parse::<Millis>(), Err(LatencyError::NoUnit(200.0)));
+        assert_eq!("-1ms".parse::<Millis>(), Err(LatencyError::NotPositive));
+        assert!(matches!(
+            "fastms".parse::<Millis>(),
+            Err(LatencyError::NotANumber(_))
+        ));
+        assert_eq!(
+            "12/s".parse::<RequestsPerSec>().unwrap(),
+            RequestsPerSec(12.0)
+        );
+        for bad in ["0", "inf", "-3/s", "x"] {
+            assert!(bad.parse::<RequestsPerSec>().is_err(), "{bad}");
+        }
+    }
 
     #[test]
     fn millis_round_trips_through_duration() {
