@@ -12,59 +12,16 @@
 //! silently misread. Reading validates: a missing required column, an unreadable value or an
 //! unknown mode is an error that names the file, the column and the fix.
 
+pub use crate::load::{Load, Mode};
 use crate::metrics::{Metric, Stat, Summary};
 use crate::units::{Dtype, Gigabytes, Percent, RequestsPerSec, TokensPerSec, Watts};
 use polars::prelude::*;
-use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The version written to, and accepted from, the `schema_version` column.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// How load was offered at an operating point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Closed loop: `users` clients, each sending its next request when the last ends.
-    Closed,
-    /// Open loop: requests arrive at `rate_rps` (Poisson unless said otherwise).
-    Open,
-    /// One static batch of `batch_size` requests, submitted together.
-    Offline,
-}
-
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Closed => "closed",
-            Mode::Open => "open",
-            Mode::Offline => "offline",
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Mode, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "closed" => Ok(Mode::Closed),
-            "open" => Ok(Mode::Open),
-            "offline" => Ok(Mode::Offline),
-            other => Err(format!(
-                "unknown mode '{}': use closed, open or offline",
-                crate::validate::shorten(other)
-            )),
-        }
-    }
-}
 
 /// One operating point and what was measured (or predicted) there.
 #[derive(Debug, Clone, PartialEq)]

@@ -12,50 +12,14 @@ use pilot_core::gpu::{GpuCatalog, GpuSpec};
 use pilot_core::llm::{LlmSpec, ModelCatalog};
 use pilot_core::metrics::Summary;
 use pilot_core::schema::{Measurement, Mode, metric_columns, metric_value};
-use pilot_core::units::{Dtype, RequestsPerSec, Tokens};
+use pilot_core::units::{Dtype, Tokens};
 use pilot_core::validate::{self, InvalidValue};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// How load is offered.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Load {
-    /// Closed loop: this many users, each sending its next request when the last ends.
-    Users(u32),
-    /// Open loop: Poisson arrivals at this rate.
-    Rate(RequestsPerSec),
-    /// One static batch of this many requests.
-    Batch(u32),
-}
-
-impl Load {
-    pub fn mode(&self) -> Mode {
-        match self {
-            Load::Users(_) => Mode::Closed,
-            Load::Rate(_) => Mode::Open,
-            Load::Batch(_) => Mode::Offline,
-        }
-    }
-
-    /// The load as one number (users, requests per second, or batch size).
-    pub fn level(&self) -> f64 {
-        match self {
-            Load::Users(u) | Load::Batch(u) => *u as f64,
-            Load::Rate(r) => r.0,
-        }
-    }
-}
-
-impl std::fmt::Display for Load {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Load::Users(1) => write!(f, "1 user"),
-            Load::Users(u) => write!(f, "{u} users"),
-            Load::Rate(r) => write!(f, "{} requests/s", r.0),
-            Load::Batch(b) => write!(f, "batch of {b}"),
-        }
-    }
-}
+/// The load of a scenario: core's one [`Load`], re-exported so `pilot_predict::Load` still
+/// names it.
+pub use pilot_core::load::Load;
 
 /// One operating point to predict: an LLM on `gpu_count` GPUs (tensor-parallel) under a load.
 #[derive(Debug, Clone, PartialEq)]
@@ -202,7 +166,7 @@ impl Scenario {
                 row.model, row.gpu_count, row.gpu, row.mode
             ))
         };
-        let load = check_load(load, "load").map_err(invalid)?;
+        let load = load.validate("load").map_err(invalid)?;
         validate::count("gpu_count", f64::from(row.gpu_count)).map_err(invalid)?;
         let len = |v: Option<f64>, what: &str| {
             v.filter(|x| x.is_finite() && *x > 0.0)
@@ -283,17 +247,6 @@ pub struct Prediction {
     /// model size, GPU, load or length beyond the training ranges): trust the interval less.
     pub out_of_domain: bool,
     pub fit: Fit,
-}
-
-/// Checks a load the user asked for (see [`pilot_core::validate`]): users and batch sizes are
-/// counts of at least 1, a rate is finite and positive. `what` names where it came from
-/// (`--users`, or a file's column).
-pub fn check_load(load: Load, what: &str) -> Result<Load, InvalidValue> {
-    Ok(match load {
-        Load::Users(u) => Load::Users(validate::count(what, f64::from(u))?),
-        Load::Batch(b) => Load::Batch(validate::count(what, f64::from(b))?),
-        Load::Rate(r) => Load::Rate(validate::rate(what, r.0)?),
-    })
 }
 
 /// What to say when scenarios name no engine: they are predicted with the physics model's
