@@ -136,13 +136,8 @@ impl Scenario {
             &self.gpu.name,
             self.gpu_count,
             engine,
-            self.load.mode(),
+            self.load,
         );
-        match self.load {
-            Load::Users(u) => r.users = Some(u),
-            Load::Rate(x) => r.rate = Some(x),
-            Load::Batch(b) => r.batch_size = Some(b),
-        }
         r.quantization = Some(self.quantization);
         r.metrics.input_tokens_mean = Some(self.input_tokens.0 as f64);
         r.metrics.output_tokens_mean = Some(self.output_tokens.0 as f64);
@@ -151,22 +146,21 @@ impl Scenario {
     }
 
     /// The scenario a measurement row describes (its model, GPUs, engine, load and mean
-    /// lengths). Fails when the model or GPU is not in the catalogs or the load is missing.
+    /// lengths). Fails when the model or GPU is not in the catalogs, the load is not a valid
+    /// one ([`Load::validate`]) or a mean length is missing.
     pub fn from_row(row: &Measurement, cache: &mut Resolver) -> Result<Scenario, PredictError> {
         let model = cache.model(&row.model)?;
         let gpu = cache.gpu(&row.gpu)?;
-        let load = match row.mode {
-            Mode::Closed => Load::Users(row.users.ok_or_else(|| missing(row, "users"))?),
-            Mode::Open => Load::Rate(row.rate.ok_or_else(|| missing(row, "rate_rps"))?),
-            Mode::Offline => Load::Batch(row.batch_size.ok_or_else(|| missing(row, "batch_size"))?),
-        };
         let invalid = |e: InvalidValue| {
             PredictError::Scenario(format!(
                 "row {} on {} x {} ({} mode): {e}",
-                row.model, row.gpu_count, row.gpu, row.mode
+                row.model,
+                row.gpu_count,
+                row.gpu,
+                row.load.mode()
             ))
         };
-        let load = load.validate("load").map_err(invalid)?;
+        let load = row.load.validate("load").map_err(invalid)?;
         validate::count("gpu_count", f64::from(row.gpu_count)).map_err(invalid)?;
         let len = |v: Option<f64>, what: &str| {
             v.filter(|x| x.is_finite() && *x > 0.0)
@@ -192,7 +186,10 @@ impl Scenario {
 fn missing(row: &Measurement, what: &str) -> PredictError {
     PredictError::Scenario(format!(
         "row {} on {} x {} ({} mode) has no {what}",
-        row.model, row.gpu_count, row.gpu, row.mode
+        row.model,
+        row.gpu_count,
+        row.gpu,
+        row.load.mode()
     ))
 }
 
@@ -435,10 +432,13 @@ pub fn write_predictions(
             r.gpu_count.to_string(),
             r.engine.clone(),
             r.quantization.map(|q| q.to_string()).unwrap_or_default(),
-            r.mode.to_string(),
-            r.users.map(|u| u.to_string()).unwrap_or_default(),
-            r.rate.map(|x| x.0.to_string()).unwrap_or_default(),
-            r.batch_size.map(|u| u.to_string()).unwrap_or_default(),
+            r.load.mode().to_string(),
+            r.load.users().map(|u| u.to_string()).unwrap_or_default(),
+            r.load.rate().map(|x| x.0.to_string()).unwrap_or_default(),
+            r.load
+                .batch_size()
+                .map(|u| u.to_string())
+                .unwrap_or_default(),
             opt(r.metrics.input_tokens_mean),
             opt(r.metrics.output_tokens_mean),
         ];
