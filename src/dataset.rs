@@ -158,20 +158,14 @@ fn preview(rows: &[Measurement], limit: usize) -> String {
         "flags",
     ];
     let body = rows.iter().take(limit).map(|r| {
-        let load = match (r.users, r.rate, r.batch_size) {
-            (Some(u), _, _) => format!("{u} users"),
-            (_, Some(q), _) => format!("{} rps", q.0),
-            (_, _, Some(b)) => format!("batch {b}"),
-            _ => "-".into(),
-        };
         let m = &r.metrics;
         vec![
             r.model.clone(),
             r.gpu.clone(),
             r.gpu_count.to_string(),
             r.engine.clone(),
-            r.mode.to_string(),
-            load,
+            r.load.mode().to_string(),
+            r.load.cell_text(),
             fmt(m.ttft.p50.map(|x| x.0), 1),
             fmt(m.nttft.p50.map(|x| x.0), 3),
             fmt(m.itl.p50.map(|x| x.0), 1),

@@ -1,11 +1,15 @@
 //! One load level: offers load for warm-up plus the measurement window, records every request,
 //! samples telemetry, and shows live progress.
 //!
-//! - **Closed loop** (`users`): each user sends its next request when its last one ends.
-//! - **Open loop** (`rate`): arrivals with gamma-distributed gaps of mean `1/rate` and shape
-//!   `burstiness` (1 = Poisson, as `vllm bench serve --burstiness`), each request independent
-//!   of the others' progress.
-//! - **Trace**: arrivals at the trace's own timestamps.
+//! A [`Level`] is a core [`Load`] (how much, the one the level's rows record) and, for an open
+//! loop, its [`Arrivals`] (how the requests are spaced):
+//!
+//! - **Closed loop** ([`Load::Users`]): each user sends its next request when its last one
+//!   ends.
+//! - **Open loop** ([`Load::Rate`]) with [`Arrivals::Gamma`]: gamma-distributed gaps of mean
+//!   `1/rate` and shape `burstiness` (1 = Poisson, as `vllm bench serve --burstiness`), each
+//!   request independent of the others' progress.
+//! - **Open loop** with [`Arrivals::Trace`]: arrivals at the trace's own timestamps.
 //!
 //! Requests *sent* during warm-up are kept but marked `warmup`; requests sent during the
 //! window are measured to their end. The window used for throughput runs from the end of
@@ -28,9 +32,10 @@ use crate::store::Store;
 use crate::telemetry::{GpuGauges, GpuSampler, ServerGauges, scrape};
 use crate::workload::{LoadedWorkload, Shape};
 use indicatif::{ProgressBar, ProgressStyle};
+use pilot_core::load::Load;
 use pilot_core::metrics::{FailureKind, percentile};
 use pilot_core::requests::{PointKey, RequestRecord};
-use pilot_core::units::{Millis, RequestsPerSec};
+use pilot_core::units::Millis;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Gamma};
@@ -46,17 +51,25 @@ use tokio::time::Instant;
 /// Consecutive refused connections after which the server is taken for dead.
 pub const DEAD_AFTER: u32 = 8;
 
-/// How load is offered at one level.
+/// How an open loop's requests arrive; how many arrive is the level's [`Load::Rate`].
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Load {
-    Closed {
-        users: u32,
-    },
-    Open {
-        rate: RequestsPerSec,
-        burstiness: f64,
-    },
+pub enum Arrivals {
+    /// Gaps drawn from a gamma distribution of mean `1/rate` and shape `burstiness` (1 =
+    /// Poisson; below 1 burstier, above 1 more regular).
+    Gamma { burstiness: f64 },
+    /// At the workload trace's own timestamps; the level's rate is then the trace's mean rate
+    /// over the window, for the row to record.
     Trace,
+}
+
+/// One level of a sweep: the load offered and how an open loop's requests arrive.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Level {
+    /// The load as offered (a rate exactly as given; the level's [`PointKey`] holds it to the
+    /// milli-request per second).
+    pub load: Load,
+    /// Used by an open loop only: a closed loop's users send when their last answer ends.
+    pub arrivals: Arrivals,
 }
 
 /// Everything a level needs, shared by the levels of a sweep.
@@ -135,7 +148,27 @@ struct Done {
 }
 
 /// Runs one level and returns its records (already in the store, window set).
-pub async fn run_level(ctx: &LevelContext, load: Load, key: PointKey, label: &str) -> LevelRun {
+///
+/// Offline batches are not something characterize offers: such a level ends at once with
+/// [`LevelRun::aborted`] saying so.
+pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &str) -> LevelRun {
+    if let Load::Batch(_) = level.load {
+        return LevelRun {
+            records: Vec::new(),
+            window: Duration::ZERO,
+            server: ServerGauges::default(),
+            gpu: GpuGauges::default(),
+            aborted: Some(format!(
+                "{} is an offline load; characterize offers closed-loop users or open-loop rates",
+                level.load
+            )),
+            input_mismatches: 0,
+            output_mismatches: 0,
+            packed_events: 0,
+            sent_measured: 0,
+            stalled: 0,
+        };
+    }
     let t0 = Instant::now();
     let measure_start = t0 + ctx.warmup;
     let end = measure_start + ctx.duration;
@@ -156,8 +189,8 @@ pub async fn run_level(ctx: &LevelContext, load: Load, key: PointKey, label: &st
         let open: OpenRequests = Arc::default();
         async move {
             let mut tasks = JoinSet::new();
-            match load {
-                Load::Closed { users } => {
+            match level.load {
+                Load::Users(users) => {
                     for user in 0..users {
                         let (client, workload, next_id, tx, open, ids) = (
                             client.clone(),
@@ -203,8 +236,8 @@ pub async fn run_level(ctx: &LevelContext, load: Load, key: PointKey, label: &st
                         });
                     }
                 }
-                Load::Open { .. } | Load::Trace => {
-                    let arrivals = arrivals(&workload, load, level_seed, end - t0);
+                Load::Rate(_) | Load::Batch(_) => {
+                    let arrivals = arrivals(&workload, level, level_seed, end - t0);
                     let mut abort_wait = abort.clone();
                     for (offset, shape) in arrivals {
                         tokio::select! {
@@ -403,15 +436,15 @@ pub async fn run_level(ctx: &LevelContext, load: Load, key: PointKey, label: &st
     }
 }
 
-/// Arrival offsets from the level's start, up to `span`.
-fn arrivals(w: &LoadedWorkload, load: Load, seed: u64, span: Duration) -> Vec<(Duration, Shape)> {
+/// Arrival offsets from the level's start, up to `span` (none for a closed loop).
+fn arrivals(w: &LoadedWorkload, level: Level, seed: u64, span: Duration) -> Vec<(Duration, Shape)> {
     let mut rng = StdRng::seed_from_u64(seed);
-    match load {
-        Load::Trace => w
+    match (level.load, level.arrivals) {
+        (Load::Rate(_), Arrivals::Trace) => w
             .trace()
             .map(|t| t.take_while(|(at, _)| *at < span).collect())
             .unwrap_or_default(),
-        Load::Open { rate, burstiness } => {
+        (Load::Rate(rate), Arrivals::Gamma { burstiness }) => {
             let k = if burstiness > 0.0 { burstiness } else { 1.0 };
             let gap = Gamma::new(k, 1.0 / (rate.0 * k)).expect("positive rate and shape");
             let mut t = 0.0;
@@ -424,15 +457,34 @@ fn arrivals(w: &LoadedWorkload, load: Load, seed: u64, span: Duration) -> Vec<(D
                 out.push((Duration::from_secs_f64(t), w.sample(&mut rng)));
             }
         }
-        Load::Closed { .. } => Vec::new(),
+        (Load::Users(_) | Load::Batch(_), _) => Vec::new(),
     }
 }
 
+/// The stable hash of a level's key that its seed is drawn from.
+///
+/// Why field by field rather than `PointKey`'s derived `Hash`: a seed must draw the same
+/// requests from one pilot version to the next (a `--resume`d run continues the sweep it
+/// began), and a derived hash changes with the struct. These are the fields, types and order
+/// the key had when its load was four columns (mode, users, rate in milli-requests per
+/// second, batch size), so every seed is the one it was then.
 fn hash_key(k: &PointKey) -> u64 {
     use std::hash::{Hash, Hasher};
     // std's default hasher is not stable across releases; a fixed hasher is.
     let mut h = pilot_core::rng::Fnv1a::default();
-    k.hash(&mut h);
+    k.model.hash(&mut h);
+    k.gpu.hash(&mut h);
+    k.gpu_count.hash(&mut h);
+    k.engine.hash(&mut h);
+    k.load.mode().hash(&mut h);
+    k.load.users().hash(&mut h);
+    k.load
+        .rate()
+        .map(|r| (r.0 * 1000.0).round() as u64)
+        .hash(&mut h);
+    k.load.batch_size().hash(&mut h);
+    k.max_batch.hash(&mut h);
+    k.quantization.hash(&mut h);
     h.finish()
 }
 
@@ -499,4 +551,64 @@ fn progress_bar(show: bool, label: &str, total: Duration) -> ProgressBar {
     );
     bar.set_prefix(label.to_string());
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pilot_core::load::Mode;
+    use pilot_core::units::{Dtype, RequestsPerSec};
+    use std::hash::{Hash, Hasher};
+
+    /// `PointKey` as it was before its load became one [`Load`] (commit fe87af6), with the
+    /// derived hash that level seeds were drawn from.
+    #[derive(Hash)]
+    struct KeyBeforeLoad {
+        model: String,
+        gpu: String,
+        gpu_count: u32,
+        engine: String,
+        mode: Mode,
+        users: Option<u32>,
+        rate_milli_rps: Option<u64>,
+        batch_size: Option<u32>,
+        max_batch: Option<u32>,
+        quantization: Option<Dtype>,
+    }
+
+    /// A seed draws the same requests as before: the key hashes as its old layout did.
+    #[test]
+    fn level_seeds_are_unchanged() {
+        for load in [
+            Load::Users(4),
+            Load::Rate(RequestsPerSec(2.5)),
+            Load::Rate(RequestsPerSec(1.0 / 3.0)),
+            Load::Batch(8),
+        ] {
+            let key = PointKey {
+                model: "gpt2".into(),
+                gpu: "cpu".into(),
+                gpu_count: 1,
+                engine: "pilot".into(),
+                load: PointKey::keyed(load),
+                max_batch: Some(8),
+                quantization: Some(Dtype::F32),
+            };
+            let before = KeyBeforeLoad {
+                model: "gpt2".into(),
+                gpu: "cpu".into(),
+                gpu_count: 1,
+                engine: "pilot".into(),
+                mode: load.mode(),
+                users: load.users(),
+                rate_milli_rps: load.rate().map(|r| (r.0 * 1000.0).round() as u64),
+                batch_size: load.batch_size(),
+                max_batch: Some(8),
+                quantization: Some(Dtype::F32),
+            };
+            let mut h = pilot_core::rng::Fnv1a::default();
+            before.hash(&mut h);
+            assert_eq!(hash_key(&key), h.finish(), "{load}");
+        }
+    }
 }

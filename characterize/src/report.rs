@@ -7,7 +7,7 @@
 
 use crate::telemetry::ServerGauges;
 use pilot_core::requests::PointKey;
-use pilot_core::schema::{Measurement, Mode};
+use pilot_core::schema::{Load, Measurement};
 use pilot_core::units::{Millis, RequestsPerSec, TokensPerSec};
 use std::path::PathBuf;
 
@@ -75,11 +75,14 @@ pub(crate) fn push_note(report: &mut CharacterizeReport, note: String) {
 }
 
 /// A short name of a level for progress and messages: `users=4`, `rate=2/s`, `+ max_batch=8`.
+///
+/// Its own spelling, not [`Load`]'s `Display` (`4 users`), because these labels are what a
+/// run has always printed (progress bars, why a sweep stopped).
 pub fn level_label(k: &PointKey) -> String {
-    let mut s = match (k.mode, k.users, k.rate_milli_rps) {
-        (Mode::Closed, Some(u), _) => format!("users={u}"),
-        (_, _, Some(r)) => format!("rate={}/s", r as f64 / 1000.0),
-        (m, _, _) => m.name().to_string(),
+    let mut s = match k.load {
+        Load::Users(u) => format!("users={u}"),
+        Load::Rate(r) => format!("rate={}/s", r.0),
+        Load::Batch(_) => k.load.mode().name().to_string(),
     };
     if let Some(b) = k.max_batch {
         s.push_str(&format!(" mb={b}"));
@@ -94,10 +97,7 @@ pub fn key_of(r: &Measurement) -> PointKey {
         gpu: r.gpu.clone(),
         gpu_count: r.gpu_count,
         engine: r.engine.clone(),
-        mode: r.mode,
-        users: r.users,
-        rate_milli_rps: r.rate.map(|x| (x.0 * 1000.0).round() as u64),
-        batch_size: r.batch_size,
+        load: PointKey::keyed(r.load),
         max_batch: r.max_batch,
         quantization: r.quantization,
     }

@@ -5,9 +5,10 @@ use super::*;
 use crate::client::Api;
 use crate::options::TuneOptions;
 use crate::workload::Workload;
+use pilot_core::load::Load;
 use pilot_core::metrics::FailureKind;
 use pilot_core::requests::aggregate;
-use pilot_core::schema::{Mode, read_measurements};
+use pilot_core::schema::read_measurements;
 use pilot_core::slo::parse_slos;
 use pilot_core::units::RequestsPerSec;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -50,13 +51,8 @@ async fn closed_loop_levels_measure_the_embedded_engine() {
     for (l, users) in report.levels.iter().zip([1, 2]) {
         let m = &l.row.metrics;
         assert_eq!(
-            (
-                l.row.mode,
-                l.row.users,
-                l.row.engine.as_str(),
-                l.row.gpu.as_str()
-            ),
-            (Mode::Closed, Some(users), "pilot", "cpu")
+            (l.row.load, l.row.engine.as_str(), l.row.gpu.as_str()),
+            (Load::Users(users), "pilot", "cpu")
         );
         assert!(m.requests_ok > 0 && m.requests_failed == 0, "{m:?}");
         assert_eq!(
@@ -130,10 +126,7 @@ async fn open_loop_poisson_and_gamma_arrivals() {
     let report = characterize(opts, false).await.unwrap();
     assert_eq!(report.levels.len(), 1);
     let row = &report.levels[0].row;
-    assert_eq!(
-        (row.mode, row.rate, row.users),
-        (Mode::Open, Some(RequestsPerSec(8.0)), None)
-    );
+    assert_eq!(row.load, Load::Rate(RequestsPerSec(8.0)));
     assert!(row.metrics.requests_ok >= 3, "{:?}", row.metrics);
     assert_eq!(row.metrics.output_tokens_mean, Some(4.0));
 }
@@ -153,10 +146,13 @@ async fn resume_skips_levels_already_measured() {
     assert_eq!(second.levels[0].row.metrics, first.levels[0].row.metrics);
     let records = read_requests(&second.requests_path).unwrap();
     assert_eq!(
-        records.iter().filter(|r| r.point.users == Some(1)).count(),
+        records
+            .iter()
+            .filter(|r| r.point.load == Load::Users(1))
+            .count(),
         kept
     );
-    assert!(records.iter().any(|r| r.point.users == Some(2)));
+    assert!(records.iter().any(|r| r.point.load == Load::Users(2)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,10 +171,9 @@ async fn trace_replay_sends_at_the_trace_times() {
     let report = characterize(opts, false).await.unwrap();
     assert_eq!(report.levels.len(), 1);
     let row = &report.levels[0].row;
-    assert_eq!(row.mode, Mode::Open);
     // Arrivals 0.5 s .. 1.9 s fall in the window: 15 requests over 1.5 s.
     assert_eq!(row.metrics.requests_ok, 15, "{:?}", row.metrics);
-    assert_eq!(row.rate, Some(RequestsPerSec(10.0)));
+    assert_eq!(row.load, Load::Rate(RequestsPerSec(10.0)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -17,7 +17,7 @@
 
 use crate::client::{Api, Client, ClientOptions, prompt_id_range};
 use crate::error::CharacterizeError;
-use crate::level::{LevelContext, LevelRun, Load, run_level};
+use crate::level::{Arrivals, Level, LevelContext, LevelRun, run_level};
 use crate::options::CharacterizeOptions;
 use crate::report::{CharacterizeReport, LevelResult, key_of, level_label, push_note};
 use crate::store::Store;
@@ -25,8 +25,9 @@ use crate::summary::write_summary;
 use crate::target::Target;
 use crate::telemetry::{GpuSampler, metrics_url};
 use crate::workload::LoadedWorkload;
+use pilot_core::load::Load;
 use pilot_core::requests::{PointKey, aggregate};
-use pilot_core::schema::{Measurement, Mode};
+use pilot_core::schema::Measurement;
 use pilot_core::slo::{request_is_good, row_meets};
 use pilot_core::units::{Millis, RequestsPerSec};
 use std::sync::atomic::AtomicU64;
@@ -164,19 +165,16 @@ impl Run<'_> {
             progress: self.progress,
         };
 
-        let base_key = PointKey {
+        let key_of_level = |load: Load| PointKey {
             model: target.model.clone(),
             gpu: target.gpu.clone(),
             gpu_count: target.gpu_count,
             engine: target.engine.clone(),
-            mode: Mode::Closed,
-            users: None,
-            rate_milli_rps: None,
-            batch_size: None,
+            load: PointKey::keyed(load),
             max_batch,
             quantization: target.quantization,
         };
-        let mut levels: Vec<(Load, PointKey)> = Vec::new();
+        let mut levels: Vec<(Level, PointKey)> = Vec::new();
         if o.replay {
             let span = o.warmup + o.duration;
             let trace: Vec<Duration> = ctx
@@ -189,53 +187,39 @@ impl Run<'_> {
                 .filter(|at| **at >= o.warmup && **at < span)
                 .count();
             let rate = in_window as f64 / o.duration.as_secs_f64();
-            let key = PointKey {
-                mode: Mode::Open,
-                rate_milli_rps: Some((rate * 1000.0).round() as u64),
-                ..base_key.clone()
+            let level = Level {
+                load: Load::Rate(RequestsPerSec(rate)),
+                arrivals: Arrivals::Trace,
             };
-            levels.push((Load::Trace, key));
+            levels.push((level, key_of_level(level.load)));
         } else {
             let users = if o.users.is_empty() && o.rates.is_empty() {
                 vec![1]
             } else {
                 o.users.clone()
             };
-            for u in users {
-                levels.push((
-                    Load::Closed { users: u },
-                    PointKey {
-                        users: Some(u),
-                        ..base_key.clone()
-                    },
-                ));
-            }
-            for r in &o.rates {
-                let key = PointKey {
-                    mode: Mode::Open,
-                    rate_milli_rps: Some((r.0 * 1000.0).round() as u64),
-                    ..base_key.clone()
-                };
-                levels.push((
-                    Load::Open {
-                        rate: *r,
-                        burstiness: o.burstiness,
-                    },
-                    key,
-                ));
+            let arrivals = Arrivals::Gamma {
+                burstiness: o.burstiness,
+            };
+            let loads = users
+                .into_iter()
+                .map(Load::Users)
+                .chain(o.rates.iter().copied().map(Load::Rate));
+            for load in loads {
+                levels.push((Level { load, arrivals }, key_of_level(load)));
             }
         }
 
         let mut outcome = SweepOutcome::default();
         let mut previous: Option<Measurement> = None;
-        for (load, key) in levels {
+        for (level, key) in levels {
             if let Some(i) = report.levels.iter().position(|l| key_of(&l.row) == key) {
                 outcome.levels.push(i);
                 previous = Some(report.levels[i].row.clone());
                 continue;
             }
             let label = level_label(&key);
-            let run = run_level(&ctx, load, key.clone(), &label).await;
+            let run = run_level(&ctx, level, key.clone(), &label).await;
             let result = self.level_result(&run, &key, report);
             Store::flush(&self.store)?;
             let row = result.row.clone();
@@ -257,7 +241,7 @@ impl Run<'_> {
                     row.metrics.requests_failed, o.max_failure_fraction
                 ))
             } else {
-                saturated(&load, &row, previous.as_ref(), &run, o.duration)
+                saturated(level.load, &row, previous.as_ref(), &run, o.duration)
                     .map(|why| format!("{label}: saturated ({why})"))
             };
             if let Some(why) = stop {
@@ -273,7 +257,7 @@ impl Run<'_> {
                 outcome.stopped = Some(why);
                 break;
             }
-            if matches!(load, Load::Closed { .. }) {
+            if matches!(level.load, Load::Users(_)) {
                 previous = Some(row);
             } else {
                 previous = None;
@@ -388,7 +372,7 @@ impl Run<'_> {
 }
 
 fn saturated(
-    load: &Load,
+    load: Load,
     row: &Measurement,
     previous: Option<&Measurement>,
     run: &LevelRun,
@@ -396,7 +380,7 @@ fn saturated(
 ) -> Option<String> {
     let m = &row.metrics;
     match load {
-        Load::Closed { .. } => {
+        Load::Users(_) => {
             let prev = previous?;
             let (thr, prev_thr) = (m.output_throughput?.0, prev.metrics.output_throughput?.0);
             let (e2e, prev_e2e) = (m.e2e.p50?.0, prev.metrics.e2e.p50?.0);
@@ -404,7 +388,7 @@ fn saturated(
                 format!("output throughput {thr:.1} tok/s vs {prev_thr:.1} before, median E2E {e2e:.0} ms vs {prev_e2e:.0} ms")
             })
         }
-        Load::Open { .. } | Load::Trace => {
+        Load::Rate(_) => {
             let offered = run.sent_measured as f64 / duration.as_secs_f64();
             let achieved = m.request_throughput?.0;
             let drain = run.window.saturating_sub(duration);
@@ -413,5 +397,7 @@ fn saturated(
                 format!("completed {achieved:.2} req/s of {offered:.2} offered; the backlog took {:.1} s to drain", drain.as_secs_f64())
             })
         }
+        // Never offered (see `run_level`).
+        Load::Batch(_) => None,
     }
 }

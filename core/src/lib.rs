@@ -1,6 +1,8 @@
 //! pilot-core: what characterize, predict and recommend share.
 //!
 //! - [`units`]: quantities with units (no bare `f64` crosses a public API).
+//! - [`load`]: the one [`Load`] of an operating point (closed-loop users, an open-loop rate or
+//!   an offline batch) and its [`load::Mode`].
 //! - [`requests`]: the per-request table and its aggregation into rows.
 //! - [`schema`]: the one measurement row (an operating point and its latency/throughput) and
 //!   the per-request record, with CSV/Parquet I/O through polars.
@@ -20,6 +22,7 @@ pub mod command;
 pub mod gpu;
 pub mod listing;
 pub mod llm;
+pub mod load;
 pub mod metrics;
 pub mod price;
 pub mod requests;
@@ -30,4 +33,5 @@ pub mod table;
 pub mod units;
 pub mod validate;
 
+pub use load::Load;
 pub use units::*;

@@ -4,8 +4,9 @@
 //!
 //! Parquet stores `token_times_ms` as a list column; CSV stores it as `;`-separated numbers.
 
+use crate::load::{Load, Mode};
 use crate::metrics::{FailureKind, RequestTimings, summarize};
-use crate::schema::{Measurement, Mode, SchemaError, read_frame, write_frame};
+use crate::schema::{Measurement, SchemaError, read_frame, write_frame};
 use crate::units::{Dtype, Millis, RequestsPerSec};
 use polars::prelude::*;
 use std::collections::BTreeMap;
@@ -19,16 +20,25 @@ pub struct PointKey {
     pub gpu: String,
     pub gpu_count: u32,
     pub engine: String,
-    pub mode: Mode,
-    pub users: Option<u32>,
-    /// Requests per second in milli-units, so the key stays hashable and exact.
-    pub rate_milli_rps: Option<u64>,
-    pub batch_size: Option<u32>,
+    /// The load, with a rate to the milli-request per second ([`PointKey::keyed`]).
+    pub load: Load,
     pub max_batch: Option<u32>,
     pub quantization: Option<Dtype>,
 }
 
 impl PointKey {
+    /// A load as a key holds it: a rate rounded to the milli-request per second, users and
+    /// batch sizes as they are. Why round: a key names a level across files (a run's
+    /// request file and summary, `--resume`, `pilot dataset aggregate`), and a rate written
+    /// and read back, or computed from a trace, can differ in its last bits; rounded, the
+    /// requests of one level still group together and a resumed level is still found.
+    pub fn keyed(load: Load) -> Load {
+        match load {
+            Load::Rate(r) => Load::Rate(RequestsPerSec((r.0 * 1000.0).round() / 1000.0)),
+            other => other,
+        }
+    }
+
     /// The measurement row this key identifies, with nothing measured yet.
     pub fn to_row(&self) -> Measurement {
         let mut row = Measurement::new(
@@ -36,13 +46,8 @@ impl PointKey {
             &self.gpu,
             self.gpu_count,
             &self.engine,
-            self.mode,
+            self.load,
         );
-        row.users = self.users;
-        row.rate = self
-            .rate_milli_rps
-            .map(|r| RequestsPerSec(r as f64 / 1000.0));
-        row.batch_size = self.batch_size;
         row.max_batch = self.max_batch;
         row.quantization = self.quantization;
         row
@@ -131,12 +136,10 @@ fn requests_frame(r: &[RequestRecord], csv: bool) -> PolarsResult<DataFrame> {
         s("gpu", &|q| Some(q.point.gpu.clone())),
         u("gpu_count", &|q| Some(q.point.gpu_count as u64)),
         s("engine", &|q| Some(q.point.engine.clone())),
-        s("mode", &|q| Some(q.point.mode.name().into())),
-        u("users", &|q| q.point.users.map(u64::from)),
-        x("rate_rps", &|q| {
-            q.point.rate_milli_rps.map(|m| m as f64 / 1000.0)
-        }),
-        u("batch_size", &|q| q.point.batch_size.map(u64::from)),
+        s("mode", &|q| Some(q.point.load.mode().name().into())),
+        u("users", &|q| q.point.load.users().map(u64::from)),
+        x("rate_rps", &|q| q.point.load.rate().map(|r| r.0)),
+        u("batch_size", &|q| q.point.load.batch_size().map(u64::from)),
         u("max_batch", &|q| q.point.max_batch.map(u64::from)),
         s("quantization", &|q| {
             q.point.quantization.map(|d| d.name().into())
@@ -286,6 +289,13 @@ pub fn read_requests(path: &Path) -> Result<Vec<RequestRecord>, SchemaError> {
         let mode = need(&mode[i], "mode")?
             .parse::<Mode>()
             .map_err(|e| bad("mode", i, e))?;
+        let load = Load::from_columns(
+            mode,
+            users[i].map(|u| u as u32),
+            rate[i].map(RequestsPerSec),
+            batch[i].map(|b| b as u32),
+        )
+        .ok_or_else(|| bad(mode.column(), i, mode.missing_load()))?;
         let quantization = match quant[i].as_deref().filter(|q| !q.is_empty()) {
             Some(q) => Some(q.parse::<Dtype>().map_err(|e| bad("quantization", i, e))?),
             None => None,
@@ -307,10 +317,7 @@ pub fn read_requests(path: &Path) -> Result<Vec<RequestRecord>, SchemaError> {
                 gpu: need(&gpu[i], "gpu")?,
                 gpu_count: gpu_count[i].ok_or_else(|| bad("gpu_count", i, "empty".into()))? as u32,
                 engine: need(&engine[i], "engine")?,
-                mode,
-                users: users[i].map(|u| u as u32),
-                rate_milli_rps: rate[i].map(|r| (r * 1000.0).round() as u64),
-                batch_size: batch[i].map(|b| b as u32),
+                load: PointKey::keyed(load),
                 max_batch: max_batch[i].map(|b| b as u32),
                 quantization,
             },
@@ -372,10 +379,7 @@ mod tests {
                 gpu: "cpu".into(),
                 gpu_count: 1,
                 engine: "pilot".into(),
-                mode: Mode::Closed,
-                users: Some(users),
-                rate_milli_rps: None,
-                batch_size: None,
+                load: Load::Users(users),
                 max_batch: Some(8),
                 quantization: Some(Dtype::F32),
             },
@@ -417,17 +421,51 @@ mod tests {
     fn aggregate_groups_by_point_and_skips_warmup() {
         let rows = aggregate(&records(), "t");
         assert_eq!(rows.len(), 2);
-        let one = rows.iter().find(|r| r.users == Some(1)).unwrap();
+        let one = rows.iter().find(|r| r.load == Load::Users(1)).unwrap();
         assert_eq!(one.metrics.requests_ok, 2, "warm-up excluded");
         assert_eq!(one.metrics.ttft.p50, Some(Millis(15.0)));
         // ITLs pooled: 2, 3, 10.
         assert_eq!(one.metrics.itl.p50, Some(Millis(3.0)));
         assert_eq!(one.max_batch, Some(8));
-        let two = rows.iter().find(|r| r.users == Some(2)).unwrap();
+        let two = rows.iter().find(|r| r.load == Load::Users(2)).unwrap();
         assert_eq!(
             (two.metrics.requests_ok, two.metrics.requests_failed),
             (1, 1)
         );
+    }
+
+    /// Every record names its load: a closed-loop request without users is an error naming
+    /// the file, the row, the column and the fix.
+    #[test]
+    fn a_request_without_its_load_cannot_be_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv");
+        write_requests(&records(), &p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let j = header.iter().position(|h| *h == "users").unwrap();
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        let mut cells: Vec<&str> = lines[3].split(',').collect();
+        cells[j] = "";
+        lines[3] = cells.join(",");
+        std::fs::write(&p, lines.join("\n")).unwrap();
+        let e = read_requests(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("r.csv")
+                && e.contains("column 'users', row 2")
+                && e.contains("fill in users"),
+            "{e}"
+        );
+    }
+
+    /// Keys hold rates to the milli-request per second, so a rate that lost its last bits on
+    /// the way through a file still names the same level.
+    #[test]
+    fn keys_round_rates_to_milli_requests() {
+        let rate = |x: f64| Load::Rate(RequestsPerSec(x));
+        assert_eq!(PointKey::keyed(rate(0.1 + 0.2)), rate(0.3));
+        assert_eq!(PointKey::keyed(rate(2.0004)), rate(2.0));
+        assert_eq!(PointKey::keyed(Load::Users(3)), Load::Users(3));
     }
 
     #[test]

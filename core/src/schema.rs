@@ -2,69 +2,29 @@
 //! measures rows), the importers (which translate public data into rows), predict (which
 //! learns from rows and writes predicted rows) and recommend (which reads predicted rows).
 //!
-//! An operating point is an LLM on some GPUs behind some engine under some load. The load is
-//! one of three [`Mode`]s: `closed` (N users, each sending its next request when the last
-//! ends: LLM-Pilot's setting), `open` (Poisson arrivals at a rate) or `offline` (one static
-//! batch: LLM-Inference-Bench's setting).
+//! An operating point is an LLM on some GPUs behind some engine under some [`Load`]: `closed`
+//! (N users, each sending its next request when the last ends: LLM-Pilot's setting), `open`
+//! (Poisson arrivals at a rate) or `offline` (one static batch: LLM-Inference-Bench's
+//! setting). A file stores it in the `mode` column and the one load column that mode names
+//! (`users`, `rate_rps`, `batch_size`); the other two are left empty when written and not
+//! read.
 //!
 //! Files are CSV or Parquet (by extension), read and written with polars. Every file carries
 //! a `schema_version` column so that a future change of meaning is detected rather than
-//! silently misread. Reading validates: a missing required column, an unreadable value or an
-//! unknown mode is an error that names the file, the column and the fix.
+//! silently misread. Reading validates: a missing required column, an unreadable value, an
+//! unknown mode or a row without the load column of its mode is an error that names the
+//! file, the column (and row) and the fix.
 
+pub use crate::load::{Load, Mode};
 use crate::metrics::{Metric, Stat, Summary};
 use crate::units::{Dtype, Gigabytes, Percent, RequestsPerSec, TokensPerSec, Watts};
 use polars::prelude::*;
-use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// The version written to, and accepted from, the `schema_version` column.
 pub const SCHEMA_VERSION: u32 = 1;
-
-/// How load was offered at an operating point.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Closed loop: `users` clients, each sending its next request when the last ends.
-    Closed,
-    /// Open loop: requests arrive at `rate_rps` (Poisson unless said otherwise).
-    Open,
-    /// One static batch of `batch_size` requests, submitted together.
-    Offline,
-}
-
-impl Mode {
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Closed => "closed",
-            Mode::Open => "open",
-            Mode::Offline => "offline",
-        }
-    }
-}
-
-impl fmt::Display for Mode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-impl std::str::FromStr for Mode {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Mode, String> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "closed" => Ok(Mode::Closed),
-            "open" => Ok(Mode::Open),
-            "offline" => Ok(Mode::Offline),
-            other => Err(format!(
-                "unknown mode '{}': use closed, open or offline",
-                crate::validate::shorten(other)
-            )),
-        }
-    }
-}
 
 /// One operating point and what was measured (or predicted) there.
 #[derive(Debug, Clone, PartialEq)]
@@ -77,10 +37,9 @@ pub struct Measurement {
     /// The serving engine (vllm, tgis, tensorrt-llm, pilot, ...).
     pub engine: String,
     pub engine_version: Option<String>,
-    pub mode: Mode,
-    pub users: Option<u32>,
-    pub rate: Option<RequestsPerSec>,
-    pub batch_size: Option<u32>,
+    /// The load offered: its mode and amount (the `mode` column and the one load column
+    /// that mode names: `users`, `rate_rps` or `batch_size`).
+    pub load: Load,
     /// Weight format served (fp16 unless known otherwise).
     pub quantization: Option<Dtype>,
     /// The server's batch budget (max sequences or batch weight), when tuned or known.
@@ -100,17 +59,14 @@ pub struct Measurement {
 
 impl Measurement {
     /// A row with the identifying columns set and nothing measured yet.
-    pub fn new(model: &str, gpu: &str, gpu_count: u32, engine: &str, mode: Mode) -> Measurement {
+    pub fn new(model: &str, gpu: &str, gpu_count: u32, engine: &str, load: Load) -> Measurement {
         Measurement {
             model: model.to_string(),
             gpu: gpu.to_string(),
             gpu_count,
             engine: engine.to_string(),
             engine_version: None,
-            mode,
-            users: None,
-            rate: None,
-            batch_size: None,
+            load,
             quantization: None,
             max_batch: None,
             duration: None,
@@ -387,10 +343,10 @@ pub fn to_frame(rows: &[Measurement]) -> PolarsResult<DataFrame> {
         u64_col("gpu_count", rows, |r| Some(r.gpu_count as u64)),
         str_col("engine", rows, |r| Some(r.engine.clone())),
         str_col("engine_version", rows, |r| r.engine_version.clone()),
-        str_col("mode", rows, |r| Some(r.mode.name().to_string())),
-        u64_col("users", rows, |r| r.users.map(u64::from)),
-        f64_col("rate_rps", rows, |r| r.rate.map(|x| x.0)),
-        u64_col("batch_size", rows, |r| r.batch_size.map(u64::from)),
+        str_col("mode", rows, |r| Some(r.load.mode().name().to_string())),
+        u64_col("users", rows, |r| r.load.users().map(u64::from)),
+        f64_col("rate_rps", rows, |r| r.load.rate().map(|x| x.0)),
+        u64_col("batch_size", rows, |r| r.load.batch_size().map(u64::from)),
         str_col("quantization", rows, |r| {
             r.quantization.map(|d| d.name().to_string())
         }),
@@ -562,6 +518,13 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<Measurement>, Schem
         };
         let mode_text = need(&mode, "mode")?;
         let mode = mode_text.parse::<Mode>().map_err(|e| r.bad("mode", i, e))?;
+        let load = Load::from_columns(
+            mode,
+            at(&users, i).map(|u| u as u32),
+            at(&rate, i).map(RequestsPerSec),
+            at(&batch, i).map(|u| u as u32),
+        )
+        .ok_or_else(|| r.bad(mode.column(), i, mode.missing_load()))?;
         let count = at(&gpu_count, i)
             .ok_or_else(|| r.bad("gpu_count", i, "empty; every row needs a value"))?;
         let quantization = match at(&quant, i).filter(|s| !s.is_empty()) {
@@ -576,12 +539,9 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<Measurement>, Schem
             &need(&gpu, "gpu")?,
             count as u32,
             &need(&engine, "engine")?,
-            mode,
+            load,
         );
         row.engine_version = at(&engine_version, i).filter(|s| !s.is_empty());
-        row.users = at(&users, i).map(|u| u as u32);
-        row.rate = at(&rate, i).map(RequestsPerSec);
-        row.batch_size = at(&batch, i).map(|u| u as u32);
         row.quantization = quantization;
         row.max_batch = at(&max_batch, i).map(|u| u as u32);
         let raw_duration = at(&duration, i);
@@ -623,7 +583,7 @@ pub fn non_finite_columns(row: &Measurement) -> Vec<String> {
         .filter(|c| metric_value(row, c).is_some_and(|v| !v.is_finite()))
         .collect();
     for (name, v) in [
-        ("rate_rps", row.rate.map(|x| x.0)),
+        ("rate_rps", row.load.rate().map(|x| x.0)),
         ("input_tokens_mean", row.metrics.input_tokens_mean),
         ("output_tokens_mean", row.metrics.output_tokens_mean),
         ("gpu_utilization_pct", row.gpu_utilization.map(|x| x.0)),
@@ -659,17 +619,33 @@ mod tests {
             "H100-SXM-80GB",
             2,
             "vllm",
-            Mode::Closed,
+            Load::Users(8),
         );
-        a.users = Some(8);
         a.duration = Some(Duration::from_secs(120));
         a.metrics = summarize(&reqs, Duration::from_secs(120));
         a.quantization = Some(Dtype::Fp8);
         a.source = "test".into();
         a.add_flag("x");
-        let mut b = Measurement::new("gpt2", "L4", 1, "pilot", Mode::Offline);
-        b.batch_size = Some(32);
-        vec![a, b]
+        let b = Measurement::new("gpt2", "L4", 1, "pilot", Load::Batch(32));
+        let c = Measurement::new("gpt2", "L4", 1, "pilot", Load::Rate(RequestsPerSec(2.5)));
+        vec![a, b, c]
+    }
+
+    /// `sample()` written as CSV in `dir` with the cell of `row` (0-based) and `col` set to
+    /// `value`; returns the file's path.
+    fn sample_csv_with(dir: &Path, row: usize, col: &str, value: &str) -> PathBuf {
+        let p = dir.join("m.csv");
+        write_measurements(&sample(), &p).unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
+        let j = header.iter().position(|h| *h == col).unwrap();
+        let mut lines: Vec<String> = text.lines().map(String::from).collect();
+        let mut cells: Vec<&str> = lines[row + 1].split(',').collect();
+        cells[j] = value;
+        lines[row + 1] = cells.join(",");
+        let q = dir.join("edited.csv");
+        std::fs::write(&q, lines.join("\n")).unwrap();
+        q
     }
 
     /// NaN and infinities are read (the file is not refused) but the row is flagged invalid,
@@ -677,30 +653,65 @@ mod tests {
     #[test]
     fn non_finite_values_flag_the_row() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("m.csv");
-        write_measurements(&sample(), &p).unwrap();
-        let text = std::fs::read_to_string(&p).unwrap();
-        let header: Vec<&str> = text.lines().next().unwrap().split(',').collect();
-        for (col, bad) in [
-            ("ttft_ms_p50", "inf"),
-            ("e2e_ms_mean", "NaN"),
-            ("duration_s", "inf"),
-            ("rate_rps", "-inf"),
+        // Row 1 is offline, row 2 open (whose load column is rate_rps).
+        for (row, col, bad) in [
+            (1, "ttft_ms_p50", "inf"),
+            (1, "e2e_ms_mean", "NaN"),
+            (1, "duration_s", "inf"),
+            (2, "rate_rps", "-inf"),
         ] {
-            let j = header.iter().position(|h| *h == col).unwrap();
-            let mut lines: Vec<String> = text.lines().map(String::from).collect();
-            let mut cells: Vec<&str> = lines[2].split(',').collect();
-            cells[j] = bad;
-            lines[2] = cells.join(",");
-            let q = dir.path().join("bad.csv");
-            std::fs::write(&q, lines.join("\n")).unwrap();
+            let q = sample_csv_with(dir.path(), row, col, bad);
             let rows = read_measurements(&q).unwrap();
-            assert!(!rows[0].has_flag(FLAG_NON_FINITE), "{col}");
-            assert!(rows[1].has_flag(FLAG_NON_FINITE), "{col}={bad}");
+            for (i, r) in rows.iter().enumerate() {
+                assert_eq!(
+                    r.has_flag(FLAG_NON_FINITE),
+                    i == row,
+                    "{col}={bad}, row {i}"
+                );
+            }
             if col != "duration_s" {
-                assert_eq!(non_finite_columns(&rows[1]), vec![col.to_string()]);
+                assert_eq!(non_finite_columns(&rows[row]), vec![col.to_string()]);
             }
         }
+    }
+
+    /// A row is read only with the load column its mode names: a closed row without users is
+    /// an error naming the file, the row, the column and the fix, never a row without a load.
+    #[test]
+    fn a_row_without_its_load_cannot_be_read() {
+        let dir = tempfile::tempdir().unwrap();
+        for (row, col) in [(0, "users"), (1, "batch_size"), (2, "rate_rps")] {
+            let q = sample_csv_with(dir.path(), row, col, "");
+            let e = read_measurements(&q).unwrap_err().to_string();
+            assert!(
+                e.contains("edited.csv")
+                    && e.contains(&format!("column '{col}', row {row}"))
+                    && e.contains(&format!("fill in {col}")),
+                "{e}"
+            );
+        }
+        // Another mode's column does not stand in for the missing one.
+        let p = dir.path().join("x.csv");
+        std::fs::write(
+            &p,
+            "model,gpu,gpu_count,engine,mode,users,rate_rps\nm,H100,1,vllm,closed,,4\n",
+        )
+        .unwrap();
+        let e = read_measurements(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("column 'users', row 0") && e.contains("closed"),
+            "{e}"
+        );
+    }
+
+    /// The columns of other modes are not read: a closed row's load is its users alone.
+    #[test]
+    fn other_load_columns_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = sample_csv_with(dir.path(), 0, "rate_rps", "3.5");
+        let rows = read_measurements(&q).unwrap();
+        assert_eq!(rows[0].load, Load::Users(8));
+        assert_eq!(rows, sample());
     }
 
     #[test]

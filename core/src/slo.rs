@@ -204,7 +204,7 @@ pub fn row_meets(slos: &[Slo], row: &Measurement) -> Option<bool> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::Mode;
+    use crate::load::Load;
 
     #[test]
     fn parses_metrics_statistics_and_units() {
@@ -302,7 +302,7 @@ mod tests {
 
     #[test]
     fn checks_rows_and_requests() {
-        let mut row = Measurement::new("m", "cpu", 1, "pilot", Mode::Closed);
+        let mut row = Measurement::new("m", "cpu", 1, "pilot", Load::Users(1));
         row.metrics.ttft.p50 = Some(Millis(150.0));
         let slos = parse_slos("ttft=200ms").unwrap();
         assert_eq!(row_meets(&slos, &row), Some(true));

@@ -2,10 +2,11 @@
 //! from files alike.
 //!
 //! Why one module: the same quantity arrives by several roads (`--users 0`, a scenario CSV's
-//! `users` cell, a `Demand` built by a library caller), and each road used to coerce on its
-//! own (`-5 as u32` is 0, `2.7 as u32` is 2, `"inf".parse::<f64>()` succeeds). Every road now
-//! calls these functions, so a value is either what the user meant or an error that names the
-//! value, the problem and the fix, with the file's line number where there is one.
+//! `users` cell, a demand [`Load`](crate::load::Load) built by a library caller), and each
+//! road used to coerce on its own (`-5 as u32` is 0, `2.7 as u32` is 2,
+//! `"inf".parse::<f64>()` succeeds). Every road now calls these functions, so a value is
+//! either what the user meant or an error that names the value, the problem and the fix, with
+//! the file's line number where there is one.
 //!
 //! - counts (users, batch sizes, GPUs, tokens): finite, whole, at least 1, at most `u32::MAX`;
 //! - rates: finite and positive (a fraction of a request per second is a real load);

@@ -20,7 +20,7 @@ use crate::{Import, ImportError};
 use pilot_core::gpu::GpuCatalog;
 use pilot_core::llm::ModelCatalog;
 use pilot_core::metrics::Stats;
-use pilot_core::schema::{Measurement, Mode};
+use pilot_core::schema::{Load, Measurement};
 use pilot_core::units::{Dtype, Millis, TokensPerSec};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -158,9 +158,8 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
             &gpu,
             r.count,
             &engine_name(&r.framework),
-            Mode::Offline,
+            Load::Batch(r.batch),
         );
-        row.batch_size = Some(r.batch);
         let latency = Millis(r.latency_s * 1e3);
         row.metrics.e2e = Stats {
             p50: Some(latency),
@@ -253,7 +252,7 @@ mod tests {
             imported
                 .rows
                 .iter()
-                .all(|r| r.mode == Mode::Offline && r.batch_size.is_some())
+                .all(|r| matches!(r.load, Load::Batch(_)))
         );
     }
 

@@ -18,7 +18,7 @@ use crate::{Import, ImportError};
 use pilot_core::gpu::GpuCatalog;
 use pilot_core::llm::ModelCatalog;
 use pilot_core::metrics::{FailureKind, RequestTimings, summarize};
-use pilot_core::schema::{Measurement, Mode};
+use pilot_core::schema::{Load, Measurement};
 use pilot_core::units::{Gigabytes, GigabytesPerSec, Millis};
 use polars::prelude::*;
 use std::collections::BTreeMap;
@@ -208,9 +208,8 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
             &gpu_names[&key.gpu],
             key.gpu_count,
             ENGINE,
-            Mode::Closed,
+            Load::Users(key.users),
         );
-        row.users = Some(key.users);
         row.duration = Some(window);
         row.metrics = summarize(&timings, window);
         row.source = format!(
@@ -283,7 +282,7 @@ mod tests {
                 r.model == model
                     && r.gpu == gpu.spec.name
                     && r.gpu_count == count
-                    && r.users == Some(users)
+                    && r.load == Load::Users(users)
             }) else {
                 continue;
             };
@@ -329,8 +328,8 @@ mod tests {
         assert_eq!(committed.len(), imported.rows.len());
         for (a, b) in committed.iter().zip(&imported.rows) {
             assert_eq!(
-                (&a.model, &a.gpu, a.gpu_count, a.users),
-                (&b.model, &b.gpu, b.gpu_count, b.users)
+                (&a.model, &a.gpu, a.gpu_count, a.load),
+                (&b.model, &b.gpu, b.gpu_count, b.load)
             );
             assert_eq!(
                 a.metrics, b.metrics,

@@ -7,9 +7,7 @@
 //! - `pilot eval predict --data <file>... --group-by model|gpu` → [`eval_files`]
 //! - `pilot analyze --data <file>... [--plot <dir>] [--csv]` → [`analyze_files`]
 
-use crate::scenario::{
-    Load, Resolver, Scenario, ScenarioFile, check_load, read_scenarios, write_predictions,
-};
+use crate::scenario::{Load, Resolver, Scenario, ScenarioFile, read_scenarios, write_predictions};
 use crate::train::{Predictor, TrainOptions, train};
 use crate::{
     AnalyzeOptions, EvalOptions, GroupBy, LatencyModel, PredictError, analyze, leave_one_group_out,
@@ -141,7 +139,7 @@ pub fn predict_one(predictor: Option<&Path>, one: &OneShot) -> Result<Output, Pr
     let p = load_predictor(predictor)?;
     let count = |flag: &str, n: u64| validate::count(flag, n as f64);
     let gpu_count = count("--gpu-count", one.gpu_count.into())?;
-    let load = check_load(one.load, load_flag(one.load))?;
+    let load = one.load.validate(load_flag(one.load))?;
     let input = count("--input-tokens", one.input_tokens.0)?;
     let output = count("--output-tokens", one.output_tokens.0)?;
     let engine = match &one.engine {

@@ -513,7 +513,7 @@ fn read_published(dir: &Path, rows: &[Prepared]) -> Result<Published, String> {
                     p.row.model.clone(),
                     p.row.gpu.clone(),
                     p.row.gpu_count,
-                    p.row.users?,
+                    p.row.load.users()?,
                 ),
                 i,
             ))

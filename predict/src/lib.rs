@@ -36,7 +36,7 @@ pub use analyze::{AnalyzeOptions, AnalyzeReport, analyze};
 pub use eval::{EvalOptions, EvalReport, GroupBy, leave_one_group_out};
 pub use physics::{PhysicsModel, PhysicsParams};
 pub use scenario::{
-    Fit, Load, Prediction, Scenario, ScenarioFile, check_load, read_scenarios, write_predictions,
+    Fit, Load, Prediction, Scenario, ScenarioFile, read_scenarios, write_predictions,
 };
 pub use train::{Predictor, TrainOptions, train};
 

@@ -12,50 +12,14 @@ use pilot_core::gpu::{GpuCatalog, GpuSpec};
 use pilot_core::llm::{LlmSpec, ModelCatalog};
 use pilot_core::metrics::Summary;
 use pilot_core::schema::{Measurement, Mode, metric_columns, metric_value};
-use pilot_core::units::{Dtype, RequestsPerSec, Tokens};
+use pilot_core::units::{Dtype, Tokens};
 use pilot_core::validate::{self, InvalidValue};
 use std::collections::HashMap;
 use std::path::Path;
 
-/// How load is offered.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Load {
-    /// Closed loop: this many users, each sending its next request when the last ends.
-    Users(u32),
-    /// Open loop: Poisson arrivals at this rate.
-    Rate(RequestsPerSec),
-    /// One static batch of this many requests.
-    Batch(u32),
-}
-
-impl Load {
-    pub fn mode(&self) -> Mode {
-        match self {
-            Load::Users(_) => Mode::Closed,
-            Load::Rate(_) => Mode::Open,
-            Load::Batch(_) => Mode::Offline,
-        }
-    }
-
-    /// The load as one number (users, requests per second, or batch size).
-    pub fn level(&self) -> f64 {
-        match self {
-            Load::Users(u) | Load::Batch(u) => *u as f64,
-            Load::Rate(r) => r.0,
-        }
-    }
-}
-
-impl std::fmt::Display for Load {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Load::Users(1) => write!(f, "1 user"),
-            Load::Users(u) => write!(f, "{u} users"),
-            Load::Rate(r) => write!(f, "{} requests/s", r.0),
-            Load::Batch(b) => write!(f, "batch of {b}"),
-        }
-    }
-}
+/// The load of a scenario: core's one [`Load`], re-exported so `pilot_predict::Load` still
+/// names it.
+pub use pilot_core::load::Load;
 
 /// One operating point to predict: an LLM on `gpu_count` GPUs (tensor-parallel) under a load.
 #[derive(Debug, Clone, PartialEq)]
@@ -172,13 +136,8 @@ impl Scenario {
             &self.gpu.name,
             self.gpu_count,
             engine,
-            self.load.mode(),
+            self.load,
         );
-        match self.load {
-            Load::Users(u) => r.users = Some(u),
-            Load::Rate(x) => r.rate = Some(x),
-            Load::Batch(b) => r.batch_size = Some(b),
-        }
         r.quantization = Some(self.quantization);
         r.metrics.input_tokens_mean = Some(self.input_tokens.0 as f64);
         r.metrics.output_tokens_mean = Some(self.output_tokens.0 as f64);
@@ -187,22 +146,21 @@ impl Scenario {
     }
 
     /// The scenario a measurement row describes (its model, GPUs, engine, load and mean
-    /// lengths). Fails when the model or GPU is not in the catalogs or the load is missing.
+    /// lengths). Fails when the model or GPU is not in the catalogs, the load is not a valid
+    /// one ([`Load::validate`]) or a mean length is missing.
     pub fn from_row(row: &Measurement, cache: &mut Resolver) -> Result<Scenario, PredictError> {
         let model = cache.model(&row.model)?;
         let gpu = cache.gpu(&row.gpu)?;
-        let load = match row.mode {
-            Mode::Closed => Load::Users(row.users.ok_or_else(|| missing(row, "users"))?),
-            Mode::Open => Load::Rate(row.rate.ok_or_else(|| missing(row, "rate_rps"))?),
-            Mode::Offline => Load::Batch(row.batch_size.ok_or_else(|| missing(row, "batch_size"))?),
-        };
         let invalid = |e: InvalidValue| {
             PredictError::Scenario(format!(
                 "row {} on {} x {} ({} mode): {e}",
-                row.model, row.gpu_count, row.gpu, row.mode
+                row.model,
+                row.gpu_count,
+                row.gpu,
+                row.load.mode()
             ))
         };
-        let load = check_load(load, "load").map_err(invalid)?;
+        let load = row.load.validate("load").map_err(invalid)?;
         validate::count("gpu_count", f64::from(row.gpu_count)).map_err(invalid)?;
         let len = |v: Option<f64>, what: &str| {
             v.filter(|x| x.is_finite() && *x > 0.0)
@@ -228,7 +186,10 @@ impl Scenario {
 fn missing(row: &Measurement, what: &str) -> PredictError {
     PredictError::Scenario(format!(
         "row {} on {} x {} ({} mode) has no {what}",
-        row.model, row.gpu_count, row.gpu, row.mode
+        row.model,
+        row.gpu_count,
+        row.gpu,
+        row.load.mode()
     ))
 }
 
@@ -283,17 +244,6 @@ pub struct Prediction {
     /// model size, GPU, load or length beyond the training ranges): trust the interval less.
     pub out_of_domain: bool,
     pub fit: Fit,
-}
-
-/// Checks a load the user asked for (see [`pilot_core::validate`]): users and batch sizes are
-/// counts of at least 1, a rate is finite and positive. `what` names where it came from
-/// (`--users`, or a file's column).
-pub fn check_load(load: Load, what: &str) -> Result<Load, InvalidValue> {
-    Ok(match load {
-        Load::Users(u) => Load::Users(validate::count(what, f64::from(u))?),
-        Load::Batch(b) => Load::Batch(validate::count(what, f64::from(b))?),
-        Load::Rate(r) => Load::Rate(validate::rate(what, r.0)?),
-    })
 }
 
 /// What to say when scenarios name no engine: they are predicted with the physics model's
@@ -482,10 +432,13 @@ pub fn write_predictions(
             r.gpu_count.to_string(),
             r.engine.clone(),
             r.quantization.map(|q| q.to_string()).unwrap_or_default(),
-            r.mode.to_string(),
-            r.users.map(|u| u.to_string()).unwrap_or_default(),
-            r.rate.map(|x| x.0.to_string()).unwrap_or_default(),
-            r.batch_size.map(|u| u.to_string()).unwrap_or_default(),
+            r.load.mode().to_string(),
+            r.load.users().map(|u| u.to_string()).unwrap_or_default(),
+            r.load.rate().map(|x| x.0.to_string()).unwrap_or_default(),
+            r.load
+                .batch_size()
+                .map(|u| u.to_string())
+                .unwrap_or_default(),
             opt(r.metrics.input_tokens_mean),
             opt(r.metrics.output_tokens_mean),
         ];

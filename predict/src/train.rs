@@ -563,10 +563,10 @@ pub(crate) fn train_prepared(
     }
     for p in prepared {
         domain.engines.insert(p.row.engine.to_ascii_lowercase());
-        domain.modes.insert(p.row.mode.to_string());
+        domain.modes.insert(p.row.load.mode().to_string());
         domain
             .engine_modes
-            .insert(pair_key(&p.row.engine, &p.row.mode.to_string()));
+            .insert(pair_key(&p.row.engine, &p.row.load.mode().to_string()));
         domain
             .vendor_engines
             .insert(pair_key(&p.scenario.gpu.vendor, &p.row.engine));
@@ -975,7 +975,7 @@ mod tests {
     fn base_scenario(r: &mut Resolver) -> Scenario {
         let row = subset()
             .into_iter()
-            .find(|x| x.gpu == "H100-SXM-80GB" && x.users == Some(1))
+            .find(|x| x.gpu == "H100-SXM-80GB" && x.load == crate::Load::Users(1))
             .unwrap();
         Scenario::from_row(&row, r).unwrap()
     }

@@ -10,8 +10,8 @@ use pilot_core::llm::ModelCatalog;
 use pilot_core::price::PriceCatalog;
 use pilot_core::slo::parse_slo;
 use pilot_core::units::{Dtype, RequestsPerSec, Tokens};
-use pilot_predict::{LatencyModel, PhysicsModel, Predictor};
-use pilot_recommend::{Demand, Margin, RecommendOptions, recommend};
+use pilot_predict::{LatencyModel, Load, PhysicsModel, Predictor};
+use pilot_recommend::{Margin, RecommendOptions, recommend};
 use std::time::Instant;
 
 fn main() {
@@ -21,7 +21,7 @@ fn main() {
             parse_slo("ttft=200ms").unwrap(),
             parse_slo("itl=50ms").unwrap(),
         ],
-        demand: Demand::Users(200),
+        demand: Load::Users(200),
         input_tokens: Tokens(512),
         output_tokens: Tokens(256),
         gpus: GpuCatalog::builtin().all().to_vec(),
@@ -42,7 +42,7 @@ fn main() {
     ];
     println!("| model | engine | demand | candidates | feasible | ms per call (median of 5) |");
     println!("|---|---|---|---|---|---|");
-    for demand in [Demand::Users(200), Demand::Rate(RequestsPerSec(20.0))] {
+    for demand in [Load::Users(200), Load::Rate(RequestsPerSec(20.0))] {
         for (name, model, engine) in runs {
             let opts = RecommendOptions {
                 engines: vec![Some(engine.to_string())],
@@ -59,8 +59,11 @@ fn main() {
             }
             times.sort_by(f64::total_cmp);
             println!(
-                "| {name} | {engine} | {demand} | {} | {} | {:.1} |",
-                n.0, n.1, times[2]
+                "| {name} | {engine} | {} | {} | {} | {:.1} |",
+                demand.demand_text(),
+                n.0,
+                n.1,
+                times[2]
             );
         }
     }

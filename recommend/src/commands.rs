@@ -7,10 +7,11 @@
 
 use crate::eval::{EvalOptions, Scores, evaluate, evaluate_seeds};
 use crate::render::{self, ReportOptions};
-use crate::search::{Demand, Margin, RecommendError, RecommendOptions, recommend};
+use crate::search::{Margin, RecommendError, RecommendOptions, recommend};
 use pilot_core::command::Output;
 use pilot_core::gpu::{GpuCatalog, GpuError, GpuSpec};
 use pilot_core::llm::{LlmSpec, ModelCatalog, ModelError};
+use pilot_core::load::Load;
 use pilot_core::metrics::UnknownName;
 use pilot_core::price::{LLM_PILOT_CLOUD, PriceCatalog, PriceError};
 use pilot_core::schema::{SchemaError, read_measurements};
@@ -120,8 +121,8 @@ pub fn recommend_command(req: &RecommendRequest) -> Result<Output, CommandError>
         .map(|s| slo_with_percentile(s, &req.percentile))
         .collect::<Result<Vec<_>, _>>()?;
     let demand = match &req.rate {
-        Some(r) => Demand::Rate(validate::rate_text("--rate", r)?),
-        None => Demand::Users(validate::count("--users", req.users.into())?),
+        Some(r) => Load::Rate(validate::rate_text("--rate", r)?),
+        None => Load::Users(validate::count("--users", req.users.into())?),
     };
     validate::count("--max-gpus", req.max_gpus.into())?;
     let (input, output) = lengths(req, &model)?;

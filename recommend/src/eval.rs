@@ -150,12 +150,15 @@ fn true_capacity(
     }
     let mut out = BTreeMap::new();
     for (profile, mut levels) in by_profile {
-        levels.sort_by_key(|r| r.users.unwrap_or(0));
+        levels.sort_by_key(|r| r.load.users().unwrap_or(0));
         let mut cap = 0.0;
         let mut cont = 0.0;
         let mut prev: Option<(f64, f64)> = None; // (users, worst slack ratio value/threshold)
-        for r in levels.iter().filter(|r| r.users.unwrap_or(0) <= max_users) {
-            let u = r.users.unwrap_or(0) as f64;
+        for r in levels
+            .iter()
+            .filter(|r| r.load.users().unwrap_or(0) <= max_users)
+        {
+            let u = r.load.users().unwrap_or(0) as f64;
             // The worst ratio value/threshold over SLOs; a missing value counts as a violation.
             let ratio = slos
                 .iter()
@@ -268,7 +271,7 @@ fn case<'a>(
     }
     let measured = mine
         .iter()
-        .filter_map(|r| r.users)
+        .filter_map(|r| r.load.users())
         .filter(|&u| u <= opts.max_users)
         .collect::<BTreeSet<u32>>()
         .into_iter()
@@ -372,7 +375,10 @@ pub fn evaluate(
     opts: &EvalOptions,
     prices: &PriceCatalog,
 ) -> Result<EvalReport, PredictError> {
-    let closed: Vec<&Measurement> = rows.iter().filter(|r| r.mode == Mode::Closed).collect();
+    let closed: Vec<&Measurement> = rows
+        .iter()
+        .filter(|r| r.load.mode() == Mode::Closed)
+        .collect();
     let models: BTreeSet<&str> = closed.iter().map(|r| r.model.as_str()).collect();
     let price = |p: &Profile| profile_price(prices, &opts.cloud, p);
     let cases: Vec<Case> = models
@@ -465,8 +471,7 @@ mod tests {
     use pilot_core::units::Millis;
 
     fn row(gpu: &str, users: u32, itl: f64) -> Measurement {
-        let mut r = Measurement::new("m", gpu, 1, "tgis", Mode::Closed);
-        r.users = Some(users);
+        let mut r = Measurement::new("m", gpu, 1, "tgis", Load::Users(users));
         r.metrics.itl.p50 = Some(Millis(itl));
         r.metrics.nttft.p50 = Some(pilot_core::units::MsPerToken(1.0));
         r

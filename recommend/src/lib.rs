@@ -17,6 +17,6 @@ pub mod render;
 pub mod search;
 
 pub use search::{
-    Candidate, Demand, Margin, RecommendError, RecommendOptions, Recommendation, Verdict, capacity,
+    Candidate, Margin, RecommendError, RecommendOptions, Recommendation, Verdict, capacity,
     recommend,
 };

@@ -6,7 +6,8 @@
 //! options that would have been cheaper than the best one (all of them when none is
 //! feasible), because a costlier option's rejection does not change the answer.
 
-use crate::search::{Candidate, Demand, RecommendOptions, Recommendation, Verdict, violation};
+use crate::search::{Candidate, RecommendOptions, Recommendation, Verdict, violation};
+use pilot_core::load::Load;
 use pilot_core::schema::metric_value;
 use pilot_core::slo::Slo;
 use pilot_core::table::table;
@@ -40,7 +41,7 @@ pub fn report(rec: &Recommendation, opts: &RecommendOptions, r: &ReportOptions) 
     let mut text = format!(
         "{} for {}, {} input / {} output tokens, SLOs {}{}\n",
         opts.model.id,
-        opts.demand,
+        opts.demand.demand_text(),
         opts.input_tokens.0,
         opts.output_tokens.0,
         slo_list(&opts.slos),
@@ -79,11 +80,8 @@ fn slo_list(slos: &[Slo]) -> String {
 }
 
 /// The table of feasible candidates, cheapest first.
-fn ranking(feasible: &[&Candidate], demand: Demand) -> String {
-    let demand_level = match demand {
-        Demand::Users(u) => u as f64,
-        Demand::Rate(r) => r.0,
-    };
+fn ranking(feasible: &[&Candidate], demand: Load) -> String {
+    let demand_level = demand.level();
     let header = [
         "#",
         "GPU",
@@ -269,13 +267,8 @@ fn nothing_shown(rec: &Recommendation, opts: &RecommendOptions, meeting: usize) 
 /// What the predictions under the table rest on, per engine: measurements of that engine in
 /// this load mode (physics + trained corrections), or only the physics model (calibrated on
 /// the engine's other measurements, or its published defaults).
-pub fn evidence(p: &Predictor, engines: &[Option<String>], demand: Demand) -> String {
-    let mode = match demand {
-        Demand::Users(u) => pilot_predict::Load::Users(u),
-        Demand::Rate(r) => pilot_predict::Load::Rate(r),
-    }
-    .mode()
-    .name();
+pub fn evidence(p: &Predictor, engines: &[Option<String>], demand: Load) -> String {
+    let mode = demand.mode().name();
     let mut out = String::new();
     for e in engines {
         let name = e.as_deref().unwrap_or("an unnamed engine");
@@ -308,7 +301,7 @@ pub fn frontier_json(rec: &Recommendation, opts: &RecommendOptions) -> serde_jso
         .collect();
     json!({
         "model": opts.model.id,
-        "demand": opts.demand.to_string(),
+        "demand": opts.demand.demand_text(),
         "input_tokens": opts.input_tokens.0,
         "output_tokens": opts.output_tokens.0,
         "slos": opts.slos.iter().map(|s| s.to_string()).collect::<Vec<_>>(),

@@ -12,8 +12,10 @@
 //!    left under each SLO there; a candidate is feasible only if that prediction meets every
 //!    SLO (the search's answer is checked, not trusted), with at most [`MAX_REPLICAS`].
 //!
-//! Demands, lengths and counts are checked by [`pilot_core::validate`] first: an infinite
-//! rate or zero users is an error, not a search.
+//! The demand is a [`Load`]: closed-loop users or an open-loop rate. Demands, lengths and
+//! counts are checked by [`pilot_core::validate`] first: an infinite rate, zero users or an
+//! offline batch (which has no steady traffic to size replicas for) is an error, not a
+//! search.
 //!
 //! With [`Margin::Upper`] (the default) an SLO is met only if the upper end of the
 //! predictor's interval meets it, so uncertainty costs money instead of violations.
@@ -23,52 +25,9 @@ use pilot_core::llm::LlmSpec;
 use pilot_core::metrics::Summary;
 use pilot_core::price::{PriceCatalog, PriceEntry};
 use pilot_core::slo::{Metric, Slo, Stat};
-use pilot_core::units::{Dtype, RequestsPerSec, Tokens, UsdPerHour, UsdPerMillionTokens};
+use pilot_core::units::{Dtype, Tokens, UsdPerHour, UsdPerMillionTokens};
 use pilot_core::validate::{self, InvalidValue};
 use pilot_predict::{Fit, LatencyModel, Load, PredictError, Prediction, Scenario};
-use std::fmt;
-
-/// The traffic to serve.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Demand {
-    /// This many concurrent users in a closed loop.
-    Users(u32),
-    /// This request rate (Poisson arrivals).
-    Rate(RequestsPerSec),
-}
-
-impl Demand {
-    fn level(self) -> f64 {
-        match self {
-            Demand::Users(u) => u as f64,
-            Demand::Rate(r) => r.0,
-        }
-    }
-
-    fn load(self, level: f64) -> Load {
-        match self {
-            Demand::Users(_) => Load::Users(level.round().max(1.0) as u32),
-            Demand::Rate(_) => Load::Rate(RequestsPerSec(level)),
-        }
-    }
-
-    /// The load each of `replicas` replicas sees.
-    fn share(self, replicas: u32) -> Load {
-        match self {
-            Demand::Users(u) => Load::Users(u.div_ceil(replicas.max(1))),
-            Demand::Rate(r) => Load::Rate(RequestsPerSec(r.0 / replicas.max(1) as f64)),
-        }
-    }
-}
-
-impl fmt::Display for Demand {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Demand::Users(u) => write!(f, "{u} users"),
-            Demand::Rate(r) => write!(f, "{} req/s", r.0),
-        }
-    }
-}
 
 /// How prediction uncertainty is turned into safety.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -89,7 +48,9 @@ pub enum Margin {
 pub struct RecommendOptions {
     pub model: LlmSpec,
     pub slos: Vec<Slo>,
-    pub demand: Demand,
+    /// The traffic to serve: [`Load::Users`] (a closed loop) or [`Load::Rate`] (Poisson
+    /// arrivals); a [`Load::Batch`] is refused with [`RecommendError::Demand`].
+    pub demand: Load,
     pub input_tokens: Tokens,
     pub output_tokens: Tokens,
     /// GPU types to consider (all the catalog's priced GPUs when the caller passes them all).
@@ -162,7 +123,7 @@ pub struct Candidate {
 pub struct Recommendation {
     /// Feasible candidates cheapest first, then the rejected ones.
     pub candidates: Vec<Candidate>,
-    pub demand: Demand,
+    pub demand: Load,
 }
 
 impl Recommendation {
@@ -269,15 +230,15 @@ fn headroom(slos: &[Slo], p: &Prediction, margin: Margin) -> Option<f64> {
 pub fn capacity(
     model: &dyn LatencyModel,
     base: &Scenario,
-    demand: Demand,
+    demand: Load,
     slos: &[Slo],
     margin: Margin,
     limit: f64,
 ) -> Result<Option<f64>, PredictError> {
-    let integer = matches!(demand, Demand::Users(_));
+    let integer = !matches!(demand, Load::Rate(_));
     let ok = |level: f64| -> Result<bool, PredictError> {
         let mut s = base.clone();
-        s.load = demand.load(level);
+        s.load = demand.with_level(level);
         Ok(violation(slos, &model.predict(&s)?, margin).is_none())
     };
     let smallest = if integer {
@@ -367,8 +328,9 @@ pub fn recommend(
     // The one validation every road into pilot takes: an infinite rate or zero users would
     // otherwise be searched, priced and ranked as if it were a load.
     match opts.demand {
-        Demand::Users(u) => validate::count("users", f64::from(u)).map(|_| ()),
-        Demand::Rate(r) => validate::rate("rate", r.0).map(|_| ()),
+        Load::Users(_) => opts.demand.validate("users").map(|_| ()),
+        Load::Rate(_) => opts.demand.validate("rate").map(|_| ()),
+        Load::Batch(_) => Err(offline_demand(opts.demand)),
     }
     .map_err(RecommendError::Demand)?;
     validate::count("input tokens", opts.input_tokens.0 as f64)?;
@@ -406,6 +368,19 @@ pub fn recommend(
         candidates: out,
         demand: opts.demand,
     })
+}
+
+/// Why an offline batch is no demand: replicas are sized for traffic that keeps coming
+/// (users who keep asking, or a rate); one batch submitted once has no steady state to serve.
+fn offline_demand(load: Load) -> InvalidValue {
+    InvalidValue {
+        what: "load".into(),
+        value: load.to_string(),
+        reason: "recommend sizes replicas for steady traffic, and an offline batch is sent \
+                 once; give concurrent users (--users) or a request rate (--rate)"
+            .into(),
+        line: None,
+    }
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -450,7 +425,7 @@ fn evaluate(
         opts.model.clone(),
         gpu.clone(),
         tp,
-        opts.demand.load(1.0),
+        opts.demand.with_level(1.0),
         opts.input_tokens,
         opts.output_tokens,
     );
@@ -486,13 +461,13 @@ fn evaluate(
         Ok(Some(cap)) => cap,
         Ok(None) => {
             let mut s = base.clone();
-            s.load = opts.demand.load(1.0);
+            s.load = opts.demand.with_level(1.0);
             let why = model
                 .predict(&s)
                 .ok()
                 .and_then(|p| violation(&opts.slos, &p, opts.margin))
                 .unwrap_or_else(|| "unmet at the smallest load".into());
-            c.verdict = Verdict::SloUnmet(format!("{why} at {}", opts.demand.load(1.0)));
+            c.verdict = Verdict::SloUnmet(format!("{why} at {}", opts.demand.with_level(1.0)));
             return c;
         }
         Err(e) => {
@@ -504,7 +479,7 @@ fn evaluate(
     let Some(replicas) = replicas_for(opts.demand.level(), cap) else {
         c.verdict = Verdict::SloUnmet(format!(
             "{} at {cap:.3} per replica needs more than {MAX_REPLICAS} replicas",
-            opts.demand
+            opts.demand.demand_text()
         ));
         return c;
     };
@@ -532,14 +507,14 @@ fn evaluate(
         Err(e) => c.verdict = Verdict::Error(e.to_string()),
     }
     if opts.explain {
-        let mut level = if matches!(opts.demand, Demand::Users(_)) {
-            1.0
-        } else {
+        let mut level = if matches!(opts.demand, Load::Rate(_)) {
             cap / 16.0
+        } else {
+            1.0
         };
         while level <= (cap * 2.0).max(1.0) {
             let mut s = base.clone();
-            s.load = opts.demand.load(level);
+            s.load = opts.demand.with_level(level);
             if let Ok(p) = model.predict(&s) {
                 c.curve.push((level, p));
             }
@@ -555,6 +530,7 @@ mod tests {
     use pilot_core::gpu::GpuCatalog;
     use pilot_core::llm::ModelCatalog;
     use pilot_core::slo::parse_slos;
+    use pilot_core::units::RequestsPerSec;
     use pilot_predict::PhysicsModel;
 
     fn base(model: &str, gpu: &str, tp: u32) -> Scenario {
@@ -584,7 +560,7 @@ mod tests {
         ] {
             let b = base(model, gpu, tp);
             let found =
-                capacity(&physics, &b, Demand::Users(300), &slos, Margin::None, 300.0).unwrap();
+                capacity(&physics, &b, Load::Users(300), &slos, Margin::None, 300.0).unwrap();
             let mut scan = None;
             for u in 1..=300u32 {
                 let mut s = b.clone();
@@ -605,7 +581,7 @@ mod tests {
         let opts = RecommendOptions {
             model: ModelCatalog::builtin().resolve("llama-2-70b").unwrap(),
             slos: slos("ttft=1s,itl=80ms"),
-            demand: Demand::Users(64),
+            demand: Load::Users(64),
             input_tokens: Tokens(512),
             output_tokens: Tokens(128),
             gpus: ["L4", "A100-SXM-80GB", "H100"]
@@ -673,7 +649,7 @@ mod tests {
     #[test]
     fn bad_requests_are_errors() {
         let physics = PhysicsModel::default();
-        let mut opts = one_h100(Demand::Users(10), "ttft=1s");
+        let mut opts = one_h100(Load::Users(10), "ttft=1s");
         opts.slos.clear();
         assert!(matches!(
             recommend(&opts, &physics, PriceCatalog::builtin()),
@@ -681,11 +657,12 @@ mod tests {
         ));
         opts.slos = slos("ttft=1s");
         for bad in [
-            Demand::Rate(RequestsPerSec(0.0)),
-            Demand::Rate(RequestsPerSec(f64::INFINITY)),
-            Demand::Rate(RequestsPerSec(f64::NAN)),
-            Demand::Rate(RequestsPerSec(-3.0)),
-            Demand::Users(0),
+            Load::Rate(RequestsPerSec(0.0)),
+            Load::Rate(RequestsPerSec(f64::INFINITY)),
+            Load::Rate(RequestsPerSec(f64::NAN)),
+            Load::Rate(RequestsPerSec(-3.0)),
+            Load::Users(0),
+            Load::Batch(8),
         ] {
             opts.demand = bad;
             assert!(
@@ -696,7 +673,14 @@ mod tests {
                 "{bad:?}"
             );
         }
-        opts.demand = Demand::Users(10);
+        // An offline batch is refused in words, not searched (nor a panic).
+        opts.demand = Load::Batch(8);
+        let e = recommend(&opts, &physics, PriceCatalog::builtin()).unwrap_err();
+        assert!(
+            e.to_string().contains("batch of 8") && e.to_string().contains("--users"),
+            "{e}"
+        );
+        opts.demand = Load::Users(10);
         opts.input_tokens = Tokens(0);
         let e = recommend(&opts, &physics, PriceCatalog::builtin()).unwrap_err();
         assert!(e.to_string().contains("input tokens"), "{e}");
@@ -706,7 +690,7 @@ mod tests {
         assert!(e.to_string().contains("max GPUs"), "{e}");
     }
 
-    fn one_h100(demand: Demand, slo: &str) -> RecommendOptions {
+    fn one_h100(demand: Load, slo: &str) -> RecommendOptions {
         RecommendOptions {
             model: ModelCatalog::builtin().resolve("mistral-7b").unwrap(),
             slos: slos(slo),
@@ -728,7 +712,7 @@ mod tests {
     /// answered with a saturated `u32` of replicas that each miss the SLOs.
     #[test]
     fn absurd_demand_needs_too_many_replicas() {
-        let opts = one_h100(Demand::Rate(RequestsPerSec(1e300)), "ttft=200ms,itl=50ms");
+        let opts = one_h100(Load::Rate(RequestsPerSec(1e300)), "ttft=200ms,itl=50ms");
         let rec = recommend(&opts, &PhysicsModel::default(), PriceCatalog::builtin()).unwrap();
         assert_eq!(rec.feasible().count(), 0);
         let c = &rec.candidates[0];
@@ -755,7 +739,7 @@ mod tests {
     #[test]
     fn a_candidate_missing_an_slo_at_its_share_is_not_feasible() {
         let model = BreaksAtFifty(PhysicsModel::default());
-        let opts = one_h100(Demand::Users(100), "ttft=1000s");
+        let opts = one_h100(Load::Users(100), "ttft=1000s");
         let rec = recommend(&opts, &model, PriceCatalog::builtin()).unwrap();
         let c = &rec.candidates[0];
         assert_eq!((c.capacity, c.replicas), (Some(63.0), Some(2)));
