@@ -529,6 +529,34 @@ mod tests {
         read_scenarios(&p, &[])
     }
 
+    /// Padding and waves come from the engine table, by name or alias in any case: TGI and
+    /// TGIS pad T5 but not Llama and send prompts in waves; other and unknown engines do
+    /// neither.
+    #[test]
+    fn padding_and_waves_follow_the_engine_table() {
+        let mut r = Resolver::default();
+        let gpu = r.gpu("H100-SXM-80GB").unwrap();
+        let on = |model: &str, engine: Option<&str>| {
+            let mut s = Scenario::new(
+                Resolver::default().model(model).unwrap(),
+                gpu.clone(),
+                1,
+                Load::Users(8),
+                Tokens(512),
+                Tokens(128),
+            );
+            s.engine = engine.map(String::from);
+            (s.padded_batching(), s.tgi_router())
+        };
+        for engine in ["tgis", "TGI", "text-generation-inference"] {
+            assert_eq!(on("flan-t5-xl", Some(engine)), (true, true), "{engine}");
+            assert_eq!(on("llama-2-13b", Some(engine)), (false, true), "{engine}");
+        }
+        for engine in [Some("vllm"), Some("my-fork"), None] {
+            assert_eq!(on("flan-t5-xl", engine), (false, false), "{engine:?}");
+        }
+    }
+
     /// Every coercion the reader used to make is now an error naming the line and the value.
     #[test]
     fn bad_values_are_errors_with_their_line() {
