@@ -9,7 +9,7 @@ use pilot_core::units::RequestsPerSec;
 
 /// A steady state of the server: in flight, the decode step at that batch, the share of
 /// inter-token gaps holding a prefill and its length, mean TTFT and E2E, and throughput.
-/// Times in ms (crate-internal, as [`Estimate`]).
+/// Times in ms (crate-internal, as [`super::Estimate`]).
 pub(super) struct SteadyState {
     pub(super) n: f64,
     pub(super) step: Step,
