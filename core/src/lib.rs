@@ -13,12 +13,15 @@
 //!   and per request, shared by characterize's goodput and recommend's feasibility.
 //! - [`gpu`], [`price`], [`llm`]: catalogs that turn names into numbers; [`listing`]: how
 //!   `pilot catalog` prints them.
+//! - [`engine`]: the one table of serving engines: names, aliases, KV-cache layout,
+//!   scheduling, quantizations and parallel layouts.
 //! - [`validate`]: the one check of counts, rates, names and engine names users give pilot.
 //! - [`rng`]: the one seeded random number generator and stable hash.
 //! - [`table`]: the one style of printed tables.
 //! - [`command`]: what a clap-free command returns to the binary.
 
 pub mod command;
+pub mod engine;
 pub mod gpu;
 pub mod listing;
 pub mod llm;

@@ -12,8 +12,8 @@
 //! - rates: finite and positive (a fraction of a request per second is a real load);
 //! - names: at most [`MAX_NAME_CHARS`] long, checked before any fuzzy matching (whose cost
 //!   grows with the length), and shortened by [`shorten`] wherever an error echoes them;
-//! - engines: one of [`ENGINES`] (or one a trained predictor has measured), else an error
-//!   that suggests the closest known names.
+//! - engines: a name in the engine table ([`crate::engine`]) or one a trained predictor has
+//!   measured, else an error that suggests the closest known names.
 
 use crate::units::RequestsPerSec;
 use std::fmt;
@@ -166,31 +166,18 @@ fn rate_of(what: &str, text: &str, value: f64) -> Result<RequestsPerSec, Invalid
     ))
 }
 
-/// Every serving engine pilot knows by name, lower-case: those `pilot characterize` measures
-/// (vLLM, SGLang, TGI, TensorRT-LLM, llama.cpp, Ollama, pilot's own), IBM's TGIS fork that
-/// LLM-Pilot measured, and the LLM-Inference-Bench frameworks. The predictor's one-hot
-/// engine features (`pilot_predict::features::ENGINES`) are a subset of these.
-pub const ENGINES: [&str; 11] = [
-    "vllm",
-    "sglang",
-    "tgi",
-    "tgis",
-    "text-generation-inference",
-    "tensorrt-llm",
-    "deepspeed-mii",
-    "deepspeed",
-    "llama.cpp",
-    "ollama",
-    "pilot",
-];
-
-/// A serving engine's canonical (lower-case) name: one of [`ENGINES`] or of `measured`
-/// (engines a trained predictor has seen, which may carry a user's own label). An unknown name
-/// is an error with the closest known names, because a typo (`vlmm`) would otherwise be
-/// predicted as an engine nothing is known about and silently change the answer.
+/// A serving engine's canonical (lower-case) name: a name or alias in the engine table
+/// ([`crate::engine::known_names`]) or one of `measured` (engines a trained predictor has seen,
+/// which may carry a user's own label). An unknown name is an error with the closest known
+/// names, because a typo (`vlmm`) would otherwise be predicted as an engine nothing is known
+/// about and silently change the answer.
+///
+/// An alias stays as written (`text-generation-inference` is not turned into `tgi`): rows and
+/// trained predictors carry the label the user measured under, and
+/// [`crate::engine::traits`] finds the engine's traits by either.
 pub fn engine(text: &str, measured: &[String]) -> Result<String, InvalidValue> {
     let wanted = name("engine", text.trim())?.to_ascii_lowercase();
-    let mut known: Vec<&str> = ENGINES.to_vec();
+    let mut known: Vec<&str> = crate::engine::known_names().collect();
     for m in measured {
         if !m.is_empty() && !known.iter().any(|k| k.eq_ignore_ascii_case(m)) {
             known.push(m);

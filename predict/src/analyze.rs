@@ -8,8 +8,10 @@
 //!
 //! Output: a table, CSV, and one SVG bar chart per metric in a plot directory.
 
+use crate::predictor::Predictor;
+use crate::rows::exclusion_reason;
 use crate::scenario::{Load, Scenario};
-use crate::train::{Predictor, TrainOptions, exclusion_reason, train};
+use crate::train::{TrainOptions, train};
 use crate::{LatencyModel, PredictError};
 use pilot_core::schema::{Measurement, metric_value};
 use pilot_core::table::table;

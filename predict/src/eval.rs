@@ -13,9 +13,8 @@
 
 use crate::PredictError;
 use crate::physics::PhysicsModel;
-use crate::train::{
-    Prepared, TrainOptions, all_targets, main_physics, physics_for, prepare, train_prepared,
-};
+use crate::rows::{Prepared, prepare};
+use crate::train::{TrainOptions, all_targets, main_physics, physics_for, train_prepared};
 use pilot_core::gpu::GpuCatalog;
 use pilot_core::llm::ModelCatalog;
 use pilot_core::metrics::percentile;

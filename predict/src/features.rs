@@ -9,9 +9,10 @@
 use crate::physics::Estimate;
 use crate::scenario::{Load, Scenario};
 
-/// Engines with a one-hot column, a subset of [`pilot_core::validate::ENGINES`] (the one list
-/// of known engines); any other engine (or none) has all zeros. The order is the shipped
-/// predictor's feature order.
+/// Engines with a one-hot column, names from the engine table ([`pilot_core::engine::TABLE`]);
+/// any other engine (or none) has all zeros. This list stays apart from the table because its
+/// order and contents are the shipped predictor's feature order: a new engine in the table
+/// gets a column only when a predictor is retrained with one.
 pub const ENGINES: [&str; 5] = ["tgis", "vllm", "tensorrt-llm", "deepspeed-mii", "llama.cpp"];
 
 /// Names of the features without physics, in vector order. The vendor columns stand for
@@ -139,12 +140,13 @@ pub fn push(out: &mut Vec<f64>, s: &Scenario, e: Option<&Estimate>) {
 mod tests {
     use super::*;
 
-    /// The one-hot engines are names users may give: the one list of known engines
-    /// (`pilot_core::validate::ENGINES`) holds them all, so none is refused as unknown.
+    /// The one-hot engines are canonical names in the engine table, so none is refused as
+    /// unknown and none is an alias (a row labelled with the alias would miss the column).
     #[test]
-    fn one_hot_engines_are_known_engines() {
+    fn one_hot_engines_are_in_the_engine_table() {
         for e in ENGINES {
-            assert!(pilot_core::validate::ENGINES.contains(&e), "{e}");
+            let t = pilot_core::engine::traits(e);
+            assert_eq!(t.map(|t| t.name), Some(e), "{e}");
         }
     }
 }

@@ -29,16 +29,19 @@ pub mod features;
 pub mod gbdt;
 mod open_loop;
 pub mod physics;
+pub mod predictor;
+pub mod rows;
 pub mod scenario;
 pub mod train;
 
 pub use analyze::{AnalyzeOptions, AnalyzeReport, analyze};
 pub use eval::{EvalOptions, EvalReport, GroupBy, leave_one_group_out};
 pub use physics::{PhysicsModel, PhysicsParams};
+pub use predictor::Predictor;
 pub use scenario::{
     Fit, Load, Prediction, Scenario, ScenarioFile, read_scenarios, write_predictions,
 };
-pub use train::{Predictor, TrainOptions, train};
+pub use train::{TrainOptions, train};
 
 /// Everything that can go wrong predicting, training or loading. Messages carry the numbers
 /// that disagree and what to do.

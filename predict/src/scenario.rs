@@ -8,6 +8,7 @@
 //! `out_of_domain`, `fits`, `max_batch`, `kv_cache_tokens` and `does_not_fit_reason`.
 
 use crate::PredictError;
+use pilot_core::engine::{self, EngineTraits};
 use pilot_core::gpu::{GpuCatalog, GpuSpec};
 use pilot_core::llm::{LlmSpec, ModelCatalog};
 use pilot_core::metrics::Summary;
@@ -74,49 +75,32 @@ impl Scenario {
         }
     }
 
+    /// The engine's entry in the engine table ([`pilot_core::engine`]); `None` when no engine
+    /// is named or pilot knows nothing about it (predicted as paged and next-step).
+    pub fn engine_traits(&self) -> Option<&'static EngineTraits> {
+        self.engine.as_deref().and_then(engine::traits)
+    }
+
     /// Whether the engine serves this architecture with padded batches (Hugging Face
-    /// transformers-style kernels) rather than flash/paged attention.
+    /// transformers-style kernels) rather than flash/paged attention
+    /// ([`engine::KvCache::PaddedUnlessFlash`]: TGI and TGIS outside their flash
+    /// architectures).
     ///
     /// Why it matters: a padded batch runs every prompt at the batch's longest length and
     /// re-pads the KV cache whenever a request joins, so prefill and the growth of TTFT with
-    /// load are several times costlier than on paged engines (in LLM-Pilot's TGIS data
-    /// flan-t5-xl, 3B, queues more per user than llama-13b). TGI and IBM's TGIS fork (2023,
-    /// `server/text_generation_server/models/__init__.py`) have flash implementations only for
-    /// the Llama family, GPT-NeoX, GPT-BigCode (StarCoder), Falcon and their successors; T5,
-    /// mT5, MPT, CodeGen, BLOOM, OPT and GPT-2/J go through the padded `CausalLM` /
-    /// `Seq2SeqLM` paths. vLLM, TensorRT-LLM, SGLang and the rest page every model they serve.
+    /// load are several times costlier than on paged engines.
     pub fn padded_batching(&self) -> bool {
-        const TGI_FLASH: [&str; 13] = [
-            "llama",
-            "aquila",
-            "deci",
-            "mistral",
-            "mixtral",
-            "gpt_neox",
-            "gpt_bigcode",
-            "falcon",
-            "RefinedWeb",
-            "RefinedWebModel",
-            "gemma2",
-            "phi3",
-            "qwen2",
-        ];
-        self.tgi_router() && !TGI_FLASH.contains(&self.model.model_type.as_str())
+        self.engine_traits()
+            .is_some_and(|t| t.pads(&self.model.model_type))
     }
 
-    /// Whether the engine is TGI or IBM's TGIS, whose router holds new requests back until
-    /// enough wait (`waiting_served_ratio`) or 20 decode steps pass (`max_waiting_tokens`),
-    /// then prefills them as one batch: closed-loop users fall into waves, and a request waits
-    /// for the prefills of those that arrived with it. vLLM, SGLang, TensorRT-LLM and an
-    /// unknown engine schedule waiting prompts at the next step.
+    /// Whether the engine's router sends prompts in waves ([`engine::Scheduling::WaveRouter`]:
+    /// TGI and IBM's TGIS): closed-loop users fall into waves, and a request waits for the
+    /// prefills of those that arrived with it. vLLM, SGLang, TensorRT-LLM and an unknown engine
+    /// schedule waiting prompts at the next step.
     pub fn tgi_router(&self) -> bool {
-        matches!(
-            self.engine
-                .as_deref()
-                .map(str::to_ascii_lowercase)
-                .as_deref(),
-            Some("tgis" | "tgi" | "text-generation-inference")
-        )
+        self.engine_traits()
+            .is_some_and(|t| t.scheduling == engine::Scheduling::WaveRouter)
     }
 
     /// The KV-cache dtype in effect.
@@ -255,7 +239,11 @@ pub fn unnamed_engine_note(why: &str) -> String {
         "{why}; predicted as vLLM with its published defaults (not its calibrated constants \
          or any engine's measured corrections); to choose, name the engine (an `engine` column \
          in a scenario file, `--engine` on the command line), e.g. {}",
-        validate::ENGINES[..4].join(", ")
+        engine::TABLE[..4]
+            .iter()
+            .map(|t| t.name)
+            .collect::<Vec<_>>()
+            .join(", ")
     )
 }
 
@@ -269,7 +257,7 @@ pub struct ScenarioFile {
 
 /// Reads a scenario CSV (see the module doc for the columns). Every value is checked with
 /// [`pilot_core::validate`] and a bad one is an error naming its line: nothing is coerced.
-/// `engines` are engine names known beyond [`validate::ENGINES`] (those a trained predictor
+/// `engines` are engine names known beyond the engine table (those a trained predictor
 /// measured).
 pub fn read_scenarios(path: &Path, engines: &[String]) -> Result<ScenarioFile, PredictError> {
     let p = path.display().to_string();
@@ -492,6 +480,34 @@ mod tests {
         let p = dir.path().join("s.csv");
         std::fs::write(&p, body).unwrap();
         read_scenarios(&p, &[])
+    }
+
+    /// Padding and waves come from the engine table, by name or alias in any case: TGI and
+    /// TGIS pad T5 but not Llama and send prompts in waves; other and unknown engines do
+    /// neither.
+    #[test]
+    fn padding_and_waves_follow_the_engine_table() {
+        let mut r = Resolver::default();
+        let gpu = r.gpu("H100-SXM-80GB").unwrap();
+        let on = |model: &str, engine: Option<&str>| {
+            let mut s = Scenario::new(
+                Resolver::default().model(model).unwrap(),
+                gpu.clone(),
+                1,
+                Load::Users(8),
+                Tokens(512),
+                Tokens(128),
+            );
+            s.engine = engine.map(String::from);
+            (s.padded_batching(), s.tgi_router())
+        };
+        for engine in ["tgis", "TGI", "text-generation-inference"] {
+            assert_eq!(on("flan-t5-xl", Some(engine)), (true, true), "{engine}");
+            assert_eq!(on("llama-2-13b", Some(engine)), (false, true), "{engine}");
+        }
+        for engine in [Some("vllm"), Some("my-fork"), None] {
+            assert_eq!(on("flan-t5-xl", engine), (false, false), "{engine:?}");
+        }
     }
 
     /// Every coercion the reader used to make is now an error naming the line and the value.
