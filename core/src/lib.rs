@@ -29,3 +29,7 @@ pub mod units;
 pub mod validate;
 
 pub use units::*;
+
+/// A wrapped cause of any type (io, polars, csv, serde_json, reqwest), kept as an error's
+/// `#[source]` so the binary prints it as a "caused by" line and can find a broken pipe in it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
