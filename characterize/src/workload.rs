@@ -56,10 +56,8 @@ impl Workload {
         {
             return Ok(Workload::ShareGpt(path.into()));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| WorkloadError {
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| WorkloadError::unreadable(path, "cannot read it", e))?;
         let header = text.lines().next().unwrap_or_default();
         if header.contains("probability") {
             Ok(Workload::FmperfHistogram(path.into()))
@@ -71,6 +69,7 @@ impl Workload {
                 reason: "not an fmperf histogram (needs a `probability` column), an Azure trace \
                          (`arrived_at`) or ShareGPT JSON"
                     .into(),
+                source: None,
             })
         }
     }

@@ -52,6 +52,6 @@ pub enum ImportError {
         path: String,
         name: String,
         #[source]
-        source: pilot_core::llm::ModelError,
+        source: Box<pilot_core::llm::ModelError>,
     },
 }

@@ -157,7 +157,7 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
         let spec = models.resolve(&r.model).map_err(|e| ImportError::Model {
             path: p.clone(),
             name: r.model.clone(),
-            source: e,
+            source: Box::new(e),
         })?;
         let mut row = Measurement::new(
             &spec.id,

@@ -200,7 +200,7 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
                 .map_err(|e| ImportError::Model {
                     path: p.clone(),
                     name: key.model.clone(),
-                    source: e,
+                    source: Box::new(e),
                 })?;
             model_ids.insert(key.model.clone(), spec.id.clone());
         }
