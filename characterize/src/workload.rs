@@ -251,7 +251,8 @@ fn clamp(s: Shape, max: u32) -> Shape {
 }
 
 fn read_csv(path: &Path) -> Result<csv::Reader<std::fs::File>, WorkloadError> {
-    csv::Reader::from_path(path).map_err(|e| WorkloadError::unreadable(path, "cannot open it", e))
+    csv::Reader::from_path(path)
+        .map_err(|e| WorkloadError::unreadable(path, "cannot open it", pilot_core::csv_cause(e)))
 }
 
 fn column(headers: &csv::StringRecord, name: &str, path: &Path) -> Result<usize, WorkloadError> {
@@ -557,7 +558,10 @@ mod tests {
         let e = LoadedWorkload::load(&Workload::FmperfHistogram(dir.path().join("s.json")), None)
             .unwrap_err();
         assert!(e.to_string().contains("s.json"), "{e}");
-        // The CSV reader's error is the source, and the io error below it.
+        // A missing file: the io error is the source (csv::Error has no source of its own).
+        let missing = dir.path().join("missing.csv");
+        let e = LoadedWorkload::load(&Workload::FmperfHistogram(missing), None).unwrap_err();
+        assert!(e.to_string().contains("missing.csv"), "{e}");
         let mut cause = std::error::Error::source(&e);
         let mut kinds = Vec::new();
         while let Some(c) = cause {

@@ -101,7 +101,7 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
     let read = |what: String, e: csv::Error| ImportError::Read {
         path: p.clone(),
         what,
-        source: e.into(),
+        source: pilot_core::csv_cause(e),
     };
     let mut rdr = csv::Reader::from_path(path).map_err(|e| {
         let what = if path.exists() {

@@ -330,7 +330,7 @@ pub fn read_scenarios(path: &Path, engines: &[String]) -> Result<ScenarioFile, P
     let unreadable = |what: String, e: csv::Error| PredictError::File {
         path: p.clone(),
         what,
-        source: e.into(),
+        source: pilot_core::csv_cause(e),
     };
     let mut rdr =
         csv::Reader::from_path(path).map_err(|e| unreadable("cannot open it".into(), e))?;
