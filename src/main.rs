@@ -202,6 +202,26 @@ mod tests {
         assert!(!is_broken_pipe(&anyhow::Error::new(other).context("x")));
     }
 
+    /// A broken pipe kept as the `#[source]` of one of pilot's own errors (a table written to
+    /// a closed stdout) is found below it, and a normal error prints its cause.
+    #[test]
+    fn a_broken_pipe_inside_a_pilot_error_is_a_normal_end() {
+        let write = |kind: std::io::ErrorKind| pilot_core::schema::SchemaError::Write {
+            path: "out.csv".into(),
+            source: std::io::Error::from(kind).into(),
+        };
+        let err = anyhow::Error::new(write(std::io::ErrorKind::BrokenPipe)).context("writing");
+        assert!(is_broken_pipe(&err));
+        let err = anyhow::Error::new(write(std::io::ErrorKind::PermissionDenied));
+        assert!(!is_broken_pipe(&err));
+        let text = error_text(&err);
+        assert!(
+            text.starts_with("error: cannot write out.csv\n")
+                && text.contains("caused by: permission denied"),
+            "{text}"
+        );
+    }
+
     /// A cause already in the message above it is not repeated; a new one is printed.
     #[test]
     fn causes_are_not_repeated() {

@@ -199,6 +199,37 @@ fn malformed_files_are_named_with_the_fix() {
     assert!(e.contains("gpu_count"), "{e}");
 }
 
+/// A file that cannot be read says which file and what was being done, and then the reader's
+/// own error on a "caused by" line: the cause is kept, not flattened away.
+#[test]
+fn unreadable_files_print_their_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.csv");
+    let e = fails(&["dataset", "show", missing.to_str().unwrap()]);
+    assert!(
+        e.contains("error: cannot read") && e.contains("missing.csv"),
+        "{e}"
+    );
+    assert!(e.contains("caused by:"), "{e}");
+    let garbled = dir.path().join("garbled.parquet");
+    std::fs::write(&garbled, "this is not parquet").unwrap();
+    let e = fails(&["dataset", "show", garbled.to_str().unwrap()]);
+    assert!(
+        e.contains("cannot read") && e.contains("garbled.parquet"),
+        "{e}"
+    );
+    let caused: Vec<&str> = e.lines().filter(|l| l.contains("caused by:")).collect();
+    assert!(!caused.is_empty(), "{e}");
+    let prices = dir.path().join("prices.json");
+    std::fs::write(&prices, "[not json").unwrap();
+    let e = fails(&["catalog", "prices", "--prices", prices.to_str().unwrap()]);
+    assert!(
+        e.contains("prices.json") && e.contains("catalog prices --json"),
+        "{e}"
+    );
+    assert!(e.contains("caused by:"), "{e}");
+}
+
 #[test]
 fn imports_llm_inference_bench_and_reads_it_back() {
     let Some(data) = shared_data() else {

@@ -28,12 +28,16 @@ pub enum CharacterizeError {
     Schema(#[from] SchemaError),
     #[error(transparent)]
     Client(#[from] ClientError),
-    #[error("cannot start the embedded engine: {0}")]
-    Engine(String),
+    #[error("cannot start the embedded engine")]
+    Engine(#[source] pilot_engine::EngineError),
     #[error("{url}: {reason}")]
     Unreachable { url: String, reason: String },
-    #[error("cannot write {path}: {reason}")]
-    Io { path: PathBuf, reason: String },
+    #[error("cannot write {path}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error(
         "interrupted ({signal}): {requests} requests and {levels} complete levels are saved in {out}; run again with --resume to finish"
     )]
@@ -51,14 +55,21 @@ pub enum CharacterizeError {
     #[error(
         "--append-to {path}: {reason}; nothing was measured. Fix or move the dataset, or leave out --append-to (the rows are always written to <out>/summary.csv)"
     )]
-    AppendTarget { path: PathBuf, reason: String },
+    AppendTarget {
+        path: PathBuf,
+        reason: String,
+        /// The error that made the dataset unusable, when there is one.
+        #[source]
+        source: Option<pilot_core::BoxError>,
+    },
     #[error(
-        "cannot append this run's rows to {path}: {reason}. The rows are safe in {summary} (the same measurement schema): pass it with --data beside the dataset, or append it once the dataset is fixed"
+        "cannot append this run's rows to {path}. The rows are safe in {summary} (the same measurement schema): pass it with --data beside the dataset, or append it once the dataset is fixed"
     )]
     Append {
         path: PathBuf,
         summary: PathBuf,
-        reason: String,
+        #[source]
+        source: Box<CharacterizeError>,
     },
     #[error("tuning: {0}")]
     Tune(String),

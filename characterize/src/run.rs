@@ -71,9 +71,9 @@ pub async fn characterize(
             moved.display()
         ));
     }
-    std::fs::create_dir_all(&out).map_err(|e| CharacterizeError::Io {
+    std::fs::create_dir_all(&out).map_err(|source| CharacterizeError::Io {
         path: out.clone(),
-        reason: e.to_string(),
+        source,
     })?;
     let prior_records = if opts.resume && earlier {
         report.levels = if summary_path.exists() {
@@ -181,7 +181,7 @@ pub async fn characterize(
         append_rows(dataset, &new_rows).map_err(|e| CharacterizeError::Append {
             path: dataset.clone(),
             summary: summary_path.clone(),
-            reason: e.to_string(),
+            source: Box::new(e),
         })?;
         report.appended_to = Some(dataset.clone());
     }
@@ -273,9 +273,9 @@ fn set_aside(out: &Path, files: &[PathBuf], how: SetAside) -> Result<PathBuf, Ch
         dir = out.join(format!("replaced-{secs}-{n}"));
         n += 1;
     }
-    let io = |path: &Path, e: std::io::Error| CharacterizeError::Io {
+    let io = |path: &Path, source: std::io::Error| CharacterizeError::Io {
         path: path.to_path_buf(),
-        reason: e.to_string(),
+        source,
     };
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
     for f in files {

@@ -585,8 +585,17 @@ async fn append_to_a_dataset_that_cannot_take_rows_fails_before_measuring() {
         let start = std::time::Instant::now();
         let e = characterize(opts, false).await.unwrap_err();
         assert!(matches!(e, CharacterizeError::AppendTarget { .. }), "{e}");
-        let e = e.to_string();
-        assert!(e.contains(why) && e.contains("nothing was measured"), "{e}");
+        // The message and its causes, as the binary prints them.
+        let mut text = e.to_string();
+        let mut cause = std::error::Error::source(&e);
+        while let Some(c) = cause {
+            text.push_str(&format!("; {c}"));
+            cause = c.source();
+        }
+        assert!(
+            text.contains(why) && text.contains("nothing was measured"),
+            "{text}"
+        );
         assert!(!out.join("requests.parquet").exists(), "it measured first");
         assert!(start.elapsed() < Duration::from_secs(5), "{dataset:?}");
     }

@@ -96,6 +96,6 @@ fn write_atomically(records: &[RequestRecord], path: &Path) -> Result<(), Schema
     write_requests(records, &tmp)?;
     std::fs::rename(&tmp, path).map_err(|e| SchemaError::Write {
         path: path.into(),
-        reason: e.to_string(),
+        source: e.into(),
     })
 }

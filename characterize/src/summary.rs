@@ -17,7 +17,7 @@ use pilot_core::schema::{
     write_measurements,
 };
 use pilot_core::units::RequestsPerSec;
-use polars::prelude::{Column, DataType};
+use polars::prelude::{Column, DataType, PolarsError};
 use std::path::Path;
 
 const EXTRA_COLUMNS: [&str; 4] = [
@@ -30,11 +30,11 @@ const EXTRA_COLUMNS: [&str; 4] = [
 /// Writes `summary.csv`: the schema's columns, then [`EXTRA_COLUMNS`].
 pub fn write_summary(levels: &[LevelResult], path: &Path) -> Result<(), CharacterizeError> {
     let rows: Vec<Measurement> = levels.iter().map(|l| l.row.clone()).collect();
-    let werr = |e: &dyn std::fmt::Display| SchemaError::Write {
+    let werr = |e: PolarsError| SchemaError::Write {
         path: path.into(),
-        reason: e.to_string(),
+        source: e.into(),
     };
-    let mut df = to_frame(&rows).map_err(|e| werr(&e))?;
+    let mut df = to_frame(&rows).map_err(werr)?;
     let f = |name: &str, v: Vec<Option<f64>>| Column::new(name.into(), v);
     let extra = [
         f(
@@ -58,7 +58,7 @@ pub fn write_summary(levels: &[LevelResult], path: &Path) -> Result<(), Characte
         ),
     ];
     for c in extra {
-        df.with_column(c).map_err(|e| werr(&e))?;
+        df.with_column(c).map_err(werr)?;
     }
     write_frame(&mut df, path)?;
     Ok(())
@@ -127,16 +127,20 @@ pub(crate) fn append_rows(dataset: &Path, rows: &[Measurement]) -> Result<(), Ch
 /// measurements and be writable; a new one needs a supported extension and a writable
 /// directory (tried by writing an empty dataset beside it, then removing it).
 pub(crate) fn check_append_target(dataset: &Path) -> Result<(), CharacterizeError> {
-    let bad = |reason: String| CharacterizeError::AppendTarget {
-        path: dataset.to_path_buf(),
-        reason,
-    };
+    let caused =
+        |reason: &str, source: Option<pilot_core::BoxError>| CharacterizeError::AppendTarget {
+            path: dataset.to_path_buf(),
+            reason: reason.into(),
+            source,
+        };
+    let bad = |reason: String| caused(&reason, None);
     if dataset.exists() {
-        read_measurements(dataset).map_err(|e| bad(e.to_string()))?;
+        read_measurements(dataset)
+            .map_err(|e| caused("cannot read it as a dataset", Some(e.into())))?;
         std::fs::OpenOptions::new()
             .append(true)
             .open(dataset)
-            .map_err(|e| bad(format!("cannot write it: {e}")))?;
+            .map_err(|e| caused("cannot write it", Some(e.into())))?;
         return Ok(());
     }
     let name = dataset
@@ -149,7 +153,7 @@ pub(crate) fn check_append_target(dataset: &Path) -> Result<(), CharacterizeErro
     let _ = std::fs::remove_file(&probe);
     written.map_err(|e| match e {
         SchemaError::Extension { .. } => bad("unsupported extension; use .csv or .parquet".into()),
-        SchemaError::Write { reason, .. } => bad(format!("cannot create it: {reason}")),
+        SchemaError::Write { source, .. } => caused("cannot create it", Some(source)),
         other => bad(other.to_string()),
     })
 }

@@ -62,7 +62,7 @@ impl Target {
                 };
                 let handle = pilot_engine::spawn_server(opts)
                     .await
-                    .map_err(|e| CharacterizeError::Engine(e.to_string()))?;
+                    .map_err(CharacterizeError::Engine)?;
                 let info = handle.info();
                 Target {
                     base_url: handle.openai_base_url(),

@@ -125,7 +125,7 @@ async fn trial(
         Ok(o) => o,
         // The embedded engine refusing a setting is a failed trial, not a failed run.
         Err(CharacterizeError::Engine(why)) => {
-            trial.reason = Some(why);
+            trial.reason = Some(why.to_string());
             return Ok(trial);
         }
         Err(e) => return Err(e),
@@ -148,9 +148,9 @@ async fn trial(
 }
 
 fn launch(cmd: &str, log: &PathBuf) -> Result<Child, CharacterizeError> {
-    let io = |e: std::io::Error| CharacterizeError::Io {
+    let io = |source: std::io::Error| CharacterizeError::Io {
         path: log.clone(),
-        reason: e.to_string(),
+        source,
     };
     let file = std::fs::File::create(log).map_err(io)?;
     let err = file.try_clone().map_err(io)?;

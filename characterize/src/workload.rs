@@ -56,10 +56,8 @@ impl Workload {
         {
             return Ok(Workload::ShareGpt(path.into()));
         }
-        let text = std::fs::read_to_string(path).map_err(|e| WorkloadError {
-            path: path.into(),
-            reason: e.to_string(),
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| WorkloadError::unreadable(path, "cannot read it", e))?;
         let header = text.lines().next().unwrap_or_default();
         if header.contains("probability") {
             Ok(Workload::FmperfHistogram(path.into()))
@@ -71,6 +69,7 @@ impl Workload {
                 reason: "not an fmperf histogram (needs a `probability` column), an Azure trace \
                          (`arrived_at`) or ShareGPT JSON"
                     .into(),
+                source: None,
             })
         }
     }
@@ -89,6 +88,20 @@ pub struct Shape {
 pub struct WorkloadError {
     pub path: PathBuf,
     pub reason: String,
+    /// The reader's error (io, CSV, JSON) when one caused this; printed as "caused by".
+    #[source]
+    pub source: Option<pilot_core::BoxError>,
+}
+
+impl WorkloadError {
+    /// The file could not be read or parsed: `what` says which, `e` is kept as the source.
+    fn unreadable(path: &Path, what: &str, e: impl Into<pilot_core::BoxError>) -> WorkloadError {
+        WorkloadError {
+            path: path.into(),
+            reason: what.into(),
+            source: Some(e.into()),
+        }
+    }
 }
 
 /// A workload loaded into memory, ready to sample.
@@ -116,6 +129,7 @@ impl LoadedWorkload {
                         reason: format!(
                             "lengths must be at least 1 (got {input} in, {output} out)"
                         ),
+                        source: None,
                     });
                 }
                 LoadedWorkload::of(
@@ -237,10 +251,8 @@ fn clamp(s: Shape, max: u32) -> Shape {
 }
 
 fn read_csv(path: &Path) -> Result<csv::Reader<std::fs::File>, WorkloadError> {
-    csv::Reader::from_path(path).map_err(|e| WorkloadError {
-        path: path.into(),
-        reason: e.to_string(),
-    })
+    csv::Reader::from_path(path)
+        .map_err(|e| WorkloadError::unreadable(path, "cannot open it", pilot_core::csv_cause(e)))
 }
 
 fn column(headers: &csv::StringRecord, name: &str, path: &Path) -> Result<usize, WorkloadError> {
@@ -253,6 +265,7 @@ fn column(headers: &csv::StringRecord, name: &str, path: &Path) -> Result<usize,
                 "no column '{name}' (columns: {})",
                 headers.iter().collect::<Vec<_>>().join(", ")
             ),
+            source: None,
         })
 }
 
@@ -266,6 +279,7 @@ fn number(
     text.parse::<f64>().map_err(|_| WorkloadError {
         path: path.into(),
         reason: format!("row {row}: '{text}' is not a number"),
+        source: None,
     })
 }
 
@@ -273,10 +287,7 @@ fn load_fmperf(path: &Path) -> Result<LoadedWorkload, WorkloadError> {
     let mut r = read_csv(path)?;
     let h = r
         .headers()
-        .map_err(|e| WorkloadError {
-            path: path.into(),
-            reason: e.to_string(),
-        })?
+        .map_err(|e| WorkloadError::unreadable(path, "cannot read the CSV header", e))?
         .clone();
     let (out_i, in_i, p_i) = (
         column(&h, "generated_token_count", path)?,
@@ -285,9 +296,8 @@ fn load_fmperf(path: &Path) -> Result<LoadedWorkload, WorkloadError> {
     );
     let (mut shapes, mut weights) = (Vec::new(), Vec::new());
     for (row, rec) in r.records().enumerate() {
-        let rec = rec.map_err(|e| WorkloadError {
-            path: path.into(),
-            reason: e.to_string(),
+        let rec = rec.map_err(|e| {
+            WorkloadError::unreadable(path, &format!("row {} cannot be parsed", row + 1), e)
         })?;
         let p = number(&rec, p_i, row + 1, path)?;
         let (input, output) = (
@@ -310,10 +320,7 @@ fn load_azure(path: &Path) -> Result<LoadedWorkload, WorkloadError> {
     let mut r = read_csv(path)?;
     let h = r
         .headers()
-        .map_err(|e| WorkloadError {
-            path: path.into(),
-            reason: e.to_string(),
-        })?
+        .map_err(|e| WorkloadError::unreadable(path, "cannot read the CSV header", e))?
         .clone();
     let (t_i, in_i, out_i) = (
         column(&h, "arrived_at", path)?,
@@ -322,9 +329,8 @@ fn load_azure(path: &Path) -> Result<LoadedWorkload, WorkloadError> {
     );
     let (mut shapes, mut times) = (Vec::new(), Vec::new());
     for (row, rec) in r.records().enumerate() {
-        let rec = rec.map_err(|e| WorkloadError {
-            path: path.into(),
-            reason: e.to_string(),
+        let rec = rec.map_err(|e| {
+            WorkloadError::unreadable(path, &format!("row {} cannot be parsed", row + 1), e)
         })?;
         let t = number(&rec, t_i, row + 1, path)?;
         let (input, output) = (
@@ -360,10 +366,13 @@ fn load_sharegpt(path: &Path) -> Result<LoadedWorkload, WorkloadError> {
     let err = |reason: String| WorkloadError {
         path: path.into(),
         reason,
+        source: None,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let v: serde_json::Value =
-        serde_json::from_str(&text).map_err(|e| err(format!("not JSON: {e}")))?;
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| WorkloadError::unreadable(path, "cannot read it", e))?;
+    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
+        WorkloadError::unreadable(path, "not JSON (ShareGPT files are a JSON array)", e)
+    })?;
     let entries = v
         .as_array()
         .ok_or_else(|| err("expected a JSON array of conversations".into()))?;
@@ -408,6 +417,7 @@ fn nonempty(path: &Path, shapes: &[Shape]) -> Result<(), WorkloadError> {
         return Err(WorkloadError {
             path: path.into(),
             reason: "no usable requests in the file".into(),
+            source: None,
         });
     }
     Ok(())
@@ -548,5 +558,16 @@ mod tests {
         let e = LoadedWorkload::load(&Workload::FmperfHistogram(dir.path().join("s.json")), None)
             .unwrap_err();
         assert!(e.to_string().contains("s.json"), "{e}");
+        // A missing file: the io error is the source (csv::Error has no source of its own).
+        let missing = dir.path().join("missing.csv");
+        let e = LoadedWorkload::load(&Workload::FmperfHistogram(missing), None).unwrap_err();
+        assert!(e.to_string().contains("missing.csv"), "{e}");
+        let mut cause = std::error::Error::source(&e);
+        let mut kinds = Vec::new();
+        while let Some(c) = cause {
+            kinds.extend(c.downcast_ref::<std::io::Error>().map(std::io::Error::kind));
+            cause = c.source();
+        }
+        assert_eq!(kinds, [std::io::ErrorKind::NotFound], "{e:?}");
     }
 }

@@ -108,7 +108,7 @@ impl GpuSpec {
 }
 
 /// Why the catalog could not give a single GPU for a name. Each message says what to do.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[derive(Debug, thiserror::Error)]
 pub enum GpuError {
     /// No SKU or alias matches.
     #[error(
@@ -137,7 +137,13 @@ pub enum GpuError {
     BadProfile { profile: String, reason: String },
     /// A catalog CSV that cannot be read.
     #[error("GPU catalog line {line}: {reason}")]
-    Malformed { line: u64, reason: String },
+    Malformed {
+        line: u64,
+        reason: String,
+        /// The CSV reader's error, when the row could not be parsed at all.
+        #[source]
+        source: Option<csv::Error>,
+    },
     /// A name no catalog could hold (see [`crate::validate::name`]).
     #[error("GPU {0}")]
     Invalid(#[from] crate::validate::InvalidValue),
@@ -205,10 +211,15 @@ impl GpuCatalog {
         for result in reader.deserialize::<GpuRow>() {
             let row = result.map_err(|e| GpuError::Malformed {
                 line: e.position().map_or(0, |p| p.line()),
-                reason: e.to_string(),
+                reason: "not a row with the columns of datasets/gpus.csv".into(),
+                source: Some(e),
             })?;
             let line = specs.len() as u64 + 2;
-            let bad = |reason: String| GpuError::Malformed { line, reason };
+            let bad = |reason: String| GpuError::Malformed {
+                line,
+                reason,
+                source: None,
+            };
             if row.name.trim().is_empty() {
                 return Err(bad("empty name".into()));
             }
@@ -255,6 +266,7 @@ impl GpuCatalog {
                 return Err(GpuError::Malformed {
                     line: i as u64 + 2,
                     reason: format!("{} duplicates {other} (names compare normalised)", s.name),
+                    source: None,
                 });
             }
         }
@@ -700,7 +712,11 @@ mod tests {
             1
         );
         match GpuCatalog::from_csv_str(&format!("{header}{good}{bad}")) {
-            Err(GpuError::Malformed { line, .. }) => assert_eq!(line, 3),
+            Err(e @ GpuError::Malformed { line, .. }) => {
+                assert_eq!(line, 3);
+                let source = std::error::Error::source(&e).expect("the CSV error is kept");
+                assert!(source.downcast_ref::<csv::Error>().is_some(), "{source}");
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -38,3 +38,19 @@ pub mod validate;
 
 pub use load::Load;
 pub use units::*;
+
+/// A wrapped cause of any type (io, polars, csv, serde_json, reqwest), kept as an error's
+/// `#[source]` so the binary prints it as a "caused by" line and can find a broken pipe in it.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A CSV error as a cause: the io::Error itself when the CSV reader only passed one on
+/// (csv::Error has no `source()`), so a missing file or a broken pipe stays recognisable.
+pub fn csv_cause(e: csv::Error) -> BoxError {
+    if !e.is_io_error() {
+        return Box::new(e);
+    }
+    match e.into_kind() {
+        csv::ErrorKind::Io(io) => Box::new(io),
+        _ => unreachable!("is_io_error() said it holds an io::Error"),
+    }
+}

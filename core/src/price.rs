@@ -70,7 +70,7 @@ impl PriceEntry {
 /// Why prices could not be read or built. Each message names the file and what to change.
 #[derive(Debug, thiserror::Error)]
 pub enum PriceError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: PathBuf,
         source: std::io::Error,
@@ -95,7 +95,20 @@ pub enum PriceError {
         entry: usize,
         reason: String,
     },
+    /// A line (or JSON entry) the CSV or JSON reader cannot parse; its error is the source.
+    #[error("{path} {place} cannot be parsed; expected {expected}")]
+    Unparsable {
+        path: PathBuf,
+        /// `line 3` or `entry 2`.
+        place: String,
+        expected: String,
+        #[source]
+        source: crate::BoxError,
+    },
 }
+
+/// What the JSON of `pilot catalog prices --json` looks like, for error messages.
+const PRICE_JSON: &str = "the JSON of `pilot catalog prices --json`: an array of {\"cloud\", \"gpu\", \"gpu_count\", \"on_demand\", ...}";
 
 /// All known prices.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -218,17 +231,18 @@ impl PriceCatalog {
             entry,
             reason,
         };
+        let unparsable = |place: String, e: serde_json::Error| PriceError::Unparsable {
+            path: path.to_path_buf(),
+            place,
+            expected: PRICE_JSON.into(),
+            source: e.into(),
+        };
         let values: Vec<serde_json::Value> =
-            serde_json::from_str(&text).map_err(|e| PriceError::BadLine {
-                path: path.to_path_buf(),
-                line: e.line() as u64,
-                reason: format!(
-                    "{e}; expected the JSON of `pilot catalog prices --json` (an array of objects)"
-                ),
-            })?;
+            serde_json::from_str(&text).map_err(|e| unparsable(format!("line {}", e.line()), e))?;
         let mut entries = Vec::new();
         for (i, v) in values.into_iter().enumerate() {
-            let row: PriceRow = serde_json::from_value(v).map_err(|e| bad(i + 1, e.to_string()))?;
+            let row: PriceRow =
+                serde_json::from_value(v).map_err(|e| unparsable(format!("entry {}", i + 1), e))?;
             entries.push(
                 row.checked(GpuCatalog::builtin())
                     .map_err(|r| bad(i + 1, r))?,
@@ -257,10 +271,13 @@ impl PriceCatalog {
             line,
             reason,
         };
-        let headers = reader
-            .headers()
-            .map_err(|e| bad_line(1, e.to_string()))?
-            .clone();
+        let unparsable = |line: u64, e: csv::Error| PriceError::Unparsable {
+            path: path.to_path_buf(),
+            place: format!("line {line}"),
+            expected: format!("CSV with the header {PRICE_HEADER}"),
+            source: e.into(),
+        };
+        let headers = reader.headers().map_err(|e| unparsable(1, e))?.clone();
         for column in REQUIRED_COLUMNS {
             if !headers.iter().any(|h| h.trim() == column) {
                 return Err(PriceError::MissingColumn {
@@ -278,7 +295,7 @@ impl PriceCatalog {
                 Ok(true) => {}
                 Err(e) => {
                     let line = e.position().map_or(0, |p| p.line());
-                    return Err(bad_line(line, e.to_string()));
+                    return Err(unparsable(line, e));
                 }
             }
             let line = record.position().map_or(0, |p| p.line());
@@ -287,7 +304,7 @@ impl PriceCatalog {
             }
             let row: PriceRow = record
                 .deserialize(Some(&headers))
-                .map_err(|e| bad_line(line, format!("{e}; expected header: {PRICE_HEADER}")))?;
+                .map_err(|e| unparsable(line, e))?;
             entries.push(row.checked(gpus).map_err(|r| bad_line(line, r))?);
         }
         Ok(PriceCatalog { entries })
@@ -485,10 +502,13 @@ pub fn build_price_rows(
         source: e.into(),
     })?;
     for result in reader.deserialize::<SkyRow>() {
-        let row = result.map_err(|e| PriceError::BadLine {
+        let row = result.map_err(|e| PriceError::Unparsable {
             path: skypilot_csv.to_path_buf(),
-            line: e.position().map_or(0, |p| p.line()),
-            reason: e.to_string(),
+            place: format!("line {}", e.position().map_or(0, |p| p.line())),
+            expected: "SkyPilot's catalog columns (cloud, instance_type, accelerator, \
+                       accelerator_count, ..., price_per_hour_usd, spot_price_per_hour_usd)"
+                .into(),
+            source: e.into(),
         })?;
         let mut count = row.accelerator_count.round() as u32;
         if count == 0 || row.accelerator_count.fract() != 0.0 {
@@ -569,8 +589,12 @@ pub fn build_price_rows(
             line,
             reason,
         };
-        let record =
-            result.map_err(|e| bad(e.position().map_or(0, |p| p.line()), e.to_string()))?;
+        let record = result.map_err(|e| PriceError::Unparsable {
+            path: llm_pilot_csv.to_path_buf(),
+            place: format!("line {}", e.position().map_or(0, |p| p.line())),
+            expected: "'GPU,price' rows like '2 x A100,8.1925'".into(),
+            source: e.into(),
+        })?;
         let line = record.position().map_or(0, |p| p.line());
         if record.iter().all(|f| f.trim().is_empty()) {
             continue;
@@ -785,8 +809,10 @@ mod tests {
             "b.csv",
             "cloud,gpu,gpu_count,on_demand_usd_per_hour\nmine,H100,8,20\nmine,H100,two,3\n",
         );
-        let msg = PriceCatalog::from_csv_path(&bad).unwrap_err().to_string();
-        assert!(msg.contains("line 3"), "{msg}");
+        let err = PriceCatalog::from_csv_path(&bad).unwrap_err();
+        assert!(err.to_string().contains("line 3"), "{err}");
+        let source = std::error::Error::source(&err).expect("the CSV error is kept");
+        assert!(source.downcast_ref::<csv::Error>().is_some(), "{source}");
 
         let typo = write(
             "t.csv",
@@ -808,6 +834,12 @@ mod tests {
 
         let gone = PriceCatalog::from_csv_path(&dir.path().join("nope.csv")).unwrap_err();
         assert!(gone.to_string().contains("nope.csv"));
+        let source =
+            std::error::Error::source(&gone).and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            source.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::NotFound)
+        );
     }
 
     /// `--prices` takes back what `pilot catalog prices --json` prints (its help says so).

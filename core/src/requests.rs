@@ -94,7 +94,7 @@ pub fn write_requests(records: &[RequestRecord], path: &Path) -> Result<(), Sche
         .is_some_and(|e| e.eq_ignore_ascii_case("csv"));
     let mut df = requests_frame(records, csv).map_err(|e| SchemaError::Write {
         path: path.into(),
-        reason: e.to_string(),
+        source: e.into(),
     })?;
     write_frame(&mut df, path)
 }
@@ -169,6 +169,13 @@ pub fn read_requests(path: &Path) -> Result<Vec<RequestRecord>, SchemaError> {
         row,
         reason,
     };
+    let column_type =
+        |column: &str, expected: &'static str, e: PolarsError| SchemaError::ColumnType {
+            path: path.into(),
+            column: column.into(),
+            expected,
+            source: e,
+        };
     let required = [
         "model",
         "gpu",
@@ -196,8 +203,8 @@ pub fn read_requests(path: &Path) -> Result<Vec<RequestRecord>, SchemaError> {
             Ok(c) => {
                 let c = c
                     .cast(&DataType::String)
-                    .map_err(|e| bad(name, 0, e.to_string()))?;
-                let ca = c.str().map_err(|e| bad(name, 0, e.to_string()))?;
+                    .map_err(|e| column_type(name, "text", e))?;
+                let ca = c.str().map_err(|e| column_type(name, "text", e))?;
                 Ok(ca.iter().map(|v| v.map(String::from)).collect())
             }
         }
@@ -208,9 +215,9 @@ pub fn read_requests(path: &Path) -> Result<Vec<RequestRecord>, SchemaError> {
             Ok(c) => {
                 let c = c
                     .strict_cast(&DataType::Float64)
-                    .map_err(|e| bad(name, 0, format!("not numeric ({e})")))?;
+                    .map_err(|e| column_type(name, "numbers", e))?;
                 Ok(c.f64()
-                    .map_err(|e| bad(name, 0, e.to_string()))?
+                    .map_err(|e| column_type(name, "numbers", e))?
                     .iter()
                     .collect())
             }
@@ -218,22 +225,22 @@ pub fn read_requests(path: &Path) -> Result<Vec<RequestRecord>, SchemaError> {
     };
     let times_col = df
         .column("token_times_ms")
-        .map_err(|e| bad("token_times_ms", 0, e.to_string()))?;
+        .map_err(|e| column_type("token_times_ms", "lists of numbers", e))?;
     let times: Vec<Vec<Millis>> = match times_col.dtype() {
         DataType::List(_) => {
             let c = times_col
                 .cast(&DataType::List(Box::new(DataType::Float64)))
-                .map_err(|e| bad("token_times_ms", 0, e.to_string()))?;
+                .map_err(|e| column_type("token_times_ms", "lists of numbers", e))?;
             let ca = c
                 .list()
-                .map_err(|e| bad("token_times_ms", 0, e.to_string()))?;
+                .map_err(|e| column_type("token_times_ms", "lists of numbers", e))?;
             let mut out = Vec::with_capacity(df.height());
             for s in ca.amortized_iter() {
                 out.push(match s {
                     Some(s) => s
                         .as_ref()
                         .f64()
-                        .map_err(|e| bad("token_times_ms", out.len(), e.to_string()))?
+                        .map_err(|e| column_type("token_times_ms", "lists of numbers", e))?
                         .iter()
                         .flatten()
                         .map(Millis)

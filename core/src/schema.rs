@@ -16,6 +16,7 @@
 //! file, the column (and row) and the fix.
 
 pub use crate::load::{Load, Mode};
+use crate::BoxError;
 use crate::metrics::{Metric, Stat, Summary};
 use crate::units::{Dtype, Gigabytes, Percent, RequestsPerSec, TokensPerSec, Watts};
 use polars::prelude::*;
@@ -99,10 +100,24 @@ impl Measurement {
 /// Errors reading or writing measurement files.
 #[derive(Debug, thiserror::Error)]
 pub enum SchemaError {
-    #[error("cannot read {path}: {reason}")]
-    Read { path: PathBuf, reason: String },
-    #[error("cannot write {path}: {reason}")]
-    Write { path: PathBuf, reason: String },
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: BoxError,
+    },
+    #[error("cannot read {path}: no such file (check the path)")]
+    NotFound {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: BoxError,
+    },
     #[error(
         "{path} has no column '{column}', so it is not a pilot measurement file (schema v{SCHEMA_VERSION}). \
          Required columns: {required}. Produce one with `pilot dataset import`, `pilot dataset aggregate` or `pilot characterize`"
@@ -118,6 +133,14 @@ pub enum SchemaError {
         column: String,
         row: usize,
         reason: String,
+    },
+    #[error("{path}, column '{column}' cannot be read as {expected}")]
+    ColumnType {
+        path: PathBuf,
+        column: String,
+        expected: &'static str,
+        #[source]
+        source: PolarsError,
     },
     #[error(
         "{path} has schema_version {found}, but this pilot reads version {SCHEMA_VERSION}: re-create it with this pilot's `pilot dataset` commands"
@@ -207,7 +230,7 @@ pub const REQUIRED_COLUMNS: [&str; 5] = ["model", "gpu", "gpu_count", "engine", 
 pub fn write_measurements(rows: &[Measurement], path: &Path) -> Result<(), SchemaError> {
     let mut df = to_frame(rows).map_err(|e| SchemaError::Write {
         path: path.into(),
-        reason: e.to_string(),
+        source: e.into(),
     })?;
     write_frame(&mut df, path)
 }
@@ -220,21 +243,21 @@ pub fn read_measurements(path: &Path) -> Result<Vec<Measurement>, SchemaError> {
 
 /// Writes any frame to CSV or Parquet by extension (used for the request table too).
 pub fn write_frame(df: &mut DataFrame, path: &Path) -> Result<(), SchemaError> {
-    let err = |e: &dyn fmt::Display| SchemaError::Write {
+    let err = |e: BoxError| SchemaError::Write {
         path: path.into(),
-        reason: e.to_string(),
+        source: e,
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
+        std::fs::create_dir_all(dir).map_err(|e| err(e.into()))?;
     }
     let ext = extension(path)?;
-    let file = std::fs::File::create(path).map_err(|e| err(&e))?;
+    let file = std::fs::File::create(path).map_err(|e| err(e.into()))?;
     match ext {
-        Ext::Csv => CsvWriter::new(file).finish(df).map_err(|e| err(&e)),
+        Ext::Csv => CsvWriter::new(file).finish(df).map_err(|e| err(e.into())),
         Ext::Parquet => ParquetWriter::new(file)
             .finish(df)
             .map(|_| ())
-            .map_err(|e| err(&e)),
+            .map_err(|e| err(e.into())),
     }
 }
 
@@ -249,16 +272,16 @@ pub fn check_table_path(path: &Path) -> Result<(), SchemaError> {
 /// columnar code of their own, and the Parquet file holds the types pilot's own CSV reader
 /// would infer, so either file reads back the same.
 pub fn write_csv_table(csv: Vec<u8>, path: &Path) -> Result<(), SchemaError> {
-    let err = |e: &dyn fmt::Display| SchemaError::Write {
+    let err = |e: BoxError| SchemaError::Write {
         path: path.into(),
-        reason: e.to_string(),
+        source: e,
     };
     match extension(path)? {
         Ext::Csv => {
             if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| err(&e))?;
+                std::fs::create_dir_all(dir).map_err(|e| err(e.into()))?;
             }
-            std::fs::write(path, csv).map_err(|e| err(&e))
+            std::fs::write(path, csv).map_err(|e| err(e.into()))
         }
         Ext::Parquet => {
             let mut df = CsvReadOptions::default()
@@ -266,7 +289,7 @@ pub fn write_csv_table(csv: Vec<u8>, path: &Path) -> Result<(), SchemaError> {
                 .with_infer_schema_length(None)
                 .into_reader_with_file_handle(std::io::Cursor::new(csv))
                 .finish()
-                .map_err(|e| err(&e))?;
+                .map_err(|e| err(e.into()))?;
             write_frame(&mut df, path)
         }
     }
@@ -274,13 +297,20 @@ pub fn write_csv_table(csv: Vec<u8>, path: &Path) -> Result<(), SchemaError> {
 
 /// Reads any CSV or Parquet file into a frame.
 pub fn read_frame(path: &Path) -> Result<DataFrame, SchemaError> {
-    let err = |e: &dyn fmt::Display| SchemaError::Read {
+    let err = |e: BoxError| SchemaError::Read {
         path: path.into(),
-        reason: e.to_string(),
+        source: e,
     };
     let ext = extension(path)?;
-    if !path.exists() {
-        return Err(err(&"no such file (check the path)"));
+    match std::fs::metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(SchemaError::NotFound {
+                path: path.into(),
+                source: e,
+            });
+        }
+        Err(e) => return Err(err(e.into())),
+        Ok(_) => {}
     }
     match ext {
         Ext::Csv => CsvReadOptions::default()
@@ -288,10 +318,10 @@ pub fn read_frame(path: &Path) -> Result<DataFrame, SchemaError> {
             .with_infer_schema_length(None)
             .try_into_reader_with_file_path(Some(path.into()))
             .and_then(|r| r.finish())
-            .map_err(|e| err(&e)),
+            .map_err(|e| err(e.into())),
         Ext::Parquet => {
-            let file = std::fs::File::open(path).map_err(|e| err(&e))?;
-            ParquetReader::new(file).finish().map_err(|e| err(&e))
+            let file = std::fs::File::open(path).map_err(|e| err(e.into()))?;
+            ParquetReader::new(file).finish().map_err(|e| err(e.into()))
         }
     }
 }
@@ -396,14 +426,23 @@ impl Reader<'_> {
         }
     }
 
+    fn column_type(&self, column: &str, expected: &'static str, e: PolarsError) -> SchemaError {
+        SchemaError::ColumnType {
+            path: self.path.into(),
+            column: column.into(),
+            expected,
+            source: e,
+        }
+    }
+
     fn strings(&self, name: &str) -> Result<Option<Vec<Option<String>>>, SchemaError> {
         let Ok(col) = self.df.column(name) else {
             return Ok(None);
         };
         let col = col
             .cast(&DataType::String)
-            .map_err(|e| self.bad(name, 0, e.to_string()))?;
-        let ca = col.str().map_err(|e| self.bad(name, 0, e.to_string()))?;
+            .map_err(|e| self.column_type(name, "text", e))?;
+        let ca = col.str().map_err(|e| self.column_type(name, "text", e))?;
         Ok(Some(ca.iter().map(|v| v.map(str::to_string)).collect()))
     }
 
@@ -413,12 +452,14 @@ impl Reader<'_> {
         };
         let cast = col
             .cast(&DataType::Float64)
-            .map_err(|e| self.bad(name, 0, format!("not numeric ({e})")))?;
-        let ca = cast.f64().map_err(|e| self.bad(name, 0, e.to_string()))?;
+            .map_err(|e| self.column_type(name, "numbers", e))?;
+        let ca = cast
+            .f64()
+            .map_err(|e| self.column_type(name, "numbers", e))?;
         let values: Vec<Option<f64>> = ca.iter().collect();
         // A non-strict cast turns junk into null: find it and say which row.
         if col.dtype() == &DataType::String {
-            let raw = col.str().map_err(|e| self.bad(name, 0, e.to_string()))?;
+            let raw = col.str().map_err(|e| self.column_type(name, "text", e))?;
             for (i, (v, r)) in values.iter().zip(raw.iter()).enumerate() {
                 if let (None, Some(text)) = (v, r)
                     && !text.trim().is_empty()
@@ -787,5 +828,29 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("no such file"), "{e}");
+    }
+
+    /// The io or polars error behind a failed read is kept as the source, for the binary to
+    /// print as "caused by", not flattened into the message.
+    #[test]
+    fn read_errors_keep_their_cause() {
+        use std::error::Error;
+        let e = read_measurements(Path::new("/nonexistent/a.csv")).unwrap_err();
+        let io = e.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            io.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::NotFound)
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("garbled.parquet");
+        std::fs::write(&p, "not parquet").unwrap();
+        let e = read_measurements(&p).unwrap_err();
+        assert!(matches!(e, SchemaError::Read { .. }), "{e}");
+        assert!(
+            e.source()
+                .is_some_and(|s| s.downcast_ref::<PolarsError>().is_some()),
+            "{e:?}"
+        );
+        assert!(!e.to_string().contains(&e.source().unwrap().to_string()));
     }
 }

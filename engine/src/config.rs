@@ -204,8 +204,13 @@ impl ModelConfig {
             source_name: source_name.to_string(),
             message,
         };
+        let unreadable = |what: &str, e: serde_json::Error| EngineError::Unreadable {
+            source_name: source_name.to_string(),
+            what: what.into(),
+            source: e.into(),
+        };
         let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| err(format!("not valid JSON: {e}")))?;
+            serde_json::from_str(text).map_err(|e| unreadable("not valid JSON", e))?;
         let model_type = value
             .get("model_type")
             .and_then(|v| v.as_str())
@@ -221,7 +226,8 @@ impl ModelConfig {
             None => value.get("n_embd").is_some(),
         };
         let config: ModelConfig = if is_gpt2 {
-            let c: Gpt2Config = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+            let c: Gpt2Config = serde_json::from_value(value)
+                .map_err(|e| unreadable("not a GPT-2 config.json the engine can read", e))?;
             if c.activation_function != "gelu_new" && c.activation_function != "gelu_pytorch_tanh" {
                 return Err(err(format!(
                     "activation_function `{}` is not supported: the engine implements gelu_new",
@@ -230,7 +236,8 @@ impl ModelConfig {
             }
             c.into()
         } else {
-            let c: LlamaConfig = serde_json::from_value(value).map_err(|e| err(e.to_string()))?;
+            let c: LlamaConfig = serde_json::from_value(value)
+                .map_err(|e| unreadable("not a Llama-family config.json the engine can read", e))?;
             c.into()
         };
         config.validate().map_err(err)?;
@@ -321,9 +328,10 @@ pub fn resolve_model(model: &str) -> Result<(String, String), EngineError> {
     pilot_core::llm::ModelCatalog::builtin()
         .config_json(model)
         .map(|text| (model.to_string(), text))
-        .map_err(|e| EngineError::Config {
+        .map_err(|e| EngineError::Unreadable {
             source_name: model.to_string(),
-            message: e.to_string(),
+            what: "no config.json for this --model".into(),
+            source: e.into(),
         })
 }
 
@@ -372,6 +380,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("4 attention heads"), "{e}");
-        assert!(resolve_model("no-such-model").is_err());
+        let e = resolve_model("no-such-model").unwrap_err();
+        let source = std::error::Error::source(&e).expect("the catalog's error is kept");
+        assert!(
+            source
+                .downcast_ref::<pilot_core::llm::ModelError>()
+                .is_some(),
+            "{source}"
+        );
+        let e = ModelConfig::from_hf_json("{not json", "x").unwrap_err();
+        assert!(e.to_string().contains("not valid JSON"), "{e}");
+        assert!(
+            std::error::Error::source(&e)
+                .is_some_and(|s| s.downcast_ref::<serde_json::Error>().is_some()),
+            "{e:?}"
+        );
     }
 }

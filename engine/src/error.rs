@@ -12,6 +12,16 @@ pub enum EngineError {
         message: String,
     },
 
+    /// The config.json could not be parsed, or `--model` could not be resolved to one; the
+    /// parser's (or the model catalog's) error is the source.
+    #[error("model config {source_name}: {what}")]
+    Unreadable {
+        source_name: String,
+        what: String,
+        #[source]
+        source: pilot_core::BoxError,
+    },
+
     /// The architecture in config.json is not one the engine implements.
     #[error(
         "model_type `{model_type}` is not supported: the engine runs the Llama family \

@@ -33,16 +33,25 @@ pub enum ImportError {
     Schema(#[from] SchemaError),
     #[error("{path}: {reason}")]
     Data { path: String, reason: String },
+    /// The file could not be opened or parsed; the reader's error is the source.
+    #[error("{path}: {what}")]
+    Read {
+        path: String,
+        what: String,
+        #[source]
+        source: pilot_core::BoxError,
+    },
     #[error("{path}: GPU '{name}': {reason}")]
     Gpu {
         path: String,
         name: String,
         reason: String,
     },
-    #[error("{path}: model '{name}': {reason}")]
+    #[error("{path}: model '{name}' is not one pilot can resolve")]
     Model {
         path: String,
         name: String,
-        reason: String,
+        #[source]
+        source: Box<pilot_core::llm::ModelError>,
     },
 }

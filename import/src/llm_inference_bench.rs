@@ -98,18 +98,24 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
         path: p.clone(),
         reason,
     };
+    let read = |what: String, e: csv::Error| ImportError::Read {
+        path: p.clone(),
+        what,
+        source: pilot_core::csv_cause(e),
+    };
     let mut rdr = csv::Reader::from_path(path).map_err(|e| {
-        data(if path.exists() {
-            e.to_string()
+        let what = if path.exists() {
+            "cannot open it"
         } else {
-            "no such file; LLM-Inference-Bench's results are in ../shared/data/llm-inference-bench/results.csv".into()
-        })
+            "no such file; LLM-Inference-Bench's results are in ../shared/data/llm-inference-bench/results.csv"
+        };
+        read(what.into(), e)
     })?;
     // A file that is not this dataset must fail here, not import as zero rows: a header
     // without the columns has no records that fail to parse.
     let headers = rdr
         .headers()
-        .map_err(|e| data(format!("{e}; {EXPECTED}")))?;
+        .map_err(|e| read(format!("not CSV; {EXPECTED}"), e))?;
     let missing: Vec<&str> = COLUMNS
         .iter()
         .copied()
@@ -128,7 +134,7 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
     let (mut implausible, mut mismatch, mut skipped) = (0, 0, 0);
     for (i, rec) in rdr.deserialize::<SourceRow>().enumerate() {
         // Line numbers count the header as line 1.
-        let r = rec.map_err(|e| data(format!("line {}: {e}; {EXPECTED}", i + 2)))?;
+        let r = rec.map_err(|e| read(format!("line {} cannot be parsed; {EXPECTED}", i + 2), e))?;
         let gpu = resolved_gpu
             .entry(r.hardware.clone())
             .or_insert_with(|| {
@@ -151,7 +157,7 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
         let spec = models.resolve(&r.model).map_err(|e| ImportError::Model {
             path: p.clone(),
             name: r.model.clone(),
-            reason: e.to_string(),
+            source: Box::new(e),
         })?;
         let mut row = Measurement::new(
             &spec.id,

@@ -62,6 +62,8 @@ struct RunKey {
     users: u32,
 }
 
+const NOT_GAPS: &str = "column 'latency_ms_per_token' is not a list of numbers";
+
 /// Imports LLM-Pilot's `requests.parquet` into one measurement row per run.
 pub fn import(path: &Path) -> Result<Import, ImportError> {
     let p = path.display().to_string();
@@ -69,16 +71,22 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
         path: p.clone(),
         reason,
     };
-    if !path.exists() {
-        return Err(data(
+    let read = |what: String, source: pilot_core::BoxError| ImportError::Read {
+        path: p.clone(),
+        what,
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(|e| {
+        let what = if e.kind() == std::io::ErrorKind::NotFound {
             "no such file; LLM-Pilot's requests are in ../shared/data/llm-pilot/requests.parquet"
-                .into(),
-        ));
-    }
-    let file = std::fs::File::open(path).map_err(|e| data(e.to_string()))?;
+        } else {
+            "cannot open it"
+        };
+        read(what.into(), e.into())
+    })?;
     let df = ParquetReader::new(file)
         .finish()
-        .map_err(|e| data(format!("not a readable Parquet file ({e})")))?;
+        .map_err(|e| read("not a readable Parquet file".into(), e.into()))?;
     for c in COLUMNS {
         if df.column(c).is_err() {
             return Err(data(format!(
@@ -89,23 +97,21 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
     }
     let col = |name: &str| df.column(name).expect("checked above");
     let text = |name: &str| -> Result<Vec<Option<String>>, ImportError> {
-        let c = col(name)
-            .cast(&DataType::String)
-            .map_err(|e| data(format!("{name}: {e}")))?;
+        let not_text = |e: PolarsError| read(format!("column '{name}' is not text"), e.into());
+        let c = col(name).cast(&DataType::String).map_err(not_text)?;
         Ok(c.str()
-            .map_err(|e| data(format!("{name}: {e}")))?
+            .map_err(not_text)?
             .iter()
             .map(|v| v.map(String::from))
             .collect())
     };
     let num = |name: &str| -> Result<Vec<Option<f64>>, ImportError> {
+        let not_numeric =
+            |e: PolarsError| read(format!("column '{name}' is not numeric"), e.into());
         let c = col(name)
             .strict_cast(&DataType::Float64)
-            .map_err(|e| data(format!("column '{name}' is not numeric ({e})")))?;
-        Ok(c.f64()
-            .map_err(|e| data(format!("{name}: {e}")))?
-            .iter()
-            .collect())
+            .map_err(not_numeric)?;
+        Ok(c.f64().map_err(not_numeric)?.iter().collect())
     };
     let (models, gpus, errors) = (text("model")?, text("gpu_type")?, text("errors")?);
     let (n_gpus, users, status) = (num("n_gpus")?, num("num_users")?, num("status")?);
@@ -117,12 +123,8 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
     );
     let gaps = col("latency_ms_per_token")
         .cast(&DataType::List(Box::new(DataType::Float64)))
-        .map_err(|e| {
-            data(format!(
-                "latency_ms_per_token is not a list of numbers ({e})"
-            ))
-        })?;
-    let gaps = gaps.list().map_err(|e| data(e.to_string()))?;
+        .map_err(|e| read(NOT_GAPS.into(), e.into()))?;
+    let gaps = gaps.list().map_err(|e| read(NOT_GAPS.into(), e.into()))?;
 
     let mut runs: BTreeMap<RunKey, (Vec<RequestTimings>, f64)> = BTreeMap::new();
     for (i, g) in gaps.amortized_iter().enumerate() {
@@ -137,7 +139,7 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
             Some(s) => s
                 .as_ref()
                 .f64()
-                .map_err(|e| data(e.to_string()))?
+                .map_err(|e| read(format!("row {i}: {NOT_GAPS}"), e.into()))?
                 .iter()
                 .flatten()
                 .collect(),
@@ -198,7 +200,7 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
                 .map_err(|e| ImportError::Model {
                     path: p.clone(),
                     name: key.model.clone(),
-                    reason: e.to_string(),
+                    source: Box::new(e),
                 })?;
             model_ids.insert(key.model.clone(), spec.id.clone());
         }
@@ -341,10 +343,13 @@ mod tests {
     #[test]
     fn wrong_file_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
-        let e = import(&dir.path().join("nope.parquet"))
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("no such file"), "{e}");
+        let e = import(&dir.path().join("nope.parquet")).unwrap_err();
+        assert!(e.to_string().contains("no such file"), "{e}");
+        let io = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            io.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::NotFound)
+        );
         let p = dir.path().join("other.parquet");
         let mut df = df!("model" => ["m"], "x" => [1i64]).unwrap();
         ParquetWriter::new(std::fs::File::create(&p).unwrap())
@@ -354,7 +359,9 @@ mod tests {
         assert!(e.contains("missing column 'gpu_type'"), "{e}");
         let p = dir.path().join("junk.parquet");
         std::fs::write(&p, "not parquet").unwrap();
-        let e = import(&p).unwrap_err().to_string();
-        assert!(e.contains("not a readable Parquet"), "{e}");
+        let e = import(&p).unwrap_err();
+        assert!(e.to_string().contains("not a readable Parquet"), "{e}");
+        let source = std::error::Error::source(&e).expect("the polars error is kept");
+        assert!(source.downcast_ref::<PolarsError>().is_some(), "{source}");
     }
 }

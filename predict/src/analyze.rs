@@ -173,16 +173,18 @@ pub fn analyze(rows: &[Measurement], opts: &AnalyzeOptions) -> Result<AnalyzeRep
     }
     let mut charts = Vec::new();
     if let Some(dir) = &opts.plot_dir {
-        std::fs::create_dir_all(dir).map_err(|e| PredictError::Io {
+        std::fs::create_dir_all(dir).map_err(|e| PredictError::File {
             path: dir.display().to_string(),
-            reason: e.to_string(),
+            what: "cannot create the directory".into(),
+            source: e.into(),
         })?;
         for m in &metrics {
             let rows: Vec<&FactorScore> = scores.iter().filter(|s| &s.metric == m).collect();
             let path = dir.join(format!("factors_{m}.svg"));
-            std::fs::write(&path, svg_chart(m, &rows)).map_err(|e| PredictError::Io {
+            std::fs::write(&path, svg_chart(m, &rows)).map_err(|e| PredictError::File {
                 path: path.display().to_string(),
-                reason: e.to_string(),
+                what: "cannot write it".into(),
+                source: e.into(),
             })?;
             charts.push(path);
         }

@@ -25,10 +25,7 @@ pub use pilot_core::command::Output;
 pub fn read_datasets(paths: &[PathBuf]) -> Result<Vec<Measurement>, PredictError> {
     let mut rows = Vec::new();
     for p in paths {
-        rows.extend(read_measurements(p).map_err(|e| PredictError::Io {
-            path: p.display().to_string(),
-            reason: e.to_string(),
-        })?);
+        rows.extend(read_measurements(p)?);
     }
     Ok(rows)
 }
@@ -250,9 +247,10 @@ pub fn eval_files(
         },
     )?;
     if let Some(path) = rows_out {
-        std::fs::write(path, r.rows_csv()).map_err(|e| PredictError::Io {
+        std::fs::write(path, r.rows_csv()).map_err(|e| PredictError::File {
             path: path.display().to_string(),
-            reason: e.to_string(),
+            what: "cannot write it".into(),
+            source: e.into(),
         })?;
     }
     Ok(if csv { r.to_csv() } else { r.table() })

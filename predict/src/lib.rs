@@ -58,9 +58,24 @@ pub enum PredictError {
     #[error("LightGBM: {0}")]
     LightGbm(String),
     #[error("predictor file {path}: {reason}")]
-    PredictorFile { path: String, reason: String },
+    PredictorFile {
+        path: String,
+        reason: String,
+        /// The io or JSON error behind it, when there is one.
+        #[source]
+        source: Option<pilot_core::BoxError>,
+    },
     #[error("{path}: {reason}")]
     Io { path: String, reason: String },
+    /// A file could not be read, parsed or written: `what` says which; the io or CSV error
+    /// is the source.
+    #[error("{path}: {what}")]
+    File {
+        path: String,
+        what: String,
+        #[source]
+        source: pilot_core::BoxError,
+    },
     #[error(transparent)]
     Schema(#[from] pilot_core::schema::SchemaError),
     #[error("{0}")]

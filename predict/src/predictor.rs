@@ -99,6 +99,7 @@ impl Predictor {
             .map_err(|e| PredictError::PredictorFile {
                 path: "(shipped) datasets/predictor/predictor.json".into(),
                 reason: e.clone(),
+                source: None,
             })
     }
 
@@ -107,9 +108,13 @@ impl Predictor {
         let bad = |reason: String| PredictError::PredictorFile {
             path: "(text)".into(),
             reason,
+            source: None,
         };
-        let p: Predictor =
-            serde_json::from_str(text).map_err(|e| bad(format!("not a pilot predictor: {e}")))?;
+        let p: Predictor = serde_json::from_str(text).map_err(|e| PredictError::PredictorFile {
+            path: "(text)".into(),
+            reason: "not a pilot predictor (write one with `pilot train`)".into(),
+            source: Some(e.into()),
+        })?;
         if p.format_version != FORMAT_VERSION {
             return Err(bad(format!(
                 "format version {} but this pilot reads {FORMAT_VERSION}; retrain with `pilot train`",
@@ -128,12 +133,14 @@ impl Predictor {
     pub fn load(path: &Path) -> Result<Predictor, PredictError> {
         let text = std::fs::read_to_string(path).map_err(|e| PredictError::PredictorFile {
             path: path.display().to_string(),
-            reason: e.to_string(),
+            reason: "cannot read it".into(),
+            source: Some(e.into()),
         })?;
         Predictor::from_json(&text).map_err(|e| match e {
-            PredictError::PredictorFile { reason, .. } => PredictError::PredictorFile {
+            PredictError::PredictorFile { reason, source, .. } => PredictError::PredictorFile {
                 path: path.display().to_string(),
                 reason,
+                source,
             },
             e => e,
         })
@@ -141,15 +148,16 @@ impl Predictor {
 
     /// Writes the predictor as JSON (compact: it is embedded in the binary).
     pub fn save(&self, path: &Path) -> Result<(), PredictError> {
-        let io = |reason: String| PredictError::PredictorFile {
+        let io = |reason: &str, e: pilot_core::BoxError| PredictError::PredictorFile {
             path: path.display().to_string(),
-            reason,
+            reason: reason.into(),
+            source: Some(e),
         };
         if let Some(d) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(d).map_err(|e| io(e.to_string()))?;
+            std::fs::create_dir_all(d).map_err(|e| io("cannot create its directory", e.into()))?;
         }
-        let text = serde_json::to_string(self).map_err(|e| io(e.to_string()))?;
-        std::fs::write(path, text).map_err(|e| io(e.to_string()))
+        let text = serde_json::to_string(self).map_err(|e| io("cannot serialize it", e.into()))?;
+        std::fs::write(path, text).map_err(|e| io("cannot write it", e.into()))
     }
 
     /// The targets this predictor predicts (metric column names).

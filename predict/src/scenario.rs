@@ -265,8 +265,17 @@ pub fn read_scenarios(path: &Path, engines: &[String]) -> Result<ScenarioFile, P
         path: p.clone(),
         reason,
     };
-    let mut rdr = csv::Reader::from_path(path).map_err(|e| io(e.to_string()))?;
-    let headers = rdr.headers().map_err(|e| io(e.to_string()))?.clone();
+    let unreadable = |what: String, e: csv::Error| PredictError::File {
+        path: p.clone(),
+        what,
+        source: pilot_core::csv_cause(e),
+    };
+    let mut rdr =
+        csv::Reader::from_path(path).map_err(|e| unreadable("cannot open it".into(), e))?;
+    let headers = rdr
+        .headers()
+        .map_err(|e| unreadable("cannot read the CSV header".into(), e))?
+        .clone();
     let col = |name: &str| headers.iter().position(|h| h.trim() == name);
     for required in ["model", "gpu", "input_tokens", "output_tokens"] {
         if col(required).is_none() {
@@ -279,7 +288,7 @@ pub fn read_scenarios(path: &Path, engines: &[String]) -> Result<ScenarioFile, P
     let mut out = Vec::new();
     let mut unnamed = 0;
     for (i, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| io(e.to_string()))?;
+        let rec = rec.map_err(|e| unreadable(format!("line {} cannot be parsed", i + 2), e))?;
         let line = i as u64 + 2;
         let get = |name: &str| {
             col(name)

@@ -57,9 +57,10 @@ impl ModelCatalog {
             .ok_or_else(|| ModelError::NotFound {
                 path: PathBuf::from("models/catalog.toml"),
             })?;
-        let file: CatalogFile = toml::from_str(toml_text).map_err(|e| ModelError::Malformed {
+        let file: CatalogFile = toml::from_str(toml_text).map_err(|e| ModelError::Unparsable {
             source_name: "models/catalog.toml".to_string(),
-            reason: e.to_string(),
+            format: "TOML",
+            source: e.into(),
         })?;
         let mut entries = Vec::with_capacity(file.model.len());
         let mut configs = Vec::with_capacity(file.model.len());

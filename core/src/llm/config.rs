@@ -246,8 +246,11 @@ impl HfConfig {
             source_name: source_name.to_string(),
             reason,
         };
-        let v: Value =
-            serde_json::from_str(text).map_err(|e| malformed(format!("not valid JSON ({e})")))?;
+        let v: Value = serde_json::from_str(text).map_err(|e| ModelError::Unparsable {
+            source_name: source_name.to_string(),
+            format: "JSON",
+            source: e.into(),
+        })?;
         HfConfig::try_from(v).map_err(malformed)
     }
 }
@@ -272,9 +275,11 @@ mod tests {
 
         std::fs::write(&p, "this is not json").unwrap();
         let err = cat().resolve(p.to_str().unwrap()).unwrap_err();
+        assert!(err.to_string().contains("not valid JSON"), "{err}");
+        let source = std::error::Error::source(&err).expect("the JSON error is kept");
         assert!(
-            matches!(&err, ModelError::Malformed { reason, .. } if reason.contains("not valid JSON")),
-            "{err}"
+            source.downcast_ref::<serde_json::Error>().is_some(),
+            "{source}"
         );
 
         std::fs::write(&p, r#"{"hidden_size": "big"}"#).unwrap();

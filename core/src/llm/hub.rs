@@ -70,9 +70,10 @@ pub(super) fn fetch_config(id: &str, hub: &HubOptions) -> Result<String, ModelEr
     {
         return Ok(text);
     }
-    let fetch_err = |reason: String| ModelError::Fetch {
+    let fetch_err = |reason: String, source: Option<crate::BoxError>| ModelError::Fetch {
         id: id.to_string(),
         reason,
+        source,
     };
     let url = format!(
         "{}/{}/resolve/main/config.json",
@@ -84,7 +85,7 @@ pub(super) fn fetch_config(id: &str, hub: &HubOptions) -> Result<String, ModelEr
         .connect_timeout(hub.timeout)
         .user_agent(concat!("pilot/", env!("CARGO_PKG_VERSION")))
         .build()
-        .map_err(|e| fetch_err(format!("could not start an HTTP client ({e})")))?;
+        .map_err(|e| fetch_err("could not start an HTTP client".into(), Some(e.into())))?;
     let mut req = client.get(&url);
     if let Some(token) = &hub.token {
         req = req.bearer_auth(token);
@@ -92,7 +93,7 @@ pub(super) fn fetch_config(id: &str, hub: &HubOptions) -> Result<String, ModelEr
     // `without_url` keeps reqwest's message about the failure, not about our query string.
     let resp = req
         .send()
-        .map_err(|e| fetch_err(format!("GET {url} failed: {}", e.without_url())))?;
+        .map_err(|e| fetch_err(format!("GET {url} failed"), Some(e.without_url().into())))?;
     let status = resp.status();
     if !status.is_success() {
         let why = match status.as_u16() {
@@ -102,15 +103,16 @@ pub(super) fn fetch_config(id: &str, hub: &HubOptions) -> Result<String, ModelEr
             404 => "no such repository, or it has no config.json",
             _ => "the Hub refused the request",
         };
-        return Err(fetch_err(format!(
-            "GET {url} returned HTTP {status}: {why}"
-        )));
+        return Err(fetch_err(
+            format!("GET {url} returned HTTP {status}: {why}"),
+            None,
+        ));
     }
     let text = resp.text().map_err(|e| {
-        fetch_err(format!(
-            "reading the response of GET {url} failed: {}",
-            e.without_url()
-        ))
+        fetch_err(
+            format!("reading the response of GET {url} failed"),
+            Some(e.without_url().into()),
+        )
     })?;
     // Only cache what parses, so a captive-portal page never poisons the cache.
     HfConfig::from_json(&text, id)?;
@@ -143,7 +145,7 @@ mod tests {
         let cache = tempfile::tempdir().unwrap();
         let hub = offline(cache.path());
         let err = cat().resolve_with("some-org/some-model", &hub).unwrap_err();
-        let ModelError::Fetch { id, reason } = &err else {
+        let ModelError::Fetch { id, reason, .. } = &err else {
             panic!("expected Fetch, got {err}")
         };
         assert_eq!(id, "some-org/some-model");

@@ -69,13 +69,31 @@ pub enum ModelError {
          that file (or pass another one); `pilot catalog models` lists configs that work"
     )]
     Malformed { source_name: String, reason: String },
+    /// The config (or the embedded catalog) is not valid JSON (TOML); the parser's message is
+    /// the source.
+    #[error(
+        "model config '{source_name}' is not valid {format}. Fix that file (or pass another \
+         one); `pilot catalog models` lists configs that work"
+    )]
+    Unparsable {
+        source_name: String,
+        format: &'static str,
+        #[source]
+        source: crate::BoxError,
+    },
     /// A Hub id that is not in the catalog and could not be fetched.
     #[error(
         "model '{id}' is not in pilot's catalog and its config.json could not be fetched from \
          the Hugging Face Hub: {reason}. Run `pilot catalog models` to list the built-in models, \
          pass a path to a local config.json, or (for a gated or private model) set HF_TOKEN"
     )]
-    Fetch { id: String, reason: String },
+    Fetch {
+        id: String,
+        reason: String,
+        /// The HTTP client's error, when one caused this.
+        #[source]
+        source: Option<crate::BoxError>,
+    },
     /// A name no catalog could hold (see [`crate::validate::name`]).
     #[error("model {0}")]
     Invalid(#[from] crate::validate::InvalidValue),
