@@ -110,27 +110,29 @@ pub struct CharacterizeArgs {
 }
 
 pub fn run(a: CharacterizeArgs) -> anyhow::Result<()> {
-    let mut options = CharacterizeOptions::default();
-    options.endpoint = a.endpoint;
-    options.model = a.model;
-    options.api = a.api;
-    options.tokenizer = a.tokenizer;
-    options.burstiness = a.burstiness;
-    options.replay = a.replay;
-    options.seed = a.seed;
-    options.out = a.out;
-    options.append_to = a.append_to;
-    options.resume = a.resume;
-    options.overwrite = a.overwrite;
-    options.api_key_env = a.api_key_env;
-    options.max_failure_fraction = a.max_failures;
-    options.request_timeout = a.timeout;
-    options.drain_timeout = a.drain_timeout;
-    options.exact_output = !a.no_exact_output;
-    options.gpu = a.gpu;
-    options.gpu_count = a.gpu_count;
-    options.engine_label = a.engine_label;
-    options.engine_max_batch = a.max_batch;
+    let options = CharacterizeOptions {
+        endpoint: a.endpoint,
+        model: a.model,
+        api: a.api,
+        tokenizer: a.tokenizer,
+        burstiness: a.burstiness,
+        replay: a.replay,
+        seed: a.seed,
+        out: a.out,
+        append_to: a.append_to,
+        resume: a.resume,
+        overwrite: a.overwrite,
+        api_key_env: a.api_key_env,
+        max_failure_fraction: a.max_failures,
+        request_timeout: a.timeout,
+        drain_timeout: a.drain_timeout,
+        exact_output: !a.no_exact_output,
+        gpu: a.gpu,
+        gpu_count: a.gpu_count,
+        engine_label: a.engine_label,
+        engine_max_batch: a.max_batch,
+        ..CharacterizeOptions::default()
+    };
     printed(characterize_command(CharacterizeRequest {
         options,
         duration: a.duration,

@@ -15,12 +15,11 @@
 //! unknown mode or a row without the load column of its mode is an error that names the
 //! file, the column (and row) and the fix.
 
-pub use crate::load::{Load, Mode};
 use crate::BoxError;
+pub use crate::load::{Load, Mode};
 use crate::metrics::{Metric, Stat, Summary};
 use crate::units::{Dtype, Gigabytes, Percent, RequestsPerSec, TokensPerSec, Watts};
 use polars::prelude::*;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
