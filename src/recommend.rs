@@ -84,11 +84,13 @@ pub struct RecommendArgs {
 pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
     // Reading a workload belongs to the load generator: recommend asks for the mean lengths
     // once it knows the model's context length.
-    let means = |max_positions: Option<u32>| -> anyhow::Result<(f64, f64)> {
-        let path = a.workload.as_deref().expect("called only with --workload");
-        let loaded = LoadedWorkload::load(&Workload::detect(path)?, max_positions)?;
-        Ok(loaded.mean())
-    };
+    let workload = a.workload.clone();
+    let means = workload.as_deref().map(|path| {
+        move |max_positions: Option<u32>| -> anyhow::Result<(f64, f64)> {
+            let loaded = LoadedWorkload::load(&Workload::detect(path)?, max_positions)?;
+            Ok(loaded.mean())
+        }
+    });
     let req = RecommendRequest {
         model: a.model,
         slos: a.slos,
@@ -97,7 +99,7 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
         rate: a.rate,
         input_tokens: a.input_tokens,
         output_tokens: a.output_tokens,
-        workload: a.workload.is_some().then_some(&means as _),
+        workload: means.as_ref().map(|f| f as _),
         gpus: a.gpus,
         max_gpus: a.max_gpus,
         quantization: a.quantization,
