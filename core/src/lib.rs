@@ -15,6 +15,8 @@
 //!   `pilot catalog` prints them.
 //! - [`engine`]: the one table of serving engines: names, aliases, KV-cache layout,
 //!   scheduling, quantizations and parallel layouts.
+//! - [`quant`]: the one [`quant::Quantization`]: weight formats as serving stacks name them
+//!   (fp8 per tensor or per block, nvfp4, mxfp4, int4 w4a16), their bytes per weight.
 //! - [`validate`]: the one check of counts, rates, names and engine names users give pilot.
 //! - [`rng`]: the one seeded random number generator and stable hash.
 //! - [`table`]: the one style of printed tables.
@@ -28,6 +30,7 @@ pub mod llm;
 pub mod load;
 pub mod metrics;
 pub mod price;
+pub mod quant;
 pub mod requests;
 pub mod rng;
 pub mod schema;
