@@ -111,6 +111,7 @@ fn ranking(feasible: &[&Candidate], demand: Load) -> String {
             c.engine.clone().unwrap_or_else(|| "-".into()),
             c.replicas.map_or("-".into(), |r| r.to_string()),
             c.capacity.map_or("-".into(), |x| {
+                let x = x.level();
                 // The search stops at the demand: one replica serving all of it may hold more.
                 let capped = (x - demand_level).abs() < 1e-9;
                 format!("{}{x:.1}", if capped { ">=" } else { "" })
@@ -327,7 +328,7 @@ fn candidate_json(c: &Candidate, slos: &[Slo]) -> serde_json::Value {
         "feasible": c.verdict == Verdict::Feasible,
         "rejection_reason": c.verdict.reason(),
         "replicas": c.replicas,
-        "capacity_per_replica": c.capacity,
+        "capacity_per_replica": c.capacity.map(Load::level),
         "cost_usd_per_hour": c.cost.map(|x| x.0),
         "price_usd_per_hour": c.price.as_ref().and_then(|p| p.on_demand.or(p.spot)).map(|x| x.0),
         "cloud": c.price.as_ref().map(|p| p.cloud.clone()),
@@ -383,7 +384,7 @@ pub fn write_frontier_csv(
             c.engine.clone().unwrap_or_default(),
             (c.verdict == Verdict::Feasible).to_string(),
             c.replicas.map_or(String::new(), |r| r.to_string()),
-            opt(c.capacity),
+            opt(c.capacity.map(Load::level)),
             opt(c.cost.map(|x| x.0)),
             c.price.as_ref().map_or(String::new(), |p| p.cloud.clone()),
             c.price

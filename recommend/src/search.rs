@@ -105,7 +105,7 @@ pub struct Candidate {
     pub engine: Option<String>,
     pub verdict: Verdict,
     /// The largest load one replica sustains within the SLOs.
-    pub capacity: Option<f64>,
+    pub capacity: Option<Load>,
     pub replicas: Option<u32>,
     pub price: Option<PriceEntry>,
     pub cost: Option<UsdPerHour>,
@@ -224,17 +224,28 @@ fn headroom(slos: &[Slo], p: &Prediction, margin: Margin) -> Option<f64> {
         .filter(|h| h.is_finite())
 }
 
-/// The largest load in `(0, limit]` one replica of `base` sustains within the SLOs, by
-/// exponential then binary search on the model; `Ok(None)` if even the smallest load fails.
-/// Users are searched over integers; rates to 1% relative precision.
+/// The largest load up to `demand` (in its mode) one replica of `base` sustains within the
+/// SLOs, by exponential then binary search on the model; `Ok(None)` if even the smallest load
+/// fails. Users are searched over integers; rates to 1% relative precision.
 pub fn capacity(
     model: &dyn LatencyModel,
     base: &Scenario,
     demand: Load,
     slos: &[Slo],
     margin: Margin,
-    limit: f64,
+) -> Result<Option<Load>, PredictError> {
+    largest_level(model, base, demand, slos, margin).map(|l| l.map(|l| demand.with_level(l)))
+}
+
+/// [`capacity`] as a level of `demand`'s mode.
+fn largest_level(
+    model: &dyn LatencyModel,
+    base: &Scenario,
+    demand: Load,
+    slos: &[Slo],
+    margin: Margin,
 ) -> Result<Option<f64>, PredictError> {
+    let limit = demand.level();
     let integer = !matches!(demand, Load::Rate(_));
     let ok = |level: f64| -> Result<bool, PredictError> {
         let mut s = base.clone();
@@ -450,14 +461,7 @@ fn evaluate(
             return c;
         }
     }
-    let cap = match capacity(
-        model,
-        &base,
-        opts.demand,
-        &opts.slos,
-        opts.margin,
-        opts.demand.level(),
-    ) {
+    let cap = match capacity(model, &base, opts.demand, &opts.slos, opts.margin) {
         Ok(Some(cap)) => cap,
         Ok(None) => {
             let mut s = base.clone();
@@ -476,6 +480,7 @@ fn evaluate(
         }
     };
     c.capacity = Some(cap);
+    let cap = cap.level();
     let Some(replicas) = replicas_for(opts.demand.level(), cap) else {
         c.verdict = Verdict::SloUnmet(format!(
             "{} at {cap:.3} per replica needs more than {MAX_REPLICAS} replicas",
@@ -559,8 +564,7 @@ mod tests {
             ("mistral-7b", "H100", 1),
         ] {
             let b = base(model, gpu, tp);
-            let found =
-                capacity(&physics, &b, Load::Users(300), &slos, Margin::None, 300.0).unwrap();
+            let found = capacity(&physics, &b, Load::Users(300), &slos, Margin::None).unwrap();
             let mut scan = None;
             for u in 1..=300u32 {
                 let mut s = b.clone();
@@ -568,7 +572,7 @@ mod tests {
                 if violation(&slos, &physics.predict(&s).unwrap(), Margin::None).is_some() {
                     break;
                 }
-                scan = Some(u as f64);
+                scan = Some(Load::Users(u));
             }
             assert_eq!(found, scan, "{model} on {tp} x {gpu}");
         }
@@ -602,7 +606,7 @@ mod tests {
         let costs: Vec<f64> = feasible.iter().map(|c| c.cost.unwrap().0).collect();
         assert!(costs.windows(2).all(|w| w[0] <= w[1]), "{costs:?}");
         for c in &feasible {
-            assert!(c.capacity.unwrap() * c.replicas.unwrap() as f64 >= 64.0);
+            assert!(c.capacity.unwrap().level() * c.replicas.unwrap() as f64 >= 64.0);
             assert!(!c.curve.is_empty(), "--explain gives a curve");
             assert!(
                 c.headroom.unwrap() >= 0.0,
@@ -742,7 +746,7 @@ mod tests {
         let opts = one_h100(Load::Users(100), "ttft=1000s");
         let rec = recommend(&opts, &model, PriceCatalog::builtin()).unwrap();
         let c = &rec.candidates[0];
-        assert_eq!((c.capacity, c.replicas), (Some(63.0), Some(2)));
+        assert_eq!((c.capacity, c.replicas), (Some(Load::Users(63)), Some(2)));
         assert!(
             matches!(&c.verdict, Verdict::SloUnmet(why) if why.contains("50 users")),
             "{:?}",
