@@ -118,7 +118,7 @@ pub struct EvalPredictArgs {
     /// Measurement datasets; repeat for several.
     #[arg(long, required = true)]
     data: Vec<PathBuf>,
-    /// Hold out one `model` or one `gpu` at a time.
+    /// Hold out one `model`, one `gpu` type or one `engine` at a time.
     #[arg(long, default_value = "model")]
     group_by: GroupBy,
     /// LLM-Pilot's published predictions directory, to score them on the same points.

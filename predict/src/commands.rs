@@ -4,7 +4,7 @@
 //! - `pilot train --data <file>... --out <predictor>` → [`train_files`]
 //! - `pilot predict --predictor <file> --scenarios <csv> --out <csv>` → [`predict_file`]
 //! - `pilot predict --model M --gpu G --gpu-count N --users U ...` → [`predict_one`]
-//! - `pilot eval predict --data <file>... --group-by model|gpu` → [`eval_files`]
+//! - `pilot eval predict --data <file>... --group-by model|gpu|engine` → [`eval_files`]
 //! - `pilot analyze --data <file>... [--plot <dir>] [--csv]` → [`analyze_files`]
 
 use crate::scenario::{Load, Resolver, Scenario, ScenarioFile, read_scenarios, write_predictions};

@@ -31,6 +31,8 @@ pub enum GroupBy {
     Model,
     /// One GPU type at a time (all counts of it).
     Gpu,
+    /// One serving engine at a time: how well the others' measurements carry over to it.
+    Engine,
 }
 
 impl std::str::FromStr for GroupBy {
@@ -39,7 +41,8 @@ impl std::str::FromStr for GroupBy {
         match s.trim().to_ascii_lowercase().as_str() {
             "model" | "llm" => Ok(GroupBy::Model),
             "gpu" => Ok(GroupBy::Gpu),
-            o => Err(format!("unknown group '{o}': use model or gpu")),
+            "engine" => Ok(GroupBy::Engine),
+            o => Err(format!("unknown group '{o}': use model, gpu or engine")),
         }
     }
 }
@@ -49,12 +52,45 @@ impl GroupBy {
         match self {
             GroupBy::Model => &r.model,
             GroupBy::Gpu => &r.gpu,
+            GroupBy::Engine => &r.engine,
         }
     }
     pub fn name(&self) -> &'static str {
         match self {
             GroupBy::Model => "model",
             GroupBy::Gpu => "gpu",
+            GroupBy::Engine => "engine",
+        }
+    }
+}
+
+/// A way of slicing the held-out predictions after the fact, so the weak spots show: the
+/// median error per GPU count, per engine and per GPU type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Facet {
+    /// GPUs per deployment (the tensor-parallel size for aggregated rows).
+    GpuCount,
+    Engine,
+    Gpu,
+}
+
+impl Facet {
+    pub const ALL: [Facet; 3] = [Facet::GpuCount, Facet::Engine, Facet::Gpu];
+
+    fn key(self, r: &Measurement) -> String {
+        match self {
+            Facet::GpuCount => r.gpu_count.to_string(),
+            Facet::Engine => r.engine.clone(),
+            Facet::Gpu => r.gpu.clone(),
+        }
+    }
+
+    /// The table title and the key column's header.
+    fn title(self) -> (&'static str, &'static str) {
+        match self {
+            Facet::GpuCount => ("median APE by GPU count (tensor-parallel size)", "TP"),
+            Facet::Engine => ("median APE by engine", "engine"),
+            Facet::Gpu => ("median APE by GPU type", "GPU"),
         }
     }
 }
@@ -97,11 +133,14 @@ pub struct Score {
     pub spearman: f64,
 }
 
-/// Median APE of `pilot` and `physics` by GPU count (tensor-parallel size), per target.
+/// Median APE of `pilot` and `physics` over the held-out rows of one slice ([`Facet`] and
+/// its value: a GPU count, an engine, a GPU type), per target.
 #[derive(Debug, Clone, PartialEq)]
-pub struct TpScore {
+pub struct SliceScore {
+    pub facet: Facet,
+    /// The slice's value (`4`, `vllm`, `H200-SXM-141GB`).
+    pub key: String,
     pub target: String,
-    pub gpu_count: u32,
     pub n: usize,
     pub pilot_median_ape: f64,
     pub physics_median_ape: f64,
@@ -113,7 +152,9 @@ pub struct EvalReport {
     pub group_by: GroupBy,
     pub groups: usize,
     pub scores: Vec<Score>,
-    pub by_tp: Vec<TpScore>,
+    /// Per target, by GPU count, by engine and by GPU type; a facet with one value in the
+    /// data (one engine) is left out beyond GPU count.
+    pub slices: Vec<SliceScore>,
     /// Every held-out prediction, for inspecting where a method misses.
     pub rows: Vec<RowPrediction>,
     pub notes: Vec<String>,
@@ -380,41 +421,7 @@ pub fn leave_one_group_out(
             }
         }
     }
-    // Tensor parallelism: median APE by GPU count.
-    let mut by_tp = Vec::new();
-    for t in &targets {
-        let counts: BTreeSet<u32> = with.iter().map(|p| p.row.gpu_count).collect();
-        for c in counts {
-            let (mut ap, mut aph) = (Vec::new(), Vec::new());
-            for (i, p) in with
-                .iter()
-                .enumerate()
-                .filter(|(_, p)| p.row.gpu_count == c)
-            {
-                let Some(a) = metric_value(&p.row, t).filter(|v| *v > 0.0) else {
-                    continue;
-                };
-                if let (Some(x), Some(y)) = (
-                    preds.get(&(i, t.clone(), "pilot")),
-                    preds.get(&(i, t.clone(), "physics")),
-                ) {
-                    ap.push((x - a).abs() / a * 100.0);
-                    aph.push((y - a).abs() / a * 100.0);
-                }
-            }
-            if ap.is_empty() {
-                continue;
-            }
-            let med = |v: &mut Vec<f64>| percentile(v, 50.0).unwrap_or(f64::NAN);
-            by_tp.push(TpScore {
-                target: t.clone(),
-                gpu_count: c,
-                n: ap.len(),
-                pilot_median_ape: med(&mut ap),
-                physics_median_ape: med(&mut aph),
-            });
-        }
-    }
+    let slices = slice_scores(&with, &targets, &preds);
     notes.insert(
         0,
         format!(
@@ -450,10 +457,57 @@ pub fn leave_one_group_out(
         group_by: opts.group_by,
         groups: groups.len(),
         scores,
-        by_tp,
+        slices,
         rows: rows_out,
         notes,
     })
+}
+
+/// Median APE of `pilot` and `physics` per [`Facet`] value, per target (see [`SliceScore`]).
+fn slice_scores(with: &[Prepared], targets: &[String], preds: &Preds) -> Vec<SliceScore> {
+    let mut out = Vec::new();
+    for facet in Facet::ALL {
+        let keys: BTreeSet<String> = with.iter().map(|p| facet.key(&p.row)).collect();
+        if facet != Facet::GpuCount && keys.len() < 2 {
+            continue;
+        }
+        // GPU counts sort as numbers, names as text.
+        let mut keys: Vec<String> = keys.into_iter().collect();
+        keys.sort_by_key(|k| (k.parse::<u32>().unwrap_or(u32::MAX), k.clone()));
+        for t in targets {
+            for key in &keys {
+                let (mut ap, mut aph) = (Vec::new(), Vec::new());
+                for (i, p) in with.iter().enumerate() {
+                    if facet.key(&p.row) != *key {
+                        continue;
+                    }
+                    let Some(a) = metric_value(&p.row, t).filter(|v| *v > 0.0) else {
+                        continue;
+                    };
+                    if let (Some(x), Some(y)) = (
+                        preds.get(&(i, t.clone(), "pilot")),
+                        preds.get(&(i, t.clone(), "physics")),
+                    ) {
+                        ap.push((x - a).abs() / a * 100.0);
+                        aph.push((y - a).abs() / a * 100.0);
+                    }
+                }
+                if ap.is_empty() {
+                    continue;
+                }
+                let med = |v: &mut Vec<f64>| percentile(v, 50.0).unwrap_or(f64::NAN);
+                out.push(SliceScore {
+                    facet,
+                    key: key.clone(),
+                    target: t.clone(),
+                    n: ap.len(),
+                    pilot_median_ape: med(&mut ap),
+                    physics_median_ape: med(&mut aph),
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Records the physics estimate of row `i` (prepared with some physics model) as `method`.
@@ -596,19 +650,25 @@ impl EvalReport {
         });
         let header = ["target", "method", "n", "MAPE%", "MdAPE%", "R2", "Spearman"];
         let _ = writeln!(s, "{}", table(&header, scores));
-        if !self.by_tp.is_empty() {
-            let _ = writeln!(s, "\nmedian APE by GPU count (tensor-parallel size)");
-            let by_tp = self.by_tp.iter().map(|x| {
+        for facet in Facet::ALL {
+            let slices: Vec<&SliceScore> =
+                self.slices.iter().filter(|x| x.facet == facet).collect();
+            if slices.is_empty() {
+                continue;
+            }
+            let (title, key) = facet.title();
+            let _ = writeln!(s, "\n{title}");
+            let body = slices.iter().map(|x| {
                 vec![
                     x.target.clone(),
-                    x.gpu_count.to_string(),
+                    x.key.clone(),
                     x.n.to_string(),
                     format!("{:.1}", x.pilot_median_ape),
                     format!("{:.1}", x.physics_median_ape),
                 ]
             });
-            let header = ["target", "TP", "n", "pilot MdAPE%", "physics MdAPE%"];
-            let _ = writeln!(s, "{}", table(&header, by_tp));
+            let header = ["target", key, "n", "pilot MdAPE%", "physics MdAPE%"];
+            let _ = writeln!(s, "{}", table(&header, body));
         }
         for n in &self.notes {
             let _ = writeln!(s, "note: {n}");
@@ -736,6 +796,19 @@ mod tests {
                 assert!(ours.mape < theirs.mape, "{t}: {ours:?} vs {theirs:?}");
             }
         }
+        // The slices partition the held-out points: by GPU count and by GPU type they add up
+        // to the same total; one engine in the data means no engine table.
+        let total = |f: Facet| -> usize {
+            r.slices
+                .iter()
+                .filter(|x| x.facet == f && x.target == "itl_ms_p50")
+                .map(|x| x.n)
+                .sum()
+        };
+        assert!(total(Facet::GpuCount) >= r.get("itl_ms_p50", "pilot").unwrap().n);
+        assert_eq!(total(Facet::GpuCount), total(Facet::Gpu));
+        assert_eq!(total(Facet::Engine), 0);
+        assert!(r.table().contains("median APE by GPU type"));
         // Every held-out prediction is exported, one CSV line each, with its error.
         let itl: Vec<&RowPrediction> = r
             .rows
