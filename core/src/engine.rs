@@ -82,7 +82,8 @@ pub struct BatchDefaults {
     /// The most tokens (decode tokens plus prompt tokens) one step processes.
     pub token_budget: Tokens,
     /// The most requests running at once; `None` where the engine sizes it from the KV pool at
-    /// start-up.
+    /// start-up (SGLang) or its default is not recorded (TensorRT-LLM's comes from its build
+    /// config, which the documentation gives inconsistently).
     pub max_sequences: Option<u32>,
 }
 
@@ -296,6 +297,21 @@ const fn q(
         quantization,
         runs_on,
         native_on,
+    }
+}
+
+/// A format that runs natively wherever it runs.
+const fn native(quantization: Quantization, on: &'static [GpuArch]) -> QuantSupport {
+    q(quantization, on, on)
+}
+
+/// Default limits from `min_gb` of GPU memory up, on every architecture.
+const fn tier(min_gb: f64, token_budget: u64, max_sequences: Option<u32>) -> BatchDefaults {
+    BatchDefaults {
+        min_memory: Gigabytes(min_gb),
+        except: None,
+        token_budget: Tokens(token_budget),
+        max_sequences,
     }
 }
 
@@ -533,6 +549,9 @@ const TGI_ANY: &[GpuArch] = &[
 ];
 /// TensorRT-LLM's hardware support matrix: Ampere to Blackwell.
 const TRTLLM_ANY: &[GpuArch] = &[Ampere, Ada, Hopper, Blackwell];
+/// DeepSpeed-Inference's accelerators: CUDA, ROCm, Habana Gaudi (where LLM-Inference-Bench ran
+/// it).
+const DEEPSPEED_ANY: &[GpuArch] = &[Volta, Turing, Ampere, Ada, Hopper, Cdna2, Cdna3, Gaudi2];
 /// The llama.cpp family's backends: CUDA, HIP, SYCL.
 const GGML_ANY: &[GpuArch] = &[
     Volta, Turing, Ampere, Ada, Hopper, Blackwell, Cdna2, Cdna3, Cdna4, XeHpc,
@@ -557,18 +576,13 @@ pub const TABLE: &[EngineTraits] = &[
                     token_budget: Tokens(8192),
                     max_sequences: Some(1024),
                 },
-                BatchDefaults {
-                    min_memory: Gigabytes(0.0),
-                    except: None,
-                    token_budget: Tokens(2048),
-                    max_sequences: Some(256),
-                },
+                tier(0.0, 2048, Some(256)),
             ],
         }),
         quantizations: &[
-            q(Fp32, VLLM_ANY, VLLM_ANY),
-            q(Fp16, VLLM_ANY, VLLM_ANY),
-            q(Bf16, VLLM_ANY, VLLM_ANY),
+            native(Fp32, VLLM_ANY),
+            native(Fp16, VLLM_ANY),
+            native(Bf16, VLLM_ANY),
             q(
                 Fp8,
                 &[
@@ -581,16 +595,11 @@ pub const TABLE: &[EngineTraits] = &[
                 &[Turing, Ampere, Ada, Hopper, Blackwell, Cdna3, Cdna4],
                 &[Ada, Hopper, Blackwell, Cdna3, Cdna4],
             ),
-            q(
-                Int8,
-                &[Turing, Ampere, Ada, Hopper],
-                &[Turing, Ampere, Ada, Hopper],
-            ),
+            native(Int8, &[Turing, Ampere, Ada, Hopper]),
             q(Nvfp4, &[Ampere, Ada, Hopper, Blackwell], &[Blackwell]),
             q(Mxfp4, &[Ampere, Ada, Hopper, Blackwell], &[Blackwell]),
-            q(
+            native(
                 Int4W4a16,
-                &[Volta, Turing, Ampere, Ada, Hopper, Blackwell, XeHpc],
                 &[Volta, Turing, Ampere, Ada, Hopper, Blackwell, XeHpc],
             ),
         ],
@@ -623,7 +632,8 @@ pub const TABLE: &[EngineTraits] = &[
                  vllm/v1/core/sched/scheduler.py): running requests first, then waiting ones, \
                  from one token budget; chunked prefill on by default. Defaults \
                  (vllm/engine/arg_utils.py, API server): 8192 batched tokens and 1024 sequences \
-                 on GPUs of 70 GiB or more whose name lacks 'a100', else 2048 and 256. \
+                 on GPUs of 70 GiB or more whose name lacks 'a100', else 2048 and 256 (V0 had \
+                 256 sequences and prefill-first scheduling unless --enable-chunked-prefill). \
                  Quantization: docs.vllm.ai features/quantization supported-hardware table \
                  (AWQ Turing+, GPTQ Volta+, both on Intel GPU, not AMD; INT8 W8A8 Turing to \
                  Hopper; FP8 W8A8 Ada, Hopper, AMD; INC fp8 on Gaudi) and FP8 W8A8 page (W8A8 on \
@@ -645,49 +655,20 @@ pub const TABLE: &[EngineTraits] = &[
             chunked_prefill: true,
             priority: StepPriority::PrefillFirst,
             defaults: &[
-                BatchDefaults {
-                    min_memory: Gigabytes(160.0),
-                    except: None,
-                    token_budget: Tokens(16384),
-                    max_sequences: None,
-                },
-                BatchDefaults {
-                    min_memory: Gigabytes(60.0),
-                    except: None,
-                    token_budget: Tokens(8192),
-                    max_sequences: None,
-                },
-                BatchDefaults {
-                    min_memory: Gigabytes(35.0),
-                    except: None,
-                    token_budget: Tokens(4096),
-                    max_sequences: None,
-                },
-                BatchDefaults {
-                    min_memory: Gigabytes(0.0),
-                    except: None,
-                    token_budget: Tokens(2048),
-                    max_sequences: None,
-                },
+                tier(160.0, 16384, None),
+                tier(60.0, 8192, None),
+                tier(35.0, 4096, None),
+                tier(0.0, 2048, None),
             ],
         }),
         quantizations: &[
-            q(Fp32, SGLANG_ANY, SGLANG_ANY),
-            q(Fp16, SGLANG_ANY, SGLANG_ANY),
-            q(Bf16, SGLANG_ANY, SGLANG_ANY),
-            q(
-                Fp8,
-                &[Ada, Hopper, Blackwell, Cdna3, Cdna4],
-                &[Ada, Hopper, Blackwell, Cdna3, Cdna4],
-            ),
-            q(
-                Fp8Block,
-                &[Ada, Hopper, Blackwell, Cdna3, Cdna4],
-                &[Ada, Hopper, Blackwell, Cdna3, Cdna4],
-            ),
-            q(
+            native(Fp32, SGLANG_ANY),
+            native(Fp16, SGLANG_ANY),
+            native(Bf16, SGLANG_ANY),
+            native(Fp8, &[Ada, Hopper, Blackwell, Cdna3, Cdna4]),
+            native(Fp8Block, &[Ada, Hopper, Blackwell, Cdna3, Cdna4]),
+            native(
                 Int8,
-                &[Turing, Ampere, Ada, Hopper, Blackwell, Cdna3, Cdna4],
                 &[Turing, Ampere, Ada, Hopper, Blackwell, Cdna3, Cdna4],
             ),
             q(Nvfp4, &[Blackwell, Cdna2, Cdna3], &[Blackwell]),
@@ -696,9 +677,8 @@ pub const TABLE: &[EngineTraits] = &[
                 &[Hopper, Blackwell, Cdna3, Cdna4],
                 &[Blackwell, Cdna4],
             ),
-            q(
+            native(
                 Int4W4a16,
-                &[Turing, Ampere, Ada, Hopper, Blackwell, Cdna3, Cdna4],
                 &[Turing, Ampere, Ada, Hopper, Blackwell, Cdna3, Cdna4],
             ),
         ],
@@ -749,11 +729,11 @@ pub const TABLE: &[EngineTraits] = &[
         scheduling: Scheduling::WaveRouter,
         batching: None,
         quantizations: &[
-            q(Fp16, TGI_ANY, TGI_ANY),
-            q(Bf16, TGI_ANY, TGI_ANY),
-            q(Fp8, &[Ada, Hopper, Blackwell], &[Ada, Hopper, Blackwell]),
+            native(Fp16, TGI_ANY),
+            native(Bf16, TGI_ANY),
+            native(Fp8, &[Ada, Hopper, Blackwell]),
             q(Int8, NVIDIA, &[]),
-            q(Int4W4a16, NVIDIA, NVIDIA),
+            native(Int4W4a16, NVIDIA),
         ],
         parallelism: &[Tensor],
         launch: None,
@@ -772,9 +752,9 @@ pub const TABLE: &[EngineTraits] = &[
         scheduling: Scheduling::WaveRouter,
         batching: None,
         quantizations: &[
-            q(Fp16, NVIDIA, NVIDIA),
-            q(Bf16, NVIDIA, NVIDIA),
-            q(Int4W4a16, NVIDIA, NVIDIA),
+            native(Fp16, NVIDIA),
+            native(Bf16, NVIDIA),
+            native(Int4W4a16, NVIDIA),
         ],
         parallelism: &[Tensor],
         launch: None,
@@ -790,23 +770,18 @@ pub const TABLE: &[EngineTraits] = &[
         batching: Some(Batching {
             chunked_prefill: false,
             priority: StepPriority::DecodeFirstMixed,
-            defaults: &[BatchDefaults {
-                min_memory: Gigabytes(0.0),
-                except: None,
-                token_budget: Tokens(8192),
-                max_sequences: None,
-            }],
+            defaults: &[tier(0.0, 8192, None)],
         }),
         quantizations: &[
-            q(Fp32, TRTLLM_ANY, TRTLLM_ANY),
-            q(Fp16, TRTLLM_ANY, TRTLLM_ANY),
-            q(Bf16, TRTLLM_ANY, TRTLLM_ANY),
-            q(Fp8, &[Ada, Hopper, Blackwell], &[Ada, Hopper, Blackwell]),
-            q(Fp8Block, &[Hopper, Blackwell], &[Hopper, Blackwell]),
-            q(Int8, TRTLLM_ANY, TRTLLM_ANY),
-            q(Nvfp4, &[Blackwell], &[Blackwell]),
-            q(Mxfp4, &[Blackwell], &[Blackwell]),
-            q(Int4W4a16, &[Ampere, Ada, Hopper], &[Ampere, Ada, Hopper]),
+            native(Fp32, TRTLLM_ANY),
+            native(Fp16, TRTLLM_ANY),
+            native(Bf16, TRTLLM_ANY),
+            native(Fp8, &[Ada, Hopper, Blackwell]),
+            native(Fp8Block, &[Hopper, Blackwell]),
+            native(Int8, TRTLLM_ANY),
+            native(Nvfp4, &[Blackwell]),
+            native(Mxfp4, &[Blackwell]),
+            native(Int4W4a16, &[Ampere, Ada, Hopper]),
         ],
         parallelism: &[Tensor, Pipeline, Expert, AttentionData, Disaggregated],
         launch: Some(Launch {
@@ -867,8 +842,8 @@ pub const TABLE: &[EngineTraits] = &[
             defaults: &[],
         }),
         quantizations: &[
-            q(Fp16, &[Ampere, Ada, Hopper], &[Ampere, Ada, Hopper]),
-            q(Bf16, &[Ampere, Ada, Hopper], &[Ampere, Ada, Hopper]),
+            native(Fp16, &[Ampere, Ada, Hopper]),
+            native(Bf16, &[Ampere, Ada, Hopper]),
         ],
         parallelism: &[Tensor, Data],
         launch: None,
@@ -884,27 +859,15 @@ pub const TABLE: &[EngineTraits] = &[
         scheduling: Scheduling::NextStep,
         batching: None,
         quantizations: &[
-            q(
-                Fp32,
-                &[Volta, Turing, Ampere, Ada, Hopper, Cdna2, Cdna3, Gaudi2],
-                &[Volta, Turing, Ampere, Ada, Hopper, Cdna2, Cdna3, Gaudi2],
-            ),
-            q(
-                Fp16,
-                &[Volta, Turing, Ampere, Ada, Hopper, Cdna2, Cdna3, Gaudi2],
-                &[Volta, Turing, Ampere, Ada, Hopper, Cdna2, Cdna3, Gaudi2],
-            ),
-            q(
-                Bf16,
-                &[Volta, Turing, Ampere, Ada, Hopper, Cdna2, Cdna3, Gaudi2],
-                &[Volta, Turing, Ampere, Ada, Hopper, Cdna2, Cdna3, Gaudi2],
-            ),
-            q(Int8, &[Volta, Turing, Ampere, Ada, Hopper], &[]),
+            native(Fp32, DEEPSPEED_ANY),
+            native(Fp16, DEEPSPEED_ANY),
+            native(Bf16, DEEPSPEED_ANY),
+            native(Int8, &[Volta, Turing, Ampere, Ada, Hopper]),
         ],
         parallelism: &[Tensor],
         launch: None,
         source: "DeepSpeed-Inference as LLM-Inference-Bench ran it (Chitty-Venkata et al., 2024, \
-                 on Gaudi2); init_inference dtype (int8 weight-only) and tensor_parallel: \
+                 on Gaudi2); init_inference dtype and tensor_parallel: \
                  deepspeed.readthedocs.io. Its cache layout and scheduling are not modelled \
                  apart: pilot treats it as paged and next-step like the rest",
     },
@@ -915,11 +878,11 @@ pub const TABLE: &[EngineTraits] = &[
         scheduling: Scheduling::NextStep,
         batching: None,
         quantizations: &[
-            q(Fp32, GGML_ANY, GGML_ANY),
-            q(Fp16, GGML_ANY, GGML_ANY),
-            q(Bf16, GGML_ANY, GGML_ANY),
-            q(Int8, GGML_ANY, GGML_ANY),
-            q(Int4W4a16, GGML_ANY, GGML_ANY),
+            native(Fp32, GGML_ANY),
+            native(Fp16, GGML_ANY),
+            native(Bf16, GGML_ANY),
+            native(Int8, GGML_ANY),
+            native(Int4W4a16, GGML_ANY),
         ],
         parallelism: &[Tensor, Pipeline],
         launch: None,
@@ -936,11 +899,11 @@ pub const TABLE: &[EngineTraits] = &[
         scheduling: Scheduling::NextStep,
         batching: None,
         quantizations: &[
-            q(Fp32, GGML_ANY, GGML_ANY),
-            q(Fp16, GGML_ANY, GGML_ANY),
-            q(Bf16, GGML_ANY, GGML_ANY),
-            q(Int8, GGML_ANY, GGML_ANY),
-            q(Int4W4a16, GGML_ANY, GGML_ANY),
+            native(Fp32, GGML_ANY),
+            native(Fp16, GGML_ANY),
+            native(Bf16, GGML_ANY),
+            native(Int8, GGML_ANY),
+            native(Int4W4a16, GGML_ANY),
         ],
         parallelism: &[Pipeline],
         launch: None,
@@ -954,9 +917,9 @@ pub const TABLE: &[EngineTraits] = &[
         scheduling: Scheduling::NextStep,
         batching: None,
         quantizations: &[
-            q(Fp32, NVIDIA, NVIDIA),
-            q(Fp16, NVIDIA, NVIDIA),
-            q(Bf16, NVIDIA, NVIDIA),
+            native(Fp32, NVIDIA),
+            native(Fp16, NVIDIA),
+            native(Bf16, NVIDIA),
         ],
         parallelism: &[],
         launch: None,
