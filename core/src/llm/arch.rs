@@ -7,7 +7,9 @@
 //! conversion into [`Arch`], so the arithmetic in `spec` reads them without knowing any
 //! `model_type`. A new architecture is a new [`Family`] arm here and nothing elsewhere.
 
+use super::checkpoint::CheckpointFormat;
 use super::config::keys;
+use super::layers::LayerPlan;
 use super::{HfConfig, LlmSpec, ModelError};
 use crate::units::Dtype;
 
@@ -48,6 +50,12 @@ pub(super) struct Arch {
     pub(super) rel_buckets: u64,
     /// K/V heads of each decoder layer.
     pub(super) kv_per_layer: Vec<u32>,
+    /// Weights an attention block has beyond q/k/v/o and biases: Qwen3's per-head q/k norms,
+    /// MiniMax's per-layer q/k norms, gpt-oss's per-head sinks, Qwen3.5's output gate.
+    pub(super) attention_extra: f64,
+    /// The dtype a recurrent (linear-attention / Mamba) state is kept in, where the config
+    /// names one.
+    pub(super) ssm_dtype: Option<Dtype>,
 }
 
 fn need(v: Option<u64>, what: &str, names: &[&str], source: &str) -> Result<u64, ModelError> {
@@ -74,6 +82,7 @@ fn to_u32(n: u64, what: &str, source: &str) -> Result<u32, ModelError> {
 impl LlmSpec {
     /// Converts a parsed config. `id` names the model (and labels errors).
     pub fn from_hf(id: &str, cfg: &HfConfig) -> Result<LlmSpec, ModelError> {
+        super::layers::refuse_unmodelled(cfg, id)?;
         let model_type = cfg
             .model_type
             .clone()
@@ -162,7 +171,18 @@ impl LlmSpec {
 
         let intermediate = match family {
             Family::Mpt => (cfg.expansion_ratio.unwrap_or(4.0) * hidden as f64).round() as u64,
-            Family::LlamaLike | Family::T5 => need(
+            // Mixture-of-experts configs without dense layers may give only the experts' width.
+            Family::LlamaLike => need(
+                cfg.intermediate_size.or_else(|| {
+                    cfg.language_model()
+                        .get("moe_intermediate_size")
+                        .and_then(serde_json::Value::as_u64)
+                }),
+                "MLP (intermediate) size",
+                keys::INTERMEDIATE,
+                id,
+            )?,
+            Family::T5 => need(
                 cfg.intermediate_size,
                 "MLP (intermediate) size",
                 keys::INTERMEDIATE,
@@ -172,8 +192,23 @@ impl LlmSpec {
             _ => cfg.intermediate_size.unwrap_or(4 * hidden),
         };
 
+        let plan = match family {
+            Family::LlamaLike => LayerPlan::read(
+                cfg,
+                id,
+                to_u32(decoder_layers, "layer count", id)?,
+                cfg.intermediate_size
+                    .map(|i| to_u32(i, "MLP size", id))
+                    .transpose()?,
+            )?,
+            _ => LayerPlan::uniform(
+                to_u32(decoder_layers, "layer count", id)?,
+                to_u32(intermediate, "MLP size", id)?,
+                false,
+            ),
+        };
         let gated_mlp = match family {
-            Family::LlamaLike => true,
+            Family::LlamaLike => plan.gated,
             Family::T5 => cfg
                 .feed_forward_proj
                 .as_deref()
@@ -208,9 +243,33 @@ impl LlmSpec {
                 let attn_bias = cfg.attention_bias == Some(true);
                 let norms = if mt.starts_with("gemma2") || mt.starts_with("gemma3") {
                     4.0
+                } else if mt == "nemotron_h" {
+                    1.0 // one norm before each layer's single mixer or MLP
                 } else {
                     2.0
                 };
+                let lm = cfg.language_model();
+                let flag = |k: &str| lm.get(k).and_then(serde_json::Value::as_bool) == Some(true);
+                let q_width = (heads * head_dim) as f64;
+                let qk_norm = if mt.starts_with("qwen3") {
+                    2.0 * head_dim as f64
+                } else if flag("use_qk_norm")
+                    && lm.get("qk_norm_type").and_then(serde_json::Value::as_str)
+                        == Some("per_layer")
+                {
+                    q_width + kv_uniform as f64 * head_dim as f64
+                } else {
+                    0.0
+                };
+                let sinks = if mt == "gpt_oss" { heads as f64 } else { 0.0 };
+                let output_gate = if flag("attn_output_gate") {
+                    h * q_width
+                } else {
+                    0.0
+                };
+                let ssm_dtype = ["mamba_ssm_dtype", "mamba_ssm_cache_dtype"]
+                    .iter()
+                    .find_map(|k| lm.get(*k)?.as_str()?.parse::<Dtype>().ok());
                 Arch {
                     family,
                     norm_per_layer: norms * rms,
@@ -223,6 +282,8 @@ impl LlmSpec {
                     embed_proj: 0.0,
                     rel_buckets: 0,
                     kv_per_layer: kv_per_layer.clone(),
+                    attention_extra: qk_norm + sinks + output_gate,
+                    ssm_dtype,
                 }
             }
             Family::Gpt2 | Family::GptBigCode => Arch {
@@ -237,6 +298,8 @@ impl LlmSpec {
                 embed_proj: 0.0,
                 rel_buckets: 0,
                 kv_per_layer: kv_per_layer.clone(),
+                attention_extra: 0.0,
+                ssm_dtype: None,
             },
             Family::Opt => {
                 let proj = cfg.word_embed_proj_dim.filter(|&d| d != hidden);
@@ -253,6 +316,8 @@ impl LlmSpec {
                     embed_proj: proj.map_or(0.0, |d| 2.0 * d as f64 * h),
                     rel_buckets: 0,
                     kv_per_layer: kv_per_layer.clone(),
+                    attention_extra: 0.0,
+                    ssm_dtype: None,
                 }
             }
             Family::Bloom => Arch {
@@ -267,6 +332,8 @@ impl LlmSpec {
                 embed_proj: 0.0,
                 rel_buckets: 0,
                 kv_per_layer: kv_per_layer.clone(),
+                attention_extra: 0.0,
+                ssm_dtype: None,
             },
             Family::Falcon => {
                 let norms = if cfg.new_decoder_architecture == Some(true) {
@@ -288,6 +355,8 @@ impl LlmSpec {
                     embed_proj: 0.0,
                     rel_buckets: 0,
                     kv_per_layer: kv_per_layer.clone(),
+                    attention_extra: 0.0,
+                    ssm_dtype: None,
                 }
             }
             Family::GptJ => Arch {
@@ -302,6 +371,8 @@ impl LlmSpec {
                 embed_proj: 0.0,
                 rel_buckets: 0,
                 kv_per_layer: kv_per_layer.clone(),
+                attention_extra: 0.0,
+                ssm_dtype: None,
             },
             Family::GptNeox => Arch {
                 family,
@@ -315,6 +386,8 @@ impl LlmSpec {
                 embed_proj: 0.0,
                 rel_buckets: 0,
                 kv_per_layer: kv_per_layer.clone(),
+                attention_extra: 0.0,
+                ssm_dtype: None,
             },
             Family::Mpt => {
                 let no_bias = cfg.no_bias != Some(false);
@@ -335,6 +408,8 @@ impl LlmSpec {
                     embed_proj: 0.0,
                     rel_buckets: 0,
                     kv_per_layer: kv_per_layer.clone(),
+                    attention_extra: 0.0,
+                    ssm_dtype: None,
                 }
             }
             Family::T5 => Arch {
@@ -349,6 +424,8 @@ impl LlmSpec {
                 embed_proj: 0.0,
                 rel_buckets: cfg.relative_attention_num_buckets.unwrap_or(32),
                 kv_per_layer: kv_per_layer.clone(),
+                attention_extra: 0.0,
+                ssm_dtype: None,
             },
         };
 
@@ -385,13 +462,36 @@ impl LlmSpec {
             published_params: None,
             params_source: None,
             config_source: None,
+            checkpoint: CheckpointFormat::read(&cfg.raw, None, id)?,
+            plan,
             arch,
         })
     }
 
     /// Parses `config.json` text into a spec named `id`.
     pub fn from_config_json(id: &str, text: &str) -> Result<LlmSpec, ModelError> {
-        LlmSpec::from_hf(id, &HfConfig::from_json(text, id)?)
+        LlmSpec::from_config_files(id, text, None)
+    }
+
+    /// Parses `config.json` text and, where the checkpoint ships one, the
+    /// `hf_quant_config.json` beside it (NVIDIA ModelOpt exports), whose weight format, KV-cache
+    /// dtype and excluded modules take precedence over `config.json`'s `quantization_config`.
+    pub fn from_config_files(
+        id: &str,
+        config: &str,
+        hf_quant_config: Option<&str>,
+    ) -> Result<LlmSpec, ModelError> {
+        let mut spec = LlmSpec::from_hf(id, &HfConfig::from_json(config, id)?)?;
+        if let Some(text) = hf_quant_config {
+            let v: serde_json::Value =
+                serde_json::from_str(text).map_err(|e| ModelError::Unparsable {
+                    source_name: format!("{id} hf_quant_config.json"),
+                    format: "JSON",
+                    source: e.into(),
+                })?;
+            spec.checkpoint = CheckpointFormat::read(&serde_json::Value::Null, Some(&v), id)?;
+        }
+        Ok(spec)
     }
 }
 

@@ -37,6 +37,17 @@ pub struct ModelCatalog {
     entries: Vec<LlmSpec>,
     /// The `config.json` text of each entry, same order as `entries`.
     configs: Vec<&'static str>,
+    /// Catalog models whose architecture pilot cannot model yet: their names resolve to the
+    /// reason ([`ModelError::Unsupported`]), so `DeepSeek-V4` says what pilot does not know
+    /// instead of "unknown model" or a guessed count.
+    refused: Vec<Refused>,
+}
+
+#[derive(Debug)]
+struct Refused {
+    id: String,
+    aliases: Vec<String>,
+    feature: String,
 }
 
 impl ModelCatalog {
@@ -64,6 +75,7 @@ impl ModelCatalog {
         })?;
         let mut entries = Vec::with_capacity(file.model.len());
         let mut configs = Vec::with_capacity(file.model.len());
+        let mut refused = Vec::new();
         for e in file.model {
             let path = format!("{}/config.json", e.id);
             let text = dir
@@ -72,7 +84,21 @@ impl ModelCatalog {
                 .ok_or_else(|| ModelError::NotFound {
                     path: PathBuf::from("models").join(&path),
                 })?;
-            let mut spec = LlmSpec::from_config_json(&e.id, text)?;
+            let quant = dir
+                .get_file(format!("{}/hf_quant_config.json", e.id))
+                .and_then(|f| f.contents_utf8());
+            let mut spec = match LlmSpec::from_config_files(&e.id, text, quant) {
+                Ok(spec) => spec,
+                Err(ModelError::Unsupported { feature, .. }) => {
+                    refused.push(Refused {
+                        id: e.id,
+                        aliases: e.aliases.iter().map(|a| a.to_ascii_lowercase()).collect(),
+                        feature,
+                    });
+                    continue;
+                }
+                Err(other) => return Err(other),
+            };
             spec.aliases = e.aliases.iter().map(|a| a.to_ascii_lowercase()).collect();
             spec.published_params = e.published_params.map(Params);
             spec.params_source = e.params_source;
@@ -80,7 +106,11 @@ impl ModelCatalog {
             entries.push(spec);
             configs.push(text);
         }
-        Ok(ModelCatalog { entries, configs })
+        Ok(ModelCatalog {
+            entries,
+            configs,
+            refused,
+        })
     }
 
     /// Every built-in model, in catalog order.
@@ -109,8 +139,37 @@ impl ModelCatalog {
         if let Some(i) = self.find(name) {
             return Ok(self.entries[i].clone());
         }
+        if let Some(r) = self.find_refused(name) {
+            return Err(ModelError::Unsupported {
+                source_name: r.id.clone(),
+                feature: r.feature.clone(),
+            });
+        }
         let (id, text) = self.locate(name, hub)?;
-        LlmSpec::from_config_json(&id, &text)
+        // A local checkpoint's hf_quant_config.json (NVIDIA ModelOpt) sits beside config.json.
+        let quant = Path::new(&id)
+            .parent()
+            .map(|dir| dir.join("hf_quant_config.json"))
+            .filter(|p| Path::new(&id).exists() && p.is_file())
+            .map(|p| {
+                std::fs::read_to_string(&p).map_err(|_| ModelError::NotFound { path: p.clone() })
+            })
+            .transpose()?;
+        LlmSpec::from_config_files(&id, &text, quant.as_deref())
+    }
+
+    fn find_refused(&self, name: &str) -> Option<&Refused> {
+        self.refused.iter().find(|r| {
+            r.id.eq_ignore_ascii_case(name)
+                || r.aliases.iter().any(|a| a.eq_ignore_ascii_case(name))
+        })
+    }
+
+    /// Catalog models pilot refuses to model, with what it does not know about each.
+    pub fn refused(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.refused
+            .iter()
+            .map(|r| (r.id.as_str(), r.feature.as_str()))
     }
 
     /// The raw `config.json` text for `name` (resolved as in [`ModelCatalog::resolve`]), for
@@ -310,5 +369,141 @@ mod tests {
         let empty = tempfile::tempdir().unwrap();
         let err = cat().resolve(empty.path().to_str().unwrap()).unwrap_err();
         assert!(matches!(err, ModelError::NotFound { .. }), "{err}");
+    }
+
+    /// `shared/data/aiconfigurator`, or under `$PILOT_SHARED_DATA`; `None` (with a note) when
+    /// absent.
+    fn aiconfigurator() -> Option<PathBuf> {
+        let dir = std::env::var_os("PILOT_SHARED_DATA")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
+            .join("aiconfigurator");
+        if dir.join("model_configs").is_dir() {
+            Some(dir)
+        } else {
+            eprintln!(
+                "note: {} not found (set PILOT_SHARED_DATA); skipping",
+                dir.display()
+            );
+            None
+        }
+    }
+
+    #[test]
+    fn llm_every_aiconfigurator_model_resolves_by_its_hub_id() {
+        let Some(dir) = aiconfigurator() else { return };
+        let mut names = Vec::new();
+        for f in std::fs::read_dir(dir.join("model_configs")).unwrap() {
+            let file = f.unwrap().file_name().into_string().unwrap();
+            if let Some(stem) = file
+                .strip_suffix("_config.json")
+                .filter(|s| !s.ends_with("_hf_quant"))
+            {
+                names.push(stem.replacen("--", "/", 1));
+            }
+        }
+        assert_eq!(names.len(), 86);
+        let mut refused = 0;
+        for name in &names {
+            match cat().resolve(name) {
+                Ok(s) => assert!(s.params_total().0 > 0.0, "{name}"),
+                // Refused with the feature named: known, but not guessed at.
+                Err(ModelError::Unsupported { feature, .. }) => {
+                    assert!(feature.contains('\''), "{name}: {feature}");
+                    refused += 1;
+                }
+                Err(e) => panic!("{name}: {e}"),
+            }
+        }
+        assert!(
+            refused < names.len() / 3,
+            "{refused} of {} refused",
+            names.len()
+        );
+        // Every model the measurements name resolves to a spec pilot can size.
+        let text = std::fs::read_to_string(dir.join("silicon_sample.csv")).unwrap();
+        let mut rows = csv::Reader::from_reader(text.as_bytes());
+        let col = rows
+            .headers()
+            .unwrap()
+            .iter()
+            .position(|h| h == "model_path")
+            .unwrap();
+        let mut seen = std::collections::BTreeSet::new();
+        for r in rows.records() {
+            seen.insert(r.unwrap()[col].to_string());
+        }
+        for name in &seen {
+            cat()
+                .resolve(name)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        assert_eq!(spec("zhipuai/GLM-5").id, "zai-org/GLM-5");
+        assert_eq!(spec("nvidia/Qwen3-32B-NVFP4").id, "Qwen/Qwen3-32B");
+    }
+
+    #[test]
+    fn llm_unmodelled_architectures_are_refused_by_name() {
+        let err = cat().resolve("deepseek-ai/DeepSeek-V4-Pro").unwrap_err();
+        assert!(matches!(err, ModelError::Unsupported { .. }), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("compress_ratios") && msg.contains("DeepSeek-V4-Pro"),
+            "{msg}"
+        );
+        // An attention type pilot has never seen, in a config pilot otherwise reads.
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&cat().config_json("openai/gpt-oss-20b").unwrap()).unwrap();
+        cfg["layer_types"][3] = "ring_attention".into();
+        let err = LlmSpec::from_config_json("x", &cfg.to_string()).unwrap_err();
+        assert!(
+            matches!(err, ModelError::Unsupported { .. })
+                && err.to_string().contains("ring_attention"),
+            "{err}"
+        );
+        let mut cfg: serde_json::Value =
+            serde_json::from_str(&cat().config_json("nvidia/Nemotron-H-56B-Base-8K").unwrap())
+                .unwrap();
+        let pattern = cfg["hybrid_override_pattern"]
+            .as_str()
+            .unwrap()
+            .replacen('M', "Q", 1);
+        cfg["hybrid_override_pattern"] = pattern.into();
+        let err = LlmSpec::from_config_json("y", &cfg.to_string()).unwrap_err();
+        assert!(err.to_string().contains("'Q'"), "{err}");
+        // A pattern of the wrong length is malformed and says both numbers.
+        cfg["hybrid_override_pattern"] = "M*".into();
+        let err = LlmSpec::from_config_json("y", &cfg.to_string()).unwrap_err();
+        assert!(
+            err.to_string().contains("2 layers") && err.to_string().contains("118"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn llm_local_config_picks_up_hf_quant_config_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let text = cat().config_json("Qwen/Qwen3-32B").unwrap();
+        std::fs::write(dir.path().join("config.json"), &text).unwrap();
+        let plain = cat().resolve(dir.path().to_str().unwrap()).unwrap();
+        assert!(plain.checkpoint.is_none());
+        std::fs::write(
+            dir.path().join("hf_quant_config.json"),
+            r#"{"quantization": {"quant_algo": "NVFP4", "kv_cache_quant_algo": "FP8", "exclude_modules": ["lm_head"]}}"#,
+        )
+        .unwrap();
+        for name in [dir.path().to_path_buf(), dir.path().join("config.json")] {
+            let s = cat().resolve(name.to_str().unwrap()).unwrap();
+            let c = s.checkpoint.as_ref().unwrap();
+            assert_eq!(
+                (c.weights, c.kv_cache, c.read_from),
+                (
+                    crate::quant::Quantization::Nvfp4,
+                    Some(Dtype::Fp8),
+                    "hf_quant_config.json"
+                )
+            );
+            assert!(s.checkpoint_weight_bytes().0 < plain.checkpoint_weight_bytes().0 / 3.0);
+        }
     }
 }

@@ -8,7 +8,7 @@
 
 use super::ModelError;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 /// Keys that mean the same thing across architectures, in the order they are tried.
 ///
@@ -27,7 +27,7 @@ pub(super) mod keys {
         "multi_query_group_num",
     ];
     pub const KV_HEADS_PER_LAYER: &[&str] = &["num_key_value_heads_per_layer"];
-    pub const HEAD_DIM: &[&str] = &["head_dim", "d_kv"];
+    pub const HEAD_DIM: &[&str] = &["head_dim", "d_kv", "attention_head_dim"];
     pub const INTERMEDIATE: &[&str] = &[
         "intermediate_size",
         "ffn_dim",
@@ -44,7 +44,13 @@ pub(super) mod keys {
         "max_sequence_length",
     ];
     pub const EXPERTS: &[&str] = &["num_local_experts", "num_experts", "n_routed_experts"];
-    pub const EXPERTS_PER_TOKEN: &[&str] = &["num_experts_per_tok", "moe_top_k"];
+    pub const EXPERTS_PER_TOKEN: &[&str] = &[
+        "num_experts_per_tok",
+        "moe_top_k",
+        "experts_per_token",
+        "num_experts_per_token",
+        "top_k_experts",
+    ];
     pub const DTYPE: &[&str] = &["torch_dtype", "dtype"];
 }
 
@@ -124,11 +130,7 @@ impl TryFrom<Value> for HfConfig {
         let top = v
             .as_object()
             .ok_or_else(|| format!("expected a JSON object, found {}", json_kind(&v)))?;
-        // Multimodal configs (Llama 4, Gemma 3, ...) keep the language model in `text_config`.
-        let obj = match top.get("text_config").and_then(Value::as_object) {
-            Some(text) if !keys::HIDDEN.iter().any(|k| top.contains_key(*k)) => text,
-            _ => top,
-        };
+        let obj = language_model_of(top);
         let uint = |names: &[&str]| -> Result<Option<u64>, String> {
             for name in names {
                 match obj.get(*name) {
@@ -225,6 +227,27 @@ impl TryFrom<Value> for HfConfig {
 impl From<HfConfig> for Value {
     fn from(c: HfConfig) -> Value {
         c.raw
+    }
+}
+
+/// The object that describes the language model: multimodal configs (Llama 4, Gemma 3, Qwen3-VL,
+/// Kimi-K2.5, ...) keep it in `text_config`.
+fn language_model_of(top: &Map<String, Value>) -> &Map<String, Value> {
+    match top.get("text_config").and_then(Value::as_object) {
+        Some(text) if !keys::HIDDEN.iter().any(|k| top.contains_key(*k)) => text,
+        _ => top,
+    }
+}
+
+impl HfConfig {
+    /// The language model's keys (the `text_config` of a multimodal config, else the whole
+    /// document), for the architecture keys the typed fields above do not hold.
+    pub fn language_model(&self) -> &Map<String, Value> {
+        static EMPTY: std::sync::OnceLock<Map<String, Value>> = std::sync::OnceLock::new();
+        match self.raw.as_object() {
+            Some(top) => language_model_of(top),
+            None => EMPTY.get_or_init(Map::new),
+        }
     }
 }
 

@@ -25,6 +25,10 @@
 //! - `config`: [`HfConfig`], the `config.json` as written, with its many key spellings;
 //! - `arch`: the architecture families and the conversion of an [`HfConfig`] into an
 //!   [`LlmSpec`], with the per-family facts a config leaves unsaid;
+//! - `layers`: [`LayerPlan`], the decoder layer by layer (attention, sliding-window, latent,
+//!   linear attention, Mamba; dense MLP or experts), read from the config;
+//! - `checkpoint`: [`CheckpointFormat`], the quantized weight format from
+//!   `quantization_config` and `hf_quant_config.json`;
 //! - `spec`: [`LlmSpec`] and the arithmetic derived from it (parameters, weight and KV-cache
 //!   bytes, FLOPs);
 //! - `catalog`: [`ModelCatalog`], the embedded `models/` and name resolution;
@@ -35,13 +39,19 @@
 
 mod arch;
 mod catalog;
+mod checkpoint;
 mod config;
 mod hub;
+mod layers;
 mod spec;
 
 pub use catalog::ModelCatalog;
+pub use checkpoint::{CheckpointFormat, Part};
 pub use config::HfConfig;
 pub use hub::HubOptions;
+pub use layers::{
+    Ffn, Layer, LayerPlan, LinearAttentionShape, MambaShape, Mixer, MlaShape, MoeShape,
+};
 pub use spec::{AttentionKind, LlmSpec, Params};
 use std::path::PathBuf;
 
@@ -93,6 +103,17 @@ pub enum ModelError {
         /// The HTTP client's error, when one caused this.
         #[source]
         source: Option<crate::BoxError>,
+    },
+    /// The config describes something pilot cannot count (an unknown layer or attention type,
+    /// an unknown quantization): refused rather than guessed.
+    #[error(
+        "pilot cannot model '{source_name}': it uses {feature}, which pilot's parameter, \
+         KV-cache and FLOP arithmetic does not know, and a guess would mis-size every \
+         deployment. Use a model whose architecture pilot lists (`pilot catalog models`)"
+    )]
+    Unsupported {
+        source_name: String,
+        feature: String,
     },
     /// A name no catalog could hold (see [`crate::validate::name`]).
     #[error("model {0}")]
