@@ -26,6 +26,7 @@
 //! gives memory, bandwidth and `is_sxm`) call [`GpuCatalog::resolve_documented`], which picks
 //! the variant from those facts and records why in a [`GpuChoice`].
 
+use crate::quant::Quantization;
 use crate::units::{Dtype, Gigabytes, GigabytesPerSec, Tflops, Watts};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
@@ -60,6 +61,20 @@ pub struct GpuSpec {
     pub fp8: Option<Tflops>,
     /// Dense int8 tensor peak in TOPS (`None` on V100: no int8 tensor cores).
     pub int8: Option<Tflops>,
+    /// Dense fp4 tensor peak (NVFP4/MXFP4 on Blackwell, MXFP4 on CDNA4); `None` where the
+    /// GPU has no fp4 tensor math.
+    #[serde(default)]
+    pub fp4: Option<Tflops>,
+    /// GPUs that reach each other over the scale-up link at `intra_node_bandwidth`: 8 on an
+    /// HGX board or an 8-GPU AMD/Gaudi platform, 72 in a GB200/GB300 NVL72 rack, 1 for a PCIe
+    /// card without NVLink; `None` where the catalog does not know. Tensor parallelism wider
+    /// than this crosses the slower scale-out network.
+    #[serde(default)]
+    pub nvlink_domain: Option<u32>,
+    /// GPUs in one server (4 per GB200/GB300 compute tray, 8 per HGX board); `None` where
+    /// servers vary (PCIe cards).
+    #[serde(default)]
+    pub gpus_per_node: Option<u32>,
     /// GPU-to-GPU link inside a node, in words (`nvlink4`, `pcie4 (...)`).
     pub interconnect: String,
     /// Per-GPU, one-direction GPU-to-GPU bandwidth inside a node.
@@ -97,6 +112,23 @@ impl GpuSpec {
             Dtype::Fp8 => self.fp8.or(half),
             Dtype::Int8 => self.int8.or(half),
             Dtype::Int4 => half,
+        }
+    }
+
+    /// The dense matrix-multiply peak a model served in the weight format `q` runs at.
+    ///
+    /// The formats that are only a width ([`Quantization::storage`]) answer as
+    /// [`GpuSpec::peak`] does; fp8 with block scales runs at the fp8 rate. nvfp4 and mxfp4 run
+    /// at the fp4 peak where the GPU has fp4 tensor math (Blackwell, CDNA4: W4A4); elsewhere
+    /// serving stacks dequantize them to 16 bits (weight-only, e.g. Marlin on Hopper), so the
+    /// 16-bit peak, as for int4 w4a16.
+    pub fn peak_for(&self, q: Quantization) -> Option<Tflops> {
+        match q {
+            Quantization::Fp8Block => self.peak(Dtype::Fp8),
+            Quantization::Nvfp4 | Quantization::Mxfp4 => {
+                self.fp4.or_else(|| self.peak(Dtype::Int4))
+            }
+            other => self.peak(other.storage()),
         }
     }
 
@@ -186,6 +218,9 @@ struct GpuRow {
     bf16_dense_tflops: Option<f64>,
     fp8_dense_tflops: Option<f64>,
     int8_dense_tops: Option<f64>,
+    fp4_dense_tflops: Option<f64>,
+    nvlink_domain: Option<u32>,
+    gpus_per_node: Option<u32>,
     interconnect: String,
     intra_node_bw_gbps: f64,
     tdp_watts: f64,
@@ -245,6 +280,9 @@ impl GpuCatalog {
                 bf16: peak(row.bf16_dense_tflops),
                 fp8: peak(row.fp8_dense_tflops),
                 int8: peak(row.int8_dense_tops),
+                fp4: peak(row.fp4_dense_tflops),
+                nvlink_domain: row.nvlink_domain,
+                gpus_per_node: row.gpus_per_node,
                 interconnect: row.interconnect,
                 intra_node_bandwidth: GigabytesPerSec(row.intra_node_bw_gbps),
                 tdp: Watts(row.tdp_watts),
@@ -524,8 +562,90 @@ mod tests {
             "A40",
             "L40",
             "RTX-A6000",
+            "B300-SXM-288GB",
+            "GB200-186GB",
+            "GB300-288GB",
+            "MI325X",
+            "MI355X",
+            "Gaudi3",
         ] {
             assert_eq!(cat().resolve(name).unwrap().name, name);
+        }
+    }
+
+    #[test]
+    fn gpu_aiconfigurator_system_names_resolve() {
+        // The `system` names of shared/data/aiconfigurator (silicon_sample.csv, systems/*.yaml)
+        // and the AMD parts they are compared with.
+        for (system, want) in [
+            ("h100_sxm", "H100-SXM-80GB"),
+            ("h200_sxm", "H200-SXM-141GB"),
+            ("b200_sxm", "B200-SXM-180GB"),
+            ("b300_sxm", "B300-SXM-288GB"),
+            ("gb200", "GB200-186GB"),
+            ("gb300", "GB300-288GB"),
+            ("mi300x", "MI300X"),
+            ("mi325x", "MI325X"),
+            ("mi355x", "MI355X"),
+            ("gaudi3", "Gaudi3"),
+            ("a100_sxm", "A100-SXM-80GB"),
+            ("l40s", "L40S"),
+        ] {
+            match cat().resolve(system) {
+                Ok(g) => assert_eq!(g.name, want, "{system}"),
+                // a100_sxm is the family name (40 and 80 GB); the yaml's card is one of them.
+                Err(GpuError::Ambiguous { candidates, .. }) => {
+                    assert!(
+                        candidates.iter().any(|c| c == want),
+                        "{system}: {candidates:?}"
+                    )
+                }
+                Err(e) => panic!("{system}: {e}"),
+            }
+        }
+    }
+
+    #[test]
+    fn gpu_scale_up_domains_and_fp4_peaks() {
+        let g = |n: &str| cat().resolve(n).unwrap();
+        assert_eq!(
+            (g("gb200").nvlink_domain, g("gb200").gpus_per_node),
+            (Some(72), Some(4))
+        );
+        assert_eq!(g("gb300").nvlink_domain, Some(72));
+        for n in ["h100", "h200", "b200", "b300", "mi355x"] {
+            assert_eq!(
+                (g(n).nvlink_domain, g(n).gpus_per_node),
+                (Some(8), Some(8)),
+                "{n}"
+            );
+        }
+        assert_eq!(g("L4").nvlink_domain, Some(1));
+        // fp4 where the GPU has it; the 16-bit peak (weight-only) where it does not.
+        assert_eq!(
+            g("b200").peak_for(Quantization::Nvfp4),
+            Some(Tflops(9000.0))
+        );
+        assert_eq!(
+            g("gb300").peak_for(Quantization::Mxfp4),
+            Some(Tflops(15000.0))
+        );
+        assert_eq!(g("mi355x").peak_for(Quantization::Mxfp4), g("mi355x").fp4);
+        let h100 = g("h100");
+        assert_eq!(h100.fp4, None);
+        assert_eq!(h100.peak_for(Quantization::Nvfp4), h100.peak(Dtype::F16));
+        assert_eq!(g("mi300x").fp4, None);
+        assert_eq!(h100.peak_for(Quantization::Fp8Block), h100.fp8);
+        // Formats that are only a width answer exactly as `peak` does, on every GPU.
+        for gpu in cat().all() {
+            for d in Dtype::ALL {
+                assert_eq!(
+                    gpu.peak_for(Quantization::from(d)),
+                    gpu.peak(d),
+                    "{} {d}",
+                    gpu.name
+                );
+            }
         }
     }
 

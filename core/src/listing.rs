@@ -13,7 +13,8 @@ fn opt(v: Option<f64>) -> String {
     v.map_or("-".into(), |x| format!("{x}"))
 }
 
-/// GPUs: memory, bandwidth, dense peaks, interconnect, power and aliases.
+/// GPUs: memory, bandwidth, dense peaks (fp4 included), interconnect and the GPUs it joins,
+/// power and aliases.
 pub fn gpu_table(gpus: &[GpuSpec]) -> String {
     let rows = gpus.iter().map(|g| {
         vec![
@@ -25,7 +26,9 @@ pub fn gpu_table(gpus: &[GpuSpec]) -> String {
             opt(g.bf16.map(|x| x.0)),
             opt(g.fp8.map(|x| x.0)),
             opt(g.int8.map(|x| x.0)),
+            opt(g.fp4.map(|x| x.0)),
             format!("{}", g.intra_node_bandwidth.0),
+            g.nvlink_domain.map_or("-".into(), |n| n.to_string()),
             format!("{}", g.tdp.0),
             g.aliases.join(", "),
         ]
@@ -39,7 +42,9 @@ pub fn gpu_table(gpus: &[GpuSpec]) -> String {
         "bf16 TF",
         "fp8 TF",
         "int8 TOPS",
+        "fp4 TF",
         "link GB/s",
+        "NVLink domain",
         "TDP W",
         "aliases",
     ];
