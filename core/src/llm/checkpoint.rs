@@ -284,10 +284,20 @@ impl CheckpointFormat {
         qc: &Map<String, Value>,
         id: &str,
     ) -> Result<CheckpointFormat, ModelError> {
-        let method = qc
-            .get("quant_method")
-            .and_then(Value::as_str)
-            .unwrap_or("modelopt");
+        // Exports that omit `quant_method` still say which scheme they follow by their keys.
+        let method = match qc.get("quant_method").and_then(Value::as_str) {
+            Some(m) => m,
+            None if qc.contains_key("quant_algo") => "modelopt",
+            None if qc.contains_key("config_groups") => "compressed-tensors",
+            None => {
+                return Err(unsupported(
+                    id,
+                    "a quantization_config that names no quant_method, quant_algo or \
+                     config_groups"
+                        .into(),
+                ));
+            }
+        };
         let excluded = patterns(
             qc.get("ignore")
                 .or_else(|| qc.get("modules_to_not_convert"))
@@ -304,13 +314,7 @@ impl CheckpointFormat {
             }
             "mxfp4" => Quantization::Mxfp4,
             "modelopt" => {
-                let mut m = Value::Object(qc.clone());
-                if m.get("quant_algo").is_none() {
-                    if let Some(o) = m.as_object_mut() {
-                        o.insert("quant_algo".into(), Value::from("FP8"));
-                    }
-                }
-                return Self::from_modelopt(&m, "config.json", id);
+                return Self::from_modelopt(&Value::Object(qc.clone()), "config.json", id);
             }
             "compressed-tensors" => compressed_tensors(qc, id)?,
             "awq" | "gptq" => Quantization::Int4W4a16,

@@ -561,7 +561,9 @@ impl LayerPlan {
                             Some(Value::Array(a)) => {
                                 a.get(i).and_then(Value::as_u64).unwrap_or(1) != 0
                             }
-                            Some(v) => v.as_u64().is_none_or(|k| k == 0 || i as u64 % k == 0),
+                            Some(v) => v
+                                .as_u64()
+                                .is_none_or(|k| k == 0 || (i as u64).is_multiple_of(k)),
                             None => true,
                         };
                         let moe_layer = i >= first_dense
