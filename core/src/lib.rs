@@ -57,3 +57,23 @@ pub fn csv_cause(e: csv::Error) -> BoxError {
         _ => unreachable!("is_io_error() said it holds an io::Error"),
     }
 }
+
+/// `shared/data` (or `$PILOT_SHARED_DATA`) when it holds `marker`, for tests that read the
+/// public data; `None`, with a note, where it is absent, so those tests skip.
+#[cfg(test)]
+pub(crate) fn shared_data_with(marker: &str) -> Option<std::path::PathBuf> {
+    let dir = std::env::var_os("PILOT_SHARED_DATA")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| {
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data")
+        });
+    if dir.join(marker).exists() {
+        Some(dir)
+    } else {
+        eprintln!(
+            "note: {} not found (set PILOT_SHARED_DATA); skipping",
+            dir.join(marker).display()
+        );
+        None
+    }
+}

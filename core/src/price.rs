@@ -656,18 +656,7 @@ mod tests {
 
     /// `shared/data`, or `$PILOT_SHARED_DATA`; `None` (with a note) when absent.
     fn shared_data() -> Option<PathBuf> {
-        let dir = std::env::var_os("PILOT_SHARED_DATA")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"));
-        if dir.join("prices/gpu_instances.csv").is_file() {
-            Some(dir)
-        } else {
-            eprintln!(
-                "note: {} not found (set PILOT_SHARED_DATA); skipping",
-                dir.display()
-            );
-            None
-        }
+        crate::shared_data_with("prices/gpu_instances.csv")
     }
 
     fn rebuild(dir: &Path) -> (Vec<PriceEntry>, Vec<String>) {

@@ -371,22 +371,9 @@ mod tests {
         assert!(matches!(err, ModelError::NotFound { .. }), "{err}");
     }
 
-    /// `shared/data/aiconfigurator`, or under `$PILOT_SHARED_DATA`; `None` (with a note) when
-    /// absent.
+    /// `shared/data/aiconfigurator` (or under `$PILOT_SHARED_DATA`); `None` when absent.
     fn aiconfigurator() -> Option<PathBuf> {
-        let dir = std::env::var_os("PILOT_SHARED_DATA")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data"))
-            .join("aiconfigurator");
-        if dir.join("model_configs").is_dir() {
-            Some(dir)
-        } else {
-            eprintln!(
-                "note: {} not found (set PILOT_SHARED_DATA); skipping",
-                dir.display()
-            );
-            None
-        }
+        crate::shared_data_with("aiconfigurator/model_configs").map(|d| d.join("aiconfigurator"))
     }
 
     #[test]
