@@ -15,9 +15,13 @@
 //! attention buckets), and the tests hold it within 2% of each model's published count.
 //!
 //! Names resolve in this order (see [`ModelCatalog::resolve`]): a catalog id or alias
-//! (case-insensitive); a path to a `config.json` or a directory holding one; a Hub id
-//! (`org/name`) fetched once from the Hub and cached; otherwise an error naming the closest
-//! catalog entries.
+//! (case-insensitive); a path to a `config.json` or a directory holding one (with the
+//! `hf_quant_config.json` beside it, if any); a Hub id (`org/name`) fetched once from the Hub
+//! and cached; otherwise an error naming the closest catalog entries. A config whose layout
+//! pilot cannot count (an unknown layer or attention type, compressed or chunked attention, an
+//! unknown quantization) is refused with [`ModelError::Unsupported`], which names it, rather
+//! than counted as the nearest thing pilot knows; catalog entries of that kind resolve to the
+//! same refusal.
 //!
 //! The module is split by concept, one file each, so a change to one (a new architecture
 //! family, a new catalog field, a different Hub endpoint) reads and reviews on its own:
@@ -52,7 +56,7 @@ pub use hub::HubOptions;
 pub use layers::{
     Ffn, Layer, LayerPlan, LinearAttentionShape, MambaShape, Mixer, MlaShape, MoeShape,
 };
-pub use spec::{AttentionKind, LlmSpec, Params};
+pub use spec::{AttentionKind, KvBytesByKind, LlmSpec, Params};
 use std::path::PathBuf;
 
 /// What went wrong turning a model name into a spec. Every message says what to do next.

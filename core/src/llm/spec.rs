@@ -99,7 +99,11 @@ pub struct LlmSpec {
     pub kv_heads: f64,
     /// Width of one head.
     pub head_dim: u32,
-    /// MLP width (one expert's, for mixture-of-experts).
+    /// MLP width: the dense layers' (`intermediate_size`). Mixtral-style configs give no
+    /// separate expert width, so there it is also each expert's; models with
+    /// `moe_intermediate_size` (DeepSeek, Qwen3-MoE) give the experts' width in
+    /// `plan.moe` ([`MoeShape::expert_intermediate`](super::MoeShape)), and a model with no
+    /// dense layer and no `intermediate_size` (Qwen3.5-MoE) repeats the experts' width here.
     pub intermediate: u32,
     /// Vocabulary size (rows of the embedding table).
     pub vocab: u32,
@@ -130,6 +134,20 @@ pub struct LlmSpec {
     /// The quantized format the checkpoint is published in (`None`: its `dtype`).
     pub checkpoint: Option<CheckpointFormat>,
     pub(super) arch: Arch,
+}
+
+/// KV-cache bytes per token split by the kind of layer holding them
+/// ([`LlmSpec::kv_cache_bytes_by_kind`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct KvBytesByKind {
+    /// Full-attention layers: grows with every token of context.
+    pub full: Bytes,
+    /// Latent-attention (MLA) layers: grows with every token of context.
+    pub latent: Bytes,
+    /// Sliding-window layers: grows per token only up to `sliding_window` tokens.
+    pub sliding: Bytes,
+    /// The largest sliding window (0 if the model has none).
+    pub sliding_window: u32,
 }
 
 /// One layer's parameters by part, for totals and for per-part storage formats.
@@ -440,6 +458,51 @@ impl LlmSpec {
             2.0 * kv * self.head_dim as f64 * dtype.bytes()
                 + self.latent_kv_elements() * dtype.bytes(),
         )
+    }
+
+    /// KV-cache bytes per token at `dtype`, by layer kind: what full-attention layers add
+    /// (`full`), what latent-attention layers add (`latent`, indexer included), and what the
+    /// sliding-window layers add per token until their window fills (`sliding`, with the
+    /// largest window). The first two sum to [`LlmSpec::kv_cache_bytes_per_token`].
+    pub fn kv_cache_bytes_by_kind(&self, dtype: Dtype) -> KvBytesByKind {
+        let mut full = 0.0;
+        let mut sliding = 0.0;
+        let mut window = 0;
+        for (l, &k) in self.plan.layers.iter().zip(&self.arch.kv_per_layer) {
+            let per_layer = 2.0 * k as f64 * self.head_dim as f64 * dtype.bytes();
+            match l.mixer {
+                Mixer::Attention => full += per_layer,
+                Mixer::SlidingAttention { window: w } => {
+                    sliding += per_layer;
+                    window = window.max(w);
+                }
+                _ => {}
+            }
+        }
+        KvBytesByKind {
+            full: Bytes(full),
+            latent: Bytes(self.latent_kv_elements() * dtype.bytes()),
+            sliding: Bytes(sliding),
+            sliding_window: window,
+        }
+    }
+
+    /// One routed expert's MLP weights (0 for a dense model): what each distinct expert a
+    /// decode step touches adds to the bytes it streams.
+    pub fn expert_params(&self) -> Params {
+        match self.plan.moe {
+            Some(m) => Params(self.mlp_of(m.expert_intermediate, self.plan.gated, m.expert_bias)),
+            None => Params(0.0),
+        }
+    }
+
+    /// Layers whose MLP routes through experts.
+    pub fn moe_layers(&self) -> usize {
+        self.plan
+            .layers
+            .iter()
+            .filter(|l| l.ffn == Ffn::Moe)
+            .count()
     }
 
     /// Elements latent attention caches per token, over all its layers.
@@ -753,6 +816,18 @@ mod tests {
             oss.kv_cache_bytes(Dtype::Bf16, 1000),
             Bytes(per_token * 1000.0 + 2.0 * 18.0 * 8.0 * 64.0 * 128.0 * 2.0)
         );
+        let kinds = oss.kv_cache_bytes_by_kind(Dtype::Bf16);
+        assert_eq!((kinds.full, kinds.latent), (Bytes(per_token), Bytes(0.0)));
+        assert_eq!(
+            (kinds.sliding, kinds.sliding_window),
+            (Bytes(per_token), 128)
+        );
+        // One gpt-oss-120b expert: gate/up (2 x 2880 x 2880) and down, with their biases.
+        assert_eq!(
+            oss.expert_params(),
+            Params(3.0 * 2880.0 * 2880.0 + 2.0 * 2880.0 + 2880.0)
+        );
+        assert_eq!(oss.moe_layers(), 36);
         // Qwen3.5: 15 of 60 layers attend; the other 45 keep a fixed Gated DeltaNet state.
         let q = spec("Qwen/Qwen3.5-397B-A17B");
         assert_eq!(q.plan.count(|m| *m == Mixer::LinearAttention), 45);
