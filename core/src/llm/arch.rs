@@ -173,11 +173,15 @@ impl LlmSpec {
             Family::Mpt => (cfg.expansion_ratio.unwrap_or(4.0) * hidden as f64).round() as u64,
             // Mixture-of-experts configs without dense layers may give only the experts' width.
             Family::LlamaLike => need(
-                cfg.intermediate_size.or_else(|| {
-                    cfg.language_model()
-                        .get("moe_intermediate_size")
-                        .and_then(serde_json::Value::as_u64)
-                }),
+                ["intermediate_size_mlp"]
+                    .iter()
+                    .find_map(|k| cfg.language_model().get(*k)?.as_u64())
+                    .or(cfg.intermediate_size)
+                    .or_else(|| {
+                        cfg.language_model()
+                            .get("moe_intermediate_size")
+                            .and_then(serde_json::Value::as_u64)
+                    }),
                 "MLP (intermediate) size",
                 keys::INTERMEDIATE,
                 id,

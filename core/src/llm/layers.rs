@@ -171,7 +171,6 @@ const UNMODELLED: &[(&str, &str)] = &[
         "hybrid_layer_pattern",
         "a hybrid layout with different head counts per layer kind",
     ),
-    ("attention_chunk_size", "chunked attention"),
     ("attention_k_eq_v", "attention whose keys double as values"),
     (
         "global_head_dim",
@@ -354,6 +353,8 @@ impl LayerPlan {
                 count(obj, "share_expert_dim", id)?,
             ) {
                 (Some(w), ..) | (_, Some(w), ..) | (_, _, Some(w), _) | (.., Some(w)) => w,
+                // Llama 4's MoE layers hold one shared expert as wide as a routed one.
+                _ if mt.starts_with("llama4") => expert_intermediate,
                 _ => n_shared * expert_intermediate,
             };
             let router_bias = obj.get("topk_method").and_then(Value::as_str) == Some("noaux_tc")
@@ -514,6 +515,40 @@ impl LayerPlan {
                     }
                 })
                 .collect()
+        } else if let Some(chunk) = count(obj, "attention_chunk_size", id)?.filter(|&c| c > 0) {
+            // Llama 4: rotary layers attend within chunks of `attention_chunk_size` tokens (a
+            // cache of at most one chunk, counted as a window of that size); the others
+            // (`no_rope_layers[i] == 0`; by default every fourth) attend globally.
+            let rope: Vec<bool> = match obj.get("no_rope_layers").and_then(Value::as_array) {
+                Some(a) if a.len() == n => a.iter().map(|v| v.as_u64() != Some(0)).collect(),
+                Some(a) => {
+                    return Err(malformed(
+                        id,
+                        format!(
+                            "'no_rope_layers' has {} entries but the model has {n} layers",
+                            a.len()
+                        ),
+                    ));
+                }
+                None if mt.starts_with("llama4") => (0..n).map(|i| (i + 1) % 4 != 0).collect(),
+                None => {
+                    return Err(unsupported(
+                        id,
+                        "chunked attention without a per-layer pattern (config key \
+                         'attention_chunk_size')"
+                            .into(),
+                    ));
+                }
+            };
+            rope.into_iter()
+                .map(|r| {
+                    if r {
+                        Mixer::SlidingAttention { window: chunk }
+                    } else {
+                        full
+                    }
+                })
+                .collect()
         } else {
             // A bare `sliding_window` on every layer (Mistral-7B-v0.1) stays full attention,
             // as pilot has always counted it.
@@ -553,7 +588,15 @@ impl LayerPlan {
                     .and_then(Value::as_array)
                     .map(|a| a.iter().filter_map(Value::as_u64).collect())
                     .unwrap_or_default();
-                let sparse_step = count(obj, "decoder_sparse_step", id)?.unwrap_or(1).max(1);
+                // Qwen-MoE's `decoder_sparse_step` and Llama 4's `interleave_moe_layer_step`:
+                // every k-th layer (1-based) routes through experts.
+                let sparse_step = first_count(
+                    obj,
+                    &["decoder_sparse_step", "interleave_moe_layer_step"],
+                    id,
+                )?
+                .unwrap_or(1)
+                .max(1);
                 let freq = obj.get("moe_layer_freq");
                 (0..n)
                     .map(|i| {
@@ -580,6 +623,8 @@ impl LayerPlan {
             .zip(ffns)
             .map(|(mixer, ffn)| Layer { mixer, ffn })
             .collect();
+        // Llama 4 gives its dense layers their own width (`intermediate_size_mlp`).
+        let intermediate = count(obj, "intermediate_size_mlp", id)?.or(intermediate);
         let dense_intermediate = if layers.iter().any(|l| l.ffn == Ffn::Dense) {
             match intermediate {
                 Some(w) if w > 0 => w,

@@ -18,7 +18,7 @@
 //! (case-insensitive); a path to a `config.json` or a directory holding one (with the
 //! `hf_quant_config.json` beside it, if any); a Hub id (`org/name`) fetched once from the Hub
 //! and cached; otherwise an error naming the closest catalog entries. A config whose layout
-//! pilot cannot count (an unknown layer or attention type, compressed or chunked attention, an
+//! pilot cannot count (an unknown layer or attention type, compressed attention, an
 //! unknown quantization) is refused with [`ModelError::Unsupported`], which names it, rather
 //! than counted as the nearest thing pilot knows; catalog entries of that kind resolve to the
 //! same refusal.

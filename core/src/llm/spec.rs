@@ -828,6 +828,24 @@ mod tests {
             Params(3.0 * 2880.0 * 2880.0 + 2.0 * 2880.0 + 2880.0)
         );
         assert_eq!(oss.moe_layers(), 36);
+        // Llama 4: three of four layers attend within 8,192-token chunks, every fourth
+        // globally; Maverick routes every second layer through 128 experts plus a shared one.
+        let scout = spec("meta-llama/Llama-4-Scout-17B-16E-Instruct");
+        let chunked = scout
+            .plan
+            .layers
+            .iter()
+            .filter(|l| l.mixer == Mixer::SlidingAttention { window: 8192 })
+            .count();
+        assert_eq!(chunked, 36);
+        assert_eq!(
+            scout.kv_cache_bytes_per_token(Dtype::Bf16),
+            Bytes(2.0 * 12.0 * 8.0 * 128.0 * 2.0)
+        );
+        let maverick = spec("meta-llama/Llama-4-Maverick-17B-128E-Instruct");
+        assert_eq!(maverick.moe_layers(), 24);
+        assert_eq!(maverick.plan.dense_intermediate, 16384);
+        assert!((maverick.params_active().billions() - 17.0).abs() < 0.5);
         // Qwen3.5: 15 of 60 layers attend; the other 45 keep a fixed Gated DeltaNet state.
         let q = spec("Qwen/Qwen3.5-397B-A17B");
         assert_eq!(q.plan.count(|m| *m == Mixer::LinearAttention), 45);
