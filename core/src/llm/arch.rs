@@ -166,12 +166,24 @@ impl LlmSpec {
             }
             None => vec![to_u32(kv_uniform, "K/V head count", id)?; decoder_layers as usize],
         };
+        let nas = match family {
+            Family::LlamaLike => super::layers::nas_blocks(cfg, id, hidden, heads, decoder_layers)?,
+            _ => None,
+        };
+        let kv_per_layer = match &nas {
+            Some(n) => n.kv_heads.clone(),
+            None => kv_per_layer,
+        };
         let kv_heads =
             kv_per_layer.iter().map(|&k| k as f64).sum::<f64>() / kv_per_layer.len() as f64;
 
         let intermediate = match family {
             Family::Mpt => (cfg.expansion_ratio.unwrap_or(4.0) * hidden as f64).round() as u64,
             // Mixture-of-experts configs without dense layers may give only the experts' width.
+            Family::LlamaLike if nas.is_some() => nas
+                .as_ref()
+                .and_then(|n| n.widths.iter().copied().max())
+                .map_or(0, u64::from),
             Family::LlamaLike => need(
                 ["intermediate_size_mlp"]
                     .iter()
@@ -196,8 +208,9 @@ impl LlmSpec {
             _ => cfg.intermediate_size.unwrap_or(4 * hidden),
         };
 
-        let plan = match family {
-            Family::LlamaLike => LayerPlan::read(
+        let plan = match (family, &nas) {
+            (_, Some(n)) => LayerPlan::from_blocks(n),
+            (Family::LlamaLike, None) => LayerPlan::read(
                 cfg,
                 id,
                 to_u32(decoder_layers, "layer count", id)?,
@@ -205,7 +218,7 @@ impl LlmSpec {
                     .map(|i| to_u32(i, "MLP size", id))
                     .transpose()?,
             )?,
-            _ => LayerPlan::uniform(
+            (_, None) => LayerPlan::uniform(
                 to_u32(decoder_layers, "layer count", id)?,
                 to_u32(intermediate, "MLP size", id)?,
                 false,

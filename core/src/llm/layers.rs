@@ -140,6 +140,111 @@ pub struct LayerPlan {
     pub dense_intermediate: u32,
     /// The dense MLP is gated (SwiGLU, three matrices) rather than plain (Nemotron's relu2).
     pub gated: bool,
+    /// Each layer's own dense MLP width, where they differ (Llama-Nemotron's NAS blocks);
+    /// empty: every dense layer is `dense_intermediate` wide.
+    pub dense_widths: Vec<u32>,
+    /// One norm per sublayer present (NAS blocks drop a skipped sublayer's norm with it),
+    /// rather than the architecture's fixed count per layer.
+    pub norm_per_sublayer: bool,
+}
+
+/// Llama-Nemotron's per-layer `block_configs` (DeciLM / Puzzle NAS): attention skipped or with
+/// its own K/V grouping, an MLP of its own width (`ffn_mult`) or skipped.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct NasBlocks {
+    pub(super) kv_heads: Vec<u32>,
+    pub(super) widths: Vec<u32>,
+    pub(super) mixers: Vec<Mixer>,
+    pub(super) ffns: Vec<Ffn>,
+}
+
+/// Reads `block_configs` where the config has them. The MLP width follows the reference code
+/// (`_ffn_mult_to_intermediate_size`): `2 x ffn_mult x hidden / 3`, rounded up to a multiple of
+/// 256. A block replaced by a linear layer, sparsified or windowed is refused.
+pub(super) fn nas_blocks(
+    cfg: &HfConfig,
+    id: &str,
+    hidden: u64,
+    heads: u64,
+    n_layers: u64,
+) -> Result<Option<NasBlocks>, ModelError> {
+    let Some(blocks) = cfg
+        .language_model()
+        .get("block_configs")
+        .and_then(Value::as_array)
+    else {
+        return Ok(None);
+    };
+    if blocks.len() as u64 != n_layers {
+        return Err(malformed(
+            id,
+            format!(
+                "'block_configs' has {} blocks but the model has {n_layers} layers",
+                blocks.len()
+            ),
+        ));
+    }
+    let mut nas = NasBlocks {
+        kv_heads: Vec::new(),
+        widths: Vec::new(),
+        mixers: Vec::new(),
+        ffns: Vec::new(),
+    };
+    let empty = Map::new();
+    for (i, b) in blocks.iter().enumerate() {
+        let part = |k: &str| b.get(k).and_then(Value::as_object).unwrap_or(&empty);
+        let (attn, ffn) = (part("attention"), part("ffn"));
+        for (sub, o) in [("attention", attn), ("ffn", ffn)] {
+            for key in [
+                "replace_with_linear",
+                "sparsify",
+                "window_length",
+                "num_sink_tokens",
+            ] {
+                if set(o, key) {
+                    return Err(unsupported(
+                        id,
+                        format!(
+                            "a NAS block whose {sub} sets '{key}' (block {i} of 'block_configs')"
+                        ),
+                    ));
+                }
+            }
+        }
+        if set(attn, "no_op") {
+            nas.mixers.push(Mixer::None);
+            nas.kv_heads.push(0);
+        } else {
+            let group = count(attn, "n_heads_in_group", id)?
+                .filter(|&g| g > 0 && heads.is_multiple_of(g as u64))
+                .ok_or_else(|| {
+                    malformed(
+                        id,
+                        format!(
+                            "block {i} of 'block_configs' needs an 'n_heads_in_group' that divides \
+                             the {heads} heads"
+                        ),
+                    )
+                })?;
+            nas.mixers.push(Mixer::Attention);
+            nas.kv_heads.push((heads / group as u64) as u32);
+        }
+        if set(ffn, "no_op") {
+            nas.ffns.push(Ffn::None);
+            nas.widths.push(0);
+        } else {
+            let mult = ffn.get("ffn_mult").and_then(Value::as_f64).ok_or_else(|| {
+                malformed(
+                    id,
+                    format!("block {i} of 'block_configs' gives no 'ffn_mult'"),
+                )
+            })?;
+            let width = (2.0 * mult * hidden as f64 / 3.0) as u64;
+            nas.ffns.push(Ffn::Dense);
+            nas.widths.push(width.div_ceil(256) as u32 * 256);
+        }
+    }
+    Ok(Some(nas))
 }
 
 /// Keys whose presence changes the layer layout in ways pilot does not model, with what they
@@ -162,10 +267,6 @@ const UNMODELLED: &[(&str, &str)] = &[
     (
         "moe_latent_size",
         "latent mixture-of-experts (experts on a projected width)",
-    ),
-    (
-        "block_configs",
-        "per-block NAS configurations (attention and MLP vary per layer)",
     ),
     (
         "hybrid_layer_pattern",
@@ -308,6 +409,29 @@ impl LayerPlan {
             mtp_layers: 0,
             dense_intermediate: intermediate,
             gated,
+            dense_widths: Vec::new(),
+            norm_per_sublayer: false,
+        }
+    }
+
+    /// The plan of a NAS-searched decoder ([`NasBlocks`]): gated MLPs of per-layer widths.
+    pub(super) fn from_blocks(nas: &NasBlocks) -> LayerPlan {
+        LayerPlan {
+            layers: nas
+                .mixers
+                .iter()
+                .zip(&nas.ffns)
+                .map(|(&mixer, &ffn)| Layer { mixer, ffn })
+                .collect(),
+            moe: None,
+            mla: None,
+            linear: None,
+            mamba: None,
+            mtp_layers: 0,
+            dense_intermediate: nas.widths.iter().copied().max().unwrap_or(0),
+            gated: true,
+            dense_widths: nas.widths.clone(),
+            norm_per_sublayer: true,
         }
     }
 
@@ -663,6 +787,8 @@ impl LayerPlan {
             mtp_layers,
             dense_intermediate,
             gated,
+            dense_widths: Vec::new(),
+            norm_per_sublayer: false,
         })
     }
 

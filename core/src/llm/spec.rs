@@ -276,11 +276,20 @@ impl LlmSpec {
         };
         let mut p = LayerParams {
             mixer,
-            norms: self.arch.norm_per_layer,
+            norms: if self.plan.norm_per_sublayer {
+                h * ((layer.mixer != Mixer::None) as u8 + (layer.ffn != Ffn::None) as u8) as f64
+            } else {
+                self.arch.norm_per_layer
+            },
             ..LayerParams::default()
         };
         match layer.ffn {
-            Ffn::Dense => p.dense = self.mlp_params(),
+            Ffn::Dense => {
+                p.dense = match self.plan.dense_widths.get(i) {
+                    Some(&w) => self.mlp_of(w, self.gated_mlp, self.arch.mlp_bias),
+                    None => self.mlp_params(),
+                }
+            }
             Ffn::Moe => {
                 let Some(m) = self.plan.moe else { return p };
                 let expert = self.mlp_of(m.expert_intermediate, self.plan.gated, m.expert_bias);
@@ -846,6 +855,16 @@ mod tests {
         assert_eq!(maverick.moe_layers(), 24);
         assert_eq!(maverick.plan.dense_intermediate, 16384);
         assert!((maverick.params_active().billions() - 17.0).abs() < 0.5);
+        // Llama-Nemotron-Super-49B: NAS blocks skip attention in 31 of 80 layers and give
+        // each MLP its own width (ffn_mult 5.25 on 8192: 2 x 5.25 x 8192 / 3 = 28672).
+        let nas = spec("nvidia/Llama-3_3-Nemotron-Super-49B-v1");
+        let attending = nas.plan.count(|m| *m == Mixer::Attention) as f64;
+        assert_eq!(attending, 49.0);
+        assert_eq!(nas.plan.dense_widths.iter().max(), Some(&28672));
+        assert_eq!(
+            nas.kv_cache_bytes_per_token(Dtype::Bf16),
+            Bytes(2.0 * attending * 8.0 * 128.0 * 2.0)
+        );
         // Qwen3.5: 15 of 60 layers attend; the other 45 keep a fixed Gated DeltaNet state.
         let q = spec("Qwen/Qwen3.5-397B-A17B");
         assert_eq!(q.plan.count(|m| *m == Mixer::LinearAttention), 45);
