@@ -108,7 +108,18 @@ impl LlmSpec {
         };
 
         let hidden = need(cfg.hidden_size, "hidden size", keys::HIDDEN, id)?;
-        let n_layers = need(cfg.num_layers, "layer count", keys::LAYERS, id)?;
+        // Later Nemotron-H exports give the layer count only as the length of their layout.
+        let listed_layers = cfg
+            .language_model()
+            .get("layers_block_type")
+            .and_then(serde_json::Value::as_array)
+            .map(|a| a.len() as u64);
+        let n_layers = need(
+            cfg.num_layers.or(listed_layers),
+            "layer count",
+            keys::LAYERS,
+            id,
+        )?;
         let heads = need(cfg.num_heads, "attention head count", keys::HEADS, id)?;
         let vocab = need(cfg.vocab_size, "vocabulary size", keys::VOCAB, id)?;
         let head_dim = cfg.head_dim.unwrap_or(hidden / heads);

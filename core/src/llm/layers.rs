@@ -76,6 +76,10 @@ pub struct MoeShape {
     pub router_bias: bool,
     /// Biases on the expert projections (gpt-oss).
     pub expert_bias: bool,
+    /// Latent MoE (Nemotron 3 Super/Ultra, `moe_latent_size`): the routed experts work on a
+    /// projection of the hidden state to this width (one down- and one up-projection per
+    /// layer, shared by the experts); `None`: they work on the hidden state.
+    pub latent: Option<u32>,
 }
 
 /// Multi-head latent attention widths (DeepSeek-V2/V3, Kimi-K2, GLM-5).
@@ -264,10 +268,6 @@ const UNMODELLED: &[(&str, &str)] = &[
         "Kimi Delta Attention (linear attention with its own layout)",
     ),
     ("sparse_attention_config", "per-layer sparse attention"),
-    (
-        "moe_latent_size",
-        "latent mixture-of-experts (experts on a projected width)",
-    ),
     (
         "hybrid_layer_pattern",
         "a hybrid layout with different head counts per layer kind",
@@ -495,6 +495,7 @@ impl LayerPlan {
                 shared_gate: qwen_shared.is_some_and(|w| w > 0),
                 router_bias,
                 expert_bias: mt == "gpt_oss",
+                latent: count(obj, "moe_latent_size", id)?.filter(|&l| l > 0),
             })
         } else {
             None

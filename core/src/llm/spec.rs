@@ -249,9 +249,14 @@ impl LlmSpec {
             + inner * h
     }
 
-    /// One MLP of width `width`.
+    /// One MLP of width `width` on the hidden state.
     fn mlp_of(&self, width: u32, gated: bool, bias: bool) -> f64 {
-        let h = self.hidden as f64;
+        Self::mlp_on(self.hidden, width, gated, bias)
+    }
+
+    /// One MLP of width `width` whose input and output are `input` wide.
+    fn mlp_on(input: u32, width: u32, gated: bool, bias: bool) -> f64 {
+        let h = input as f64;
         let i = width as f64;
         let mats = if gated { 3.0 } else { 2.0 };
         let mut p = mats * h * i;
@@ -292,10 +297,11 @@ impl LlmSpec {
             }
             Ffn::Moe => {
                 let Some(m) = self.plan.moe else { return p };
-                let expert = self.mlp_of(m.expert_intermediate, self.plan.gated, m.expert_bias);
-                p.experts = expert * experts_counted;
+                p.experts = self.expert_params().0 * experts_counted;
                 p.router =
                     h * m.experts as f64 + if m.router_bias { m.experts as f64 } else { 0.0 };
+                // Latent MoE: the projections into and out of the experts' width.
+                p.router += m.latent.map_or(0.0, |l| 2.0 * h * l as f64);
                 if m.shared_intermediate > 0 {
                     p.shared = self.mlp_of(m.shared_intermediate, self.plan.gated, false)
                         + if m.shared_gate { h } else { 0.0 };
@@ -500,7 +506,12 @@ impl LlmSpec {
     /// decode step touches adds to the bytes it streams.
     pub fn expert_params(&self) -> Params {
         match self.plan.moe {
-            Some(m) => Params(self.mlp_of(m.expert_intermediate, self.plan.gated, m.expert_bias)),
+            Some(m) => Params(Self::mlp_on(
+                m.latent.unwrap_or(self.hidden),
+                m.expert_intermediate,
+                self.plan.gated,
+                m.expert_bias,
+            )),
             None => Params(0.0),
         }
     }
@@ -803,6 +814,23 @@ mod tests {
             "Qwen3-235B-A22B active {active}B"
         );
         assert!(q.plan.layers.iter().all(|l| l.ffn == Ffn::Moe));
+        // Latent MoE (Nemotron 3 Super): 512 experts on a 1024-wide projection; the total and
+        // active counts land on the ones its name states (120B, A12B).
+        let sup = spec("nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-FP8");
+        assert_eq!(sup.plan.moe.unwrap().latent, Some(1024));
+        assert_eq!(
+            sup.expert_params(),
+            Params(2.0 * 1024.0 * 2688.0),
+            "relu2 experts: up and down on the latent width"
+        );
+        let (total, active) = (
+            sup.params_total().billions(),
+            sup.params_active().billions(),
+        );
+        assert!(
+            (total - 120.0).abs() < 2.4 && (active - 12.0).abs() < 1.0,
+            "{total} {active}"
+        );
         // FLOPs follow the active parameters, not the total.
         assert!(q.flops_per_token(0).0 < 2.1 * q.params_active().0);
     }
