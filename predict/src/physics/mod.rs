@@ -509,6 +509,38 @@ mod tests {
     }
 
     #[test]
+    fn moe_shapes_route_only_the_moe_layers_at_the_expert_width() {
+        // Mixtral: every layer routes, experts as wide as `intermediate`: the expert-width
+        // accounting gives what the per-layer MLP did.
+        let mix = sc("mixtral-8x7b", "H100", 2, Load::Users(1)).model;
+        assert_eq!(mix.moe_layers(), mix.layers as usize);
+        assert_eq!(
+            mix.expert_params().0,
+            3.0 * f64::from(mix.hidden) * f64::from(mix.intermediate)
+        );
+        // DeepSeek-V3: 3 dense layers of width 18432, 58 MoE layers of 256 experts of width
+        // 2048 (plus one shared): a batch-1 decode streams about the 37B active parameters,
+        // not 61 layers x 8 experts of the dense width.
+        let ds = sc("deepseek-ai/DeepSeek-V3", "H200", 8, Load::Users(1));
+        let active = ds.model.params_active().0;
+        let s = Shape::new(
+            &ds.model,
+            &ds.gpu,
+            8,
+            Dtype::Fp8,
+            Dtype::Fp8,
+            &PhysicsParams::default(),
+        );
+        let streamed = s.dense_bytes + s.experts_per_token * s.expert_bytes;
+        assert!(
+            (streamed / active - 1.0).abs() < 0.03,
+            "streams {:.1}B at batch 1 vs {:.1}B active",
+            streamed / 1e9,
+            active / 1e9
+        );
+    }
+
+    #[test]
     fn encoder_decoder_prefills_with_the_encoder() {
         let t5 = sc("flan-t5-xl", "A10", 1, Load::Users(4));
         let e = est(&t5);

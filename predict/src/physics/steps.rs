@@ -63,6 +63,8 @@ impl Shape {
         let kv_width = m.kv_heads * m.head_dim as f64;
         let attn = 2.0 * h * q_width + 2.0 * h * kv_width;
         let mlp = mlp_params(m);
+        // One routed expert's weights and the layers that route (0 for dense models).
+        let (expert, moe_layers) = (m.expert_params().0, m.moe_layers() as f64);
         let b = wdt.bytes();
         let total = m.params_total().0;
         let embed = m.vocab as f64 * h;
@@ -72,15 +74,17 @@ impl Shape {
             let dec = m.decoder_layers as f64 * (2.0 * attn + mlp);
             (dec + lm_head, enc, 0.0)
         } else if m.experts > 1 {
-            let layers = m.layers as f64;
-            let non_expert = (total - layers * m.experts as f64 * mlp - embed).max(0.0);
-            (non_expert + lm_head, 0.0, layers * mlp * b)
+            // Routed experts live only in the MoE layers (DeepSeek's first layers are dense,
+            // of another width); shared experts run for every token, so they count as dense.
+            let routed = moe_layers * m.experts as f64 * expert;
+            let non_expert = (total - routed - embed).max(0.0);
+            (non_expert + lm_head, 0.0, moe_layers * expert * b)
         } else {
             let w = (total - embed).max(0.0) + if m.tied_embeddings { lm_head } else { 0.0 };
             (w, w, 0.0)
         };
         let active_w = if m.experts > 1 {
-            decode_w + m.layers as f64 * m.experts_per_token as f64 * mlp
+            decode_w + moe_layers * m.experts_per_token as f64 * expert
         } else {
             decode_w
         };
