@@ -56,11 +56,16 @@ fn gpus(json: bool) -> anyhow::Result<()> {
 }
 
 fn models(json: bool) -> anyhow::Result<()> {
-    let all = ModelCatalog::builtin().entries();
+    let catalog = ModelCatalog::builtin();
+    let all = catalog.entries();
     if json {
         return emit(&serde_json::to_string_pretty(&listing::model_json(all))?);
     }
-    emit(&listing::model_table(all))
+    let refused = listing::refused_models(catalog.refused());
+    if refused.is_empty() {
+        return emit(&listing::model_table(all));
+    }
+    emit(&format!("{}\n\n{refused}", listing::model_table(all)))
 }
 
 fn prices_cmd(json: bool, file: Option<PathBuf>, cloud: Option<String>) -> anyhow::Result<()> {

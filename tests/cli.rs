@@ -85,6 +85,14 @@ fn catalogs_print_as_json() {
     let params = mistral["params_total"].as_f64().unwrap();
     assert!((params / 7.24e9 - 1.0).abs() < 0.02, "{params}");
     assert_eq!(mistral["attention"], "Gqa");
+    // The table names the catalog's refused models and why, so none is silently missing.
+    let table = succeeds(&["catalog", "models"]);
+    let (listed, refused) = table
+        .split_once("not modelled")
+        .expect("a section of refused models");
+    assert!(listed.contains("deepseek-ai/DeepSeek-V3 "), "{listed}");
+    assert!(refused.contains("deepseek-ai/DeepSeek-V4-Pro"), "{refused}");
+    assert!(!listed.contains("DeepSeek-V4-Pro"), "{listed}");
     let prices: serde_json::Value = serde_json::from_str(&succeeds(&[
         "catalog",
         "prices",

@@ -78,6 +78,21 @@ pub fn model_json(models: &[LlmSpec]) -> serde_json::Value {
 
 /// LLMs: what `--model` accepts, with parameters (active ones apart for MoE), layers,
 /// attention and fp16 sizes.
+/// The catalog models pilot refuses to model, one line each with what it does not know, so
+/// that a user who finds a model missing from the table learns why (empty when none).
+pub fn refused_models<'a>(refused: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let lines: Vec<String> = refused
+        .map(|(id, feature)| format!("  {id}: {feature}"))
+        .collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    format!(
+        "In the catalog but not modelled (pilot refuses rather than guesses):\n{}",
+        lines.join("\n")
+    )
+}
+
 pub fn model_table(models: &[LlmSpec]) -> String {
     let rows = models.iter().map(|m| {
         let total = m.params_total().0 / 1e9;
