@@ -17,6 +17,8 @@
 //!   scheduling, quantizations and parallel layouts.
 //! - [`quant`]: the one [`quant::Quantization`]: weight formats as serving stacks name them
 //!   (fp8 per tensor or per block, nvfp4, mxfp4, int4 w4a16), their bytes per weight.
+//! - [`layout`]: the parallel [`layout::Layout`] of a worker (tensor, pipeline, expert,
+//!   attention-data parallel) and the [`layout::Serving`] mode (aggregated or disaggregated).
 //! - [`validate`]: the one check of counts, rates, names and engine names users give pilot.
 //! - [`rng`]: the one seeded random number generator and stable hash.
 //! - [`table`]: the one style of printed tables.
@@ -25,6 +27,7 @@
 pub mod command;
 pub mod engine;
 pub mod gpu;
+pub mod layout;
 pub mod listing;
 pub mod llm;
 pub mod load;

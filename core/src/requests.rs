@@ -49,7 +49,7 @@ impl PointKey {
             self.load,
         );
         row.max_batch = self.max_batch;
-        row.quantization = self.quantization;
+        row.quantization = self.quantization.map(crate::quant::Quantization::from);
         row
     }
 }

@@ -9,22 +9,38 @@
 //! (`users`, `rate_rps`, `batch_size`); the other two are left empty when written and not
 //! read.
 //!
+//! Where it runs is a [`Serving`] (`pilot_core::layout`): the parallel layout of its workers
+//! and whether prefill and decode share them, in the layout columns ([`layout::COLUMNS`]);
+//! `quantization` and `kv_cache_dtype` are [`Quantization`]s (`bf16`, `fp8`, `fp8_block`,
+//! `nvfp4`, `mxfp4`, `int4`, ...).
+//!
 //! Files are CSV or Parquet (by extension), read and written with polars. Every file carries
 //! a `schema_version` column so that a future change of meaning is detected rather than
-//! silently misread. Reading validates: a missing required column, an unreadable value, an
+//! silently misread. Version 2 added the layout columns, `kv_cache_dtype` and the
+//! quantization formats beyond a width. A version-1 file still reads (it has none of them, and
+//! every row of it is one tensor-parallel group over `gpu_count`, which is what version 2
+//! reads for rows without layout cells); the number was raised because a version-1 reader
+//! would read a disaggregated or attention-data-parallel row of version 2 as a plain
+//! tensor-parallel one without a word, and refuses a version-2 file instead. Reading validates: a missing required column, an unreadable value, an
 //! unknown mode or a row without the load column of its mode is an error that names the
 //! file, the column (and row) and the fix.
 
 use crate::BoxError;
+use crate::layout::{self, LayoutCells, Serving};
 pub use crate::load::{Load, Mode};
+use crate::quant::Quantization;
 use crate::metrics::{Metric, Stat, Summary};
-use crate::units::{Dtype, Gigabytes, Percent, RequestsPerSec, TokensPerSec, Watts};
+use crate::units::{Gigabytes, Percent, RequestsPerSec, TokensPerSec, Watts};
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The version written to, and accepted from, the `schema_version` column.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The version written to the `schema_version` column (see the module doc for what changed).
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest version still read: files from [`OLDEST_SCHEMA_VERSION`] to [`SCHEMA_VERSION`]
+/// are accepted.
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
 /// One operating point and what was measured (or predicted) there.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,7 +49,12 @@ pub struct Measurement {
     pub model: String,
     /// The GPU type, as a GPU catalog name.
     pub gpu: String,
+    /// All GPUs of the deployment (prefill and decode workers together when disaggregated);
+    /// always `serving.gpus()` in a row read from a file.
     pub gpu_count: u32,
+    /// How the LLM is spread over the GPUs ([`Serving`]); one tensor-parallel group over
+    /// `gpu_count` unless a source says otherwise.
+    pub serving: Serving,
     /// The serving engine (vllm, tgis, tensorrt-llm, pilot, ...).
     pub engine: String,
     pub engine_version: Option<String>,
@@ -41,7 +62,10 @@ pub struct Measurement {
     /// that mode names: `users`, `rate_rps` or `batch_size`).
     pub load: Load,
     /// Weight format served (fp16 unless known otherwise).
-    pub quantization: Option<Dtype>,
+    pub quantization: Option<Quantization>,
+    /// KV-cache format, when the source says (engines default to the 16-bit type, or fp8
+    /// with fp8 weights on some).
+    pub kv_cache_dtype: Option<Quantization>,
     /// The server's batch budget (max sequences or batch weight), when tuned or known.
     pub max_batch: Option<u32>,
     /// Length of the measurement window (excluding warm-up).
@@ -64,10 +88,15 @@ impl Measurement {
             model: model.to_string(),
             gpu: gpu.to_string(),
             gpu_count,
+            // A count of 0 has no layout; the row is invalid anyway and reading it back fails
+            // with gpu_count named.
+            serving: Serving::tensor_parallel(gpu_count.max(1))
+                .expect("one tensor-parallel group of at least one GPU is a valid layout"),
             engine: engine.to_string(),
             engine_version: None,
             load,
             quantization: None,
+            kv_cache_dtype: None,
             max_batch: None,
             duration: None,
             metrics: Summary::default(),
@@ -78,6 +107,12 @@ impl Measurement {
             source: String::new(),
             flags: String::new(),
         }
+    }
+
+    /// Sets the deployment and `gpu_count` with it (its GPUs).
+    pub fn set_serving(&mut self, serving: Serving) {
+        self.serving = serving;
+        self.gpu_count = serving.gpus();
     }
 
     /// Whether a quality flag is set.
@@ -142,7 +177,7 @@ pub enum SchemaError {
         source: PolarsError,
     },
     #[error(
-        "{path} has schema_version {found}, but this pilot reads version {SCHEMA_VERSION}: re-create it with this pilot's `pilot dataset` commands"
+        "{path} has schema_version {found}, but this pilot reads versions {OLDEST_SCHEMA_VERSION} to {SCHEMA_VERSION}: re-create it with this pilot's `pilot dataset` commands (or use a newer pilot)"
     )]
     Version { path: PathBuf, found: u32 },
     #[error("{path}: unsupported extension; use .csv or .parquet")]
@@ -379,11 +414,21 @@ pub fn to_frame(rows: &[Measurement]) -> PolarsResult<DataFrame> {
         str_col("quantization", rows, |r| {
             r.quantization.map(|d| d.name().to_string())
         }),
+        str_col("kv_cache_dtype", rows, |r| {
+            r.kv_cache_dtype.map(|d| d.name().to_string())
+        }),
+    ];
+    for c in layout::COLUMNS {
+        cols.push(u64_col(c, rows, |r| {
+            LayoutCells::of(r.serving).get(c).map(u64::from)
+        }));
+    }
+    cols.extend([
         u64_col("max_batch", rows, |r| r.max_batch.map(u64::from)),
         f64_col("duration_s", rows, |r| r.duration.map(|d| d.as_secs_f64())),
         f64_col("input_tokens_mean", rows, |r| r.metrics.input_tokens_mean),
         f64_col("output_tokens_mean", rows, |r| r.metrics.output_tokens_mean),
-    ];
+    ]);
     for c in metric_columns() {
         cols.push(f64_col(&c, rows, |r| metric_value(r, &c)));
     }
@@ -514,7 +559,7 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<Measurement>, Schem
         && let Some(v) = versions
             .iter()
             .flatten()
-            .find(|v| **v != SCHEMA_VERSION as u64)
+            .find(|v| !(OLDEST_SCHEMA_VERSION as u64..=SCHEMA_VERSION as u64).contains(*v))
     {
         return Err(SchemaError::Version {
             path: path.into(),
@@ -531,6 +576,11 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<Measurement>, Schem
     let rate = r.floats("rate_rps")?;
     let batch = r.counts("batch_size")?;
     let quant = r.strings("quantization")?;
+    let kv_dtype = r.strings("kv_cache_dtype")?;
+    let layout_cols: Vec<(&str, Option<Vec<Option<u64>>>)> = layout::COLUMNS
+        .into_iter()
+        .map(|c| r.counts(c).map(|v| (c, v)))
+        .collect::<Result<_, _>>()?;
     let max_batch = r.counts("max_batch")?;
     let duration = r.floats("duration_s")?;
     let in_mean = r.floats("input_tokens_mean")?;
@@ -567,13 +617,21 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<Measurement>, Schem
         .ok_or_else(|| r.bad(mode.column(), i, mode.missing_load()))?;
         let count = at(&gpu_count, i)
             .ok_or_else(|| r.bad("gpu_count", i, "empty; every row needs a value"))?;
-        let quantization = match at(&quant, i).filter(|s| !s.is_empty()) {
-            Some(q) => Some(
-                q.parse::<Dtype>()
-                    .map_err(|e| r.bad("quantization", i, e))?,
-            ),
-            None => None,
+        let format = |col: &Option<Vec<Option<String>>>, name: &str| {
+            at(col, i)
+                .filter(|s| !s.is_empty())
+                .map(|q| q.parse::<Quantization>().map_err(|e| r.bad(name, i, e)))
+                .transpose()
         };
+        let quantization = format(&quant, "quantization")?;
+        let kv_cache_dtype = format(&kv_dtype, "kv_cache_dtype")?;
+        let mut cells = LayoutCells::default();
+        for (c, v) in &layout_cols {
+            let v = at(v, i)
+                .map(|v| u32::try_from(v).map_err(|_| r.bad(c, i, format!("{v} is too large"))))
+                .transpose()?;
+            cells.set(c, v);
+        }
         let mut row = Measurement::new(
             &need(&model, "model")?,
             &need(&gpu, "gpu")?,
@@ -583,6 +641,12 @@ pub fn from_frame(df: &DataFrame, path: &Path) -> Result<Vec<Measurement>, Schem
         );
         row.engine_version = at(&engine_version, i).filter(|s| !s.is_empty());
         row.quantization = quantization;
+        row.kv_cache_dtype = kv_cache_dtype;
+        if cells != LayoutCells::default() {
+            row.serving = cells
+                .serving(Some(count as u32))
+                .map_err(|e| r.bad("layout", i, e.to_string()))?;
+        }
         row.max_batch = at(&max_batch, i).map(|u| u as u32);
         let raw_duration = at(&duration, i);
         row.duration = raw_duration
@@ -641,6 +705,7 @@ pub fn non_finite_columns(row: &Measurement) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::layout::{Layout, Workers};
     use crate::metrics::{RequestTimings, summarize};
     use crate::units::Millis;
 
@@ -663,12 +728,35 @@ mod tests {
         );
         a.duration = Some(Duration::from_secs(120));
         a.metrics = summarize(&reqs, Duration::from_secs(120));
-        a.quantization = Some(Dtype::Fp8);
+        a.quantization = Some(Quantization::Fp8);
         a.source = "test".into();
         a.add_flag("x");
         let b = Measurement::new("gpt2", "L4", 1, "pilot", Load::Batch(32));
         let c = Measurement::new("gpt2", "L4", 1, "pilot", Load::Rate(RequestsPerSec(2.5)));
-        vec![a, b, c]
+        // Today's deployments: attention-DP with experts spread, and disaggregated serving.
+        let mut d = Measurement::new(
+            "deepseek-ai/DeepSeek-V3",
+            "B200-SXM-180GB",
+            8,
+            "sglang",
+            Load::Users(64),
+        );
+        d.set_serving(Serving::Aggregated(Layout::new(1, 1, 8, 8).unwrap()));
+        d.quantization = Some(Quantization::Fp8Block);
+        d.kv_cache_dtype = Some(Quantization::Fp8);
+        let mut e = Measurement::new(
+            "deepseek-ai/DeepSeek-R1",
+            "B200-SXM-180GB",
+            1,
+            "tensorrt-llm",
+            Load::Users(36),
+        );
+        e.set_serving(Serving::Disaggregated {
+            prefill: Workers::new(1, Layout::new(1, 1, 4, 4).unwrap()).unwrap(),
+            decode: Workers::new(4, Layout::new(8, 1, 8, 1).unwrap()).unwrap(),
+        });
+        e.quantization = Some(Quantization::Nvfp4);
+        vec![a, b, c, d, e]
     }
 
     /// `sample()` written as CSV in `dir` with the cell of `row` (0-based) and `col` set to
@@ -764,6 +852,62 @@ mod tests {
             let back = read_measurements(&p).unwrap();
             assert_eq!(back, rows, "{name}");
         }
+    }
+
+    /// A file written before layouts (schema version 1: no layout or kv_cache_dtype column,
+    /// quantization a width) reads, each row one tensor-parallel group over gpu_count.
+    #[test]
+    fn version_1_files_still_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("v1.csv");
+        std::fs::write(
+            &p,
+            "schema_version,model,gpu,gpu_count,engine,engine_version,mode,users,rate_rps,batch_size,quantization,max_batch,duration_s,input_tokens_mean,output_tokens_mean,ttft_ms_p50,source,flags\n\
+             1,EleutherAI/gpt-neox-20b,A10,2,tgis,,closed,1,,,,,120.0,112.6,22.25,118.5,llm-pilot:requests.parquet,\"\"\n\
+             1,meta-llama/Llama-2-7b-hf,H100-SXM-80GB,4,vllm,,offline,,,64,int4,,,128.0,128.0,,llm-inference-bench:line 2,\n",
+        )
+        .unwrap();
+        let rows = read_measurements(&p).unwrap();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].serving, Serving::tensor_parallel(2).unwrap());
+        assert_eq!(rows[1].serving.decode_layout().tensor(), 4);
+        assert_eq!(rows[0].quantization, None);
+        assert_eq!(rows[1].quantization, Some(Quantization::Int4W4a16));
+        assert_eq!(rows[0].metrics.ttft.p50.map(|x| x.0), Some(118.5));
+        // The shipped files are version 1 and read the same way.
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../datasets/predictor/llm-inference-bench.csv");
+        let rows = read_measurements(&shipped).unwrap();
+        assert!(
+            rows.iter()
+                .all(|r| r.serving == Serving::tensor_parallel(r.gpu_count).unwrap())
+        );
+        // A version this pilot does not know is refused, naming the versions it reads.
+        std::fs::write(
+            &p,
+            "schema_version,model,gpu,gpu_count,engine,mode,users\n3,m,H100,1,vllm,closed,1\n",
+        )
+        .unwrap();
+        let e = read_measurements(&p).unwrap_err().to_string();
+        assert!(e.contains("schema_version 3") && e.contains("versions 1 to 2"), "{e}");
+    }
+
+    /// Layout cells that disagree with gpu_count are an error naming the row and the numbers.
+    #[test]
+    fn a_layout_that_disagrees_with_gpu_count_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let q = sample_csv_with(dir.path(), 3, "tensor_parallel", "2");
+        let e = read_measurements(&q).unwrap_err().to_string();
+        assert!(
+            e.contains("row 3") && e.contains("gpu_count 8") && e.contains("16 GPUs"),
+            "{e}"
+        );
+        let q = sample_csv_with(dir.path(), 3, "attention_dp", "4");
+        let e = read_measurements(&q).unwrap_err().to_string();
+        assert!(e.contains("row 3") && e.contains("expert_parallel 8"), "{e}");
+        let q = sample_csv_with(dir.path(), 4, "decode_workers", "2");
+        let e = read_measurements(&q).unwrap_err().to_string();
+        assert!(e.contains("row 4") && e.contains("gpu_count 36"), "{e}");
     }
 
     #[test]
