@@ -1,17 +1,29 @@
 //! Scenarios (what to predict) and predictions (what comes back), and their CSV files.
 //!
-//! A scenario file has the columns `model, gpu, gpu_count, mode` and one load column for the
-//! mode (`users` for closed, `rate_rps` for open, `batch_size` for offline), then
-//! `input_tokens, output_tokens`, and optionally `engine` and `quantization`. A prediction file
-//! repeats those columns and adds the schema's metric columns (the same names as a
+//! A scenario file is either of two things:
+//! - a short scenario CSV: the columns `model, gpu, gpu_count, mode` and one load column for
+//!   the mode (`users` for closed, `rate_rps` for open, `batch_size` for offline), then
+//!   `input_tokens, output_tokens`, and optionally `engine`, `quantization`,
+//!   `kv_cache_dtype` and the layout columns of the measurement schema
+//!   ([`pilot_core::layout::COLUMNS`]: `tensor_parallel`, `attention_dp`, `prefill_workers`,
+//!   ...; none = one tensor-parallel group over `gpu_count`);
+//! - any measurement file (CSV or Parquet, [`pilot_core::schema`]), told apart by its
+//!   `input_tokens_mean` column: each row is the scenario it describes
+//!   ([`Scenario::from_row`]) and what was measured there is ignored, so a dataset can be
+//!   predicted row for row, in order.
+//!
+//! A prediction file
+//! repeats those columns (with every layout column filled in) and adds the schema's metric columns (the same names as a
 //! measurement file), `<metric>_lower` / `<metric>_upper` for each predicted target,
 //! `out_of_domain`, `fits`, `max_batch`, `kv_cache_tokens` and `does_not_fit_reason`.
 
 use crate::PredictError;
 use pilot_core::engine::{self, EngineTraits};
 use pilot_core::gpu::{GpuCatalog, GpuSpec};
+use pilot_core::layout::{self, LayoutCells, Serving};
 use pilot_core::llm::{LlmSpec, ModelCatalog};
 use pilot_core::metrics::Summary;
+use pilot_core::quant::Quantization;
 use pilot_core::schema::{Measurement, Mode, metric_columns, metric_value};
 use pilot_core::units::{Dtype, Tokens};
 use pilot_core::validate::{self, InvalidValue};
@@ -27,8 +39,12 @@ pub use pilot_core::load::Load;
 pub struct Scenario {
     pub model: LlmSpec,
     pub gpu: GpuSpec,
-    /// GPUs, all used as one tensor-parallel group.
+    /// GPUs of the whole deployment (`serving.gpus()`).
     pub gpu_count: u32,
+    /// How the GPUs are used: one tensor-parallel group over `gpu_count` unless a scenario
+    /// says otherwise. The physics model does not read it yet: it predicts every scenario as
+    /// one tensor-parallel group over `gpu_count`.
+    pub serving: Serving,
     /// Serving engine (`vllm`, `tgis`, `tensorrt-llm`, ...); `None` = unknown.
     pub engine: Option<String>,
     /// Weight format served.
@@ -67,6 +83,9 @@ impl Scenario {
             model,
             gpu,
             gpu_count,
+            // A count of 0 is refused where scenarios are made (`validate::count`).
+            serving: Serving::tensor_parallel(gpu_count.max(1))
+                .expect("one tensor-parallel group of at least one GPU is a valid layout"),
             engine: None,
             kv_cache: None,
             load,
@@ -122,7 +141,9 @@ impl Scenario {
             engine,
             self.load,
         );
-        r.quantization = Some(self.quantization);
+        r.quantization = Some(self.quantization.into());
+        r.kv_cache_dtype = self.kv_cache.map(Quantization::from);
+        r.serving = self.serving;
         r.metrics.input_tokens_mean = Some(self.input_tokens.0 as f64);
         r.metrics.output_tokens_mean = Some(self.output_tokens.0 as f64);
         r.source = source.to_string();
@@ -159,9 +180,13 @@ impl Scenario {
             len(row.metrics.input_tokens_mean, "input_tokens_mean")?,
             len(row.metrics.output_tokens_mean, "output_tokens_mean")?,
         );
+        // The physics model knows widths: nvfp4 and mxfp4 are predicted as 4-bit weights,
+        // fp8 per block as fp8 (`Quantization::storage`).
         if let Some(q) = row.quantization {
-            s.quantization = q;
+            s.quantization = q.storage();
         }
+        s.kv_cache = row.kv_cache_dtype.map(Quantization::storage);
+        s.serving = row.serving;
         s.engine = (!row.engine.is_empty()).then(|| row.engine.clone());
         Ok(s)
     }
@@ -270,6 +295,12 @@ pub fn read_scenarios(path: &Path, engines: &[String]) -> Result<ScenarioFile, P
         what,
         source: pilot_core::csv_cause(e),
     };
+    let parquet = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("pq"));
+    if parquet {
+        return read_measurement_scenarios(path, engines);
+    }
     let mut rdr =
         csv::Reader::from_path(path).map_err(|e| unreadable("cannot open it".into(), e))?;
     let headers = rdr
@@ -277,6 +308,9 @@ pub fn read_scenarios(path: &Path, engines: &[String]) -> Result<ScenarioFile, P
         .map_err(|e| unreadable("cannot read the CSV header".into(), e))?
         .clone();
     let col = |name: &str| headers.iter().position(|h| h.trim() == name);
+    if col("input_tokens").is_none() && col("input_tokens_mean").is_some() {
+        return read_measurement_scenarios(path, engines);
+    }
     for required in ["model", "gpu", "input_tokens", "output_tokens"] {
         if col(required).is_none() {
             return Err(io(format!(
@@ -304,10 +338,21 @@ pub fn read_scenarios(path: &Path, engines: &[String]) -> Result<ScenarioFile, P
         let gpu = resolver
             .gpu(get("gpu").unwrap_or_default())
             .map_err(on_line)?;
-        let count = match get("gpu_count") {
-            Some(v) => validate::count_text("gpu_count", v).map_err(at)?,
-            None => 1,
+        let mut cells = LayoutCells::default();
+        for c in layout::COLUMNS {
+            if let Some(v) = get(c) {
+                cells.set(c, Some(validate::count_text(c, v).map_err(at)?));
+            }
+        }
+        let given_count = match get("gpu_count") {
+            Some(v) => Some(validate::count_text("gpu_count", v).map_err(at)?),
+            None => None,
         };
+        // Without gpu_count, the layout says how many GPUs (one when there is none).
+        let serving = cells
+            .serving(given_count)
+            .map_err(|e| io(format!("line {line}: {e}")))?;
+        let count = serving.gpus();
         let mode = match get("mode") {
             Some(m) => Some(
                 m.parse::<Mode>()
@@ -344,6 +389,7 @@ pub fn read_scenarios(path: &Path, engines: &[String]) -> Result<ScenarioFile, P
             tokens("input_tokens")?,
             tokens("output_tokens")?,
         );
+        s.serving = serving;
         s.engine = match get("engine") {
             Some(e) => Some(validate::engine(e, engines).map_err(at)?),
             None => {
@@ -351,11 +397,19 @@ pub fn read_scenarios(path: &Path, engines: &[String]) -> Result<ScenarioFile, P
                 None
             }
         };
-        if let Some(q) = get("quantization") {
-            s.quantization = q
-                .parse::<Dtype>()
-                .map_err(|e| io(format!("line {line}: {e}")))?;
+        let format = |name: &str| -> Result<Option<Dtype>, PredictError> {
+            get(name)
+                .map(|q| {
+                    q.parse::<Quantization>()
+                        .map(Quantization::storage)
+                        .map_err(|e| io(format!("line {line}: {name}: {e}")))
+                })
+                .transpose()
+        };
+        if let Some(q) = format("quantization")? {
+            s.quantization = q;
         }
+        s.kv_cache = format("kv_cache_dtype")?;
         out.push(s);
     }
     let mut notes = Vec::new();
@@ -370,6 +424,34 @@ pub fn read_scenarios(path: &Path, engines: &[String]) -> Result<ScenarioFile, P
     Ok(ScenarioFile {
         scenarios: out,
         notes,
+    })
+}
+
+/// The scenarios of a measurement file, one per row in order ([`Scenario::from_row`]; the
+/// measured columns are not read), with the same engine check as a scenario CSV (every
+/// measurement row names its engine, so no note is needed).
+fn read_measurement_scenarios(
+    path: &Path,
+    engines: &[String],
+) -> Result<ScenarioFile, PredictError> {
+    let p = path.display().to_string();
+    let rows = pilot_core::schema::read_measurements(path)?;
+    let mut resolver = Resolver::default();
+    let mut out = Vec::with_capacity(rows.len());
+    for (i, row) in rows.iter().enumerate() {
+        let on_row = |e: String| PredictError::Io {
+            path: p.clone(),
+            reason: format!("row {i}: {e}"),
+        };
+        let mut s = Scenario::from_row(row, &mut resolver).map_err(|e| on_row(e.to_string()))?;
+        if let Some(e) = s.engine.take() {
+            s.engine = Some(validate::engine(&e, engines).map_err(|e| on_row(e.to_string()))?);
+        }
+        out.push(s);
+    }
+    Ok(ScenarioFile {
+        scenarios: out,
+        notes: Vec::new(),
     })
 }
 
@@ -395,6 +477,7 @@ pub fn write_predictions(
         "gpu_count",
         "engine",
         "quantization",
+        "kv_cache_dtype",
         "mode",
         "users",
         "rate_rps",
@@ -404,6 +487,7 @@ pub fn write_predictions(
     ]
     .map(String::from)
     .to_vec();
+    header.extend(layout::COLUMNS.map(String::from));
     header.extend(metrics.iter().cloned());
     for t in targets {
         header.push(format!("{t}_lower"));
@@ -429,6 +513,7 @@ pub fn write_predictions(
             r.gpu_count.to_string(),
             r.engine.clone(),
             r.quantization.map(|q| q.to_string()).unwrap_or_default(),
+            r.kv_cache_dtype.map(|q| q.to_string()).unwrap_or_default(),
             r.load.mode().to_string(),
             r.load.users().map(|u| u.to_string()).unwrap_or_default(),
             r.load.rate().map(|x| x.0.to_string()).unwrap_or_default(),
@@ -439,6 +524,10 @@ pub fn write_predictions(
             opt(r.metrics.input_tokens_mean),
             opt(r.metrics.output_tokens_mean),
         ];
+        let cells = LayoutCells::of(r.serving);
+        rec.extend(
+            layout::COLUMNS.map(|c| cells.get(c).map(|v| v.to_string()).unwrap_or_default()),
+        );
         rec.extend(metrics.iter().map(|c| opt(metric_value(r, c))));
         let lo = Measurement {
             metrics: pr.lower.clone(),
@@ -605,6 +694,85 @@ mod tests {
             e.len(),
             validate::shorten(&e)
         );
+    }
+
+    /// The short scenario CSV takes the schema's layout columns: none is one tensor-parallel
+    /// group over gpu_count, a layout without gpu_count gives it, and one that disagrees with
+    /// gpu_count is an error naming the line and both numbers.
+    #[test]
+    fn scenario_csv_reads_layout_columns() {
+        let h = "model,gpu,gpu_count,users,input_tokens,output_tokens,engine,tensor_parallel,attention_dp,expert_parallel,prefill_workers,prefill_tensor_parallel,decode_workers,quantization";
+        let f = read(&format!(
+            "{h}\n\
+             mistral-7b,H100,4,8,512,256,vllm,,,,,,,\n\
+             mistral-7b,H100,,8,512,256,vllm,1,8,8,,,,fp8_block\n\
+             mistral-7b,H100,,8,512,256,vllm,8,,,2,4,1,nvfp4\n"
+        ))
+        .unwrap();
+        let s = &f.scenarios;
+        assert_eq!(s[0].serving, Serving::tensor_parallel(4).unwrap());
+        assert_eq!(s[1].gpu_count, 8);
+        assert_eq!(s[1].serving.decode_layout().attention_dp(), 8);
+        assert_eq!(s[1].quantization, Dtype::Fp8);
+        assert_eq!(s[2].gpu_count, 2 * 4 + 8);
+        assert!(s[2].serving.is_disaggregated());
+        assert_eq!(s[2].quantization, Dtype::Int4);
+        let e = read(&format!(
+            "{h}\nmistral-7b,H100,4,8,512,256,vllm,,,,,,,\nmistral-7b,H100,4,8,512,256,vllm,2,,,,,,\n"
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("line 3") && e.contains("gpu_count 4") && e.contains("2 GPUs"),
+            "{e}"
+        );
+    }
+
+    /// A measurement file is a scenario file: its rows in order, measured columns ignored, the
+    /// layout kept; CSV or Parquet. A misspelt engine is an error naming the row.
+    #[test]
+    fn measurement_files_are_scenarios_row_for_row() {
+        use pilot_core::layout::{Layout, Workers};
+        let mut r = Resolver::default();
+        let base = Scenario::new(
+            r.model("mistral-7b").unwrap(),
+            r.gpu("H100").unwrap(),
+            1,
+            Load::Users(8),
+            Tokens(512),
+            Tokens(128),
+        );
+        let mut rows = Vec::new();
+        for (i, users) in [32, 1, 7].into_iter().enumerate() {
+            let mut row = base.to_row("test");
+            row.load = Load::Users(users);
+            row.engine = "vllm".into();
+            row.metrics.ttft.p50 = Some(pilot_core::units::Millis(1000.0 + i as f64));
+            rows.push(row);
+        }
+        rows[1].set_serving(Serving::Disaggregated {
+            prefill: Workers::new(2, Layout::new(1, 1, 1, 1).unwrap()).unwrap(),
+            decode: Workers::new(1, Layout::new(4, 1, 1, 1).unwrap()).unwrap(),
+        });
+        rows[2].engine = "TGIS".into();
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["m.csv", "m.parquet"] {
+            let path = dir.path().join(name);
+            pilot_core::schema::write_measurements(&rows, &path).unwrap();
+            let f = read_scenarios(&path, &[]).unwrap();
+            let loads: Vec<Load> = f.scenarios.iter().map(|s| s.load).collect();
+            assert_eq!(loads, [Load::Users(32), Load::Users(1), Load::Users(7)], "{name}");
+            assert_eq!(f.scenarios[1].serving, rows[1].serving, "{name}");
+            assert_eq!(f.scenarios[1].gpu_count, 6, "{name}");
+            assert_eq!(f.scenarios[0].input_tokens, Tokens(512));
+            // Engine names are checked and made canonical, as in a scenario CSV.
+            assert_eq!(f.scenarios[2].engine.as_deref(), Some("tgis"), "{name}");
+        }
+        rows[0].engine = "vlmm".into();
+        let path = dir.path().join("bad.csv");
+        pilot_core::schema::write_measurements(&rows, &path).unwrap();
+        let e = read_scenarios(&path, &[]).unwrap_err().to_string();
+        assert!(e.contains("row 0") && e.contains("did you mean vllm"), "{e}");
     }
 
     /// Predictions are written as CSV or Parquet by extension, and nothing else.
