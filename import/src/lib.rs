@@ -7,12 +7,15 @@
 //!
 //! - [`llm_pilot`]: LLM-Pilot's per-request characterization data (closed loop, TGIS).
 //! - [`llm_inference_bench`]: LLM-Inference-Bench's offline static batches.
+//! - [`aiconfigurator`]: NVIDIA AIConfigurator's silicon measurements (vLLM, SGLang,
+//!   TensorRT-LLM; aggregated and disaggregated; closed loop at a fixed concurrency).
 //!
 //! Each importer reproduces its source's own aggregation (so that its published numbers come
 //! back out) and keeps what the source's summary dropped: failures by kind, tails.
 //! Ambiguous GPU names are mapped from what the source documents, and the choice is
 //! reported in [`Import::notes`].
 
+pub mod aiconfigurator;
 pub mod llm_inference_bench;
 pub mod llm_pilot;
 
