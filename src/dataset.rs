@@ -6,7 +6,7 @@ use pilot_core::requests::{aggregate, read_requests};
 use pilot_core::schema::{
     FLAG_NON_FINITE, Measurement, non_finite_columns, read_measurements, write_measurements,
 };
-use pilot_import::{Import, llm_inference_bench, llm_pilot};
+use pilot_import::{Import, aiconfigurator, llm_inference_bench, llm_pilot};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
@@ -15,7 +15,8 @@ pub enum DatasetCommand {
     Import {
         /// Which dataset the file is.
         source: Source,
-        /// The source file (LLM-Pilot: requests.parquet; LLM-Inference-Bench: results.csv).
+        /// The source file (LLM-Pilot: requests.parquet; LLM-Inference-Bench: results.csv;
+        /// AIConfigurator: silicon_sample.csv, with model_configs/ beside it).
         file: PathBuf,
         /// Where to write the measurements (.csv or .parquet).
         #[arg(short, long)]
@@ -55,6 +56,8 @@ pub enum Source {
     LlmPilot,
     /// LLM-Inference-Bench (Argonne): offline batches on 9 accelerators.
     LlmInferenceBench,
+    /// NVIDIA AIConfigurator: vLLM, SGLang and TensorRT-LLM at fixed concurrency, H100 to GB300.
+    Aiconfigurator,
 }
 
 pub fn run(cmd: DatasetCommand) -> anyhow::Result<()> {
@@ -63,6 +66,7 @@ pub fn run(cmd: DatasetCommand) -> anyhow::Result<()> {
             let Import { rows, notes } = match source {
                 Source::LlmPilot => llm_pilot::import(&file)?,
                 Source::LlmInferenceBench => llm_inference_bench::import(&file)?,
+                Source::Aiconfigurator => aiconfigurator::import(&file)?,
             };
             write_measurements(&rows, &out)?;
             crate::output::notes(&notes);

@@ -359,3 +359,47 @@ fn recommend_says_what_its_numbers_rest_on() {
         "{text}"
     );
 }
+
+/// `pilot predict --scenarios` takes a measurement file as it is: every row is predicted, in
+/// order, its measured columns ignored, and its layout comes back with it.
+#[test]
+fn predict_reads_a_measurement_file_as_scenarios() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("measured.csv");
+    std::fs::write(
+        &data,
+        "schema_version,model,gpu,gpu_count,engine,mode,users,rate_rps,batch_size,quantization,tensor_parallel,attention_dp,expert_parallel,prefill_workers,prefill_tensor_parallel,decode_workers,input_tokens_mean,output_tokens_mean,ttft_ms_mean,source,flags\n\
+         2,mistral-7b,H100-SXM-80GB,2,vllm,closed,16,,,fp8,2,1,1,,,,512,128,99.0,a,\n\
+         2,mistral-7b,H100-SXM-80GB,1,tgis,offline,,,8,,,,,,,,256,64,,b,\n\
+         2,mistral-7b,H100-SXM-80GB,3,vllm,closed,4,,,,2,,,1,1,1,1024,256,7.0,c,\n",
+    )
+    .unwrap();
+    let out = dir.path().join("p.csv");
+    succeeds(&[
+        "predict",
+        "--scenarios",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let mut rdr = csv::Reader::from_path(&out).unwrap();
+    let header = rdr.headers().unwrap().clone();
+    let col = |n: &str| header.iter().position(|h| h == n).unwrap();
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    let cells = |n: &str| {
+        rows.iter()
+            .map(|r| r[col(n)].to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(cells("gpu_count"), ["2", "1", "3"]);
+    assert_eq!(cells("engine"), ["vllm", "tgis", "vllm"]);
+    assert_eq!(cells("mode"), ["closed", "offline", "closed"]);
+    assert_eq!(cells("quantization")[0], "fp8");
+    assert_eq!(cells("tensor_parallel"), ["2", "1", "2"]);
+    assert_eq!(cells("decode_workers"), ["", "", "1"]);
+    assert_eq!(cells("prefill_tensor_parallel"), ["", "", "1"]);
+    // Predicted, not copied: the measured TTFT of 99 ms is not what comes back.
+    let ttft = cells("ttft_ms_p50");
+    assert!(ttft.iter().all(|t| !t.is_empty()), "{ttft:?}");
+    assert_ne!(cells("ttft_ms_mean")[0], "99.000000");
+}

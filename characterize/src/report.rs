@@ -99,7 +99,8 @@ pub fn key_of(r: &Measurement) -> PointKey {
         engine: r.engine.clone(),
         load: PointKey::keyed(r.load),
         max_batch: r.max_batch,
-        quantization: r.quantization,
+        // What characterize measures is a width (the embedded engine's dtype).
+        quantization: r.quantization.map(pilot_core::quant::Quantization::storage),
     }
 }
 

@@ -461,7 +461,10 @@ mod tests {
     #[test]
     fn disagreeing_numbers_are_errors_that_name_them() {
         let e = Layout::new(2, 1, 4, 1).unwrap_err().to_string();
-        assert!(e.contains("expert_parallel 4") && e.contains("2 GPUs"), "{e}");
+        assert!(
+            e.contains("expert_parallel 4") && e.contains("2 GPUs"),
+            "{e}"
+        );
         let e = Layout::new(0, 1, 1, 1).unwrap_err().to_string();
         assert!(e.contains("tensor_parallel is 0"), "{e}");
         let e = cells(&[("tensor_parallel", 4)])
@@ -473,7 +476,10 @@ mod tests {
             .serving(Some(8))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("gpu_count 8") && e.contains("attention-DP 3"), "{e}");
+        assert!(
+            e.contains("gpu_count 8") && e.contains("attention-DP 3"),
+            "{e}"
+        );
         let e = cells(&[
             ("tensor_parallel", 8),
             ("prefill_tensor_parallel", 4),

@@ -28,8 +28,8 @@
 use crate::BoxError;
 use crate::layout::{self, LayoutCells, Serving};
 pub use crate::load::{Load, Mode};
-use crate::quant::Quantization;
 use crate::metrics::{Metric, Stat, Summary};
+use crate::quant::Quantization;
 use crate::units::{Gigabytes, Percent, RequestsPerSec, TokensPerSec, Watts};
 use polars::prelude::*;
 use std::path::{Path, PathBuf};
@@ -889,7 +889,10 @@ mod tests {
         )
         .unwrap();
         let e = read_measurements(&p).unwrap_err().to_string();
-        assert!(e.contains("schema_version 3") && e.contains("versions 1 to 2"), "{e}");
+        assert!(
+            e.contains("schema_version 3") && e.contains("versions 1 to 2"),
+            "{e}"
+        );
     }
 
     /// Layout cells that disagree with gpu_count are an error naming the row and the numbers.
@@ -904,7 +907,10 @@ mod tests {
         );
         let q = sample_csv_with(dir.path(), 3, "attention_dp", "4");
         let e = read_measurements(&q).unwrap_err().to_string();
-        assert!(e.contains("row 3") && e.contains("expert_parallel 8"), "{e}");
+        assert!(
+            e.contains("row 3") && e.contains("expert_parallel 8"),
+            "{e}"
+        );
         let q = sample_csv_with(dir.path(), 4, "decode_workers", "2");
         let e = read_measurements(&q).unwrap_err().to_string();
         assert!(e.contains("row 4") && e.contains("gpu_count 36"), "{e}");

@@ -358,7 +358,8 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
     let mut checkpoints: BTreeMap<String, Option<Checkpoint>> = BTreeMap::new();
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
     for (i, rec) in rdr.records().enumerate() {
-        let rec = rec.map_err(|e| read(format!("line {} cannot be parsed; {EXPECTED}", i + 2), e))?;
+        let rec =
+            rec.map_err(|e| read(format!("line {} cannot be parsed; {EXPECTED}", i + 2), e))?;
         let l = Line {
             rec: &rec,
             cols: &cols,
@@ -628,7 +629,10 @@ mod tests {
         );
         assert_eq!(r[0].load, Load::Users(64));
         assert_eq!(r[0].quantization, Some(Quantization::Fp8Block));
-        assert_eq!(r[0].serving, Serving::Aggregated(Layout::new(8, 1, 8, 1).unwrap()));
+        assert_eq!(
+            r[0].serving,
+            Serving::Aggregated(Layout::new(8, 1, 8, 1).unwrap())
+        );
         assert_eq!(r[0].metrics.ttft.mean, Some(Millis(100.5)));
         assert_eq!(r[0].metrics.ttft.p50, None);
         assert_eq!(r[0].metrics.tpot.mean, Some(Millis(10.25)));
@@ -642,7 +646,10 @@ mod tests {
         assert_eq!(flags(&r[2]), Vec::<&str>::new());
         // tp 64 over 32 heads: attention-DP 64, the 64 GPUs kept.
         assert_eq!(flags(&r[3]), vec![FLAG_TP_HEADS]);
-        assert_eq!(r[3].serving, Serving::Aggregated(Layout::new(1, 1, 8, 64).unwrap()));
+        assert_eq!(
+            r[3].serving,
+            Serving::Aggregated(Layout::new(1, 1, 8, 64).unwrap())
+        );
         assert_eq!(r[3].gpu_count, 64);
         // Disaggregated without worker counts: one of each, a lower bound on the GPUs.
         assert_eq!(flags(&r[4]), vec![FLAG_WORKERS]);
@@ -693,16 +700,25 @@ mod tests {
         let e = import(&source(dir.path(), &[LINES[0], &bad_system]))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("line 3") && e.contains("'system'") && e.contains("tpu_v5"), "{e}");
+        assert!(
+            e.contains("line 3") && e.contains("'system'") && e.contains("tpu_v5"),
+            "{e}"
+        );
         let bad_ep = LINES[0].replace(",1,8,,,", ",1,16,,,");
         let e = import(&source(dir.path(), &[&bad_ep]))
             .unwrap_err()
             .to_string();
-        assert!(e.contains("line 2") && e.contains("expert_parallel 16"), "{e}");
+        assert!(
+            e.contains("line 2") && e.contains("expert_parallel 16"),
+            "{e}"
+        );
         let p = dir.path().join("other.csv");
         std::fs::write(&p, "Hardware,Model\nx,y\n").unwrap();
         let e = import(&p).unwrap_err().to_string();
-        assert!(e.contains("no column id") && e.contains("silicon_sample.csv"), "{e}");
+        assert!(
+            e.contains("no column id") && e.contains("silicon_sample.csv"),
+            "{e}"
+        );
     }
 
     /// The real file: every source row becomes one row with its id, and every row's GPU and
@@ -716,13 +732,24 @@ mod tests {
         let imported = import(&data.join("aiconfigurator/silicon_sample.csv")).unwrap();
         let rows = &imported.rows;
         assert_eq!(rows.len(), 3337);
-        let ids: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.source.as_str()).collect();
+        let ids: std::collections::BTreeSet<&str> =
+            rows.iter().map(|r| r.source.as_str()).collect();
         assert_eq!(ids.len(), 3337, "one row per source id");
-        assert!(rows.iter().all(|r| r.metrics.ttft.mean.is_some() && r.metrics.tpot.mean.is_some()));
+        assert!(
+            rows.iter()
+                .all(|r| r.metrics.ttft.mean.is_some() && r.metrics.tpot.mean.is_some())
+        );
         assert!(rows.iter().all(|r| r.gpu_count == r.serving.gpus()));
-        let engines: std::collections::BTreeSet<&str> = rows.iter().map(|r| r.engine.as_str()).collect();
+        let engines: std::collections::BTreeSet<&str> =
+            rows.iter().map(|r| r.engine.as_str()).collect();
         assert_eq!(engines, ["sglang", "tensorrt-llm", "vllm"].into());
-        for f in [FLAG_PRECISION, FLAG_TP_HEADS, FLAG_WORKERS, FLAG_NO_VERSION, FLAG_EP_ZERO] {
+        for f in [
+            FLAG_PRECISION,
+            FLAG_TP_HEADS,
+            FLAG_WORKERS,
+            FLAG_NO_VERSION,
+            FLAG_EP_ZERO,
+        ] {
             assert!(rows.iter().any(|r| r.has_flag(f)), "no row flagged {f}");
         }
         eprintln!("{}", imported.notes.join("\n"));

@@ -761,7 +761,11 @@ mod tests {
             pilot_core::schema::write_measurements(&rows, &path).unwrap();
             let f = read_scenarios(&path, &[]).unwrap();
             let loads: Vec<Load> = f.scenarios.iter().map(|s| s.load).collect();
-            assert_eq!(loads, [Load::Users(32), Load::Users(1), Load::Users(7)], "{name}");
+            assert_eq!(
+                loads,
+                [Load::Users(32), Load::Users(1), Load::Users(7)],
+                "{name}"
+            );
             assert_eq!(f.scenarios[1].serving, rows[1].serving, "{name}");
             assert_eq!(f.scenarios[1].gpu_count, 6, "{name}");
             assert_eq!(f.scenarios[0].input_tokens, Tokens(512));
@@ -772,7 +776,10 @@ mod tests {
         let path = dir.path().join("bad.csv");
         pilot_core::schema::write_measurements(&rows, &path).unwrap();
         let e = read_scenarios(&path, &[]).unwrap_err().to_string();
-        assert!(e.contains("row 0") && e.contains("did you mean vllm"), "{e}");
+        assert!(
+            e.contains("row 0") && e.contains("did you mean vllm"),
+            "{e}"
+        );
     }
 
     /// Predictions are written as CSV or Parquet by extension, and nothing else.
