@@ -313,41 +313,19 @@ fn worker_layout(
 /// Imports `silicon_sample.csv`; model configs are read from `model_configs/` beside it.
 pub fn import(path: &Path) -> Result<Import, ImportError> {
     let p = path.display().to_string();
-    let read = |what: String, e: csv::Error| ImportError::Read {
-        path: p.clone(),
-        what,
-        source: pilot_core::csv_cause(e),
-    };
-    let mut rdr = csv::Reader::from_path(path).map_err(|e| {
-        let what = if path.exists() {
-            "cannot open it".to_string()
-        } else {
-            "no such file; AIConfigurator's measurements are in ../shared/data/aiconfigurator/silicon_sample.csv".to_string()
-        };
-        read(what, e)
-    })?;
-    let headers = rdr
-        .headers()
-        .map_err(|e| read(format!("not CSV; {EXPECTED}"), e))?
-        .clone();
+    let read = |what: String, e: csv::Error| crate::read_error(&p, what, e);
+    let (mut rdr, headers) = crate::CsvSource {
+        name: "AIConfigurator silicon data",
+        where_to_find: "AIConfigurator's measurements are in ../shared/data/aiconfigurator/silicon_sample.csv",
+        expected: EXPECTED,
+        columns: &COLUMNS,
+    }
+    .open(path)?;
     let cols: HashMap<String, usize> = headers
         .iter()
         .enumerate()
         .map(|(i, h)| (h.trim().to_string(), i))
         .collect();
-    let missing: Vec<&str> = COLUMNS
-        .into_iter()
-        .filter(|c| !cols.contains_key(*c))
-        .collect();
-    if !missing.is_empty() {
-        return Err(ImportError::Data {
-            path: p.clone(),
-            reason: format!(
-                "not AIConfigurator silicon data: no column {}; {EXPECTED}",
-                missing.join(", ")
-            ),
-        });
-    }
     let config_dir: PathBuf = path
         .parent()
         .unwrap_or_else(|| Path::new("."))

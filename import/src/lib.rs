@@ -58,3 +58,65 @@ pub enum ImportError {
         source: Box<pilot_core::llm::ModelError>,
     },
 }
+
+/// A CSV source as an importer expects it: the reader and its header. What each source
+/// needs to say about itself: `name` ("LLM-Inference-Bench results"), `where_to_find` (the
+/// shared-data path, for a missing file), `expected` (the file and columns it should be) and
+/// its required `columns`.
+pub(crate) struct CsvSource<'a> {
+    pub name: &'a str,
+    pub where_to_find: &'a str,
+    pub expected: &'a str,
+    pub columns: &'a [&'a str],
+}
+
+impl CsvSource<'_> {
+    /// Opens `path` and checks its header. A file that is not this dataset fails here rather
+    /// than importing as zero rows: a header without the columns has no records that fail to
+    /// parse.
+    pub(crate) fn open(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<(csv::Reader<std::fs::File>, csv::StringRecord), ImportError> {
+        let p = path.display().to_string();
+        let mut rdr = csv::Reader::from_path(path).map_err(|e| {
+            let what = if path.exists() {
+                "cannot open it".to_string()
+            } else {
+                format!("no such file; {}", self.where_to_find)
+            };
+            read_error(&p, what, e)
+        })?;
+        let headers = rdr
+            .headers()
+            .map_err(|e| read_error(&p, format!("not CSV; {}", self.expected), e))?
+            .clone();
+        let missing: Vec<&str> = self
+            .columns
+            .iter()
+            .copied()
+            .filter(|c| !headers.iter().any(|h| h.trim() == *c))
+            .collect();
+        if !missing.is_empty() {
+            return Err(ImportError::Data {
+                path: p,
+                reason: format!(
+                    "not {}: no column {}; {}",
+                    self.name,
+                    missing.join(", "),
+                    self.expected
+                ),
+            });
+        }
+        Ok((rdr, headers))
+    }
+}
+
+/// A CSV reader's error as an import error about `path`, the cause kept.
+pub(crate) fn read_error(path: &str, what: String, e: csv::Error) -> ImportError {
+    ImportError::Read {
+        path: path.to_string(),
+        what,
+        source: pilot_core::csv_cause(e),
+    }
+}

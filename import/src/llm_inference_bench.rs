@@ -98,35 +98,14 @@ pub fn import(path: &Path) -> Result<Import, ImportError> {
         path: p.clone(),
         reason,
     };
-    let read = |what: String, e: csv::Error| ImportError::Read {
-        path: p.clone(),
-        what,
-        source: pilot_core::csv_cause(e),
-    };
-    let mut rdr = csv::Reader::from_path(path).map_err(|e| {
-        let what = if path.exists() {
-            "cannot open it"
-        } else {
-            "no such file; LLM-Inference-Bench's results are in ../shared/data/llm-inference-bench/results.csv"
-        };
-        read(what.into(), e)
-    })?;
-    // A file that is not this dataset must fail here, not import as zero rows: a header
-    // without the columns has no records that fail to parse.
-    let headers = rdr
-        .headers()
-        .map_err(|e| read(format!("not CSV; {EXPECTED}"), e))?;
-    let missing: Vec<&str> = COLUMNS
-        .iter()
-        .copied()
-        .filter(|c| !headers.iter().any(|h| h.trim() == *c))
-        .collect();
-    if !missing.is_empty() {
-        return Err(data(format!(
-            "not LLM-Inference-Bench results: no column {}; {EXPECTED}",
-            missing.join(", ")
-        )));
+    let read = |what: String, e: csv::Error| crate::read_error(&p, what, e);
+    let (mut rdr, _) = crate::CsvSource {
+        name: "LLM-Inference-Bench results",
+        where_to_find: "LLM-Inference-Bench's results are in ../shared/data/llm-inference-bench/results.csv",
+        expected: EXPECTED,
+        columns: &COLUMNS,
     }
+    .open(path)?;
     let gpus = GpuCatalog::builtin();
     let models = ModelCatalog::builtin();
     let mut out = Import::default();
