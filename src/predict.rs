@@ -46,7 +46,7 @@ pub struct PredictArgs {
     /// A predictor from `pilot train` (default: the shipped one).
     #[arg(long)]
     predictor: Option<PathBuf>,
-    /// A scenario CSV: model, gpu, gpu_count, mode, users|rate_rps|batch_size, input_tokens, output_tokens[, engine, quantization].
+    /// A scenario CSV (model, gpu, gpu_count, mode, users|rate_rps|batch_size, input_tokens, output_tokens[, engine, quantization, kv_cache_dtype, tensor_parallel, attention_dp, ...]) or any measurement file (.csv or .parquet), predicted row for row.
     #[arg(long, requires = "out", conflicts_with = "model")]
     scenarios: Option<PathBuf>,
     /// Where to write the predictions: a `.csv` or `.parquet` file (by extension).

@@ -74,8 +74,9 @@ fn load_predictor(
     })
 }
 
-/// `pilot predict --scenarios`: predicts every scenario of a CSV and writes the predictions
-/// (CSV or Parquet, by the extension of `out`).
+/// `pilot predict --scenarios`: predicts every scenario of a scenario CSV or a measurement
+/// file (in its row order; see [`crate::scenario`]) and writes the predictions (CSV or
+/// Parquet, by the extension of `out`).
 pub fn predict_file(
     predictor: Option<&Path>,
     scenarios: &Path,
