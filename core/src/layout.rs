@@ -18,6 +18,7 @@
 //! `decode_gpus` (GPUs per worker, checked against the layouts). A row without any of them
 //! (every file before schema version 2) is one tensor-parallel group over `gpu_count`.
 
+use crate::engine::Parallelism;
 use std::fmt;
 
 /// A layout whose numbers disagree; the message names them and the fix.
@@ -253,6 +254,32 @@ impl Serving {
     pub fn is_disaggregated(self) -> bool {
         matches!(self, Serving::Disaggregated { .. })
     }
+
+    /// The kinds of parallelism the deployment uses (a degree above 1, or disaggregation), in
+    /// the engine table's terms, so that `EngineTraits::supports_layout` can say whether an
+    /// engine runs it.
+    pub fn parallelism(self) -> Vec<Parallelism> {
+        let workers = match self {
+            Serving::Aggregated(l) => vec![l],
+            Serving::Disaggregated { prefill, decode } => vec![prefill.layout, decode.layout],
+        };
+        let mut out: Vec<Parallelism> = Parallelism::ALL
+            .into_iter()
+            .filter(|p| {
+                workers.iter().any(|l| match p {
+                    Parallelism::Tensor => l.tensor > 1,
+                    Parallelism::Pipeline => l.pipeline > 1,
+                    Parallelism::Expert => l.expert > 1,
+                    Parallelism::AttentionData => l.attention_dp > 1,
+                    Parallelism::Data | Parallelism::Disaggregated => false,
+                })
+            })
+            .collect();
+        if self.is_disaggregated() {
+            out.push(Parallelism::Disaggregated);
+        }
+        out
+    }
 }
 
 impl fmt::Display for Serving {
@@ -456,6 +483,18 @@ mod tests {
         }
         assert_eq!(dis.gpus(), 4 + 32);
         assert!(dis.is_disaggregated() && !agg.is_disaggregated());
+        use Parallelism::*;
+        assert_eq!(agg.parallelism(), [Tensor, Pipeline, Expert, AttentionData]);
+        assert_eq!(
+            dis.parallelism(),
+            [Tensor, Expert, AttentionData, Disaggregated]
+        );
+        assert_eq!(Serving::tensor_parallel(1).unwrap().parallelism(), []);
+        // The engine table can then say whether an engine runs a deployment.
+        let vllm = crate::engine::traits("vllm").unwrap();
+        let trt = crate::engine::traits("trtllm").unwrap();
+        assert!(vllm.supports_layout(&dis.parallelism()).is_ok());
+        assert!(trt.supports_layout(&[Data]).is_err());
     }
 
     #[test]
