@@ -731,13 +731,18 @@ mod tests {
             assert!(rows.iter().any(|r| r.has_flag(f)), "no row flagged {f}");
         }
         eprintln!("{}", imported.notes.join("\n"));
+        // The shipped copy is this import.
+        let shipped =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/predictor/aiconfigurator.csv");
+        let committed = pilot_core::schema::read_measurements(&shipped).unwrap();
+        assert!(
+            committed == imported.rows,
+            "datasets/predictor/aiconfigurator.csv is stale: re-import it (datasets/README.md)"
+        );
     }
 
-    /// Every imported row names a GPU and an LLM pilot's catalogs resolve. Needs the catalog
-    /// entries of issue 14 part 3 (GB300 and the sources' LLMs), which are added beside this
-    /// importer; run with `--ignored` once they are in.
+    /// Every imported row names a GPU and an LLM pilot's catalogs resolve.
     #[test]
-    #[ignore = "needs the GB300 and model catalog entries of issue 14 part 3"]
     fn every_imported_row_resolves_in_the_catalogs() {
         let Some(data) = shared_data() else {
             eprintln!("skipped: ../shared/data not found");
