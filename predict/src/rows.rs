@@ -28,6 +28,14 @@ pub fn exclusion_reason(r: &Measurement) -> Option<&'static str> {
     if r.has_flag("throughput_latency_mismatch") {
         return Some("flagged throughput_latency_mismatch (llama.cpp: not batch latencies)");
     }
+    // AIConfigurator rows whose load or deployment size the source does not give: the importer
+    // writes placeholders (1 user; one prefill and one decode worker) that are not facts.
+    if r.has_flag(pilot_import::aiconfigurator::FLAG_CONCURRENCY) {
+        return Some("flagged concurrency_unknown (placeholder of 1 user)");
+    }
+    if r.has_flag(pilot_import::aiconfigurator::FLAG_WORKERS) {
+        return Some("flagged disagg_workers_unknown (worker counts are placeholders)");
+    }
     let (ok, failed) = (r.metrics.requests_ok, r.metrics.requests_failed);
     if failed > 0 && failed >= ok {
         return Some("most requests failed (out of memory or timeouts)");
@@ -86,4 +94,31 @@ pub(crate) fn prepare(
         .map(|(k, n)| format!("{n} rows skipped: {k}"))
         .collect();
     (out, notes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pilot_import::aiconfigurator::{FLAG_CONCURRENCY, FLAG_WORKERS};
+
+    #[test]
+    fn placeholder_rows_of_the_aiconfigurator_import_are_left_out() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../datasets/predictor/aiconfigurator.csv");
+        let rows = pilot_core::schema::read_measurements(&path).expect("the shipped import");
+        let placeholders = rows
+            .iter()
+            .filter(|r| r.has_flag(FLAG_CONCURRENCY) || r.has_flag(FLAG_WORKERS))
+            .count();
+        assert!(placeholders > 0, "the shipped file has placeholder rows");
+        let kept: Vec<&Measurement> = rows
+            .iter()
+            .filter(|r| exclusion_reason(r).is_none())
+            .collect();
+        assert_eq!(kept.len() + placeholders, rows.len());
+        assert!(
+            kept.iter()
+                .all(|r| !r.has_flag(FLAG_CONCURRENCY) && !r.has_flag(FLAG_WORKERS))
+        );
+    }
 }
