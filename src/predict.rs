@@ -3,9 +3,7 @@
 
 use crate::output::{emit, printed};
 use clap::Args;
-use pilot_core::units::{
-    DEFAULT_INPUT_TOKENS, DEFAULT_OUTPUT_TOKENS, Dtype, RequestsPerSec, Tokens,
-};
+use pilot_core::units::{DEFAULT_INPUT_TOKENS, DEFAULT_OUTPUT_TOKENS, RequestsPerSec, Tokens};
 use pilot_predict::commands::{
     OneShot, analyze_files, eval_files, predict_file, predict_one, train_files,
 };
@@ -75,6 +73,7 @@ pub struct PredictArgs {
     output_tokens: u64,
     #[arg(long)]
     engine: Option<String>,
+    /// Weight format: fp16, bf16, fp8, fp8_block, int8, nvfp4, mxfp4 or int4 (w4a16).
     #[arg(long)]
     quantization: Option<String>,
 }
@@ -97,7 +96,7 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
     let quantization = a
         .quantization
         .as_deref()
-        .map(str::parse::<Dtype>)
+        .map(str::parse::<pilot_core::quant::Quantization>)
         .transpose()
         .map_err(anyhow::Error::msg)?;
     let one = OneShot {

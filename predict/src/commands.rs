@@ -12,8 +12,9 @@ use crate::train::{Predictor, TrainOptions, train};
 use crate::{
     AnalyzeOptions, EvalOptions, GroupBy, LatencyModel, PredictError, analyze, leave_one_group_out,
 };
+use pilot_core::quant::Quantization;
 use pilot_core::schema::{Measurement, metric_value, read_measurements};
-use pilot_core::units::{Dtype, Tokens};
+use pilot_core::units::Tokens;
 use pilot_core::validate;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -120,7 +121,7 @@ pub struct OneShot {
     pub input_tokens: Tokens,
     pub output_tokens: Tokens,
     pub engine: Option<String>,
-    pub quantization: Option<Dtype>,
+    pub quantization: Option<Quantization>,
 }
 
 /// The flag each load came from, for errors.

@@ -97,9 +97,9 @@ pub fn push(out: &mut Vec<f64>, s: &Scenario, e: Option<&Estimate>) {
         ln(m.hidden as f64),
         m.kv_heads / m.heads.max(1) as f64,
         ln(m.kv_cache_bytes_per_token(s.kv_dtype()).0),
-        s.quantization.bytes(),
+        s.quantization.storage().bytes(),
         ln(g.memory_bandwidth.0),
-        ln(g.peak(s.quantization)
+        ln(g.peak(s.quantization.storage())
             .or(g.peak(pilot_core::units::Dtype::F16))
             .map_or(1.0, |t| t.0)),
         ln(g.memory.0),

@@ -47,8 +47,8 @@ pub struct Scenario {
     pub serving: Serving,
     /// Serving engine (`vllm`, `tgis`, `tensorrt-llm`, ...); `None` = unknown.
     pub engine: Option<String>,
-    /// Weight format served.
-    pub quantization: Dtype,
+    /// Weight format served (the physics model reads its width, [`Quantization::storage`]).
+    pub quantization: Quantization,
     /// KV-cache format; `None` = fp8 when the weights are fp8, else the 16-bit type.
     pub kv_cache: Option<Dtype>,
     pub load: Load,
@@ -79,7 +79,7 @@ impl Scenario {
         output: Tokens,
     ) -> Scenario {
         Scenario {
-            quantization: default_dtype(&model),
+            quantization: default_dtype(&model).into(),
             model,
             gpu,
             gpu_count,
@@ -124,7 +124,7 @@ impl Scenario {
 
     /// The KV-cache dtype in effect.
     pub fn kv_dtype(&self) -> Dtype {
-        self.kv_cache.unwrap_or(match self.quantization {
+        self.kv_cache.unwrap_or(match self.quantization.storage() {
             Dtype::Fp8 => Dtype::Fp8,
             Dtype::Bf16 => Dtype::Bf16,
             _ => Dtype::F16,
@@ -141,7 +141,7 @@ impl Scenario {
             engine,
             self.load,
         );
-        r.quantization = Some(self.quantization.into());
+        r.quantization = Some(self.quantization);
         r.kv_cache_dtype = self.kv_cache.map(Quantization::from);
         r.serving = self.serving;
         r.metrics.input_tokens_mean = Some(self.input_tokens.0 as f64);
@@ -180,10 +180,8 @@ impl Scenario {
             len(row.metrics.input_tokens_mean, "input_tokens_mean")?,
             len(row.metrics.output_tokens_mean, "output_tokens_mean")?,
         );
-        // The physics model knows widths: nvfp4 and mxfp4 are predicted as 4-bit weights,
-        // fp8 per block as fp8 (`Quantization::storage`).
         if let Some(q) = row.quantization {
-            s.quantization = q.storage();
+            s.quantization = q;
         }
         s.kv_cache = row.kv_cache_dtype.map(Quantization::storage);
         s.serving = row.serving;
@@ -397,11 +395,10 @@ pub fn read_scenarios(path: &Path, engines: &[String]) -> Result<ScenarioFile, P
                 None
             }
         };
-        let format = |name: &str| -> Result<Option<Dtype>, PredictError> {
+        let format = |name: &str| -> Result<Option<Quantization>, PredictError> {
             get(name)
                 .map(|q| {
                     q.parse::<Quantization>()
-                        .map(Quantization::storage)
                         .map_err(|e| io(format!("line {line}: {name}: {e}")))
                 })
                 .transpose()
@@ -409,7 +406,7 @@ pub fn read_scenarios(path: &Path, engines: &[String]) -> Result<ScenarioFile, P
         if let Some(q) = format("quantization")? {
             s.quantization = q;
         }
-        s.kv_cache = format("kv_cache_dtype")?;
+        s.kv_cache = format("kv_cache_dtype")?.map(Quantization::storage);
         out.push(s);
     }
     let mut notes = Vec::new();
@@ -713,10 +710,10 @@ mod tests {
         assert_eq!(s[0].serving, Serving::tensor_parallel(4).unwrap());
         assert_eq!(s[1].gpu_count, 8);
         assert_eq!(s[1].serving.decode_layout().attention_dp(), 8);
-        assert_eq!(s[1].quantization, Dtype::Fp8);
+        assert_eq!(s[1].quantization, Quantization::Fp8Block);
         assert_eq!(s[2].gpu_count, 2 * 4 + 8);
         assert!(s[2].serving.is_disaggregated());
-        assert_eq!(s[2].quantization, Dtype::Int4);
+        assert_eq!(s[2].quantization, Quantization::Nvfp4);
         let e = read(&format!(
             "{h}\nmistral-7b,H100,4,8,512,256,vllm,,,,,,,\nmistral-7b,H100,4,8,512,256,vllm,2,,,,,,\n"
         ))

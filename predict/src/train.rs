@@ -635,7 +635,7 @@ mod tests {
             model: r.model("llama-3.1-405b").unwrap(),
             gpu: r.gpu("H200-SXM-141GB").unwrap(),
             gpu_count: 8,
-            quantization: pilot_core::units::Dtype::Fp8,
+            quantization: pilot_core::quant::Quantization::Fp8,
             ..base
         };
         assert!(p.predict(&big).unwrap().out_of_domain);

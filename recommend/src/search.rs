@@ -441,12 +441,13 @@ fn evaluate(
         opts.output_tokens,
     );
     // bf16 on a GPU without bf16 math (V100, T4) is served as fp16, as engines do.
-    base.quantization = if q == Dtype::Bf16 && gpu.bf16.is_none() {
+    let served = if q == Dtype::Bf16 && gpu.bf16.is_none() {
         Dtype::F16
     } else {
         q
     };
-    c.quantization = base.quantization;
+    base.quantization = served.into();
+    c.quantization = served;
     base.engine = engine;
     // Does it fit at all?
     match model.predict(&base) {

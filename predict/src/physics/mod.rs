@@ -140,7 +140,7 @@ impl PhysicsModel {
             &sc.model,
             &sc.gpu,
             sc.gpu_count,
-            sc.quantization,
+            sc.quantization.storage(),
             sc.kv_dtype(),
             &self.params,
         );
@@ -471,16 +471,16 @@ mod tests {
         assert_eq!(pred.row.metrics.itl.p50, None);
         // ... but 70B at int4 on 2 x H100 does.
         let mut s = sc("llama-2-70b", "H100", 2, Load::Users(1));
-        s.quantization = Dtype::Int4;
+        s.quantization = Dtype::Int4.into();
         assert!(matches!(p.predict(&s).unwrap().fit, Fit::Fits { .. }));
     }
 
     #[test]
     fn smaller_dtypes_are_faster_and_hold_more_kv() {
         let mut a = sc("llama-3-8b", "H100", 1, Load::Users(1));
-        a.quantization = Dtype::F16;
+        a.quantization = Dtype::F16.into();
         let mut b = a.clone();
-        b.quantization = Dtype::Int4;
+        b.quantization = Dtype::Int4.into();
         let (ea, eb) = (est(&a), est(&b));
         assert!(eb.decode_step_ms < ea.decode_step_ms);
         assert!(eb.kv_cache_tokens > ea.kv_cache_tokens);
