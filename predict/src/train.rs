@@ -45,15 +45,13 @@ pub use crate::rows::exclusion_reason;
 
 /// Every target pilot can learn, in output order. A dataset trains those it has values for.
 pub fn all_targets() -> Vec<String> {
-    let mut t = Vec::new();
-    for m in ["ttft_ms", "nttft_ms_per_token", "itl_ms", "e2e_ms"] {
-        for s in ["p50", "p90", "p95", "p99"] {
-            t.push(format!("{m}_{s}"));
-        }
-    }
-    t.push("output_throughput_tok_s".into());
-    t.push("total_throughput_tok_s".into());
-    t
+    // Every metric column of the schema (each latency metric at every statistic, means and
+    // TPOT included: AIConfigurator reports mean TTFT and TPOT only), except the request rate,
+    // which follows from output throughput and the output length.
+    pilot_core::schema::metric_columns()
+        .into_iter()
+        .filter(|c| c != "request_throughput_rps")
+        .collect()
 }
 
 fn is_latency(target: &str) -> bool {
