@@ -328,3 +328,41 @@ fn huge_names_fail_fast_and_short() {
         "{e}"
     );
 }
+
+/// A deployment no engine can start is refused, naming what disagrees, rather than predicted.
+#[test]
+fn undeployable_predictions_are_refused() {
+    let e = fails(&strs(&predict_one(&[
+        "--gpu-count",
+        "3",
+        "--engine",
+        "vllm",
+    ])));
+    assert!(
+        e.contains("tensor-parallel degree of 3") && e.contains("32 attention"),
+        "{e}"
+    );
+    let e = fails(&strs(&predict_one(&[
+        "--engine",
+        "tensorrt-llm",
+        "--quantization",
+        "nvfp4",
+    ])));
+    assert!(
+        e.contains("cannot serve nvfp4") && e.contains("Blackwell"),
+        "{e}"
+    );
+    // The same format on a Blackwell GPU is a deployment, and is predicted.
+    let (out, _) = succeeds(&[
+        "predict",
+        "--model",
+        "mistral-7b",
+        "--gpu",
+        "b200_sxm",
+        "--engine",
+        "tensorrt-llm",
+        "--quantization",
+        "nvfp4",
+    ]);
+    assert!(out.contains("nvfp4"), "{out}");
+}

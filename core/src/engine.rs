@@ -394,6 +394,11 @@ pub struct EngineTraits {
     pub parallelism: &'static [Parallelism],
     /// How its server is started and watched; `None` for engines pilot does not launch.
     pub launch: Option<Launch>,
+    /// Whether its tensor parallelism runs a model whose attention heads the degree does not
+    /// divide. vLLM, SGLang, TensorRT-LLM and TGI shard whole heads and refuse such a degree;
+    /// DeepSpeed ran Qwen2-7B (28 heads) on 8 Gaudi2 in LLM-Inference-Bench, and llama.cpp
+    /// (and Ollama on it) splits rows in any proportion (`--tensor-split`).
+    pub uneven_heads: bool,
     /// Where the facts above come from.
     pub source: &'static str,
 }
@@ -628,6 +633,7 @@ pub const TABLE: &[EngineTraits] = &[
                 e2e: Some("vllm:e2e_request_latency_seconds"),
             }),
         }),
+        uneven_heads: false,
         source: "PagedAttention: Kwon et al., SOSP 2023. V1 scheduler (vllm-project/vllm \
                  vllm/v1/core/sched/scheduler.py): running requests first, then waiting ones, \
                  from one token budget; chunked prefill on by default. Defaults \
@@ -707,6 +713,7 @@ pub const TABLE: &[EngineTraits] = &[
                 e2e: Some("sglang:e2e_request_latency_seconds"),
             }),
         }),
+        uneven_heads: false,
         source: "RadixAttention over a token-level KV pool: Zheng et al., 2024. Scheduler \
                  (sgl-project/sglang python/sglang/srt/managers/scheduler.py \
                  get_next_batch_to_run: 'Run prefill first if possible', else decode the \
@@ -737,6 +744,7 @@ pub const TABLE: &[EngineTraits] = &[
         ],
         parallelism: &[Tensor],
         launch: None,
+        uneven_heads: false,
         source: "flash architectures: server/text_generation_server/models/__init__.py; router: \
                  router/src/infer (waiting_served_ratio, max_waiting_tokens); --quantize fp8/\
                  eetq/bitsandbytes (8-bit weight-only)/awq/gptq and --num-shard: \
@@ -758,6 +766,7 @@ pub const TABLE: &[EngineTraits] = &[
         ],
         parallelism: &[Tensor],
         launch: None,
+        uneven_heads: false,
         source: "IBM's 2023 fork of TGI (IBM/text-generation-inference): TGI's model paths and \
                  router; --quantize gptq and --num-shard; what LLM-Pilot (Łazuka et al., SC 2024) \
                  measured, on V100, T4, A10, A100 and H100",
@@ -814,6 +823,7 @@ pub const TABLE: &[EngineTraits] = &[
                 e2e: None,
             }),
         }),
+        uneven_heads: false,
         source: "NVIDIA/TensorRT-LLM docs/source/features/paged-attention-ifb-scheduler.md: \
                  paged KV cache; in-flight batching runs context and generation requests in \
                  one batch, generation scheduled first; max_num_tokens 8192 by default; chunked \
@@ -847,6 +857,7 @@ pub const TABLE: &[EngineTraits] = &[
         ],
         parallelism: &[Tensor, Data],
         launch: None,
+        uneven_heads: false,
         source: "blocked KV cache and Dynamic SplitFuse (long prompts split into chunks, \
                  short ones composed with running decodes to fill a token budget): \
                  DeepSpeed-FastGen, Holmes et al., 2024; tensor_parallel and replica_num: \
@@ -866,6 +877,7 @@ pub const TABLE: &[EngineTraits] = &[
         ],
         parallelism: &[Tensor],
         launch: None,
+        uneven_heads: true,
         source: "DeepSpeed-Inference as LLM-Inference-Bench ran it (Chitty-Venkata et al., 2024, \
                  on Gaudi2); init_inference dtype and tensor_parallel: \
                  deepspeed.readthedocs.io. Its cache layout and scheduling are not modelled \
@@ -886,6 +898,7 @@ pub const TABLE: &[EngineTraits] = &[
         ],
         parallelism: &[Tensor, Pipeline],
         launch: None,
+        uneven_heads: true,
         source: "one KV cache of token cells shared by the server's slots, continuous batching \
                  (--cont-batching, on by default); GGUF F32/F16/BF16/Q8_0/Q4 types (Q8_0 and \
                  Q4_K stand for int8 and int4); --split-mode row (tensor) or layer (pipeline); \
@@ -907,6 +920,7 @@ pub const TABLE: &[EngineTraits] = &[
         ],
         parallelism: &[Pipeline],
         launch: None,
+        uneven_heads: true,
         source: "llama.cpp underneath with OLLAMA_NUM_PARALLEL slots; GGUF types; layers split \
                  across GPUs: ollama/ollama docs/faq.md",
     },
@@ -923,6 +937,7 @@ pub const TABLE: &[EngineTraits] = &[
         ],
         parallelism: &[],
         launch: None,
+        uneven_heads: false,
         source: "pilot's embedded engine (engine/): a per-sequence KV cache, an iteration-level \
                  continuous-batching scheduler, f32/bf16/f16 compute on one CUDA device (burn), \
                  /health and /metrics routes (engine/src/server.rs)",

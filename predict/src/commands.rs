@@ -158,6 +158,7 @@ pub fn predict_one(predictor: Option<&Path>, one: &OneShot) -> Result<Output, Pr
     if let Some(q) = one.quantization {
         s.quantization = q;
     }
+    s.check_deployable()?;
     let mut notes = Vec::new();
     if s.engine.is_none() {
         notes.push(crate::scenario::unnamed_engine_note("no --engine given"));

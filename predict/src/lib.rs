@@ -53,6 +53,9 @@ pub enum PredictError {
     Gpu(#[from] pilot_core::gpu::GpuError),
     #[error("scenario: {0}")]
     Scenario(String),
+    /// The engine does not run the scenario's layout or weight format on its GPU.
+    #[error("scenario: {0}")]
+    Unsupported(#[from] pilot_core::engine::Unsupported),
     #[error("training: {0}")]
     Train(String),
     #[error("LightGBM: {0}")]

@@ -122,6 +122,54 @@ impl Scenario {
             .is_some_and(|t| t.scheduling == engine::Scheduling::WaveRouter)
     }
 
+    /// Whether this deployment can run at all, so that pilot refuses rather than predicts a
+    /// deployment nobody can start: every worker's tensor-parallel degree splits the model's
+    /// heads ([`LlmSpec::shards_heads`]), expert parallelism is used only on a mixture of
+    /// experts and divides its experts, and a named engine the engine table knows runs this
+    /// layout and this weight format on this GPU's architecture ([`EngineTraits::supports`]).
+    ///
+    /// Checked where a user describes a deployment (scenario files, one-shot flags). Measured
+    /// rows are facts: a test checks every shipped one passes, which keeps the table honest.
+    pub fn check_deployable(&self) -> Result<(), PredictError> {
+        let m = &self.model;
+        let layouts = match self.serving {
+            Serving::Aggregated(l) => vec![("", l)],
+            Serving::Disaggregated { prefill, decode } => {
+                vec![("prefill ", prefill.layout()), ("decode ", decode.layout())]
+            }
+        };
+        let traits = self.engine_traits();
+        let uneven = traits.is_some_and(|t| t.uneven_heads);
+        for (role, l) in layouts {
+            if !uneven && !m.shards_heads(l.tensor()) {
+                return Err(PredictError::Scenario(format!(
+                    "{}: a {role}tensor-parallel degree of {} does not split its {} attention \
+                     heads ({} K/V heads); use a degree that divides the heads, or attention data \
+                     parallelism",
+                    m.id,
+                    l.tensor(),
+                    m.heads,
+                    m.kv_heads
+                )));
+            }
+            let ep = l.expert();
+            if ep > 1 && (m.experts <= 1 || !m.experts.is_multiple_of(ep)) {
+                return Err(PredictError::Scenario(format!(
+                    "{}: a {role}expert-parallel degree of {ep} does not divide its {} routed \
+                     expert(s); use a divisor of {} (or 1 for a dense model)",
+                    m.id, m.experts, m.experts
+                )));
+            }
+        }
+        if let Some(t) = traits {
+            t.supports_layout(&self.serving.parallelism())?;
+            if let Ok(arch) = engine::GpuArch::from_catalog(&self.gpu.architecture) {
+                t.supports(self.quantization, arch)?;
+            }
+        }
+        Ok(())
+    }
+
     /// The KV-cache dtype in effect.
     pub fn kv_dtype(&self) -> Dtype {
         self.kv_cache.unwrap_or(match self.quantization.storage() {
@@ -407,6 +455,8 @@ pub fn read_scenarios(path: &Path, engines: &[String]) -> Result<ScenarioFile, P
             s.quantization = q;
         }
         s.kv_cache = format("kv_cache_dtype")?.map(Quantization::storage);
+        s.check_deployable()
+            .map_err(|e| io(format!("line {line}: {e}")))?;
         out.push(s);
     }
     let mut notes = Vec::new();
@@ -444,6 +494,7 @@ fn read_measurement_scenarios(
         if let Some(e) = s.engine.take() {
             s.engine = Some(validate::engine(&e, engines).map_err(|e| on_row(e.to_string()))?);
         }
+        s.check_deployable().map_err(|e| on_row(e.to_string()))?;
         out.push(s);
     }
     Ok(ScenarioFile {
@@ -702,7 +753,7 @@ mod tests {
         let f = read(&format!(
             "{h}\n\
              mistral-7b,H100,4,8,512,256,vllm,,,,,,,\n\
-             mistral-7b,H100,,8,512,256,vllm,1,8,8,,,,fp8_block\n\
+             mixtral-8x7b,H100,,8,512,256,vllm,1,8,8,,,,fp8_block\n\
              mistral-7b,H100,,8,512,256,vllm,8,,,2,4,1,nvfp4\n"
         ))
         .unwrap();
@@ -807,5 +858,62 @@ mod tests {
             .to_string();
         assert!(e.contains(".csv") && e.contains(".parquet"), "{e}");
         assert!(!dir.path().join("p.txt").exists());
+    }
+
+    /// A deployment no engine can start is refused with the numbers that disagree.
+    #[test]
+    fn undeployable_layouts_and_formats_are_refused() {
+        let h = "model,gpu,gpu_count,users,input_tokens,output_tokens,engine,tensor_parallel,expert_parallel,quantization";
+        for (row, says) in [
+            (
+                "mistral-7b,H100,3,8,512,256,vllm,3,,",
+                "does not split its 32 attention",
+            ),
+            (
+                "mixtral-8x7b,H100,4,8,512,256,vllm,4,3,",
+                "does not divide its 8 routed",
+            ),
+            (
+                "mistral-7b,H100,2,8,512,256,vllm,2,2,",
+                "does not divide its 1 routed",
+            ),
+            (
+                "mistral-7b,H100,1,8,512,256,tensorrt-llm,1,,nvfp4",
+                "cannot serve nvfp4",
+            ),
+        ] {
+            let err = read(&format!("{h}\n{row}\n")).unwrap_err().to_string();
+            assert!(err.contains(says) && err.contains("line 2"), "{row}: {err}");
+        }
+        let ok = read(&format!(
+            "{h}\nmixtral-8x7b,B200,8,8,512,256,vllm,8,8,nvfp4\n"
+        ));
+        assert!(ok.is_ok(), "{:?}", ok.err());
+    }
+
+    /// Every measured row pilot ships is a deployment the checks allow: a measurement is a
+    /// fact, so a refusal here means the engine table or a model's shape is wrong.
+    #[test]
+    fn every_shipped_measurement_is_deployable() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/predictor");
+        let mut resolver = Resolver::default();
+        for file in [
+            "llm-pilot.csv",
+            "llm-inference-bench.csv",
+            "aiconfigurator.csv",
+        ] {
+            let rows = pilot_core::schema::read_measurements(&dir.join(file)).unwrap();
+            for (i, r) in rows.iter().enumerate() {
+                let Ok(s) = Scenario::from_row(r, &mut resolver) else {
+                    continue;
+                };
+                if let Err(e) = s.check_deployable() {
+                    panic!(
+                        "{file} row {i} ({} on {} x {}, {}): {e}",
+                        r.model, r.gpu_count, r.gpu, r.engine
+                    );
+                }
+            }
+        }
     }
 }

@@ -314,12 +314,7 @@ fn replicas_for(demand: f64, capacity: f64) -> Option<u32> {
 /// Tensor-parallel degrees valid for a model: 1..=max that divide its attention heads (and
 /// its KV heads, or are a multiple of them: KV heads are then replicated).
 pub fn tensor_parallel_degrees(m: &LlmSpec, max: u32) -> Vec<u32> {
-    (1..=max.max(1))
-        .filter(|&tp| {
-            let kv = (m.kv_heads.round() as u32).max(1);
-            m.heads.is_multiple_of(tp) && (kv.is_multiple_of(tp) || tp.is_multiple_of(kv))
-        })
-        .collect()
+    (1..=max.max(1)).filter(|&tp| m.shards_heads(tp)).collect()
 }
 
 /// Enumerates, evaluates and ranks every candidate.

@@ -636,6 +636,14 @@ impl LlmSpec {
         Flops(2.0 * weights + attention)
     }
 
+    /// Whether `tp` tensor-parallel ranks can split this model's attention: `tp` divides the
+    /// query heads, and either divides the K/V heads or is a multiple of them (K/V heads are
+    /// then replicated), as the engines' sharding requires.
+    pub fn shards_heads(&self, tp: u32) -> bool {
+        let kv = (self.kv_heads.round() as u32).max(1);
+        tp >= 1 && self.heads.is_multiple_of(tp) && (kv.is_multiple_of(tp) || tp.is_multiple_of(kv))
+    }
+
     /// MHA, GQA or MQA, from the K/V head count(s).
     pub fn attention_kind(&self) -> AttentionKind {
         let kv = &self.arch.kv_per_layer;
