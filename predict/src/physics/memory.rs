@@ -83,7 +83,7 @@ impl PhysicsModel {
         o: f64,
     ) -> KvBudget {
         let p = &self.params;
-        let kv_tokens = free * s.tp / s.kv_bytes_per_token.max(1e-9);
+        let kv_tokens = free * s.kv_split / s.kv_bytes_per_token.max(1e-9);
         let reserved = if s.padded {
             // The server reserves its configured longest sequence; a decoder-only model's trained
             // context bounds what it is started with, but T5's relative position buckets have no

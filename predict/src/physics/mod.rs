@@ -58,6 +58,7 @@ pub(crate) use steady::{closed_population, erlang_c_wait};
 use crate::LatencyModel;
 use crate::PredictError;
 use crate::scenario::{Fit, Prediction, Scenario};
+use pilot_core::llm::AttentionKind;
 use pilot_core::schema::Measurement;
 use pilot_core::units::Tokens;
 use steady::{Server, SteadyState};
@@ -145,6 +146,9 @@ impl PhysicsModel {
             &self.params,
         );
         s.padded = sc.padded_batching();
+        if sc.model.attention_kind() == AttentionKind::Mla {
+            s.kv_split = f64::from(sc.serving.decode_layout().attention_dp().max(1));
+        }
         let memory = self.memory(sc, &s, i);
         let mut est = Estimate::unfitted(memory.weights / memory.usable.max(1.0));
         if memory.free <= 0.0 {
@@ -538,6 +542,29 @@ mod tests {
             streamed / 1e9,
             active / 1e9
         );
+    }
+
+    #[test]
+    fn mla_cache_is_spread_by_attention_data_parallelism_not_tensor_parallelism() {
+        use pilot_core::layout::{Layout, Serving};
+        let with = |model: &str, tensor: u32, adp: u32| {
+            let mut s = sc(model, "H200", 8, Load::Users(256));
+            s.serving = Serving::Aggregated(Layout::new(tensor, 1, 1, adp).unwrap());
+            s.quantization = Dtype::Fp8.into(); // DeepSeek-V3 as published; bf16 does not fit
+            est(&s)
+        };
+        // DeepSeek-V3's latent has no heads to split: 8 tensor-parallel ranks each hold the
+        // whole cache of every sequence, 8 attention-DP ranks each hold an eighth.
+        let (tp8, adp8) = (
+            with("deepseek-ai/DeepSeek-V3", 8, 1),
+            with("deepseek-ai/DeepSeek-V3", 1, 8),
+        );
+        let ratio = adp8.kv_cache_tokens / tp8.kv_cache_tokens;
+        assert!((ratio - 8.0).abs() < 0.01, "KV capacity ratio {ratio}");
+        assert!(adp8.decode_step_ms < tp8.decode_step_ms);
+        // A GQA model's heads split either way: the same capacity.
+        let (a, b) = (with("llama-2-70b", 8, 1), with("llama-2-70b", 1, 8));
+        assert_eq!(a.kv_cache_tokens, b.kv_cache_tokens);
     }
 
     #[test]

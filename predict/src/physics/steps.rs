@@ -22,6 +22,11 @@ pub(super) struct Shape {
     /// Bytes of all weights (memory footprint).
     pub(super) weight_bytes: f64,
     pub(super) kv_bytes_per_token: f64,
+    /// Over how many GPUs' memories one token's KV cache is spread. Tensor parallelism splits
+    /// K/V heads, so by default every GPU of the group holds its share of every token; MLA's
+    /// compressed latent has no heads to split, so tensor-parallel ranks each hold all of it
+    /// and only attention data parallelism (ranks holding different sequences) spreads it.
+    pub(super) kv_split: f64,
     /// Cross-attention K/V bytes per input token (encoder-decoder), else 0.
     pub(super) cross_kv_bytes_per_token: f64,
     /// FLOPs per decode token at context 0 (decoder side), and per context token of attention.
@@ -119,6 +124,7 @@ impl Shape {
             experts_per_token: m.experts_per_token.max(1) as f64,
             weight_bytes: total * b,
             kv_bytes_per_token: m.kv_cache_bytes_per_token(kvdt).0,
+            kv_split: count.max(1) as f64,
             cross_kv_bytes_per_token: if m.encoder_decoder {
                 2.0 * m.decoder_layers as f64 * kv_width * kvdt.bytes()
             } else {
@@ -175,7 +181,7 @@ impl PhysicsModel {
             0.0
         };
         let weights = (s.dense_bytes + s.expert_bytes * touched) / s.tp;
-        let kv = n * (ctx * s.kv_bytes_per_token + input * s.cross_kv_bytes_per_token) / s.tp;
+        let kv = n * (ctx * s.kv_bytes_per_token + input * s.cross_kv_bytes_per_token) / s.kv_split;
         let t_mem = (weights + kv) / (s.bw * p.mem_efficiency) * 1e3;
         let flops = n * (s.decode_flops0 + ctx * s.attn_flops_per_ctx) / s.tp;
         let t_comp = flops / (s.peak_flops * p.mfu_decode) * 1e3;
