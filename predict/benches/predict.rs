@@ -1,5 +1,7 @@
-//! Benchmarks (harness = false): training every target on both public datasets, and 10,000
-//! scenario predictions with the trained predictor and with physics alone. Prints a table.
+//! Benchmarks (harness = false): training every target on the three public datasets
+//! (LLM-Pilot, LLM-Inference-Bench, AIConfigurator), and 10,000 scenario predictions with the
+//! trained predictor and with physics alone, today's MoE/MLA models and GPUs among them.
+//! Prints a table.
 //!
 //! Needs the imported datasets beside the shipped predictor (`datasets/predictor/*.csv`; see
 //! datasets/README.md). Run: `cargo bench -p pilot-predict --bench predict`.
@@ -15,6 +17,7 @@ fn main() {
     let data = [
         root.join("llm-pilot.csv"),
         root.join("llm-inference-bench.csv"),
+        root.join("aiconfigurator.csv"),
     ];
     let rows = read_datasets(&data).expect("run the import step of datasets/README.md first");
     let mut table = vec![];
@@ -41,6 +44,9 @@ fn main() {
         "llama-3-8b",
         "qwen2-72b",
         "flan-t5-xl",
+        "deepseek-ai/DeepSeek-V3",
+        "Qwen/Qwen3-32B",
+        "Qwen/Qwen3-235B-A22B",
     ];
     let gpus = [
         "A10",
@@ -51,6 +57,8 @@ fn main() {
         "MI300X",
         "T4",
         "L40S",
+        "b200_sxm",
+        "gb300",
     ];
     let mut scen = Vec::with_capacity(10_000);
     for i in 0..10_000usize {
@@ -69,7 +77,7 @@ fn main() {
             Tokens(128 << (i % 4)),
             Tokens(64 << (i % 5)),
         );
-        s.engine = Some(["vllm", "tgis", "tensorrt-llm"][i % 3].into());
+        s.engine = Some(["vllm", "tgis", "tensorrt-llm", "sglang"][i % 4].into());
         scen.push(s);
     }
     let t = Instant::now();
