@@ -13,12 +13,15 @@ use crate::scenario::{Fit, Scenario};
 use pilot_core::schema::{Measurement, metric_value};
 use std::collections::BTreeMap;
 
-/// Metrics the calibration matches (those the physics models most directly).
-const TARGETS: [&str; 4] = [
-    "ttft_ms_p50",
-    "itl_ms_p50",
-    "e2e_ms_p50",
-    "output_throughput_tok_s",
+/// Metrics the calibration matches (those the physics models most directly), each with the
+/// columns that measure it in order of preference: the p50 where a dataset has it, else the
+/// mean (AIConfigurator reports only mean TTFT and mean TPOT). One column per slot and row, so
+/// a dataset with both is matched exactly as before.
+const TARGETS: [&[&str]; 4] = [
+    &["ttft_ms_p50", "ttft_ms_mean"],
+    &["itl_ms_p50", "tpot_ms_mean"],
+    &["e2e_ms_p50"],
+    &["output_throughput_tok_s"],
 ];
 
 /// Most rows one engine's calibration looks at (an even subsample beyond), to bound its cost.
@@ -120,8 +123,14 @@ fn loss(params: &PhysicsParams, rows: &[(&Scenario, &Measurement)]) -> f64 {
             metrics: model.summary(s, &e),
             ..(*r).clone()
         };
-        for t in TARGETS {
-            if let (Some(a), Some(p)) = (metric_value(r, t), metric_value(&m, t))
+        for slot in TARGETS {
+            let Some((a, t)) = slot
+                .iter()
+                .find_map(|t| metric_value(r, t).map(|a| (a, *t)))
+            else {
+                continue;
+            };
+            if let Some(p) = metric_value(&m, t)
                 && a > 0.0
                 && p > 0.0
                 && p.is_finite()
@@ -244,11 +253,24 @@ mod tests {
                 pairs.push((s, r));
             }
         }
-        let refs: Vec<(&Scenario, &Measurement)> = pairs.iter().map(|(s, r)| (s, r)).collect();
-        let start = loss(&PhysicsParams::default(), &refs);
-        let fitted = calibrate_engines(&PhysicsParams::default(), &refs, 4);
-        let end = loss(&fitted["x"], &refs);
-        assert!(start > 0.2, "defaults should miss these rows: {start}");
-        assert!(end < start / 4.0, "calibration went from {start} to {end}");
+        // The same rows as AIConfigurator reports them: mean TTFT and mean TPOT only.
+        let means: Vec<(Scenario, Measurement)> = pairs
+            .iter()
+            .map(|(s, r)| {
+                let mut m = s.to_row("test");
+                for c in ["ttft_ms_mean", "tpot_ms_mean"] {
+                    pilot_core::schema::set_metric_value(&mut m, c, metric_value(r, c));
+                }
+                (s.clone(), m)
+            })
+            .collect();
+        for rows in [&pairs, &means] {
+            let refs: Vec<(&Scenario, &Measurement)> = rows.iter().map(|(s, r)| (s, r)).collect();
+            let start = loss(&PhysicsParams::default(), &refs);
+            let fitted = calibrate_engines(&PhysicsParams::default(), &refs, 4);
+            let end = loss(&fitted["x"], &refs);
+            assert!(start > 0.2, "defaults should miss these rows: {start}");
+            assert!(end < start / 4.0, "calibration went from {start} to {end}");
+        }
     }
 }
