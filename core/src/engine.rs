@@ -562,6 +562,16 @@ const GGML_ANY: &[GpuArch] = &[
     Volta, Turing, Ampere, Ada, Hopper, Blackwell, Cdna2, Cdna3, Cdna4, XeHpc,
 ];
 
+/// The GGUF formats llama.cpp (and Ollama on it) serves, on every backend it builds for
+/// (Q8_0 and Q4_K stand for int8 and int4).
+const GGML_FORMATS: &[QuantSupport] = &[
+    native(Fp32, GGML_ANY),
+    native(Fp16, GGML_ANY),
+    native(Bf16, GGML_ANY),
+    native(Int8, GGML_ANY),
+    native(Int4W4a16, GGML_ANY),
+];
+
 /// Every serving engine pilot knows, in the order users see them listed: those
 /// `pilot characterize` measures (vLLM, SGLang, TGI, TensorRT-LLM, llama.cpp, Ollama, pilot's
 /// own), IBM's TGIS fork that LLM-Pilot measured, and the LLM-Inference-Bench frameworks.
@@ -889,13 +899,7 @@ pub const TABLE: &[EngineTraits] = &[
         kv_cache: KvCache::Paged,
         scheduling: Scheduling::NextStep,
         batching: None,
-        quantizations: &[
-            native(Fp32, GGML_ANY),
-            native(Fp16, GGML_ANY),
-            native(Bf16, GGML_ANY),
-            native(Int8, GGML_ANY),
-            native(Int4W4a16, GGML_ANY),
-        ],
+        quantizations: GGML_FORMATS,
         parallelism: &[Tensor, Pipeline],
         launch: None,
         uneven_heads: true,
@@ -911,13 +915,7 @@ pub const TABLE: &[EngineTraits] = &[
         kv_cache: KvCache::Paged,
         scheduling: Scheduling::NextStep,
         batching: None,
-        quantizations: &[
-            native(Fp32, GGML_ANY),
-            native(Fp16, GGML_ANY),
-            native(Bf16, GGML_ANY),
-            native(Int8, GGML_ANY),
-            native(Int4W4a16, GGML_ANY),
-        ],
+        quantizations: GGML_FORMATS,
         parallelism: &[Pipeline],
         launch: None,
         uneven_heads: true,
