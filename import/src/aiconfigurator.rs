@@ -39,7 +39,7 @@
 use crate::{Import, ImportError};
 use pilot_core::gpu::GpuCatalog;
 use pilot_core::layout::{Layout, Serving, Workers};
-use pilot_core::llm::HfConfig;
+use pilot_core::llm::{CheckpointFormat, HfConfig};
 use pilot_core::metrics::Stats;
 use pilot_core::quant::Quantization;
 use pilot_core::schema::{Load, Measurement};
@@ -136,45 +136,6 @@ struct Checkpoint {
     format: Quantization,
 }
 
-/// The weight format a config names: `quantization_config` (fp8 with or without
-/// `weight_block_size`, mxfp4, compressed-tensors 4-bit groups) or ModelOpt's
-/// `hf_quant_config.json` (`quant_algo`), else the 16-bit `torch_dtype`.
-fn checkpoint_format(cfg: &HfConfig, hf_quant: Option<&Value>) -> Quantization {
-    if let Some(algo) = hf_quant
-        .and_then(|v| v.pointer("/quantization/quant_algo"))
-        .and_then(Value::as_str)
-        && let Ok(q) = algo.parse::<Quantization>()
-    {
-        return q;
-    }
-    let qc = cfg
-        .raw
-        .get("quantization_config")
-        .or_else(|| cfg.raw.pointer("/text_config/quantization_config"));
-    if let Some(qc) = qc {
-        let method = qc.get("quant_method").and_then(Value::as_str).unwrap_or("");
-        match method {
-            "fp8" if qc.get("weight_block_size").is_some() => return Quantization::Fp8Block,
-            "fp8" => return Quantization::Fp8,
-            "mxfp4" => return Quantization::Mxfp4,
-            _ => {}
-        }
-        let bits = qc
-            .pointer("/config_groups/group_0/weights/num_bits")
-            .and_then(Value::as_u64);
-        if bits == Some(4) {
-            return Quantization::Int4W4a16;
-        }
-        if bits == Some(8) {
-            return Quantization::Fp8;
-        }
-    }
-    cfg.torch_dtype
-        .as_deref()
-        .and_then(|d| d.parse::<Quantization>().ok())
-        .unwrap_or(Quantization::Bf16)
-}
-
 /// Reads a model's checkpoint facts from `dir` (`<hub id with / as -->_config.json`, and
 /// `_hf_quant_config.json` beside it), through [`CONFIG_STAND_INS`] where the source's id
 /// has no file of its own. `None` when there is no file.
@@ -195,9 +156,22 @@ fn read_checkpoint(dir: &Path, model: &str) -> Result<Option<Checkpoint>, Import
     let hf_quant = std::fs::read_to_string(dir.join(format!("{stem}_hf_quant_config.json")))
         .ok()
         .and_then(|t| serde_json::from_str::<Value>(&t).ok());
+    // The quantized format as pilot's model catalog reads it; else the 16-bit `torch_dtype`.
     let format = match stand_in.and_then(|s| s.2) {
         Some(q) => q,
-        None => checkpoint_format(&cfg, hf_quant.as_ref()),
+        None => CheckpointFormat::read(&cfg.raw, hf_quant.as_ref(), model)
+            .map_err(|e| ImportError::Model {
+                path: path.display().to_string(),
+                name: model.to_string(),
+                source: Box::new(e),
+            })?
+            .map(|c| c.weights)
+            .unwrap_or_else(|| {
+                cfg.torch_dtype
+                    .as_deref()
+                    .and_then(|d| d.parse::<Quantization>().ok())
+                    .unwrap_or(Quantization::Bf16)
+            }),
     };
     Ok(Some(Checkpoint {
         heads: cfg.num_heads,

@@ -201,7 +201,7 @@ fn normalised(pattern: &str) -> Vec<String> {
 impl CheckpointFormat {
     /// Reads the format from `config.json` (`cfg`, the whole document) and, where given, the
     /// `hf_quant_config.json` beside it, which takes precedence. `None`: not quantized.
-    pub(super) fn read(
+    pub fn read(
         cfg: &Value,
         hf_quant: Option<&Value>,
         id: &str,
