@@ -92,6 +92,12 @@ fn knobs() -> Vec<Knob> {
             hi: 1.0,
         },
         Knob {
+            get: |p| p.burst_queue_share,
+            set: |p, v| p.burst_queue_share = v,
+            lo: 0.01,
+            hi: 1.0,
+        },
+        Knob {
             get: |p| p.sequence_overhead_ms,
             set: |p, v| p.sequence_overhead_ms = v,
             lo: 0.001,
@@ -170,7 +176,8 @@ pub fn calibrate(base: &PhysicsParams, rows: &[(&Scenario, &Measurement)]) -> Ph
         let mut improved = false;
         for k in &knobs {
             for factor in [step, 1.0 / step] {
-                let v = ((k.get)(&best) * factor).clamp(k.lo, k.hi);
+                // A knob at 0 (off by default) starts from its lower bound.
+                let v = ((k.get)(&best).max(k.lo) * factor).clamp(k.lo, k.hi);
                 if v == (k.get)(&best) {
                     continue;
                 }

@@ -346,6 +346,15 @@ mod tests {
         let mut vllm = tgis(16);
         vllm.engine = Some("vllm".into());
         assert!((est(&vllm).ttft_ms - flat).abs() < 1e-9);
+        // Users in step (a fixed-length benchmark) queue behind each other's prompts on vLLM
+        // too, by the burst share; TGIS keeps its router's share.
+        let bursts = PhysicsModel::new(PhysicsParams {
+            burst_queue_share: 0.5,
+            ..PhysicsParams::default()
+        });
+        let burst = bursts.estimate(&vllm).unwrap().0.ttft_ms;
+        assert!(burst > 2.0 * flat, "{burst} vs {flat}");
+        assert!((bursts.estimate(&tgis(16)).unwrap().0.ttft_ms - e16.ttft_ms).abs() < 1e-9);
     }
 
     #[test]

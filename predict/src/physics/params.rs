@@ -38,6 +38,15 @@ pub struct PhysicsParams {
     /// queue misses by 5-10x at 64 users.
     #[serde(default = "default_prefill_queue_share")]
     pub prefill_queue_share: f64,
+    /// The same share for a continuous-batching engine without such a router (vLLM, SGLang,
+    /// TensorRT-LLM). In a steady stream of requests of varied lengths a prompt waits for
+    /// none (0, the default). Benchmarks whose users all start at once with fixed prompt and
+    /// output lengths keep them partly in step, so prompts arrive in bursts and wait for each
+    /// other: AIConfigurator's measured TTFTs grow about linearly with concurrency, a tenth to
+    /// a fifth of the other users' prefills at a time. Calibration fits it per engine
+    /// ([`crate::calibrate`]).
+    #[serde(default)]
+    pub burst_queue_share: f64,
     /// Prompt tokens a padded batch computes per real prompt token (prompts run at the batch's
     /// longest length; see [`Scenario::padded_batching`]).
     #[serde(default = "default_padded_token_factor")]
@@ -113,6 +122,7 @@ impl Default for PhysicsParams {
             max_sequences: 256,
             length_sigma: 0.5,
             prefill_queue_share: default_prefill_queue_share(),
+            burst_queue_share: 0.0,
             padded_token_factor: default_padded_token_factor(),
             padded_sequence_tokens: default_padded_sequence_tokens(),
             sequence_overhead_ms: default_sequence_overhead_ms(),

@@ -72,11 +72,12 @@ impl Server<'_> {
         let itl_mean = step.total + f * t_pe;
         // A new request is prefilled with those that arrived in the same step; behind a
         // TGI-style router it also waits for a share of the other in-flight requests'
-        // prefills (one batched prefill step either way).
+        // prefills (one batched prefill step either way), and so it does elsewhere where
+        // users arrive in bursts (`burst_queue_share`).
         let share = if self.wave_router {
             p.prefill_queue_share
         } else {
-            0.0
+            p.burst_queue_share
         };
         let together = (n / n.min(o).max(1.0)).max(1.0 + share * (n - 1.0));
         let t_first = self.physics.prefill(s, together, i);
