@@ -8,12 +8,21 @@
 
 use crate::physics::Estimate;
 use crate::scenario::{Load, Scenario};
+use pilot_core::layout::Serving;
+use pilot_core::llm::AttentionKind;
 
 /// Engines with a one-hot column, names from the engine table ([`pilot_core::engine::TABLE`]);
 /// any other engine (or none) has all zeros. This list stays apart from the table because its
 /// order and contents are the shipped predictor's feature order: a new engine in the table
 /// gets a column only when a predictor is retrained with one.
-pub const ENGINES: [&str; 5] = ["tgis", "vllm", "tensorrt-llm", "deepspeed-mii", "llama.cpp"];
+pub const ENGINES: [&str; 6] = [
+    "tgis",
+    "vllm",
+    "tensorrt-llm",
+    "deepspeed-mii",
+    "llama.cpp",
+    "sglang",
+];
 
 /// Names of the features without physics, in vector order. The vendor columns stand for
 /// software stacks (CUDA, ROCm, oneAPI), which reach different fractions of the same peaks:
@@ -45,6 +54,17 @@ pub fn base_names() -> Vec<String> {
         "is_amd",
         "is_intel",
         "padded_batching",
+        "is_mla",
+        "log_experts",
+        "log_experts_per_token",
+        "kv_bytes_per_value",
+        "log_tensor_parallel",
+        "log_pipeline_parallel",
+        "log_expert_parallel",
+        "log_attention_dp",
+        "disaggregated",
+        "prefill_gpu_fraction",
+        "log_users_per_attention_rank",
     ]
     .map(String::from)
     .to_vec();
@@ -69,6 +89,7 @@ pub fn physics_names() -> Vec<String> {
         "phys_log_ttft_ms",
         "phys_log_itl_ms",
         "phys_log_e2e_ms",
+        "phys_log_burst_prefill_ms",
     ]
     .map(String::from)
     .to_vec()
@@ -83,6 +104,16 @@ pub fn push(out: &mut Vec<f64>, s: &Scenario, e: Option<&Estimate>) {
     let m = &s.model;
     let g = &s.gpu;
     let engine = s.engine.as_deref().unwrap_or("");
+    let decode = s.serving.decode_layout();
+    // Where a disaggregated deployment puts its GPUs, and over how many decode workers its
+    // users spread (an aggregated deployment is one worker doing both).
+    let (prefill_gpu_fraction, decode_workers) = match s.serving {
+        Serving::Aggregated(_) => (0.0, 1.0),
+        Serving::Disaggregated { prefill, decode } => (
+            f64::from(prefill.gpus()) / f64::from(prefill.gpus() + decode.gpus()).max(1.0),
+            f64::from(decode.count()),
+        ),
+    };
     out.extend([
         matches!(s.load, Load::Rate(_)) as u8 as f64,
         matches!(s.load, Load::Batch(_)) as u8 as f64,
@@ -99,7 +130,7 @@ pub fn push(out: &mut Vec<f64>, s: &Scenario, e: Option<&Estimate>) {
         ln(m.kv_cache_bytes_per_token(s.kv_dtype()).0),
         s.quantization.storage().bytes(),
         ln(g.memory_bandwidth.0),
-        ln(g.peak(s.quantization.storage())
+        ln(g.peak_for(s.quantization)
             .or(g.peak(pilot_core::units::Dtype::F16))
             .map_or(1.0, |t| t.0)),
         ln(g.memory.0),
@@ -110,6 +141,17 @@ pub fn push(out: &mut Vec<f64>, s: &Scenario, e: Option<&Estimate>) {
         (g.vendor == "AMD") as u8 as f64,
         (g.vendor == "Intel") as u8 as f64,
         s.padded_batching() as u8 as f64,
+        (m.attention_kind() == AttentionKind::Mla) as u8 as f64,
+        ln(m.experts.max(1) as f64),
+        ln(m.experts_per_token.max(1) as f64),
+        s.kv_dtype().bytes(),
+        ln(f64::from(decode.tensor())),
+        ln(f64::from(decode.pipeline())),
+        ln(f64::from(decode.expert())),
+        ln(f64::from(decode.attention_dp())),
+        s.serving.is_disaggregated() as u8 as f64,
+        prefill_gpu_fraction,
+        ln(s.load.level() / (decode_workers * f64::from(decode.attention_dp()))),
     ]);
     out.extend(
         ENGINES
@@ -132,6 +174,10 @@ pub fn push(out: &mut Vec<f64>, s: &Scenario, e: Option<&Estimate>) {
             ln(e.ttft_ms),
             ln(e.itl_mean_ms),
             ln(e.e2e_ms),
+            // Every in-flight request's prefill back to back: where a benchmark's users
+            // start together and keep in step (fixed lengths), TTFT lies between one prefill
+            // and this, and grows with it.
+            ln(e.in_flight * e.prefill_ms),
         ]);
     }
 }

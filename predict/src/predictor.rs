@@ -37,6 +37,24 @@ pub struct TargetModel {
     pub physics_lower: f64,
     #[serde(default)]
     pub physics_upper: f64,
+    /// `engine/mode` pairs among the rows this target was trained on ([`pair_key`]). Datasets
+    /// measure different statistics (TGIS runs p50s, AIConfigurator means only), so a target's
+    /// trees may never have seen an engine the predictor knows: there its correction is not
+    /// applied, and the metric follows its family's corrected sibling instead (see
+    /// [`harmonize`]). Empty (older files): every pair the predictor measured.
+    #[serde(default)]
+    pub engine_modes: BTreeSet<String>,
+}
+
+impl TargetModel {
+    /// Whether this target's trees were trained on the scenario's engine in its load mode.
+    fn trained_on(&self, s: &Scenario) -> bool {
+        self.engine_modes.is_empty()
+            || self.engine_modes.contains(&pair_key(
+                s.engine.as_deref().unwrap_or(""),
+                s.load.mode().name(),
+            ))
+    }
 }
 
 /// The training domain, for the out-of-domain flag.
@@ -94,13 +112,18 @@ impl Predictor {
     /// The predictor shipped in the binary (`datasets/predictor/predictor.json`), parsed once.
     pub fn shipped() -> Result<&'static Predictor, PredictError> {
         static P: OnceLock<Result<Predictor, String>> = OnceLock::new();
-        P.get_or_init(|| Predictor::from_json(SHIPPED).map_err(|e| e.to_string()))
-            .as_ref()
-            .map_err(|e| PredictError::PredictorFile {
-                path: "(shipped) datasets/predictor/predictor.json".into(),
-                reason: e.clone(),
-                source: None,
+        P.get_or_init(|| {
+            Predictor::from_json(SHIPPED).map_err(|e| match e {
+                PredictError::PredictorFile { reason, .. } => reason,
+                e => e.to_string(),
             })
+        })
+        .as_ref()
+        .map_err(|e| PredictError::PredictorFile {
+            path: "(shipped) datasets/predictor/predictor.json".into(),
+            reason: e.clone(),
+            source: None,
+        })
     }
 
     /// Parses a predictor file's text.
@@ -125,6 +148,28 @@ impl Predictor {
             return Err(bad(
                 "it has no trained targets; rebuild it as datasets/README.md says".into(),
             ));
+        }
+        // The trees index features by position: a file trained on another feature list would
+        // read every split on the wrong column and answer nonsense without an error.
+        let mut expected = features::base_names();
+        if p.options.use_physics {
+            expected.extend(features::physics_names());
+        }
+        if p.feature_names != expected {
+            let first = p
+                .feature_names
+                .iter()
+                .zip(&expected)
+                .position(|(a, b)| a != b)
+                .unwrap_or(p.feature_names.len().min(expected.len()));
+            return Err(bad(format!(
+                "it was trained on {} features but this pilot computes {} (first difference at \
+                 position {first}: '{}' vs '{}'); retrain it with `pilot train`",
+                p.feature_names.len(),
+                expected.len(),
+                p.feature_names.get(first).map_or("(none)", String::as_str),
+                expected.get(first).map_or("(none)", String::as_str),
+            )));
         }
         Ok(p)
     }
@@ -276,7 +321,13 @@ impl Predictor {
         row.metrics = phys.clone();
         let mut lo = row.clone();
         let mut hi = row.clone();
+        let mut corrected: Vec<&str> = Vec::with_capacity(self.targets.len());
         for t in &self.targets {
+            if corrects && !t.trained_on(s) {
+                // Left to its family's corrected sibling (a p50 from a mean) in `harmonize`.
+                continue;
+            }
+            corrected.push(&t.target);
             let (z, lower, upper) = if corrects {
                 (t.ensemble.predict(f), t.lower, t.upper)
             } else {
@@ -295,7 +346,7 @@ impl Predictor {
             set_metric_value(&mut hi, &t.target, Some((base + z + upper).exp()));
         }
         for r in [&mut row, &mut lo, &mut hi] {
-            harmonize(r, &phys_row, &self.targets);
+            harmonize(r, &phys_row, &corrected);
         }
         Prediction {
             out_of_domain: self.out_of_domain(s, f),
@@ -307,69 +358,70 @@ impl Predictor {
     }
 }
 
-/// Keeps a predicted row coherent: metrics without their own model (means, TPOT, request
-/// throughput) scale with their family's p50 correction, and percentiles never decrease.
-fn harmonize(r: &mut Measurement, phys: &Measurement, targets: &[TargetModel]) {
-    let trained = |c: &str| targets.iter().any(|t| t.target == c);
+/// Keeps a predicted row coherent: metrics without their own correction here (`corrected`
+/// names those with one) scale with their family's correction, and percentiles never
+/// decrease. A family's correction comes from the first corrected column of its sources: its
+/// p50, else another of its statistics (a mean, where a dataset measured only means), else
+/// the same quantity's other family (ITL and TPOT; TTFT and TTFT per prompt token). E2E with
+/// none of its own follows TTFT plus the output's TPOTs.
+fn harmonize(r: &mut Measurement, phys: &Measurement, corrected: &[&str]) {
+    let trained = |c: &str| corrected.contains(&c);
     let ratio = |r: &Measurement, c: &str| match (metric_value(r, c), metric_value(phys, c)) {
         (Some(a), Some(b)) if b > 0.0 => a / b,
         _ => 1.0,
     };
     // Column names spelled out: this runs for every prediction, so no `format!`.
-    const FAMILIES: [(&str, [&str; 5]); 5] = [
-        (
-            "ttft_ms_p50",
-            [
-                "ttft_ms_p50",
-                "ttft_ms_p90",
-                "ttft_ms_p95",
-                "ttft_ms_p99",
-                "ttft_ms_mean",
-            ],
-        ),
-        (
-            "nttft_ms_per_token_p50",
-            [
-                "nttft_ms_per_token_p50",
-                "nttft_ms_per_token_p90",
-                "nttft_ms_per_token_p95",
-                "nttft_ms_per_token_p99",
-                "nttft_ms_per_token_mean",
-            ],
-        ),
-        (
-            "itl_ms_p50",
-            [
-                "itl_ms_p50",
-                "itl_ms_p90",
-                "itl_ms_p95",
-                "itl_ms_p99",
-                "itl_ms_mean",
-            ],
-        ),
-        (
-            "e2e_ms_p50",
-            [
-                "e2e_ms_p50",
-                "e2e_ms_p90",
-                "e2e_ms_p95",
-                "e2e_ms_p99",
-                "e2e_ms_mean",
-            ],
-        ),
-        (
-            "itl_ms_p50",
-            [
-                "tpot_ms_p50",
-                "tpot_ms_p90",
-                "tpot_ms_p95",
-                "tpot_ms_p99",
-                "tpot_ms_mean",
-            ],
-        ),
+    const TTFT: [&str; 5] = [
+        "ttft_ms_p50",
+        "ttft_ms_p90",
+        "ttft_ms_p95",
+        "ttft_ms_p99",
+        "ttft_ms_mean",
     ];
-    for (src, cols) in FAMILIES {
-        let k = ratio(r, src);
+    const NTTFT: [&str; 5] = [
+        "nttft_ms_per_token_p50",
+        "nttft_ms_per_token_p90",
+        "nttft_ms_per_token_p95",
+        "nttft_ms_per_token_p99",
+        "nttft_ms_per_token_mean",
+    ];
+    const ITL: [&str; 5] = [
+        "itl_ms_p50",
+        "itl_ms_p90",
+        "itl_ms_p95",
+        "itl_ms_p99",
+        "itl_ms_mean",
+    ];
+    const E2E: [&str; 5] = [
+        "e2e_ms_p50",
+        "e2e_ms_p90",
+        "e2e_ms_p95",
+        "e2e_ms_p99",
+        "e2e_ms_mean",
+    ];
+    const TPOT: [&str; 5] = [
+        "tpot_ms_p50",
+        "tpot_ms_p90",
+        "tpot_ms_p95",
+        "tpot_ms_p99",
+        "tpot_ms_mean",
+    ];
+    // (members, sources in order of preference after the first member, the p50).
+    let families: [(&[&str; 5], [&[&str]; 2]); 5] = [
+        (&TTFT, [&TTFT, &NTTFT]),
+        (&NTTFT, [&NTTFT, &TTFT]),
+        (&ITL, [&ITL, &TPOT]),
+        (&E2E, [&E2E, &[]]),
+        // TPOT has followed ITL's p50 since before TPOT had trees of its own.
+        (&TPOT, [&["itl_ms_p50"], &TPOT]),
+    ];
+    for (cols, sources) in families {
+        let src = sources.iter().flat_map(|s| s.iter()).find(|c| trained(c));
+        let k = match src {
+            Some(c) => ratio(r, c),
+            None if std::ptr::eq(cols, &E2E) => e2e_ratio(r, phys),
+            None => ratio(r, sources[0][0]),
+        };
         let mut last = 0.0_f64;
         for c in cols {
             if let Some(v) = metric_value(r, c) {
@@ -389,6 +441,23 @@ fn harmonize(r: &mut Measurement, phys: &Measurement, targets: &[TargetModel]) {
     let k = ratio(r, "output_throughput_tok_s");
     if let Some(v) = metric_value(phys, "request_throughput_rps") {
         set_metric_value(r, "request_throughput_rps", Some(v * k));
+    }
+}
+
+/// The correction of an E2E latency with no trees of its own: a request's E2E is its TTFT
+/// plus (output − 1) TPOTs, so it scales as their corrected sum over the physics' (1 where
+/// either mean or the output length is missing).
+fn e2e_ratio(r: &Measurement, phys: &Measurement) -> f64 {
+    let parts = |m: &Measurement| {
+        let o = m.metrics.output_tokens_mean?;
+        Some(
+            metric_value(m, "ttft_ms_mean")?
+                + (o - 1.0).max(0.0) * metric_value(m, "tpot_ms_mean")?,
+        )
+    };
+    match (parts(r), parts(phys)) {
+        (Some(a), Some(b)) if b > 0.0 => a / b,
+        _ => 1.0,
     }
 }
 

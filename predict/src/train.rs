@@ -117,7 +117,7 @@ impl Default for TrainOptions {
 /// Monotone constraints of latency corrections: +1 on the load and on every physics feature
 /// that rises with load, -1 on those that fall with it. Every feature that moves with the load
 /// is constrained, so the correction (and hence the prediction) cannot fall as load grows.
-const LATENCY_MONOTONE: [(&str, i32); 9] = [
+const LATENCY_MONOTONE: [(&str, i32); 11] = [
     ("log_load", 1),
     ("phys_log_decode_step_ms", 1),
     ("phys_log_in_flight", 1),
@@ -127,6 +127,8 @@ const LATENCY_MONOTONE: [(&str, i32); 9] = [
     ("phys_log_ttft_ms", 1),
     ("phys_log_itl_ms", 1),
     ("phys_log_e2e_ms", 1),
+    ("phys_log_burst_prefill_ms", 1),
+    ("log_users_per_attention_rank", 1),
 ];
 
 fn lgbm_params(o: &TrainOptions, target: &str, names: &[String]) -> serde_json::Value {
@@ -379,6 +381,13 @@ pub(crate) fn train_prepared(
         } else {
             (0.0, 0.0)
         };
+        let engine_modes = idx
+            .iter()
+            .map(|&i| {
+                let r = &prepared[i].row;
+                pair_key(&r.engine, &r.load.mode().to_string())
+            })
+            .collect();
         targets.push(TargetModel {
             target: t.clone(),
             ensemble,
@@ -387,6 +396,7 @@ pub(crate) fn train_prepared(
             rows: idx.len(),
             physics_lower,
             physics_upper,
+            engine_modes,
         });
     }
     if targets.is_empty() {
@@ -596,6 +606,22 @@ mod tests {
         assert!(e.contains("p.json"), "{e}");
     }
 
+    /// A file trained on another feature list (an older pilot's) is refused by name rather
+    /// than read with its splits on the wrong columns.
+    #[test]
+    fn a_predictor_with_another_feature_list_is_refused() {
+        let mut p = train(&subset(), &small_opts()).unwrap();
+        p.feature_names.swap(0, 1);
+        let text = serde_json::to_string(&p).unwrap();
+        let e = Predictor::from_json(&text).unwrap_err().to_string();
+        assert!(e.contains("position 0") && e.contains("pilot train"), "{e}");
+        p.feature_names.pop();
+        let e = Predictor::from_json(&serde_json::to_string(&p).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("features but this pilot computes"), "{e}");
+    }
+
     #[test]
     fn more_users_never_predict_lower_latency() {
         let p = train(&subset(), &small_opts()).unwrap();
@@ -712,6 +738,65 @@ mod tests {
         };
         let (pr, ph) = (p.predict(&s).unwrap(), p.physics().predict(&s).unwrap());
         assert!((itl(&pr) / itl(&ph) - 1.0).abs() > 1e-3);
+    }
+
+    /// AIConfigurator measures only mean TTFT and TPOT; TGIS p50s. Trained on both, a vLLM
+    /// closed-loop scenario takes its mean's correction for the p50 and ITL (which recommend's
+    /// SLOs read) instead of trees that never saw vLLM, or none at all.
+    #[test]
+    fn a_statistic_a_dataset_lacks_follows_its_measured_sibling() {
+        let p =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/predictor/aiconfigurator.csv");
+        let ai: Vec<Measurement> = read_measurements(&p)
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.engine == "vllm")
+            .collect();
+        let mut rows = subset();
+        rows.extend(ai.iter().cloned());
+        let opts = TrainOptions {
+            targets: Some(vec![
+                "ttft_ms_p50".into(),
+                "ttft_ms_mean".into(),
+                "itl_ms_p50".into(),
+                "tpot_ms_mean".into(),
+            ]),
+            ..small_opts()
+        };
+        let pred = train(&rows, &opts).unwrap();
+        let p50 = pred
+            .targets
+            .iter()
+            .find(|t| t.target == "ttft_ms_p50")
+            .unwrap();
+        assert!(
+            !p50.engine_modes.contains("vllm/closed"),
+            "{:?}",
+            p50.engine_modes
+        );
+        let mut r = Resolver::default();
+        let s = Scenario::from_row(
+            ai.iter()
+                .find(|x| x.load == crate::Load::Users(64))
+                .unwrap(),
+            &mut r,
+        )
+        .unwrap();
+        let got = pred.predict(&s).unwrap().row;
+        let phys = pred.physics().predict(&s).unwrap().row;
+        let k = |m: &Measurement, c: &str| metric_value(m, c).unwrap();
+        let ttft = k(&got, "ttft_ms_mean") / k(&phys, "ttft_ms_mean");
+        let itl = k(&got, "tpot_ms_mean") / k(&phys, "tpot_ms_mean");
+        assert!(
+            (ttft - 1.0).abs() > 1e-3 && (itl - 1.0).abs() > 1e-3,
+            "{ttft} {itl}"
+        );
+        let rel = |a: f64, b: f64| ((a - b) / b).abs();
+        assert!(rel(k(&got, "ttft_ms_p50") / k(&phys, "ttft_ms_p50"), ttft) < 1e-9);
+        assert!(rel(k(&got, "itl_ms_p50") / k(&phys, "itl_ms_p50"), itl) < 1e-9);
+        // A TGIS scenario keeps its own p50 trees.
+        let t = pred.predict(&base_scenario(&mut r)).unwrap().row;
+        assert!(k(&t, "ttft_ms_p50") > 0.0);
     }
 
     #[test]
