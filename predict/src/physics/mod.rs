@@ -46,6 +46,7 @@
 //! `memory` (what fits: memory per GPU and the KV budget), `steady` (the steady state a load
 //! settles into) and `percentiles` (from mean estimates to percentiles).
 
+mod disagg;
 mod memory;
 mod params;
 mod percentiles;
@@ -58,7 +59,7 @@ pub(crate) use steady::{closed_population, erlang_c_wait};
 use crate::LatencyModel;
 use crate::PredictError;
 use crate::scenario::{Fit, Prediction, Scenario};
-use pilot_core::llm::AttentionKind;
+use pilot_core::layout::{Layout, Serving};
 use pilot_core::schema::Measurement;
 use pilot_core::units::Tokens;
 use steady::{Server, SteadyState};
@@ -135,20 +136,12 @@ impl PhysicsModel {
         if let Some(m) = self.for_engine(sc) {
             return m.estimate(sc);
         }
+        if let Serving::Disaggregated { prefill, decode } = sc.serving {
+            return self.estimate_disaggregated(sc, prefill, decode);
+        }
         let i = sc.input_tokens.0.max(1) as f64;
         let o = sc.output_tokens.0.max(1) as f64;
-        let mut s = Shape::new(
-            &sc.model,
-            &sc.gpu,
-            sc.gpu_count,
-            sc.quantization.storage(),
-            sc.kv_dtype(),
-            &self.params,
-        );
-        s.padded = sc.padded_batching();
-        if sc.model.attention_kind() == AttentionKind::Mla {
-            s.kv_split = f64::from(sc.serving.decode_layout().attention_dp().max(1));
-        }
+        let s = self.shape(sc, sc.serving.decode_layout());
         let memory = self.memory(sc, &s, i);
         let mut est = Estimate::unfitted(memory.weights / memory.usable.max(1.0));
         if memory.free <= 0.0 {
@@ -185,6 +178,22 @@ impl PhysicsModel {
                 max_batch: kv.batch as u32,
             },
         ))
+    }
+}
+
+impl PhysicsModel {
+    /// The shape of one worker of `layout` serving the scenario's model.
+    fn shape(&self, sc: &Scenario, layout: Layout) -> Shape {
+        let mut s = Shape::of_layout(
+            &sc.model,
+            &sc.gpu,
+            layout,
+            sc.quantization,
+            sc.kv_dtype(),
+            &self.params,
+        );
+        s.padded = sc.padded_batching();
+        s
     }
 }
 
@@ -547,24 +556,46 @@ mod tests {
     #[test]
     fn mla_cache_is_spread_by_attention_data_parallelism_not_tensor_parallelism() {
         use pilot_core::layout::{Layout, Serving};
-        let with = |model: &str, tensor: u32, adp: u32| {
-            let mut s = sc(model, "H200", 8, Load::Users(256));
+        let with = |model: &str, tensor: u32, adp: u32, users: u32, input: u64| {
+            let mut s = sc(model, "H200", 8, Load::Users(users));
             s.serving = Serving::Aggregated(Layout::new(tensor, 1, 1, adp).unwrap());
             s.quantization = Dtype::Fp8.into(); // DeepSeek-V3 as published; bf16 does not fit
-            est(&s)
+            s.input_tokens = Tokens(input);
+            s
         };
+        let ds = "deepseek-ai/DeepSeek-V3";
         // DeepSeek-V3's latent has no heads to split: 8 tensor-parallel ranks each hold the
-        // whole cache of every sequence, 8 attention-DP ranks each hold an eighth.
+        // whole cache of every sequence, 8 attention-DP ranks each hold an eighth, so a byte
+        // of free memory holds 8x the tokens...
+        let shape = |t: &Scenario| PhysicsModel::default().shape(t, t.serving.decode_layout());
+        let (tp8, adp8) = (with(ds, 8, 1, 256, 512), with(ds, 1, 8, 256, 512));
+        assert_eq!(shape(&adp8).kv_split / shape(&tp8).kv_split, 8.0);
+        // ... though each rank also holds a copy of the attention and dense weights (a
+        // sixth of the model's 16B non-expert parameters per GPU more than TP 8's eighth),
+        // so the whole cache holds 4-8x, not 8x.
+        let ratio = est(&adp8).kv_cache_tokens / est(&tp8).kv_cache_tokens;
+        assert!(ratio > 4.0 && ratio < 8.0, "KV capacity ratio {ratio}");
+        // Where the cache dominates the bytes a step reads (long contexts), attention-DP
+        // decodes faster: each GPU reads an eighth of the latents, not all of them.
         let (tp8, adp8) = (
-            with("deepseek-ai/DeepSeek-V3", 8, 1),
-            with("deepseek-ai/DeepSeek-V3", 1, 8),
+            est(&with(ds, 8, 1, 128, 8192)),
+            est(&with(ds, 1, 8, 128, 8192)),
         );
-        let ratio = adp8.kv_cache_tokens / tp8.kv_cache_tokens;
-        assert!((ratio - 8.0).abs() < 0.01, "KV capacity ratio {ratio}");
-        assert!(adp8.decode_step_ms < tp8.decode_step_ms);
-        // A GQA model's heads split either way: the same capacity.
-        let (a, b) = (with("llama-2-70b", 8, 1), with("llama-2-70b", 1, 8));
-        assert_eq!(a.kv_cache_tokens, b.kv_cache_tokens);
+        assert_eq!(tp8.in_flight, adp8.in_flight);
+        assert!(
+            adp8.decode_step_ms < tp8.decode_step_ms,
+            "{} vs {}",
+            adp8.decode_step_ms,
+            tp8.decode_step_ms
+        );
+        // A GQA model's heads split under TP too: the same split per byte, and attention-DP
+        // (eight copies of a dense model) leaves less memory for the cache.
+        let (a, b) = (
+            with("llama-2-70b", 8, 1, 256, 512),
+            with("llama-2-70b", 1, 8, 256, 512),
+        );
+        assert_eq!(shape(&a).kv_split, shape(&b).kv_split);
+        assert!(est(&a).kv_cache_tokens > est(&b).kv_cache_tokens);
     }
 
     #[test]
