@@ -208,3 +208,132 @@ impl Disaggregated<'_> {
         state.expect("the loop runs at least once")
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::LatencyModel;
+    use pilot_core::gpu::GpuCatalog;
+    use pilot_core::layout::{Layout, Serving};
+    use pilot_core::llm::ModelCatalog;
+    use pilot_core::quant::Quantization;
+
+    /// DeepSeek-V3 in fp8 on `gpu`: `pw` prefill workers of TP 8 and `dw` decode workers of
+    /// TP 8, or one aggregated TP 8 worker when `pw` is 0.
+    fn ds(gpu: &str, pw: u32, dw: u32, users: u32, input: u64) -> Scenario {
+        let m = ModelCatalog::builtin()
+            .resolve("deepseek-ai/DeepSeek-V3")
+            .unwrap();
+        let g = GpuCatalog::builtin().resolve(gpu).unwrap().clone();
+        let mut s = Scenario::new(m, g, 8, Load::Users(users), Tokens(input), Tokens(512));
+        s.quantization = Quantization::Fp8Block;
+        let tp8 = Layout::new(8, 1, 8, 1).unwrap();
+        if pw > 0 {
+            s.serving = Serving::Disaggregated {
+                prefill: Workers::new(pw, tp8).unwrap(),
+                decode: Workers::new(dw, tp8).unwrap(),
+            };
+        } else {
+            s.serving = Serving::Aggregated(tp8);
+        }
+        s.gpu_count = s.serving.gpus();
+        s
+    }
+
+    fn est(s: &Scenario) -> Estimate {
+        let (e, fit) = PhysicsModel::default().estimate(s).unwrap();
+        assert!(matches!(fit, Fit::Fits { .. }), "{fit:?}");
+        e
+    }
+
+    #[test]
+    fn decode_workers_never_stall_for_a_prefill() {
+        let (agg, dis) = (
+            est(&ds("H200", 0, 1, 64, 4096)),
+            est(&ds("H200", 1, 1, 64, 4096)),
+        );
+        assert!(agg.prefill_gap_fraction > 0.0);
+        assert_eq!(dis.prefill_gap_fraction, 0.0);
+        assert_eq!(dis.itl_mean_ms, dis.decode_step_ms);
+        assert!(
+            dis.itl_mean_ms < agg.itl_mean_ms,
+            "{} vs {}",
+            dis.itl_mean_ms,
+            agg.itl_mean_ms
+        );
+    }
+
+    #[test]
+    fn ttft_is_the_prefill_plus_the_kv_transfer_and_grows_with_the_prompt() {
+        let p = PhysicsModel::default();
+        let one = ds("H200", 1, 1, 1, 1024);
+        let e = est(&one);
+        let floor = p.params.request_overhead_ms + e.prefill_ms;
+        assert!(e.ttft_ms > floor, "{} vs {floor}", e.ttft_ms);
+        // No decode step in it: a lone request's TTFT is prefill + transfer + overhead.
+        assert!(e.ttft_ms < floor + 5.0, "{} vs {floor}", e.ttft_ms);
+        let mut last = 0.0;
+        for input in [512, 2048, 8192] {
+            let t = est(&ds("H200", 1, 1, 16, input)).ttft_ms;
+            assert!(t > last, "TTFT at {input}: {t} after {last}");
+            last = t;
+        }
+    }
+
+    #[test]
+    fn the_kv_cache_crosses_nvlink_inside_an_nvl72_rack_and_the_network_between_hgx_nodes() {
+        let p = PhysicsModel::default();
+        let time = |gpu: &str| {
+            let s = ds(gpu, 1, 1, 1, 8192);
+            let Serving::Disaggregated { prefill, decode } = s.serving else {
+                unreachable!()
+            };
+            let (ps, dsh) = (p.shape(&s, prefill.layout()), p.shape(&s, decode.layout()));
+            p.kv_transfer_ms(&s, &ps, &dsh, prefill, decode, 8192.0)
+        };
+        // GB300's 900 GB/s NVLink against 50 GB/s per GPU of network between two B300 nodes.
+        assert!(
+            time("B300") > 10.0 * time("GB300"),
+            "{} vs {}",
+            time("B300"),
+            time("GB300")
+        );
+    }
+
+    #[test]
+    fn more_prefill_workers_cut_queued_ttft_and_more_decode_workers_cut_tpot() {
+        let base = est(&ds("H200", 1, 1, 128, 8192));
+        let more_prefill = est(&ds("H200", 3, 1, 128, 8192));
+        let more_decode = est(&ds("H200", 1, 3, 128, 8192));
+        assert!(
+            more_prefill.ttft_ms < base.ttft_ms,
+            "{} vs {}",
+            more_prefill.ttft_ms,
+            base.ttft_ms
+        );
+        assert!(more_decode.itl_mean_ms < base.itl_mean_ms);
+        // Throughput: no more than either side can serve.
+        assert!(more_prefill.request_rps >= base.request_rps);
+        for e in [base, more_prefill, more_decode] {
+            assert!(e.ttft_ms.is_finite() && e.request_rps > 0.0);
+        }
+    }
+
+    #[test]
+    fn each_side_must_fit_its_own_gpus() {
+        // Prefill on one H200 cannot hold DeepSeek-V3's weights; the decode side can.
+        let mut s = ds("H200", 1, 1, 8, 1024);
+        let Serving::Disaggregated { decode, .. } = s.serving else {
+            unreachable!()
+        };
+        s.serving = Serving::Disaggregated {
+            prefill: Workers::new(1, Layout::new(1, 1, 1, 1).unwrap()).unwrap(),
+            decode,
+        };
+        let pred = PhysicsModel::default().predict(&s).unwrap();
+        let Fit::DoesNotFit { reason } = pred.fit else {
+            panic!("fits: {:?}", pred.fit)
+        };
+        assert!(reason.starts_with("prefill workers"), "{reason}");
+    }
+}

@@ -434,3 +434,185 @@ impl PhysicsModel {
         (s.pp + mb - 1.0) * stage + (s.pp - 1.0) * s.stage_handoff_ms(tokens) + self.overhead_ms(s)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pilot_core::gpu::GpuCatalog;
+    use pilot_core::llm::ModelCatalog;
+
+    fn model(name: &str) -> LlmSpec {
+        ModelCatalog::builtin().resolve(name).unwrap()
+    }
+
+    fn gpu(name: &str) -> GpuSpec {
+        GpuCatalog::builtin().resolve(name).unwrap().clone()
+    }
+
+    fn shape(m: &str, g: &GpuSpec, layout: Layout, q: Quantization) -> Shape {
+        let m = model(m);
+        Shape::of_layout(&m, g, layout, q, q.storage(), &PhysicsParams::default())
+    }
+
+    fn layout(tensor: u32, pipeline: u32, expert: u32, adp: u32) -> Layout {
+        Layout::new(tensor, pipeline, expert, adp).unwrap()
+    }
+
+    #[test]
+    fn a_tensor_parallel_layout_is_the_old_shape_to_the_bit() {
+        // Every dataset before layouts is one TP group over gpu_count: its step times must
+        // not move by a bit.
+        let pm = PhysicsModel::default();
+        for (m, g, n, q) in [
+            ("llama-2-70b", "H100", 4, Quantization::Fp16),
+            ("mixtral-8x7b", "A100-SXM-80GB", 2, Quantization::Bf16),
+            ("mistral-7b", "L4", 1, Quantization::Int4W4a16),
+            ("flan-t5-xl", "A10", 2, Quantization::Fp16),
+        ] {
+            let (spec, g) = (model(m), gpu(g));
+            let old = Shape::new(&spec, &g, n, q.storage(), q.storage(), &pm.params);
+            let new = Shape::of_layout(
+                &spec,
+                &g,
+                Layout::tensor_parallel(n).unwrap(),
+                q,
+                q.storage(),
+                &pm.params,
+            );
+            for b in [1.0, 7.0, 64.0] {
+                let (a, c) = (
+                    pm.decode_step(&old, b, 900.0, 512.0),
+                    pm.decode_step(&new, b, 900.0, 512.0),
+                );
+                assert_eq!(a.total.to_bits(), c.total.to_bits(), "{m} decode at {b}");
+                assert_eq!(
+                    pm.prefill(&old, b, 512.0).to_bits(),
+                    pm.prefill(&new, b, 512.0).to_bits(),
+                    "{m} prefill of {b}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn attention_dp_replicates_the_dense_weights_and_spreads_the_experts() {
+        let h200 = gpu("H200");
+        let ds = "deepseek-ai/DeepSeek-V3";
+        let tp8 = shape(ds, &h200, layout(8, 1, 8, 1), Quantization::Fp8);
+        let adp8 = shape(ds, &h200, layout(1, 1, 8, 8), Quantization::Fp8);
+        let pm = PhysicsModel::default();
+        // Batch 1, no context: a step reads the dense weights (over TP) and the one token's
+        // experts (over TP x DP).
+        let bytes = |s: &Shape| {
+            let t = pm.decode_step(s, 1.0, 0.0, 0.0);
+            let mem = t.total - t.comm - t.overhead;
+            mem * s.bw * pm.params.mem_efficiency / 1e3
+        };
+        let (a, b) = (bytes(&tp8), bytes(&adp8));
+        let experts = tp8.experts_per_token * tp8.expert_bytes / 8.0;
+        let dense = tp8.dense_bytes;
+        assert!((a / (dense / 8.0 + experts) - 1.0).abs() < 1e-9, "{a}");
+        assert!((b / (dense + experts) - 1.0).abs() < 1e-9, "{b}");
+    }
+
+    #[test]
+    fn expert_all_to_all_grows_with_the_expert_group_and_the_batch() {
+        let ds = "deepseek-ai/DeepSeek-V3";
+        let h200 = gpu("H200");
+        // The same 32 sequences on every attention-DP rank: the wider the group, the more
+        // distinct GPUs a token's 8 experts sit on.
+        let a2a = |g: &GpuSpec, dp: u32, per_rank: f64| {
+            let s = shape(ds, g, layout(1, 1, dp, dp), Quantization::Fp8);
+            let n = per_rank * f64::from(dp);
+            s.comm_ms(n, per_rank)
+        };
+        let mut last = 0.0;
+        for dp in [2, 4, 8] {
+            let t = a2a(&h200, dp, 32.0);
+            assert!(t > last, "all-to-all over {dp}: {t} ms after {last}");
+            last = t;
+        }
+        assert!(a2a(&h200, 8, 64.0) > a2a(&h200, 8, 32.0));
+        // Sixteen H200s span two 8-GPU NVLink domains; in a 72-GPU domain they do not.
+        let mut nvl = h200.clone();
+        nvl.nvlink_domain = Some(72);
+        assert!(a2a(&h200, 16, 32.0) > 3.0 * a2a(&nvl, 16, 32.0));
+        // Without attention-DP the tokens are on every GPU already: no all-to-all, only the
+        // tensor-parallel all-reduces.
+        let tp8 = shape(ds, &h200, layout(8, 1, 8, 1), Quantization::Fp8);
+        assert_eq!(tp8.comm_ms(64.0, 64.0), tp8.allreduce_ms(64.0));
+    }
+
+    #[test]
+    fn a_tensor_group_across_two_nodes_all_reduces_slower_than_inside_an_nvl72_domain() {
+        let h100 = gpu("H100");
+        let mut nvl = h100.clone();
+        nvl.nvlink_domain = Some(72);
+        let m = "llama-3.1-405b";
+        let across = shape(m, &h100, layout(16, 1, 1, 1), Quantization::Fp8);
+        let inside = shape(m, &nvl, layout(16, 1, 1, 1), Quantization::Fp8);
+        let node = shape(m, &h100, layout(8, 1, 1, 1), Quantization::Fp8);
+        assert!(across.tp_link.crosses() && !inside.tp_link.crosses());
+        assert!(across.allreduce_ms(64.0) > 3.0 * inside.allreduce_ms(64.0));
+        // Eight GPUs of one HGX node stay on NVLink.
+        assert!(node.allreduce_ms(64.0) < across.allreduce_ms(64.0));
+        // The real NVL72 parts keep 64-wide expert groups on NVLink.
+        let gb = gpu("GB200");
+        let wide = shape(
+            "deepseek-ai/DeepSeek-V3",
+            &gb,
+            layout(1, 1, 64, 64),
+            Quantization::Nvfp4,
+        );
+        assert!(!wide.moe_link.crosses());
+    }
+
+    #[test]
+    fn gemms_run_at_the_peak_of_the_quantization() {
+        let (b200, h100) = (gpu("B200"), gpu("H100"));
+        let m = "llama-3-8b";
+        let peak = |g: &GpuSpec, q| shape(m, g, layout(1, 1, 1, 1), q).peak_flops / 1e12;
+        assert_eq!(peak(&b200, Quantization::Nvfp4), b200.fp4.unwrap().0);
+        assert_eq!(peak(&b200, Quantization::Mxfp4), b200.fp4.unwrap().0);
+        assert_eq!(peak(&h100, Quantization::Fp8Block), h100.fp8.unwrap().0);
+        assert_eq!(peak(&h100, Quantization::Fp8), h100.fp8.unwrap().0);
+        // No fp4 math on Hopper: dequantized to 16 bits; int4 w4a16 is 16-bit math anywhere.
+        assert_eq!(peak(&h100, Quantization::Nvfp4), h100.fp16.unwrap().0);
+        assert_eq!(peak(&b200, Quantization::Int4W4a16), b200.fp16.unwrap().0);
+        // ... with 4-bit weight bytes either way.
+        let s = shape(m, &b200, layout(1, 1, 1, 1), Quantization::Int4W4a16);
+        let f = shape(m, &b200, layout(1, 1, 1, 1), Quantization::Fp16);
+        assert!((f.weight_bytes / s.weight_bytes - 4.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn pipeline_stages_split_the_layers_but_a_token_passes_them_all() {
+        let h100 = gpu("H100");
+        let m = "llama-2-70b";
+        let pp1 = shape(m, &h100, layout(1, 1, 1, 1), Quantization::Fp8);
+        let pp2 = shape(m, &h100, layout(1, 2, 1, 1), Quantization::Fp8);
+        assert_eq!(pp2.kv_split, 2.0 * pp1.kv_split);
+        let pm = PhysicsModel::default();
+        // Batch 1: one micro-batch, the other stage idles; the token takes as long as on one
+        // GPU holding every layer, plus the hand-off.
+        let (a, b) = (
+            pm.decode_step(&pp1, 1.0, 1024.0, 1024.0),
+            pm.decode_step(&pp2, 1.0, 1024.0, 1024.0),
+        );
+        assert!(
+            b.total > a.total && b.total < 1.05 * a.total,
+            "{} vs {}",
+            b.total,
+            a.total
+        );
+        // A batch of 64 runs as two micro-batches of 32 in flight at once: faster per token
+        // than one stage of everything at 64.
+        let (a, b) = (
+            pm.decode_step(&pp1, 64.0, 1024.0, 1024.0),
+            pm.decode_step(&pp2, 64.0, 1024.0, 1024.0),
+        );
+        assert!(b.total < a.total, "{} vs {}", b.total, a.total);
+        // Prefill of one prompt passes both stages in turn: no faster than one GPU.
+        assert!(pm.prefill(&pp2, 1.0, 2048.0) >= pm.prefill(&pp1, 1.0, 2048.0));
+    }
+}
