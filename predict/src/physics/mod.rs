@@ -5,21 +5,52 @@
 //! continuous-batching server. Every constant is in [`PhysicsParams`] with its reason; none
 //! is fitted to the public data (the trained [`crate::Predictor`] learns what they miss).
 //!
-//! Per GPU, with tensor parallelism `TP` = GPU count:
+//! Per GPU of one worker whose [`Layout`] is `TP` x `PP` x `DP` (tensor x pipeline x
+//! attention data parallel; a file without layout columns is one TP group over its GPU count,
+//! which gives exactly the numbers of the model before layouts):
 //!
+//! - **Layout.** Attention runs tensor-parallel over `TP` inside each of `DP` ranks that hold
+//!   different sequences (the batch splits evenly over them); the attention and dense weights
+//!   (and shared experts) are split over `TP` and copied on every rank (TensorRT-LLM's
+//!   attention DP runs the dense MLPs data-parallel too); the routed experts are spread over
+//!   all `TP · DP` GPUs of a stage (expert x MoE-tensor parallelism), since that is where the
+//!   engines put them. `PP` stages each hold `1/PP` of the layers. So weights per GPU =
+//!   `(dense/TP + routed/(TP·DP)) / PP`, and one token's KV is spread over `TP · DP · PP` GPUs
+//!   (`DP · PP` for MLA, whose latent has no heads for TP to split). GEMMs run at the peak of
+//!   the quantization's math ([`pilot_core::gpu::GpuSpec::peak_for`]: fp8 at the fp8 rate,
+//!   nvfp4/mxfp4 at the fp4 rate where the GPU has fp4 tensor cores, else 16-bit, as int4
+//!   w4a16 always), with the format's bytes per weight.
+//! - **Links.** A group inside the GPU's NVLink domain (8 on HGX, 72 in a GB200/GB300 NVL72
+//!   rack; a PCIe card's server) talks at `intra_node_bandwidth`; a wider group (TP 16 on
+//!   8-GPU nodes) crosses the scale-out network, [`PhysicsParams::network_bandwidth_gbps`]
+//!   per GPU: a ring then runs at the network's pace, an all-to-all sends the share bound for
+//!   other domains over it.
 //! - **Decode step** at batch `n`, mean context `c`:
 //!   `max(bytes / (bw · η_mem), flops / (peak · mfu_decode)) + all-reduce + overhead`, where
 //!   bytes = weights read this step (dense weights, plus the experts the `n` tokens touch for
 //!   MoE) / TP + `n · c ·` KV bytes per token / TP (+ cross-attention K/V for encoder-decoder),
-//!   flops = `n ·` FLOPs per token / TP. The all-reduce is two per layer, each
-//!   `α + 2 (TP−1)/TP · n · hidden · 2 B / link_bw` (ring). The overhead (per step and per
+//!   flops = `n ·` FLOPs per token / TP. With attention DP, each rank runs `n/DP` sequences'
+//!   attention (weights/TP plus its own KV) while the MoE layers see all `n` tokens of the
+//!   worker and each GPU reads its `1/(TP·DP)` of the experts they touch; fewer sequences than
+//!   ranks leave ranks idle and the busy ones set the pace. The all-reduce is two per layer,
+//!   each `α + 2 (TP−1)/TP · n · hidden · 2 B / link_bw` (ring), over the TP group only.
+//!   With attention DP, a MoE layer instead sends each token to the GPUs of its `k` experts
+//!   and back (dispatch and combine: an all-to-all over the `TP · DP` GPUs, each GPU sending
+//!   its `1/G` of the tokens to the `G (1 − (1 − 1/G)^k)` GPUs the experts sit on), which
+//!   grows with the expert group and the batch. With `PP` stages the batch runs as
+//!   `min(n, PP)` micro-batches and a token passes every stage in turn: the step is `PP`
+//!   stage times (each the stage's bytes and FLOPs at the micro-batch) plus the hand-offs of
+//!   `hidden` activations between stages, so a batch below `PP` leaves a bubble. The overhead (per step and per
 //!   layer: scheduling, sampling, kernel launches) does **not** shrink with TP, which is why
 //!   measured decode steps speed up far less than linearly from 2 to 8 GPUs.
 //! - **Prefill** of `T` tokens (requests of length `I`): `max(T · flops(I/2) / (peak ·
 //!   mfu_prefill), weights / bw) / TP` + all-reduces of `T · hidden` + overhead. For
-//!   encoder-decoder models the prompt runs through the encoder only.
-//! - **KV capacity**: `memory · util − weights/TP − activations/TP − runtime` per GPU, times
-//!   TP, over KV bytes per token. A request reserves `input + output` tokens (TGIS and vLLM
+//!   encoder-decoder models the prompt runs through the encoder only. With attention DP the
+//!   prompts spread over the ranks (attention over each rank's TP, the experts over all
+//!   `TP · DP` GPUs, plus the MoE all-to-all); with `PP` stages, `mb = min(requests, PP)`
+//!   micro-batches take `PP + mb − 1` stage times (one prompt gains nothing from stages).
+//! - **KV capacity**: `memory · util − weights per GPU − activations/TP − runtime` per GPU,
+//!   times the GPUs one token's KV is spread over (see Layout), over KV bytes per token. A request reserves `input + output` tokens (TGIS and vLLM
 //!   admission both budget the full length), so the batch budget is capacity / (I + O),
 //!   capped by the engine's sequence limit.
 //! - **Closed loop** (N users): `n = min(N, B)` in flight. In the time the batch produces `O`
@@ -36,13 +67,25 @@
 //!   0.99 so overload shows as very long TTFTs rather than an error. (It used to solve
 //!   `n = λ · R(n)` on its own, with an M/M/1 wait: Mistral-7B on an H100 then read a TTFT
 //!   at 5 requests/s nearly three times the one at 40 closed-loop users, twice the load.)
+//! - **Disaggregated serving** (`disagg`): prefill workers and decode workers, each with its
+//!   own layout and memory fit (the prefill side: weights, one prefill's activations and the
+//!   prompts' KV; the decode side: weights and its batch's KV). TTFT = request overhead + the
+//!   wait for a busy prefill worker (M/M/1 on its share of the arrivals, at most the users
+//!   ahead) + the prefill + sending the prompt's KV to a decode worker (over NVLink when one
+//!   NVLink domain holds both workers, else the network, one link per GPU of the narrower
+//!   side's TP x PP). TPOT = decode steps at the decode worker's batch, with no prefill in
+//!   any gap (the point of disaggregating). Throughput = the least of the users' own cycles,
+//!   the prefill side's capacity (batches of the engine's token budget) and the decode side's
+//!   (its full batches); the decode batch follows from it by Little's law (a fixed point),
+//!   and a saturated side's queue lands in TTFT as in the aggregated closed loop.
 //! - **Offline batch** of b: `ceil(b / B)` waves, each a batched prefill then `O − 1` decode
 //!   steps at the wave's batch size.
 //!
 //! Percentile spread of TTFT and E2E (request lengths vary; the model sees only means) uses a
 //! fixed log-normal width; the trained predictor corrects each percentile separately.
 //!
-//! In files: `params` (the constants and their reasons), `steps` (roofline step times),
+//! In files: `params` (the constants and their reasons), `steps` (roofline step times, the
+//! layout's shape and links), `disagg` (disaggregated serving),
 //! `memory` (what fits: memory per GPU and the KV budget), `steady` (the steady state a load
 //! settles into) and `percentiles` (from mean estimates to percentiles).
 
