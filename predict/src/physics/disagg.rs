@@ -85,7 +85,9 @@ impl PhysicsModel {
             output: o,
             ctx: i + o / 2.0,
             decode_budget: dkv.batch,
-            prefill_batch: (p.activation_tokens / i).floor().clamp(1.0, pkv.batch),
+            // Each attention-DP rank takes its own chunk of prompts per step.
+            prefill_batch: ((p.activation_tokens / i).floor().max(1.0) * ps.dp)
+                .clamp(1.0, pkv.batch),
             transfer_ms: self.kv_transfer_ms(sc, &ps, &ds, prefill, decode, i),
         };
         let step1 = self.decode_step(&ds, 1.0, server.ctx, i);

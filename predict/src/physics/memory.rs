@@ -104,9 +104,10 @@ impl PhysicsModel {
         if s.padded {
             per_request *= p.padded_kv_copies.max(1.0);
         }
+        // Each attention-DP rank schedules its own batch, so the engine's cap is per rank.
         let budget = (kv_tokens / per_request)
             .floor()
-            .min(p.max_sequences as f64);
+            .min(p.max_sequences as f64 * s.dp);
         KvBudget {
             tokens: kv_tokens,
             per_request,

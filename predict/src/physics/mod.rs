@@ -52,7 +52,7 @@
 //! - **KV capacity**: `memory · util − weights per GPU − activations/TP − runtime` per GPU,
 //!   times the GPUs one token's KV is spread over (see Layout), over KV bytes per token. A request reserves `input + output` tokens (TGIS and vLLM
 //!   admission both budget the full length), so the batch budget is capacity / (I + O),
-//!   capped by the engine's sequence limit.
+//!   capped by the engine's sequence limit (per attention-DP rank: each schedules its own).
 //! - **Closed loop** (N users): `n = min(N, B)` in flight. In the time the batch produces `O`
 //!   tokens each, `n` prompts are prefilled, in `min(n, O)` prefill steps that stall decoding
 //!   (TGIS and vLLM's default both run prefill as its own step). So a cycle lasts
@@ -639,6 +639,26 @@ mod tests {
         );
         assert_eq!(shape(&a).kv_split, shape(&b).kv_split);
         assert!(est(&a).kv_cache_tokens > est(&b).kv_cache_tokens);
+    }
+
+    #[test]
+    fn each_attention_dp_rank_batches_up_to_the_engines_cap() {
+        use pilot_core::layout::{Layout, Serving};
+        // Short requests: the cache holds far more than the cap either way.
+        let with = |tensor: u32, adp: u32| {
+            let mut s = sc("deepseek-ai/DeepSeek-V3", "H200", 8, Load::Users(4096));
+            s.serving = Serving::Aggregated(Layout::new(tensor, 1, 8, adp).unwrap());
+            s.quantization = Dtype::Fp8.into();
+            s.input_tokens = Tokens(128);
+            s.output_tokens = Tokens(128);
+            est(&s)
+        };
+        let cap = f64::from(PhysicsParams::default().max_sequences);
+        let (tp8, adp8) = (with(8, 1), with(1, 8));
+        assert_eq!(tp8.max_batch, cap);
+        assert!(adp8.max_batch > 4.0 * cap, "{}", adp8.max_batch);
+        // More in flight, so less of the 4096 users' time queued.
+        assert!(adp8.ttft_ms < tp8.ttft_ms);
     }
 
     #[test]
