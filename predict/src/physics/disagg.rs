@@ -322,6 +322,24 @@ mod tests {
     }
 
     #[test]
+    fn more_users_never_lower_ttft_itl_or_throughput() {
+        let mut last = (0.0, 0.0, 0.0);
+        for u in [1, 4, 16, 64, 256, 1024, 4096] {
+            let e = est(&ds("H200", 2, 3, u, 2048));
+            let now = (e.ttft_ms, e.itl_mean_ms, e.request_rps);
+            assert!(
+                now.0 >= last.0 * (1.0 - 1e-6) && now.1 >= last.1 * (1.0 - 1e-6),
+                "{u} users: {now:?} after {last:?}"
+            );
+            assert!(
+                now.2 >= last.2 * (1.0 - 1e-6),
+                "{u} users: {now:?} after {last:?}"
+            );
+            last = now;
+        }
+    }
+
+    #[test]
     fn each_side_must_fit_its_own_gpus() {
         // Prefill on one H200 cannot hold DeepSeek-V3's weights; the decode side can.
         let mut s = ds("H200", 1, 1, 8, 1024);
