@@ -184,7 +184,7 @@ impl PhysicsModel {
         }
         let i = sc.input_tokens.0.max(1) as f64;
         let o = sc.output_tokens.0.max(1) as f64;
-        let s = self.shape(sc, sc.serving.decode_layout());
+        let s = self.shape(sc, aggregated_layout(sc));
         let memory = self.memory(sc, &s, i);
         let mut est = Estimate::unfitted(memory.weights / memory.usable.max(1.0));
         if memory.free <= 0.0 {
@@ -222,6 +222,19 @@ impl PhysicsModel {
             },
         ))
     }
+}
+
+/// The layout of an aggregated scenario's worker. A plain tensor-parallel layout whose GPU
+/// count disagrees with `gpu_count` is the default a caller left in place when it changed
+/// `gpu_count` alone (sweeps and what-ifs do): `gpu_count` then says the TP degree, as it
+/// did before layouts.
+fn aggregated_layout(sc: &Scenario) -> Layout {
+    let l = sc.serving.decode_layout();
+    let plain = l.pipeline() == 1 && l.expert() == 1 && l.attention_dp() == 1;
+    if plain && l.gpus() != sc.gpu_count {
+        return Layout::tensor_parallel(sc.gpu_count.max(1)).unwrap_or(l);
+    }
+    l
 }
 
 impl PhysicsModel {
@@ -659,6 +672,15 @@ mod tests {
         assert!(adp8.max_batch > 4.0 * cap, "{}", adp8.max_batch);
         // More in flight, so less of the 4096 users' time queued.
         assert!(adp8.ttft_ms < tp8.ttft_ms);
+    }
+
+    #[test]
+    fn changing_gpu_count_alone_still_means_tensor_parallel_over_it() {
+        // What-ifs and sweeps set gpu_count on a scenario built for another count.
+        let mut moved = sc("llama-2-70b", "H100", 2, Load::Users(8));
+        moved.gpu_count = 8;
+        let fresh = sc("llama-2-70b", "H100", 8, Load::Users(8));
+        assert_eq!(est(&moved), est(&fresh));
     }
 
     #[test]
