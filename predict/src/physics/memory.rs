@@ -39,7 +39,9 @@ impl PhysicsModel {
     pub(super) fn memory(&self, sc: &Scenario, s: &Shape, i: f64) -> Memory {
         let p = &self.params;
         let usable = s.memory_per_gpu * p.memory_utilization - p.runtime_overhead_gb * 1e9;
-        let weights = s.weight_bytes / s.tp;
+        // The routed experts spread over the TP · DP GPUs of a stage, the rest over TP (a copy
+        // per attention-DP rank); the stages split the layers.
+        let weights = (s.weight_bytes - s.routed_bytes() * (1.0 - 1.0 / s.dp)) / s.tp / s.pp;
         let act = p.activation_tokens.max(i)
             * (4.0 * s.hidden + 2.0 * sc.model.intermediate as f64)
             * 2.0
@@ -62,7 +64,7 @@ impl PhysicsModel {
             sc.model.id,
             sc.quantization,
             gb(m.weights),
-            sc.gpu_count,
+            (s.tp * s.dp * s.pp) as u32,
             gb(m.activations + p.runtime_overhead_gb * 1e9),
             sc.gpu.name,
             gb(s.memory_per_gpu * p.memory_utilization),
@@ -102,9 +104,10 @@ impl PhysicsModel {
         if s.padded {
             per_request *= p.padded_kv_copies.max(1.0);
         }
+        // Each attention-DP rank schedules its own batch, so the engine's cap is per rank.
         let budget = (kv_tokens / per_request)
             .floor()
-            .min(p.max_sequences as f64);
+            .min(p.max_sequences as f64 * s.dp);
         KvBudget {
             tokens: kv_tokens,
             per_request,

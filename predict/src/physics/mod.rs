@@ -5,23 +5,54 @@
 //! continuous-batching server. Every constant is in [`PhysicsParams`] with its reason; none
 //! is fitted to the public data (the trained [`crate::Predictor`] learns what they miss).
 //!
-//! Per GPU, with tensor parallelism `TP` = GPU count:
+//! Per GPU of one worker whose [`Layout`] is `TP` x `PP` x `DP` (tensor x pipeline x
+//! attention data parallel; a file without layout columns is one TP group over its GPU count,
+//! which gives exactly the numbers of the model before layouts):
 //!
+//! - **Layout.** Attention runs tensor-parallel over `TP` inside each of `DP` ranks that hold
+//!   different sequences (the batch splits evenly over them); the attention and dense weights
+//!   (and shared experts) are split over `TP` and copied on every rank (TensorRT-LLM's
+//!   attention DP runs the dense MLPs data-parallel too); the routed experts are spread over
+//!   all `TP · DP` GPUs of a stage (expert x MoE-tensor parallelism), since that is where the
+//!   engines put them. `PP` stages each hold `1/PP` of the layers. So weights per GPU =
+//!   `(dense/TP + routed/(TP·DP)) / PP`, and one token's KV is spread over `TP · DP · PP` GPUs
+//!   (`DP · PP` for MLA, whose latent has no heads for TP to split). GEMMs run at the peak of
+//!   the quantization's math ([`pilot_core::gpu::GpuSpec::peak_for`]: fp8 at the fp8 rate,
+//!   nvfp4/mxfp4 at the fp4 rate where the GPU has fp4 tensor cores, else 16-bit, as int4
+//!   w4a16 always), with the format's bytes per weight.
+//! - **Links.** A group inside the GPU's NVLink domain (8 on HGX, 72 in a GB200/GB300 NVL72
+//!   rack; a PCIe card's server) talks at `intra_node_bandwidth`; a wider group (TP 16 on
+//!   8-GPU nodes) crosses the scale-out network, [`PhysicsParams::network_bandwidth_gbps`]
+//!   per GPU: a ring then runs at the network's pace, an all-to-all sends the share bound for
+//!   other domains over it.
 //! - **Decode step** at batch `n`, mean context `c`:
 //!   `max(bytes / (bw · η_mem), flops / (peak · mfu_decode)) + all-reduce + overhead`, where
 //!   bytes = weights read this step (dense weights, plus the experts the `n` tokens touch for
 //!   MoE) / TP + `n · c ·` KV bytes per token / TP (+ cross-attention K/V for encoder-decoder),
-//!   flops = `n ·` FLOPs per token / TP. The all-reduce is two per layer, each
-//!   `α + 2 (TP−1)/TP · n · hidden · 2 B / link_bw` (ring). The overhead (per step and per
+//!   flops = `n ·` FLOPs per token / TP. With attention DP, each rank runs `n/DP` sequences'
+//!   attention (weights/TP plus its own KV) while the MoE layers see all `n` tokens of the
+//!   worker and each GPU reads its `1/(TP·DP)` of the experts they touch; fewer sequences than
+//!   ranks leave ranks idle and the busy ones set the pace. The all-reduce is two per layer,
+//!   each `α + 2 (TP−1)/TP · n · hidden · 2 B / link_bw` (ring), over the TP group only.
+//!   With attention DP, a MoE layer instead sends each token to the GPUs of its `k` experts
+//!   and back (dispatch and combine: an all-to-all over the `TP · DP` GPUs, each GPU sending
+//!   its `1/G` of the tokens to the `G (1 − (1 − 1/G)^k)` GPUs the experts sit on), which
+//!   grows with the expert group and the batch. With `PP` stages the batch runs as
+//!   `min(n, PP)` micro-batches and a token passes every stage in turn: the step is `PP`
+//!   stage times (each the stage's bytes and FLOPs at the micro-batch) plus the hand-offs of
+//!   `hidden` activations between stages, so a batch below `PP` leaves a bubble. The overhead (per step and per
 //!   layer: scheduling, sampling, kernel launches) does **not** shrink with TP, which is why
 //!   measured decode steps speed up far less than linearly from 2 to 8 GPUs.
 //! - **Prefill** of `T` tokens (requests of length `I`): `max(T · flops(I/2) / (peak ·
 //!   mfu_prefill), weights / bw) / TP` + all-reduces of `T · hidden` + overhead. For
-//!   encoder-decoder models the prompt runs through the encoder only.
-//! - **KV capacity**: `memory · util − weights/TP − activations/TP − runtime` per GPU, times
-//!   TP, over KV bytes per token. A request reserves `input + output` tokens (TGIS and vLLM
+//!   encoder-decoder models the prompt runs through the encoder only. With attention DP the
+//!   prompts spread over the ranks (attention over each rank's TP, the experts over all
+//!   `TP · DP` GPUs, plus the MoE all-to-all); with `PP` stages, `mb = min(requests, PP)`
+//!   micro-batches take `PP + mb − 1` stage times (one prompt gains nothing from stages).
+//! - **KV capacity**: `memory · util − weights per GPU − activations/TP − runtime` per GPU,
+//!   times the GPUs one token's KV is spread over (see Layout), over KV bytes per token. A request reserves `input + output` tokens (TGIS and vLLM
 //!   admission both budget the full length), so the batch budget is capacity / (I + O),
-//!   capped by the engine's sequence limit.
+//!   capped by the engine's sequence limit (per attention-DP rank: each schedules its own).
 //! - **Closed loop** (N users): `n = min(N, B)` in flight. In the time the batch produces `O`
 //!   tokens each, `n` prompts are prefilled, in `min(n, O)` prefill steps that stall decoding
 //!   (TGIS and vLLM's default both run prefill as its own step). So a cycle lasts
@@ -36,16 +67,29 @@
 //!   0.99 so overload shows as very long TTFTs rather than an error. (It used to solve
 //!   `n = λ · R(n)` on its own, with an M/M/1 wait: Mistral-7B on an H100 then read a TTFT
 //!   at 5 requests/s nearly three times the one at 40 closed-loop users, twice the load.)
+//! - **Disaggregated serving** (`disagg`): prefill workers and decode workers, each with its
+//!   own layout and memory fit (the prefill side: weights, one prefill's activations and the
+//!   prompts' KV; the decode side: weights and its batch's KV). TTFT = request overhead + the
+//!   wait for a busy prefill worker (M/M/1 on its share of the arrivals, at most the users
+//!   ahead) + the prefill + sending the prompt's KV to a decode worker (over NVLink when one
+//!   NVLink domain holds both workers, else the network, one link per GPU of the narrower
+//!   side's TP x PP). TPOT = decode steps at the decode worker's batch, with no prefill in
+//!   any gap (the point of disaggregating). Throughput = the least of the users' own cycles,
+//!   the prefill side's capacity (batches of the engine's token budget) and the decode side's
+//!   (its full batches); the decode batch follows from it by Little's law (a fixed point),
+//!   and a saturated side's queue lands in TTFT as in the aggregated closed loop.
 //! - **Offline batch** of b: `ceil(b / B)` waves, each a batched prefill then `O − 1` decode
 //!   steps at the wave's batch size.
 //!
 //! Percentile spread of TTFT and E2E (request lengths vary; the model sees only means) uses a
 //! fixed log-normal width; the trained predictor corrects each percentile separately.
 //!
-//! In files: `params` (the constants and their reasons), `steps` (roofline step times),
+//! In files: `params` (the constants and their reasons), `steps` (roofline step times, the
+//! layout's shape and links), `disagg` (disaggregated serving),
 //! `memory` (what fits: memory per GPU and the KV budget), `steady` (the steady state a load
 //! settles into) and `percentiles` (from mean estimates to percentiles).
 
+mod disagg;
 mod memory;
 mod params;
 mod percentiles;
@@ -58,7 +102,7 @@ pub(crate) use steady::{closed_population, erlang_c_wait};
 use crate::LatencyModel;
 use crate::PredictError;
 use crate::scenario::{Fit, Prediction, Scenario};
-use pilot_core::llm::AttentionKind;
+use pilot_core::layout::{Layout, Serving};
 use pilot_core::schema::Measurement;
 use pilot_core::units::Tokens;
 use steady::{Server, SteadyState};
@@ -135,20 +179,12 @@ impl PhysicsModel {
         if let Some(m) = self.for_engine(sc) {
             return m.estimate(sc);
         }
+        if let Serving::Disaggregated { prefill, decode } = sc.serving {
+            return self.estimate_disaggregated(sc, prefill, decode);
+        }
         let i = sc.input_tokens.0.max(1) as f64;
         let o = sc.output_tokens.0.max(1) as f64;
-        let mut s = Shape::new(
-            &sc.model,
-            &sc.gpu,
-            sc.gpu_count,
-            sc.quantization.storage(),
-            sc.kv_dtype(),
-            &self.params,
-        );
-        s.padded = sc.padded_batching();
-        if sc.model.attention_kind() == AttentionKind::Mla {
-            s.kv_split = f64::from(sc.serving.decode_layout().attention_dp().max(1));
-        }
+        let s = self.shape(sc, aggregated_layout(sc));
         let memory = self.memory(sc, &s, i);
         let mut est = Estimate::unfitted(memory.weights / memory.usable.max(1.0));
         if memory.free <= 0.0 {
@@ -185,6 +221,35 @@ impl PhysicsModel {
                 max_batch: kv.batch as u32,
             },
         ))
+    }
+}
+
+/// The layout of an aggregated scenario's worker. A plain tensor-parallel layout whose GPU
+/// count disagrees with `gpu_count` is the default a caller left in place when it changed
+/// `gpu_count` alone (sweeps and what-ifs do): `gpu_count` then says the TP degree, as it
+/// did before layouts.
+fn aggregated_layout(sc: &Scenario) -> Layout {
+    let l = sc.serving.decode_layout();
+    let plain = l.pipeline() == 1 && l.expert() == 1 && l.attention_dp() == 1;
+    if plain && l.gpus() != sc.gpu_count {
+        return Layout::tensor_parallel(sc.gpu_count.max(1)).unwrap_or(l);
+    }
+    l
+}
+
+impl PhysicsModel {
+    /// The shape of one worker of `layout` serving the scenario's model.
+    fn shape(&self, sc: &Scenario, layout: Layout) -> Shape {
+        let mut s = Shape::of_layout(
+            &sc.model,
+            &sc.gpu,
+            layout,
+            sc.quantization,
+            sc.kv_dtype(),
+            &self.params,
+        );
+        s.padded = sc.padded_batching();
+        s
     }
 }
 
@@ -556,24 +621,75 @@ mod tests {
     #[test]
     fn mla_cache_is_spread_by_attention_data_parallelism_not_tensor_parallelism() {
         use pilot_core::layout::{Layout, Serving};
-        let with = |model: &str, tensor: u32, adp: u32| {
-            let mut s = sc(model, "H200", 8, Load::Users(256));
+        let with = |model: &str, tensor: u32, adp: u32, users: u32, input: u64| {
+            let mut s = sc(model, "H200", 8, Load::Users(users));
             s.serving = Serving::Aggregated(Layout::new(tensor, 1, 1, adp).unwrap());
             s.quantization = Dtype::Fp8.into(); // DeepSeek-V3 as published; bf16 does not fit
+            s.input_tokens = Tokens(input);
+            s
+        };
+        let ds = "deepseek-ai/DeepSeek-V3";
+        // DeepSeek-V3's latent has no heads to split: 8 tensor-parallel ranks each hold the
+        // whole cache of every sequence, 8 attention-DP ranks each hold an eighth, so a byte
+        // of free memory holds 8x the tokens...
+        let shape = |t: &Scenario| PhysicsModel::default().shape(t, t.serving.decode_layout());
+        let (tp8, adp8) = (with(ds, 8, 1, 256, 512), with(ds, 1, 8, 256, 512));
+        assert_eq!(shape(&adp8).kv_split / shape(&tp8).kv_split, 8.0);
+        // ... though each rank also holds a copy of the attention and dense weights (a
+        // sixth of the model's 16B non-expert parameters per GPU more than TP 8's eighth),
+        // so the whole cache holds 4-8x, not 8x.
+        let ratio = est(&adp8).kv_cache_tokens / est(&tp8).kv_cache_tokens;
+        assert!(ratio > 4.0 && ratio < 8.0, "KV capacity ratio {ratio}");
+        // Where the cache dominates the bytes a step reads (long contexts), attention-DP
+        // decodes faster: each GPU reads an eighth of the latents, not all of them.
+        let (tp8, adp8) = (
+            est(&with(ds, 8, 1, 128, 8192)),
+            est(&with(ds, 1, 8, 128, 8192)),
+        );
+        assert_eq!(tp8.in_flight, adp8.in_flight);
+        assert!(
+            adp8.decode_step_ms < tp8.decode_step_ms,
+            "{} vs {}",
+            adp8.decode_step_ms,
+            tp8.decode_step_ms
+        );
+        // A GQA model's heads split under TP too: the same split per byte, and attention-DP
+        // (eight copies of a dense model) leaves less memory for the cache.
+        let (a, b) = (
+            with("llama-2-70b", 8, 1, 256, 512),
+            with("llama-2-70b", 1, 8, 256, 512),
+        );
+        assert_eq!(shape(&a).kv_split, shape(&b).kv_split);
+        assert!(est(&a).kv_cache_tokens > est(&b).kv_cache_tokens);
+    }
+
+    #[test]
+    fn each_attention_dp_rank_batches_up_to_the_engines_cap() {
+        use pilot_core::layout::{Layout, Serving};
+        // Short requests: the cache holds far more than the cap either way.
+        let with = |tensor: u32, adp: u32| {
+            let mut s = sc("deepseek-ai/DeepSeek-V3", "H200", 8, Load::Users(4096));
+            s.serving = Serving::Aggregated(Layout::new(tensor, 1, 8, adp).unwrap());
+            s.quantization = Dtype::Fp8.into();
+            s.input_tokens = Tokens(128);
+            s.output_tokens = Tokens(128);
             est(&s)
         };
-        // DeepSeek-V3's latent has no heads to split: 8 tensor-parallel ranks each hold the
-        // whole cache of every sequence, 8 attention-DP ranks each hold an eighth.
-        let (tp8, adp8) = (
-            with("deepseek-ai/DeepSeek-V3", 8, 1),
-            with("deepseek-ai/DeepSeek-V3", 1, 8),
-        );
-        let ratio = adp8.kv_cache_tokens / tp8.kv_cache_tokens;
-        assert!((ratio - 8.0).abs() < 0.01, "KV capacity ratio {ratio}");
-        assert!(adp8.decode_step_ms < tp8.decode_step_ms);
-        // A GQA model's heads split either way: the same capacity.
-        let (a, b) = (with("llama-2-70b", 8, 1), with("llama-2-70b", 1, 8));
-        assert_eq!(a.kv_cache_tokens, b.kv_cache_tokens);
+        let cap = f64::from(PhysicsParams::default().max_sequences);
+        let (tp8, adp8) = (with(8, 1), with(1, 8));
+        assert_eq!(tp8.max_batch, cap);
+        assert!(adp8.max_batch > 4.0 * cap, "{}", adp8.max_batch);
+        // More in flight, so less of the 4096 users' time queued.
+        assert!(adp8.ttft_ms < tp8.ttft_ms);
+    }
+
+    #[test]
+    fn changing_gpu_count_alone_still_means_tensor_parallel_over_it() {
+        // What-ifs and sweeps set gpu_count on a scenario built for another count.
+        let mut moved = sc("llama-2-70b", "H100", 2, Load::Users(8));
+        moved.gpu_count = 8;
+        let fresh = sc("llama-2-70b", "H100", 8, Load::Users(8));
+        assert_eq!(est(&moved), est(&fresh));
     }
 
     #[test]

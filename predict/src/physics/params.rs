@@ -79,6 +79,26 @@ pub struct PhysicsParams {
     /// profiles whose batch weights LLM-Pilot tuned.
     #[serde(default = "default_padded_kv_copies")]
     pub padded_kv_copies: f64,
+    /// Per-GPU scale-out (inter-node) bandwidth, GB/s, one direction: what a tensor- or
+    /// expert-parallel group wider than the GPU's NVLink domain, and a KV cache sent from a
+    /// prefill to a decode worker in another domain, move data at. The GPU catalog has no
+    /// network column; HGX H100/H200/B200 reference designs pair each GPU with one 400 Gb/s
+    /// InfiniBand or RoCE NIC (ConnectX-7), i.e. 50 GB/s, a ninth of H100's NVLink.
+    #[serde(default = "default_network_bandwidth_gbps")]
+    pub network_bandwidth_gbps: f64,
+    /// Latency of one collective phase (or one KV hand-off) over the scale-out network, ms:
+    /// NCCL's inter-node all-reduce and all-to-all latency for small messages is tens of µs
+    /// (RDMA round trips plus proxy threads), a few times NVLink's.
+    #[serde(default = "default_network_latency_ms")]
+    pub network_latency_ms: f64,
+}
+
+fn default_network_bandwidth_gbps() -> f64 {
+    50.0
+}
+
+fn default_network_latency_ms() -> f64 {
+    0.025
 }
 
 fn default_padded_kv_copies() -> f64 {
@@ -128,6 +148,8 @@ impl Default for PhysicsParams {
             sequence_overhead_ms: default_sequence_overhead_ms(),
             padded_layer_overhead_ms: default_padded_layer_overhead_ms(),
             padded_kv_copies: default_padded_kv_copies(),
+            network_bandwidth_gbps: default_network_bandwidth_gbps(),
+            network_latency_ms: default_network_latency_ms(),
         }
     }
 }
