@@ -170,6 +170,15 @@ impl Scenario {
         Ok(())
     }
 
+    /// The engine's documented default batch limits on this scenario's GPU (the engine table's
+    /// tier for its memory and architecture); `None` where the engine or its defaults are not
+    /// in the table.
+    pub fn engine_batch_defaults(&self) -> Option<&'static engine::BatchDefaults> {
+        let batching = self.engine_traits()?.batching.as_ref()?;
+        let arch = engine::GpuArch::from_catalog(&self.gpu.architecture).ok()?;
+        batching.defaults_for(self.gpu.memory, arch)
+    }
+
     /// The KV-cache dtype in effect.
     pub fn kv_dtype(&self) -> Dtype {
         self.kv_cache.unwrap_or(match self.quantization.storage() {

@@ -104,10 +104,16 @@ impl PhysicsModel {
         if s.padded {
             per_request *= p.padded_kv_copies.max(1.0);
         }
-        // Each attention-DP rank schedules its own batch, so the engine's cap is per rank.
-        let budget = (kv_tokens / per_request)
-            .floor()
-            .min(p.max_sequences as f64 * s.dp);
+        // Each attention-DP rank schedules its own batch, so the engine's cap is per rank. The
+        // cap is the engine table's default for this GPU (vLLM: 1024 sequences on 70 GB and
+        // up, 256 below), none where the engine sizes it from its KV pool (SGLang) or its
+        // default is not recorded (TensorRT-LLM), and `max_sequences` for engines outside the
+        // table's batching defaults.
+        let cap = match sc.engine_batch_defaults() {
+            Some(d) => d.max_sequences.map_or(f64::INFINITY, f64::from),
+            None => p.max_sequences as f64,
+        };
+        let budget = (kv_tokens / per_request).floor().min(cap * s.dp);
         KvBudget {
             tokens: kv_tokens,
             per_request,

@@ -684,6 +684,24 @@ mod tests {
     }
 
     #[test]
+    fn the_sequence_cap_is_the_engines_default_for_the_gpu() {
+        // Short requests of a small model on an H200: the KV cache holds thousands, so the
+        // cap decides. vLLM's API server defaults to 1024 sequences on 70 GB and up, SGLang
+        // sizes its limit from the KV pool, an engine outside the table gets `max_sequences`.
+        let on = |engine: Option<&str>| {
+            let mut s = sc("llama-3-8b", "H200", 1, Load::Users(4096));
+            s.input_tokens = Tokens(128);
+            s.output_tokens = Tokens(128);
+            s.engine = engine.map(String::from);
+            est(&s).max_batch
+        };
+        let (vllm, sglang, other) = (on(Some("vllm")), on(Some("sglang")), on(None));
+        assert_eq!(vllm, 1024.0);
+        assert!(sglang > vllm, "{sglang} vs {vllm}");
+        assert_eq!(other, f64::from(PhysicsParams::default().max_sequences));
+    }
+
+    #[test]
     fn changing_gpu_count_alone_still_means_tensor_parallel_over_it() {
         // What-ifs and sweeps set gpu_count on a scenario built for another count.
         let mut moved = sc("llama-2-70b", "H100", 2, Load::Users(8));
