@@ -248,24 +248,35 @@ impl Predictor {
         })
     }
 
+    /// Whether the corrections apply to `s`, and the physics model and estimate the
+    /// prediction starts from: where the corrections do not apply, the engine's calibrated
+    /// physics answers alone (with its own estimate unless `e` already is one).
+    fn base_estimate(&self, s: &Scenario, e: &Estimate) -> (bool, PhysicsModel, Estimate) {
+        let corrects = self.corrects(s);
+        let physics = self.physics_model(self.options.calibrate || !corrects);
+        let e = if corrects || self.options.calibrate {
+            *e
+        } else {
+            physics.estimate(s).map_or(*e, |(x, _)| x)
+        };
+        (corrects, physics, e)
+    }
+
+    /// A target's log-space base (the physics value's log, or 0 without physics), `None`
+    /// when the physics row lacks the metric (the target is then left as the physics has it).
+    fn base(&self, phys_row: &Measurement, t: &TargetModel) -> Option<f64> {
+        if self.options.use_physics {
+            metric_value(phys_row, &t.target).map(f64::ln)
+        } else {
+            Some(0.0)
+        }
+    }
+
     /// Predicts from an estimate and feature vector (shared by `predict`, `predict_many` and
     /// the evaluation).
     pub(crate) fn finish(&self, s: &Scenario, e: &Estimate, fit: Fit, f: &[f64]) -> Prediction {
-        let corrects = self.corrects(s);
-        // Where the corrections do not apply, the engine's calibrated physics answers alone.
-        let physics = self.physics_model(self.options.calibrate || !corrects);
-        let own;
-        let e = if corrects || self.options.calibrate {
-            e
-        } else {
-            match physics.estimate(s) {
-                Ok((x, _)) => {
-                    own = x;
-                    &own
-                }
-                Err(_) => e,
-            }
-        };
+        let (corrects, physics, e) = self.base_estimate(s, e);
+        let e = &e;
         let mut row = s.to_row("pilot-predict:predictor");
         row.max_batch = Some(e.max_batch as u32);
         let phys = physics.summary(s, e);
@@ -284,12 +295,9 @@ impl Predictor {
                 // point itself: that error may be one-sided (physics too fast throughout).
                 (0.0, t.physics_lower.min(0.0), t.physics_upper.max(0.0))
             };
-            let base = if self.options.use_physics {
-                metric_value(&phys_row, &t.target).map(f64::ln)
-            } else {
-                Some(0.0)
+            let Some(base) = self.base(&phys_row, t) else {
+                continue;
             };
-            let Some(base) = base else { continue };
             set_metric_value(&mut row, &t.target, Some((base + z).exp()));
             set_metric_value(&mut lo, &t.target, Some((base + z + lower).exp()));
             set_metric_value(&mut hi, &t.target, Some((base + z + upper).exp()));
@@ -304,6 +312,48 @@ impl Predictor {
             upper: hi.metrics,
             fit,
         }
+    }
+
+    /// The `request_throughput_rps` of [`LatencyModel::predict`]'s row for a closed-loop
+    /// scenario (0 where it has none), bit for bit, without the rest of the prediction: the
+    /// open loop's search for the population that reaches a rate reads only this number
+    /// ([`crate::open_loop`]). Only the throughput targets' trees run, and no interval.
+    pub(crate) fn closed_loop_rps(&self, s: &Scenario) -> Result<f64, PredictError> {
+        debug_assert!(!matches!(s.load, crate::Load::Rate(_)));
+        let rps = |r: &Measurement| metric_value(r, "request_throughput_rps").unwrap_or(0.0);
+        let physics = self.physics();
+        let (e, fit) = physics.estimate(s)?;
+        if let Fit::DoesNotFit { .. } = fit {
+            return Ok(rps(&physics.predict(s)?.row));
+        }
+        let (corrects, physics, own) = self.base_estimate(s, &e);
+        // The same steps as `finish`, for the two columns the request throughput reads:
+        // `harmonize` scales the physics' request throughput by the output throughput's
+        // correction (and a trained request-throughput target counts only without physics).
+        let mut row = s.to_row("pilot-predict:predictor");
+        row.metrics = physics.summary(s, &own);
+        let phys_row = row.clone();
+        let mut f = Vec::new();
+        for t in &self.targets {
+            if t.target != "output_throughput_tok_s" && t.target != "request_throughput_rps" {
+                continue;
+            }
+            let Some(base) = self.base(&phys_row, t) else {
+                continue;
+            };
+            let z = if corrects {
+                if f.is_empty() {
+                    f.reserve(self.feature_names.len());
+                    features::push(&mut f, s, self.options.use_physics.then_some(&e));
+                }
+                t.ensemble.predict(&f)
+            } else {
+                0.0
+            };
+            set_metric_value(&mut row, &t.target, Some((base + z).exp()));
+        }
+        harmonize_request_throughput(&mut row, &phys_row);
+        Ok(rps(&row))
     }
 }
 
@@ -386,20 +436,29 @@ fn harmonize(r: &mut Measurement, phys: &Measurement, targets: &[TargetModel]) {
             }
         }
     }
-    let k = ratio(r, "output_throughput_tok_s");
+    harmonize_request_throughput(r, phys);
+}
+
+/// The last step of [`harmonize`]: request throughput scales with the output throughput's
+/// correction.
+fn harmonize_request_throughput(r: &mut Measurement, phys: &Measurement) {
+    let k = match (
+        metric_value(r, "output_throughput_tok_s"),
+        metric_value(phys, "output_throughput_tok_s"),
+    ) {
+        (Some(a), Some(b)) if b > 0.0 => a / b,
+        _ => 1.0,
+    };
     if let Some(v) = metric_value(phys, "request_throughput_rps") {
         set_metric_value(r, "request_throughput_rps", Some(v * k));
     }
 }
 
-impl LatencyModel for Predictor {
-    /// Splits the scenarios over the machine's cores (tree evaluation dominates; each
-    /// scenario is independent).
-    fn predict_many(&self, s: &[Scenario]) -> Vec<Result<Prediction, PredictError>> {
-        let threads = std::thread::available_parallelism()
-            .map_or(1, |n| n.get())
-            .min(16);
-        if threads <= 1 || s.len() < 256 {
+impl Predictor {
+    /// [`LatencyModel::predict_many`] on `threads` threads (scoped, one contiguous chunk each,
+    /// answers in the scenarios' order).
+    fn predict_on(&self, s: &[Scenario], threads: usize) -> Vec<Result<Prediction, PredictError>> {
+        if threads <= 1 || s.len() < 2 {
             return s.iter().map(|x| self.predict(x)).collect();
         }
         let chunk = s.len().div_ceil(threads);
@@ -413,6 +472,20 @@ impl LatencyModel for Predictor {
                 .flat_map(|h| h.join().expect("a prediction thread panicked"))
                 .collect()
         })
+    }
+}
+
+impl LatencyModel for Predictor {
+    /// Splits the scenarios over the machine's cores (tree evaluation dominates; each
+    /// scenario is independent).
+    fn predict_many(&self, s: &[Scenario]) -> Vec<Result<Prediction, PredictError>> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(16);
+        if s.len() < 256 {
+            return self.predict_on(s, 1);
+        }
+        self.predict_on(s, threads)
     }
 
     fn predict(&self, s: &Scenario) -> Result<Prediction, PredictError> {
@@ -435,5 +508,97 @@ impl LatencyModel for Predictor {
         let mut f = Vec::with_capacity(self.feature_names.len());
         features::push(&mut f, s, self.options.use_physics.then_some(&e));
         Ok(self.finish(s, &e, fit, &f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Load;
+    use crate::scenario::Resolver;
+    use pilot_core::units::{RequestsPerSec, Tokens};
+
+    /// Closed loops, offline batches and open-loop rates over LLMs, GPUs, GPU counts and
+    /// engines, some that do not fit, some the corrections do not cover, some answered
+    /// through the closed loop.
+    fn mixed(n: usize) -> Vec<Scenario> {
+        let mut r = Resolver::default();
+        let models = [
+            "llama-2-7b",
+            "llama-2-70b",
+            "mixtral-8x7b",
+            "flan-t5-xl",
+            "Qwen/Qwen3-32B",
+            "deepseek-ai/DeepSeek-V3",
+        ];
+        let gpus = ["A10", "A100-SXM-80GB", "H100", "MI300X", "L40S"];
+        let engines = [Some("vllm"), Some("tgis"), Some("tensorrt-llm"), None];
+        (0..n)
+            .map(|i| {
+                let load = match i % 3 {
+                    0 => Load::Users(1 << (i % 8)),
+                    1 => Load::Batch(1 << (i % 7)),
+                    _ => Load::Rate(RequestsPerSec(0.5 * (1 + i % 16) as f64)),
+                };
+                let mut s = Scenario::new(
+                    r.model(models[i % models.len()]).unwrap(),
+                    r.gpu(gpus[(i / models.len()) % gpus.len()]).unwrap(),
+                    1 << (i % 4),
+                    load,
+                    Tokens(128 << (i % 4)),
+                    Tokens(64 << (i % 5)),
+                );
+                s.engine = engines[i % engines.len()].map(str::to_string);
+                s
+            })
+            .collect()
+    }
+
+    /// Exact equality, NaN included: the `Debug` text of an `f64` reads back to its bits.
+    fn same(a: &Result<Prediction, PredictError>, b: &Result<Prediction, PredictError>) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[test]
+    fn predict_many_is_predict_one_by_one() {
+        let p = Predictor::shipped().unwrap();
+        let s = mixed(300);
+        let one: Vec<_> = s.iter().map(|x| p.predict(x)).collect();
+        let kinds = |k: fn(&Load) -> bool| s.iter().filter(|x| k(&x.load)).count();
+        assert!(kinds(|l| matches!(l, Load::Rate(_))) >= 90);
+        assert!(one.iter().any(|x| x.is_ok()));
+        for (name, got) in [
+            ("predict_many", p.predict_many(&s)),
+            ("3 threads", p.predict_on(&s, 3)),
+            ("7 threads", p.predict_on(&s, 7)),
+        ] {
+            assert_eq!(got.len(), s.len(), "{name}");
+            for (i, (a, b)) in one.iter().zip(&got).enumerate() {
+                assert!(
+                    same(a, b),
+                    "{name}, scenario {i}: {a:?}\nvs one by one {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn closed_loop_throughput_is_the_predictions_bit_for_bit() {
+        let p = Predictor::shipped().unwrap();
+        let mut checked = 0;
+        for mut s in mixed(120) {
+            if let Load::Rate(_) = s.load {
+                s.load = Load::Users(3);
+            }
+            let Ok(full) = p.predict(&s) else {
+                assert!(p.closed_loop_rps(&s).is_err());
+                continue;
+            };
+            let want = metric_value(&full.row, "request_throughput_rps").unwrap_or(0.0);
+            let got = p.closed_loop_rps(&s).unwrap();
+            assert_eq!(got.to_bits(), want.to_bits(), "{s:?}: {got} vs {want}");
+            checked += 1;
+        }
+        assert!(checked > 100);
     }
 }
