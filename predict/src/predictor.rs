@@ -455,23 +455,77 @@ fn harmonize_request_throughput(r: &mut Measurement, phys: &Measurement) {
 }
 
 impl Predictor {
-    /// [`LatencyModel::predict_many`] on `threads` threads (scoped, one contiguous chunk each,
-    /// answers in the scenarios' order).
+    /// [`LatencyModel::predict_many`] on `threads` threads, answers in the scenarios' order.
+    ///
+    /// The scenarios are taken profile by profile (sorted by LLM, GPU, count, engine and
+    /// lengths, a stable sort), so that the rates of one profile meet the open loop's memo of
+    /// its closed-loop predictions ([`crate::open_loop`]) while it is still there; the threads
+    /// take blocks of that order as they free up (profiles cost very differently: one that
+    /// does not fit is nearly free). Each prediction depends only on its scenario, so neither
+    /// the order nor the split changes an answer.
     fn predict_on(&self, s: &[Scenario], threads: usize) -> Vec<Result<Prediction, PredictError>> {
-        if threads <= 1 || s.len() < 2 {
-            return s.iter().map(|x| self.predict(x)).collect();
+        type Profile<'a> = (
+            &'a str,
+            &'a str,
+            u32,
+            Option<&'a str>,
+            u64,
+            u64,
+            &'static str,
+        );
+        fn profile(x: &Scenario) -> Profile<'_> {
+            (
+                &x.model.id,
+                &x.gpu.name,
+                x.gpu_count,
+                x.engine.as_deref(),
+                x.input_tokens.0,
+                x.output_tokens.0,
+                x.load.mode().name(),
+            )
         }
-        let chunk = s.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = s
-                .chunks(chunk)
-                .map(|c| scope.spawn(move || c.iter().map(|x| self.predict(x)).collect::<Vec<_>>()))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("a prediction thread panicked"))
-                .collect()
-        })
+        let mut order: Vec<usize> = (0..s.len()).collect();
+        order.sort_by(|&a, &b| profile(&s[a]).cmp(&profile(&s[b])));
+        let mut out: Vec<Option<Result<Prediction, PredictError>>> =
+            std::iter::repeat_with(|| None).take(s.len()).collect();
+        if threads <= 1 || s.len() < 2 {
+            for i in order {
+                out[i] = Some(self.predict(&s[i]));
+            }
+        } else {
+            /// Scenarios a thread takes at a time.
+            const BLOCK: usize = 32;
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let work = || {
+                let mut mine = Vec::new();
+                loop {
+                    let b = next.fetch_add(BLOCK, std::sync::atomic::Ordering::Relaxed);
+                    let Some(block) = order.get(b..(b + BLOCK).min(order.len())) else {
+                        break;
+                    };
+                    if block.is_empty() {
+                        break;
+                    }
+                    mine.extend(block.iter().map(|&i| (i, self.predict(&s[i]))));
+                }
+                mine
+            };
+            let parts: Vec<_> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads.min(s.len()))
+                    .map(|_| scope.spawn(work))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a prediction thread panicked"))
+                    .collect()
+            });
+            for (i, r) in parts.into_iter().flatten() {
+                out[i] = Some(r);
+            }
+        }
+        out.into_iter()
+            .map(|r| r.expect("every scenario is predicted once"))
+            .collect()
     }
 }
 
