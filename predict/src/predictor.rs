@@ -10,7 +10,8 @@ use crate::physics::{Estimate, PhysicsModel, PhysicsParams};
 use crate::scenario::{Fit, Prediction, Scenario};
 use crate::train::TrainOptions;
 use crate::{LatencyModel, PredictError};
-use pilot_core::schema::{Measurement, metric_value, set_metric_value};
+use pilot_core::metrics::{Metric, Stat, Summary};
+use pilot_core::units::{RequestsPerSec, TokensPerSec};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -230,11 +231,13 @@ impl Predictor {
         self.calibrated.contains_key(&engine.to_ascii_lowercase())
     }
 
-    fn out_of_domain(&self, s: &Scenario, f: &[f64]) -> bool {
+    /// Whether `s` (with feature vector `f`) lies outside the training domain; `corrects` is
+    /// [`Predictor::corrects`] of `s`.
+    fn out_of_domain(&self, s: &Scenario, f: &[f64], corrects: bool) -> bool {
         let engine = s.engine.as_deref().unwrap_or("").to_ascii_lowercase();
         if !self.domain.engines.contains(&engine)
             || !self.domain.modes.contains(s.load.mode().name())
-            || !self.corrects(s)
+            || !corrects
         {
             return true;
         }
@@ -262,11 +265,20 @@ impl Predictor {
         (corrects, physics, e)
     }
 
+    /// Each target's column, read once per prediction (`None`: a name that is no metric
+    /// column, which prediction skips, as `set_metric_value` would).
+    fn target_columns(&self) -> Vec<Option<Column>> {
+        self.targets
+            .iter()
+            .map(|t| Column::parse(&t.target))
+            .collect()
+    }
+
     /// A target's log-space base (the physics value's log, or 0 without physics), `None`
-    /// when the physics row lacks the metric (the target is then left as the physics has it).
-    fn base(&self, phys_row: &Measurement, t: &TargetModel) -> Option<f64> {
+    /// when the physics lacks the metric (the target is then left as the physics has it).
+    fn base(&self, phys: &Summary, c: Column) -> Option<f64> {
         if self.options.use_physics {
-            metric_value(phys_row, &t.target).map(f64::ln)
+            c.get(phys).map(f64::ln)
         } else {
             Some(0.0)
         }
@@ -276,18 +288,18 @@ impl Predictor {
     /// the evaluation).
     pub(crate) fn finish(&self, s: &Scenario, e: &Estimate, fit: Fit, f: &[f64]) -> Prediction {
         let (corrects, physics, e) = self.base_estimate(s, e);
-        let e = &e;
         let mut row = s.to_row("pilot-predict:predictor");
         row.max_batch = Some(e.max_batch as u32);
-        let phys = physics.summary(s, e);
-        let phys_row = Measurement {
-            metrics: phys.clone(),
-            ..row.clone()
-        };
-        row.metrics = phys.clone();
-        let mut lo = row.clone();
-        let mut hi = row.clone();
-        for t in &self.targets {
+        let phys = physics.summary(s, &e);
+        let columns = self.target_columns();
+        let mut point = phys.clone();
+        let mut lo = phys.clone();
+        let mut hi = phys.clone();
+        for (t, &c) in self.targets.iter().zip(&columns) {
+            let Some(c) = c else { continue };
+            let Some(base) = self.base(&phys, c) else {
+                continue;
+            };
             let (z, lower, upper) = if corrects {
                 (t.ensemble.predict(f), t.lower, t.upper)
             } else {
@@ -295,21 +307,20 @@ impl Predictor {
                 // point itself: that error may be one-sided (physics too fast throughout).
                 (0.0, t.physics_lower.min(0.0), t.physics_upper.max(0.0))
             };
-            let Some(base) = self.base(&phys_row, t) else {
-                continue;
-            };
-            set_metric_value(&mut row, &t.target, Some((base + z).exp()));
-            set_metric_value(&mut lo, &t.target, Some((base + z + lower).exp()));
-            set_metric_value(&mut hi, &t.target, Some((base + z + upper).exp()));
+            c.set(&mut point, Some((base + z).exp()));
+            c.set(&mut lo, Some((base + z + lower).exp()));
+            c.set(&mut hi, Some((base + z + upper).exp()));
         }
-        for r in [&mut row, &mut lo, &mut hi] {
-            harmonize(r, &phys_row, &self.targets);
+        let trained = |c: Column| columns.contains(&Some(c));
+        for r in [&mut point, &mut lo, &mut hi] {
+            harmonize(r, &phys, trained);
         }
+        row.metrics = point;
         Prediction {
-            out_of_domain: self.out_of_domain(s, f),
+            out_of_domain: self.out_of_domain(s, f, corrects),
             row,
-            lower: lo.metrics,
-            upper: hi.metrics,
+            lower: lo,
+            upper: hi,
             fit,
         }
     }
@@ -320,25 +331,27 @@ impl Predictor {
     /// ([`crate::open_loop`]). Only the throughput targets' trees run, and no interval.
     pub(crate) fn closed_loop_rps(&self, s: &Scenario) -> Result<f64, PredictError> {
         debug_assert!(!matches!(s.load, crate::Load::Rate(_)));
-        let rps = |r: &Measurement| metric_value(r, "request_throughput_rps").unwrap_or(0.0);
+        let rps = |m: &Summary| Column::Request.get(m).unwrap_or(0.0);
         let physics = self.physics();
         let (e, fit) = physics.estimate(s)?;
         if let Fit::DoesNotFit { .. } = fit {
-            return Ok(rps(&physics.predict(s)?.row));
+            return Ok(rps(&physics.predict(s)?.row.metrics));
         }
         let (corrects, physics, own) = self.base_estimate(s, &e);
         // The same steps as `finish`, for the two columns the request throughput reads:
         // `harmonize` scales the physics' request throughput by the output throughput's
         // correction (and a trained request-throughput target counts only without physics).
-        let mut row = s.to_row("pilot-predict:predictor");
-        row.metrics = physics.summary(s, &own);
-        let phys_row = row.clone();
+        let phys = physics.summary(s, &own);
+        let mut point = phys.clone();
         let mut f = Vec::new();
         for t in &self.targets {
-            if t.target != "output_throughput_tok_s" && t.target != "request_throughput_rps" {
+            let Some(c) = Column::parse(&t.target) else {
+                continue;
+            };
+            if c != Column::Output && c != Column::Request {
                 continue;
             }
-            let Some(base) = self.base(&phys_row, t) else {
+            let Some(base) = self.base(&phys, c) else {
                 continue;
             };
             let z = if corrects {
@@ -350,89 +363,88 @@ impl Predictor {
             } else {
                 0.0
             };
-            set_metric_value(&mut row, &t.target, Some((base + z).exp()));
+            c.set(&mut point, Some((base + z).exp()));
         }
-        harmonize_request_throughput(&mut row, &phys_row);
-        Ok(rps(&row))
+        harmonize_request_throughput(&mut point, &phys);
+        Ok(rps(&point))
     }
 }
 
-/// Keeps a predicted row coherent: metrics without their own model (means, TPOT, request
-/// throughput) scale with their family's p50 correction, and percentiles never decrease.
-fn harmonize(r: &mut Measurement, phys: &Measurement, targets: &[TargetModel]) {
-    let trained = |c: &str| targets.iter().any(|t| t.target == c);
-    let ratio = |r: &Measurement, c: &str| match (metric_value(r, c), metric_value(phys, c)) {
+/// A metric column of a summary, by its schema name read once (as
+/// [`pilot_core::schema::metric_value`] reads it on every call).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Column {
+    Latency(Metric, Stat),
+    Output,
+    Total,
+    Request,
+}
+
+impl Column {
+    /// `None` for a name that is no metric column.
+    fn parse(name: &str) -> Option<Column> {
+        Some(match name {
+            "output_throughput_tok_s" => Column::Output,
+            "total_throughput_tok_s" => Column::Total,
+            "request_throughput_rps" => Column::Request,
+            _ => {
+                let (metric, stat) = name.rsplit_once('_')?;
+                Column::Latency(Metric::from_column_prefix(metric)?, stat.parse().ok()?)
+            }
+        })
+    }
+
+    fn get(self, m: &Summary) -> Option<f64> {
+        match self {
+            Column::Latency(metric, stat) => metric.stat(m, stat),
+            Column::Output => m.output_throughput.map(|x| x.0),
+            Column::Total => m.total_throughput.map(|x| x.0),
+            Column::Request => m.request_throughput.map(|x| x.0),
+        }
+    }
+
+    fn set(self, m: &mut Summary, v: Option<f64>) {
+        match self {
+            Column::Latency(metric, stat) => metric.set_stat(m, stat, v),
+            Column::Output => m.output_throughput = v.map(TokensPerSec),
+            Column::Total => m.total_throughput = v.map(TokensPerSec),
+            Column::Request => m.request_throughput = v.map(RequestsPerSec),
+        }
+    }
+}
+
+/// Keeps a predicted summary coherent: metrics without their own model (`trained` says which
+/// have one: means, TPOT, request throughput) scale with their family's p50 correction, and
+/// percentiles never decrease.
+fn harmonize(r: &mut Summary, phys: &Summary, trained: impl Fn(Column) -> bool) {
+    let ratio = |r: &Summary, c: Column| match (c.get(r), c.get(phys)) {
         (Some(a), Some(b)) if b > 0.0 => a / b,
         _ => 1.0,
     };
-    // Column names spelled out: this runs for every prediction, so no `format!`.
-    const FAMILIES: [(&str, [&str; 5]); 5] = [
-        (
-            "ttft_ms_p50",
-            [
-                "ttft_ms_p50",
-                "ttft_ms_p90",
-                "ttft_ms_p95",
-                "ttft_ms_p99",
-                "ttft_ms_mean",
-            ],
-        ),
-        (
-            "nttft_ms_per_token_p50",
-            [
-                "nttft_ms_per_token_p50",
-                "nttft_ms_per_token_p90",
-                "nttft_ms_per_token_p95",
-                "nttft_ms_per_token_p99",
-                "nttft_ms_per_token_mean",
-            ],
-        ),
-        (
-            "itl_ms_p50",
-            [
-                "itl_ms_p50",
-                "itl_ms_p90",
-                "itl_ms_p95",
-                "itl_ms_p99",
-                "itl_ms_mean",
-            ],
-        ),
-        (
-            "e2e_ms_p50",
-            [
-                "e2e_ms_p50",
-                "e2e_ms_p90",
-                "e2e_ms_p95",
-                "e2e_ms_p99",
-                "e2e_ms_mean",
-            ],
-        ),
-        (
-            "itl_ms_p50",
-            [
-                "tpot_ms_p50",
-                "tpot_ms_p90",
-                "tpot_ms_p95",
-                "tpot_ms_p99",
-                "tpot_ms_mean",
-            ],
-        ),
+    // Each family's statistics scale with its source's p50 correction; TPOT with ITL's.
+    const FAMILIES: [(Metric, Metric); 5] = [
+        (Metric::Ttft, Metric::Ttft),
+        (Metric::Nttft, Metric::Nttft),
+        (Metric::Itl, Metric::Itl),
+        (Metric::E2e, Metric::E2e),
+        (Metric::Itl, Metric::Tpot),
     ];
-    for (src, cols) in FAMILIES {
-        let k = ratio(r, src);
+    for (src, metric) in FAMILIES {
+        let k = ratio(r, Column::Latency(src, Stat::P50));
         let mut last = 0.0_f64;
-        for c in cols {
-            if let Some(v) = metric_value(r, c) {
+        for stat in Stat::ALL {
+            let c = Column::Latency(metric, stat);
+            if let Some(v) = c.get(r) {
                 let mut v = if trained(c) {
                     v
                 } else {
-                    metric_value(phys, c).unwrap_or(v) * k
+                    c.get(phys).unwrap_or(v) * k
                 };
-                if !c.ends_with("mean") {
+                if stat != Stat::Mean {
                     v = v.max(last);
                     last = v;
                 }
-                set_metric_value(r, c, Some(v));
+                c.set(r, Some(v));
             }
         }
     }
@@ -441,16 +453,13 @@ fn harmonize(r: &mut Measurement, phys: &Measurement, targets: &[TargetModel]) {
 
 /// The last step of [`harmonize`]: request throughput scales with the output throughput's
 /// correction.
-fn harmonize_request_throughput(r: &mut Measurement, phys: &Measurement) {
-    let k = match (
-        metric_value(r, "output_throughput_tok_s"),
-        metric_value(phys, "output_throughput_tok_s"),
-    ) {
+fn harmonize_request_throughput(r: &mut Summary, phys: &Summary) {
+    let k = match (Column::Output.get(r), Column::Output.get(phys)) {
         (Some(a), Some(b)) if b > 0.0 => a / b,
         _ => 1.0,
     };
-    if let Some(v) = metric_value(phys, "request_throughput_rps") {
-        set_metric_value(r, "request_throughput_rps", Some(v * k));
+    if let Some(v) = Column::Request.get(phys) {
+        Column::Request.set(r, Some(v * k));
     }
 }
 
@@ -570,7 +579,8 @@ mod tests {
     use super::*;
     use crate::Load;
     use crate::scenario::Resolver;
-    use pilot_core::units::{RequestsPerSec, Tokens};
+    use pilot_core::schema::metric_value;
+    use pilot_core::units::Tokens;
 
     /// Closed loops, offline batches and open-loop rates over LLMs, GPUs, GPU counts and
     /// engines, some that do not fit, some the corrections do not cover, some answered
