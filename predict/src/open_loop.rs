@@ -20,12 +20,11 @@
 //! one are predicted in full.
 
 use crate::physics::{closed_population, erlang_c_wait};
+use crate::predictor::Column;
 use crate::scenario::{Load, Prediction, Scenario};
 use crate::{LatencyModel, PredictError, Predictor};
-use pilot_core::metrics::Summary;
-use pilot_core::schema::{
-    LATENCY_METRICS, Measurement, metric_columns, metric_value, set_metric_value, stat_suffixes,
-};
+use pilot_core::metrics::{Metric, Summary};
+use pilot_core::schema::{Measurement, metric_value, set_metric_value};
 use pilot_core::units::RequestsPerSec;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -223,31 +222,31 @@ fn predict_open(
 
 /// Every metric of `a` and `b` mixed `1 - t : t` (a metric either lacks is left out).
 fn blend(a: &Measurement, b: &Measurement, t: f64) -> Summary {
-    let mut out = a.clone();
-    for c in metric_columns() {
-        let v = match (metric_value(a, &c), metric_value(b, &c)) {
+    let mut out = a.metrics.clone();
+    for &c in Column::all() {
+        let v = match (c.get(&a.metrics), c.get(&b.metrics)) {
             (Some(x), Some(y)) => Some((1.0 - t) * x + t * y),
             _ => None,
         };
-        set_metric_value(&mut out, &c, v);
+        c.set(&mut out, v);
     }
-    out.metrics
+    out
 }
 
 /// Adds a queueing wait (ms) to every TTFT and E2E statistic, and its share per prompt token
 /// to normalised TTFT.
 fn add_wait(r: &mut Measurement, wait_ms: f64, input_tokens: f64) {
-    for metric in LATENCY_METRICS {
+    for &c in Column::all() {
+        let Column::Latency(metric, _) = c else {
+            continue;
+        };
         let per = match metric {
-            "ttft_ms" | "e2e_ms" => wait_ms,
-            "nttft_ms_per_token" => wait_ms / input_tokens,
+            Metric::Ttft | Metric::E2e => wait_ms,
+            Metric::Nttft => wait_ms / input_tokens,
             _ => continue,
         };
-        for stat in stat_suffixes() {
-            let c = format!("{metric}_{stat}");
-            if let Some(v) = metric_value(r, &c) {
-                set_metric_value(r, &c, Some(v + per));
-            }
+        if let Some(v) = c.get(&r.metrics) {
+            c.set(&mut r.metrics, Some(v + per));
         }
     }
 }

@@ -373,7 +373,7 @@ impl Predictor {
 /// A metric column of a summary, by its schema name read once (as
 /// [`pilot_core::schema::metric_value`] reads it on every call).
 #[derive(Debug, Clone, Copy, PartialEq)]
-enum Column {
+pub(crate) enum Column {
     Latency(Metric, Stat),
     Output,
     Total,
@@ -381,8 +381,19 @@ enum Column {
 }
 
 impl Column {
+    /// Every metric column ([`pilot_core::schema::metric_columns`]), in file order.
+    pub(crate) fn all() -> &'static [Column] {
+        static ALL: OnceLock<Vec<Column>> = OnceLock::new();
+        ALL.get_or_init(|| {
+            pilot_core::schema::metric_columns()
+                .iter()
+                .map(|c| Column::parse(c).expect("a metric column is a column"))
+                .collect()
+        })
+    }
+
     /// `None` for a name that is no metric column.
-    fn parse(name: &str) -> Option<Column> {
+    pub(crate) fn parse(name: &str) -> Option<Column> {
         Some(match name {
             "output_throughput_tok_s" => Column::Output,
             "total_throughput_tok_s" => Column::Total,
@@ -394,7 +405,7 @@ impl Column {
         })
     }
 
-    fn get(self, m: &Summary) -> Option<f64> {
+    pub(crate) fn get(self, m: &Summary) -> Option<f64> {
         match self {
             Column::Latency(metric, stat) => metric.stat(m, stat),
             Column::Output => m.output_throughput.map(|x| x.0),
@@ -403,7 +414,7 @@ impl Column {
         }
     }
 
-    fn set(self, m: &mut Summary, v: Option<f64>) {
+    pub(crate) fn set(self, m: &mut Summary, v: Option<f64>) {
         match self {
             Column::Latency(metric, stat) => metric.set_stat(m, stat, v),
             Column::Output => m.output_throughput = v.map(TokensPerSec),
