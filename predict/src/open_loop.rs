@@ -14,15 +14,17 @@
 //! A capacity search asks one profile for many rates, and each rate's bisection visits the
 //! same user counts again: the closed-loop predictions are memoised per thread, by predictor
 //! and profile ([`MemoId`]), for the last few profiles. (Without the memo one TGIS recommend
-//! call at 20 requests/s over the catalog took 1.7 s.)
+//! call at 20 requests/s over the catalog took 1.7 s.) The bisection reads only each user
+//! count's request throughput, which [`Predictor::closed_loop_rps`] gives without the other
+//! targets' trees or the intervals; only the two counts around the answer and the saturated
+//! one are predicted in full.
 
 use crate::physics::{closed_population, erlang_c_wait};
+use crate::predictor::Column;
 use crate::scenario::{Load, Prediction, Scenario};
-use crate::{LatencyModel, PredictError};
-use pilot_core::metrics::Summary;
-use pilot_core::schema::{
-    LATENCY_METRICS, Measurement, metric_columns, metric_value, set_metric_value, stat_suffixes,
-};
+use crate::{LatencyModel, PredictError, Predictor};
+use pilot_core::metrics::{Metric, Summary};
+use pilot_core::schema::{Measurement, metric_value, set_metric_value};
 use pilot_core::units::RequestsPerSec;
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -53,21 +55,30 @@ impl PartialEq for MemoId {
     }
 }
 
+/// What is known of one user count's closed loop: its request throughput, and the whole
+/// prediction once asked for.
+#[derive(Default)]
+struct Closed {
+    rps: f64,
+    full: Option<Prediction>,
+}
+
 /// Closed-loop predictions by user count, per (model, profile).
-type Memo = BTreeMap<u32, Prediction>;
+type Memo = BTreeMap<u32, Closed>;
 
 /// Profiles memoised per thread.
 const MEMO_PROFILES: usize = 8;
 
 thread_local! {
-    static MEMO: RefCell<Vec<((u64, String), Memo)>> = const { RefCell::new(Vec::new()) };
+    /// Keyed by the predictor and the profile: the scenario with `Load::Users(0)`.
+    static MEMO: RefCell<Vec<((u64, Scenario), Memo)>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Predicts `s` (an open loop at `rate`) from `closed`'s closed-loop predictions of the same
 /// profile, for a server that batches at most `budget` sequences. `id` names `closed` for
 /// the memo.
 pub(crate) fn via_closed_loop(
-    closed: &dyn LatencyModel,
+    closed: &Predictor,
     id: &MemoId,
     s: &Scenario,
     rate: RequestsPerSec,
@@ -75,13 +86,10 @@ pub(crate) fn via_closed_loop(
 ) -> Result<Prediction, PredictError> {
     let key = (
         id.0,
-        format!(
-            "{:?}",
-            Scenario {
-                load: Load::Users(0),
-                ..s.clone()
-            }
-        ),
+        Scenario {
+            load: Load::Users(0),
+            ..s.clone()
+        },
     );
     let memo = MEMO.with(|m| {
         let mut m = m.borrow_mut();
@@ -102,7 +110,7 @@ pub(crate) fn via_closed_loop(
 
 /// [`via_closed_loop`] with the memo of `s`'s profile.
 fn predict_open(
-    closed: &dyn LatencyModel,
+    closed: &Predictor,
     s: &Scenario,
     rate: RequestsPerSec,
     budget: f64,
@@ -111,18 +119,21 @@ fn predict_open(
     let budget = budget.floor().max(1.0);
     let error: RefCell<Option<PredictError>> = RefCell::new(None);
     let rps = |p: &Prediction| metric_value(&p.row, "request_throughput_rps").unwrap_or(0.0);
+    let at_users = |users: u32| Scenario {
+        load: Load::Users(users),
+        ..s.clone()
+    };
     // Requests per second at a user count, predicted once per count (the search reads only
     // this number, so nothing is cloned per step).
     let rps_at = |users: u32| -> Option<f64> {
-        if let Some(p) = cache.borrow().get(&users) {
-            return Some(rps(p));
+        if let Some(c) = cache.borrow().get(&users) {
+            return Some(c.rps);
         }
-        let mut sc = s.clone();
-        sc.load = Load::Users(users);
-        match closed.predict(&sc) {
-            Ok(p) => {
-                let x = rps(&p);
-                cache.borrow_mut().insert(users, p);
+        match closed.closed_loop_rps(&at_users(users)) {
+            Ok(x) => {
+                cache
+                    .borrow_mut()
+                    .insert(users, Closed { rps: x, full: None });
                 Some(x)
             }
             Err(e) => {
@@ -143,9 +154,24 @@ fn predict_open(
     let lambda = rate.0;
     let users = closed_population(lambda, budget, throughput);
     let (lo, hi) = (users.floor().max(1.0), users.ceil().max(1.0));
-    let at = |users: f64| {
-        rps_at(users as u32)?;
-        cache.borrow().get(&(users as u32)).cloned()
+    // The whole prediction at a user count (its throughput is known by now).
+    let at = |users: f64| -> Option<Prediction> {
+        let users = users as u32;
+        rps_at(users)?;
+        if let Some(p) = cache.borrow().get(&users).and_then(|c| c.full.clone()) {
+            return Some(p);
+        }
+        match closed.predict(&at_users(users)) {
+            Ok(p) => {
+                debug_assert_eq!(rps(&p).to_bits(), cache.borrow()[&users].rps.to_bits());
+                cache.borrow_mut().entry(users).or_default().full = Some(p.clone());
+                Some(p)
+            }
+            Err(e) => {
+                error.borrow_mut().get_or_insert(e);
+                None
+            }
+        }
     };
     let (Some(a), Some(b), Some(saturated)) = (at(lo), at(hi), at(budget)) else {
         return Err(error
@@ -196,31 +222,31 @@ fn predict_open(
 
 /// Every metric of `a` and `b` mixed `1 - t : t` (a metric either lacks is left out).
 fn blend(a: &Measurement, b: &Measurement, t: f64) -> Summary {
-    let mut out = a.clone();
-    for c in metric_columns() {
-        let v = match (metric_value(a, &c), metric_value(b, &c)) {
+    let mut out = a.metrics.clone();
+    for &c in Column::all() {
+        let v = match (c.get(&a.metrics), c.get(&b.metrics)) {
             (Some(x), Some(y)) => Some((1.0 - t) * x + t * y),
             _ => None,
         };
-        set_metric_value(&mut out, &c, v);
+        c.set(&mut out, v);
     }
-    out.metrics
+    out
 }
 
 /// Adds a queueing wait (ms) to every TTFT and E2E statistic, and its share per prompt token
 /// to normalised TTFT.
 fn add_wait(r: &mut Measurement, wait_ms: f64, input_tokens: f64) {
-    for metric in LATENCY_METRICS {
+    for &c in Column::all() {
+        let Column::Latency(metric, _) = c else {
+            continue;
+        };
         let per = match metric {
-            "ttft_ms" | "e2e_ms" => wait_ms,
-            "nttft_ms_per_token" => wait_ms / input_tokens,
+            Metric::Ttft | Metric::E2e => wait_ms,
+            Metric::Nttft => wait_ms / input_tokens,
             _ => continue,
         };
-        for stat in stat_suffixes() {
-            let c = format!("{metric}_{stat}");
-            if let Some(v) = metric_value(r, &c) {
-                set_metric_value(r, &c, Some(v + per));
-            }
+        if let Some(v) = c.get(&r.metrics) {
+            c.set(&mut r.metrics, Some(v + per));
         }
     }
 }

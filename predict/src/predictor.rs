@@ -10,7 +10,8 @@ use crate::physics::{Estimate, PhysicsModel, PhysicsParams};
 use crate::scenario::{Fit, Prediction, Scenario};
 use crate::train::TrainOptions;
 use crate::{LatencyModel, PredictError};
-use pilot_core::schema::{Measurement, metric_value, set_metric_value};
+use pilot_core::metrics::{Metric, Stat, Summary};
+use pilot_core::units::{RequestsPerSec, TokensPerSec};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -275,11 +276,13 @@ impl Predictor {
         self.calibrated.contains_key(&engine.to_ascii_lowercase())
     }
 
-    fn out_of_domain(&self, s: &Scenario, f: &[f64]) -> bool {
+    /// Whether `s` (with feature vector `f`) lies outside the training domain; `corrects` is
+    /// [`Predictor::corrects`] of `s`.
+    fn out_of_domain(&self, s: &Scenario, f: &[f64], corrects: bool) -> bool {
         let engine = s.engine.as_deref().unwrap_or("").to_ascii_lowercase();
         if !self.domain.engines.contains(&engine)
             || !self.domain.modes.contains(s.load.mode().name())
-            || !self.corrects(s)
+            || !corrects
         {
             return true;
         }
@@ -293,41 +296,61 @@ impl Predictor {
         })
     }
 
+    /// Whether the corrections apply to `s`, and the physics model and estimate the
+    /// prediction starts from: where the corrections do not apply, the engine's calibrated
+    /// physics answers alone (with its own estimate unless `e` already is one).
+    fn base_estimate(&self, s: &Scenario, e: &Estimate) -> (bool, PhysicsModel, Estimate) {
+        let corrects = self.corrects(s);
+        let physics = self.physics_model(self.options.calibrate || !corrects);
+        let e = if corrects || self.options.calibrate {
+            *e
+        } else {
+            physics.estimate(s).map_or(*e, |(x, _)| x)
+        };
+        (corrects, physics, e)
+    }
+
+    /// Each target's column, read once per prediction (`None`: a name that is no metric
+    /// column, which prediction skips, as `set_metric_value` would).
+    fn target_columns(&self) -> Vec<Option<Column>> {
+        self.targets
+            .iter()
+            .map(|t| Column::parse(&t.target))
+            .collect()
+    }
+
+    /// A target's log-space base (the physics value's log, or 0 without physics), `None`
+    /// when the physics lacks the metric (the target is then left as the physics has it).
+    fn base(&self, phys: &Summary, c: Column) -> Option<f64> {
+        if self.options.use_physics {
+            c.get(phys).map(f64::ln)
+        } else {
+            Some(0.0)
+        }
+    }
+
     /// Predicts from an estimate and feature vector (shared by `predict`, `predict_many` and
     /// the evaluation).
     pub(crate) fn finish(&self, s: &Scenario, e: &Estimate, fit: Fit, f: &[f64]) -> Prediction {
-        let corrects = self.corrects(s);
-        // Where the corrections do not apply, the engine's calibrated physics answers alone.
-        let physics = self.physics_model(self.options.calibrate || !corrects);
-        let own;
-        let e = if corrects || self.options.calibrate {
-            e
-        } else {
-            match physics.estimate(s) {
-                Ok((x, _)) => {
-                    own = x;
-                    &own
-                }
-                Err(_) => e,
-            }
-        };
+        let (corrects, physics, e) = self.base_estimate(s, e);
         let mut row = s.to_row("pilot-predict:predictor");
         row.max_batch = Some(e.max_batch as u32);
-        let phys = physics.summary(s, e);
-        let phys_row = Measurement {
-            metrics: phys.clone(),
-            ..row.clone()
-        };
-        row.metrics = phys.clone();
-        let mut lo = row.clone();
-        let mut hi = row.clone();
-        let mut corrected: Vec<&str> = Vec::with_capacity(self.targets.len());
-        for t in &self.targets {
+        let phys = physics.summary(s, &e);
+        let columns = self.target_columns();
+        let mut point = phys.clone();
+        let mut lo = phys.clone();
+        let mut hi = phys.clone();
+        let mut corrected: Vec<Column> = Vec::with_capacity(columns.len());
+        for (t, &c) in self.targets.iter().zip(&columns) {
+            let Some(c) = c else { continue };
             if corrects && !t.trained_on(s) {
                 // Left to its family's corrected sibling (a p50 from a mean) in `harmonize`.
                 continue;
             }
-            corrected.push(&t.target);
+            corrected.push(c);
+            let Some(base) = self.base(&phys, c) else {
+                continue;
+            };
             let (z, lower, upper) = if corrects {
                 (t.ensemble.predict(f), t.lower, t.upper)
             } else {
@@ -335,125 +358,273 @@ impl Predictor {
                 // point itself: that error may be one-sided (physics too fast throughout).
                 (0.0, t.physics_lower.min(0.0), t.physics_upper.max(0.0))
             };
-            let base = if self.options.use_physics {
-                metric_value(&phys_row, &t.target).map(f64::ln)
-            } else {
-                Some(0.0)
-            };
-            let Some(base) = base else { continue };
-            set_metric_value(&mut row, &t.target, Some((base + z).exp()));
-            set_metric_value(&mut lo, &t.target, Some((base + z + lower).exp()));
-            set_metric_value(&mut hi, &t.target, Some((base + z + upper).exp()));
+            c.set(&mut point, Some((base + z).exp()));
+            c.set(&mut lo, Some((base + z + lower).exp()));
+            c.set(&mut hi, Some((base + z + upper).exp()));
         }
-        for r in [&mut row, &mut lo, &mut hi] {
-            harmonize(r, &phys_row, &corrected);
+        let trained = |c: Column| corrected.contains(&c);
+        for r in [&mut point, &mut lo, &mut hi] {
+            harmonize(r, &phys, trained);
         }
+        row.metrics = point;
         Prediction {
-            out_of_domain: self.out_of_domain(s, f),
+            out_of_domain: self.out_of_domain(s, f, corrects),
             row,
-            lower: lo.metrics,
-            upper: hi.metrics,
+            lower: lo,
+            upper: hi,
             fit,
+        }
+    }
+
+    /// The `request_throughput_rps` of [`LatencyModel::predict`]'s row for a closed-loop
+    /// scenario (0 where it has none), bit for bit, without the rest of the prediction: the
+    /// open loop's search for the population that reaches a rate reads only this number
+    /// ([`crate::open_loop`]). Only the throughput targets' trees run, and no interval.
+    pub(crate) fn closed_loop_rps(&self, s: &Scenario) -> Result<f64, PredictError> {
+        debug_assert!(!matches!(s.load, crate::Load::Rate(_)));
+        let rps = |m: &Summary| Column::Request.get(m).unwrap_or(0.0);
+        let physics = self.physics();
+        let (e, fit) = physics.estimate(s)?;
+        if let Fit::DoesNotFit { .. } = fit {
+            return Ok(rps(&physics.predict(s)?.row.metrics));
+        }
+        let (corrects, physics, own) = self.base_estimate(s, &e);
+        // The same steps as `finish`, for the two columns the request throughput reads:
+        // `harmonize` scales the physics' request throughput by the output throughput's
+        // correction (and a trained request-throughput target counts only without physics).
+        let phys = physics.summary(s, &own);
+        let mut point = phys.clone();
+        let mut f = Vec::new();
+        for t in &self.targets {
+            let Some(c) = Column::parse(&t.target) else {
+                continue;
+            };
+            if c != Column::Output && c != Column::Request || corrects && !t.trained_on(s) {
+                continue;
+            }
+            let Some(base) = self.base(&phys, c) else {
+                continue;
+            };
+            let z = if corrects {
+                if f.is_empty() {
+                    f.reserve(self.feature_names.len());
+                    features::push(&mut f, s, self.options.use_physics.then_some(&e));
+                }
+                t.ensemble.predict(&f)
+            } else {
+                0.0
+            };
+            c.set(&mut point, Some((base + z).exp()));
+        }
+        harmonize_request_throughput(&mut point, &phys);
+        Ok(rps(&point))
+    }
+}
+
+/// A metric column of a summary, by its schema name read once (as
+/// [`pilot_core::schema::metric_value`] reads it on every call).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) enum Column {
+    Latency(Metric, Stat),
+    Output,
+    Total,
+    Request,
+}
+
+impl Column {
+    /// Every metric column ([`pilot_core::schema::metric_columns`]), in file order.
+    pub(crate) fn all() -> &'static [Column] {
+        static ALL: OnceLock<Vec<Column>> = OnceLock::new();
+        ALL.get_or_init(|| {
+            pilot_core::schema::metric_columns()
+                .iter()
+                .map(|c| Column::parse(c).expect("a metric column is a column"))
+                .collect()
+        })
+    }
+
+    /// `None` for a name that is no metric column.
+    pub(crate) fn parse(name: &str) -> Option<Column> {
+        Some(match name {
+            "output_throughput_tok_s" => Column::Output,
+            "total_throughput_tok_s" => Column::Total,
+            "request_throughput_rps" => Column::Request,
+            _ => {
+                let (metric, stat) = name.rsplit_once('_')?;
+                Column::Latency(Metric::from_column_prefix(metric)?, stat.parse().ok()?)
+            }
+        })
+    }
+
+    pub(crate) fn get(self, m: &Summary) -> Option<f64> {
+        match self {
+            Column::Latency(metric, stat) => metric.stat(m, stat),
+            Column::Output => m.output_throughput.map(|x| x.0),
+            Column::Total => m.total_throughput.map(|x| x.0),
+            Column::Request => m.request_throughput.map(|x| x.0),
+        }
+    }
+
+    pub(crate) fn set(self, m: &mut Summary, v: Option<f64>) {
+        match self {
+            Column::Latency(metric, stat) => metric.set_stat(m, stat, v),
+            Column::Output => m.output_throughput = v.map(TokensPerSec),
+            Column::Total => m.total_throughput = v.map(TokensPerSec),
+            Column::Request => m.request_throughput = v.map(RequestsPerSec),
         }
     }
 }
 
-/// Keeps a predicted row coherent: metrics without their own correction here (`corrected`
-/// names those with one) scale with their family's correction, and percentiles never
-/// decrease. A family's correction comes from the first corrected column of its sources: its
-/// p50, else another of its statistics (a mean, where a dataset measured only means), else
-/// the same quantity's other family (ITL and TPOT; TTFT and TTFT per prompt token). E2E with
-/// none of its own follows TTFT plus the output's TPOTs.
-fn harmonize(r: &mut Measurement, phys: &Measurement, corrected: &[&str]) {
-    let trained = |c: &str| corrected.contains(&c);
-    let ratio = |r: &Measurement, c: &str| match (metric_value(r, c), metric_value(phys, c)) {
+/// Keeps a predicted summary coherent: metrics without their own correction here (`trained`
+/// says which have one) scale with their family's correction, and percentiles never decrease.
+/// A family's correction comes from the first corrected column of its sources: its p50
+/// (TPOT: ITL's p50, which it followed before it had trees of its own), else another of its
+/// statistics (a mean, where a dataset measured only means), else the same quantity's other
+/// family (ITL and TPOT; TTFT and TTFT per prompt token). E2E with none of its own follows
+/// TTFT plus the output's TPOTs.
+fn harmonize(r: &mut Summary, phys: &Summary, trained: impl Fn(Column) -> bool) {
+    let ratio = |r: &Summary, c: Column| match (c.get(r), c.get(phys)) {
         (Some(a), Some(b)) if b > 0.0 => a / b,
         _ => 1.0,
     };
-    // Column names spelled out: this runs for every prediction, so no `format!`.
-    const TTFT: [&str; 5] = [
-        "ttft_ms_p50",
-        "ttft_ms_p90",
-        "ttft_ms_p95",
-        "ttft_ms_p99",
-        "ttft_ms_mean",
+    use Metric::{E2e, Itl, Nttft, Tpot, Ttft};
+    // (family, the metric whose p50 is its first source, the metrics scanned after it).
+    const FAMILIES: [(Metric, Metric, &[Metric]); 5] = [
+        (Ttft, Ttft, &[Ttft, Nttft]),
+        (Nttft, Nttft, &[Nttft, Ttft]),
+        (Itl, Itl, &[Itl, Tpot]),
+        (E2e, E2e, &[E2e]),
+        (Tpot, Itl, &[Tpot, Itl]),
     ];
-    const NTTFT: [&str; 5] = [
-        "nttft_ms_per_token_p50",
-        "nttft_ms_per_token_p90",
-        "nttft_ms_per_token_p95",
-        "nttft_ms_per_token_p99",
-        "nttft_ms_per_token_mean",
-    ];
-    const ITL: [&str; 5] = [
-        "itl_ms_p50",
-        "itl_ms_p90",
-        "itl_ms_p95",
-        "itl_ms_p99",
-        "itl_ms_mean",
-    ];
-    const E2E: [&str; 5] = [
-        "e2e_ms_p50",
-        "e2e_ms_p90",
-        "e2e_ms_p95",
-        "e2e_ms_p99",
-        "e2e_ms_mean",
-    ];
-    const TPOT: [&str; 5] = [
-        "tpot_ms_p50",
-        "tpot_ms_p90",
-        "tpot_ms_p95",
-        "tpot_ms_p99",
-        "tpot_ms_mean",
-    ];
-    // (members, sources in order of preference after the first member, the p50).
-    let families: [(&[&str; 5], [&[&str]; 2]); 5] = [
-        (&TTFT, [&TTFT, &NTTFT]),
-        (&NTTFT, [&NTTFT, &TTFT]),
-        (&ITL, [&ITL, &TPOT]),
-        (&E2E, [&E2E, &[]]),
-        // TPOT has followed ITL's p50 since before TPOT had trees of its own.
-        (&TPOT, [&["itl_ms_p50"], &TPOT]),
-    ];
-    for (cols, sources) in families {
-        let src = sources.iter().flat_map(|s| s.iter()).find(|c| trained(c));
+    for (metric, first, scan) in FAMILIES {
+        let p50 = Column::Latency(first, Stat::P50);
+        let src = std::iter::once(p50)
+            .chain(
+                scan.iter()
+                    .flat_map(|&m| Stat::ALL.iter().map(move |&st| Column::Latency(m, st))),
+            )
+            .find(|&c| trained(c));
         let k = match src {
             Some(c) => ratio(r, c),
-            None if std::ptr::eq(cols, &E2E) => e2e_ratio(r, phys),
-            None => ratio(r, sources[0][0]),
+            None if metric == E2e => e2e_ratio(r, phys),
+            None => ratio(r, p50),
         };
         let mut last = 0.0_f64;
-        for c in cols {
-            if let Some(v) = metric_value(r, c) {
+        for stat in Stat::ALL {
+            let c = Column::Latency(metric, stat);
+            if let Some(v) = c.get(r) {
                 let mut v = if trained(c) {
                     v
                 } else {
-                    metric_value(phys, c).unwrap_or(v) * k
+                    c.get(phys).unwrap_or(v) * k
                 };
-                if !c.ends_with("mean") {
+                if stat != Stat::Mean {
                     v = v.max(last);
                     last = v;
                 }
-                set_metric_value(r, c, Some(v));
+                c.set(r, Some(v));
             }
         }
     }
-    let k = ratio(r, "output_throughput_tok_s");
-    if let Some(v) = metric_value(phys, "request_throughput_rps") {
-        set_metric_value(r, "request_throughput_rps", Some(v * k));
+    harmonize_request_throughput(r, phys);
+}
+
+/// The last step of [`harmonize`]: request throughput scales with the output throughput's
+/// correction.
+fn harmonize_request_throughput(r: &mut Summary, phys: &Summary) {
+    let k = match (Column::Output.get(r), Column::Output.get(phys)) {
+        (Some(a), Some(b)) if b > 0.0 => a / b,
+        _ => 1.0,
+    };
+    if let Some(v) = Column::Request.get(phys) {
+        Column::Request.set(r, Some(v * k));
+    }
+}
+
+impl Predictor {
+    /// [`LatencyModel::predict_many`] on `threads` threads, answers in the scenarios' order.
+    ///
+    /// The scenarios are taken profile by profile (sorted by LLM, GPU, count, engine and
+    /// lengths, a stable sort), so that the rates of one profile meet the open loop's memo of
+    /// its closed-loop predictions ([`crate::open_loop`]) while it is still there; the threads
+    /// take blocks of that order as they free up (profiles cost very differently: one that
+    /// does not fit is nearly free). Each prediction depends only on its scenario, so neither
+    /// the order nor the split changes an answer.
+    fn predict_on(&self, s: &[Scenario], threads: usize) -> Vec<Result<Prediction, PredictError>> {
+        type Profile<'a> = (
+            &'a str,
+            &'a str,
+            u32,
+            Option<&'a str>,
+            u64,
+            u64,
+            &'static str,
+        );
+        fn profile(x: &Scenario) -> Profile<'_> {
+            (
+                &x.model.id,
+                &x.gpu.name,
+                x.gpu_count,
+                x.engine.as_deref(),
+                x.input_tokens.0,
+                x.output_tokens.0,
+                x.load.mode().name(),
+            )
+        }
+        let mut order: Vec<usize> = (0..s.len()).collect();
+        order.sort_by(|&a, &b| profile(&s[a]).cmp(&profile(&s[b])));
+        let mut out: Vec<Option<Result<Prediction, PredictError>>> =
+            std::iter::repeat_with(|| None).take(s.len()).collect();
+        if threads <= 1 || s.len() < 2 {
+            for i in order {
+                out[i] = Some(self.predict(&s[i]));
+            }
+        } else {
+            /// Scenarios a thread takes at a time.
+            const BLOCK: usize = 32;
+            let next = std::sync::atomic::AtomicUsize::new(0);
+            let work = || {
+                let mut mine = Vec::new();
+                loop {
+                    let b = next.fetch_add(BLOCK, std::sync::atomic::Ordering::Relaxed);
+                    let Some(block) = order.get(b..(b + BLOCK).min(order.len())) else {
+                        break;
+                    };
+                    if block.is_empty() {
+                        break;
+                    }
+                    mine.extend(block.iter().map(|&i| (i, self.predict(&s[i]))));
+                }
+                mine
+            };
+            let parts: Vec<_> = std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..threads.min(s.len()))
+                    .map(|_| scope.spawn(work))
+                    .collect();
+                handles
+                    .into_iter()
+                    .map(|h| h.join().expect("a prediction thread panicked"))
+                    .collect()
+            });
+            for (i, r) in parts.into_iter().flatten() {
+                out[i] = Some(r);
+            }
+        }
+        out.into_iter()
+            .map(|r| r.expect("every scenario is predicted once"))
+            .collect()
     }
 }
 
 /// The correction of an E2E latency with no trees of its own: a request's E2E is its TTFT
 /// plus (output − 1) TPOTs, so it scales as their corrected sum over the physics' (1 where
 /// either mean or the output length is missing).
-fn e2e_ratio(r: &Measurement, phys: &Measurement) -> f64 {
-    let parts = |m: &Measurement| {
-        let o = m.metrics.output_tokens_mean?;
-        Some(
-            metric_value(m, "ttft_ms_mean")?
-                + (o - 1.0).max(0.0) * metric_value(m, "tpot_ms_mean")?,
-        )
+fn e2e_ratio(r: &Summary, phys: &Summary) -> f64 {
+    let parts = |m: &Summary| {
+        let o = m.output_tokens_mean?;
+        let ttft = Column::Latency(Metric::Ttft, Stat::Mean).get(m)?;
+        let tpot = Column::Latency(Metric::Tpot, Stat::Mean).get(m)?;
+        Some(ttft + (o - 1.0).max(0.0) * tpot)
     };
     match (parts(r), parts(phys)) {
         (Some(a), Some(b)) if b > 0.0 => a / b,
@@ -468,20 +639,10 @@ impl LatencyModel for Predictor {
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(16);
-        if threads <= 1 || s.len() < 256 {
-            return s.iter().map(|x| self.predict(x)).collect();
+        if s.len() < 256 {
+            return self.predict_on(s, 1);
         }
-        let chunk = s.len().div_ceil(threads);
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = s
-                .chunks(chunk)
-                .map(|c| scope.spawn(move || c.iter().map(|x| self.predict(x)).collect::<Vec<_>>()))
-                .collect();
-            handles
-                .into_iter()
-                .flat_map(|h| h.join().expect("a prediction thread panicked"))
-                .collect()
-        })
+        self.predict_on(s, threads)
     }
 
     fn predict(&self, s: &Scenario) -> Result<Prediction, PredictError> {
@@ -504,5 +665,98 @@ impl LatencyModel for Predictor {
         let mut f = Vec::with_capacity(self.feature_names.len());
         features::push(&mut f, s, self.options.use_physics.then_some(&e));
         Ok(self.finish(s, &e, fit, &f))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Load;
+    use crate::scenario::Resolver;
+    use pilot_core::schema::metric_value;
+    use pilot_core::units::Tokens;
+
+    /// Closed loops, offline batches and open-loop rates over LLMs, GPUs, GPU counts and
+    /// engines, some that do not fit, some the corrections do not cover, some answered
+    /// through the closed loop.
+    fn mixed(n: usize) -> Vec<Scenario> {
+        let mut r = Resolver::default();
+        let models = [
+            "llama-2-7b",
+            "llama-2-70b",
+            "mixtral-8x7b",
+            "flan-t5-xl",
+            "Qwen/Qwen3-32B",
+            "deepseek-ai/DeepSeek-V3",
+        ];
+        let gpus = ["A10", "A100-SXM-80GB", "H100", "MI300X", "L40S"];
+        let engines = [Some("vllm"), Some("tgis"), Some("tensorrt-llm"), None];
+        (0..n)
+            .map(|i| {
+                let load = match i % 3 {
+                    0 => Load::Users(1 << (i % 8)),
+                    1 => Load::Batch(1 << (i % 7)),
+                    _ => Load::Rate(RequestsPerSec(0.5 * (1 + i % 16) as f64)),
+                };
+                let mut s = Scenario::new(
+                    r.model(models[i % models.len()]).unwrap(),
+                    r.gpu(gpus[(i / models.len()) % gpus.len()]).unwrap(),
+                    1 << (i % 4),
+                    load,
+                    Tokens(128 << (i % 4)),
+                    Tokens(64 << (i % 5)),
+                );
+                s.engine = engines[i % engines.len()].map(str::to_string);
+                s
+            })
+            .collect()
+    }
+
+    /// Exact equality, NaN included: the `Debug` text of an `f64` reads back to its bits.
+    fn same(a: &Result<Prediction, PredictError>, b: &Result<Prediction, PredictError>) -> bool {
+        format!("{a:?}") == format!("{b:?}")
+    }
+
+    #[test]
+    fn predict_many_is_predict_one_by_one() {
+        let p = Predictor::shipped().unwrap();
+        let s = mixed(300);
+        let one: Vec<_> = s.iter().map(|x| p.predict(x)).collect();
+        let kinds = |k: fn(&Load) -> bool| s.iter().filter(|x| k(&x.load)).count();
+        assert!(kinds(|l| matches!(l, Load::Rate(_))) >= 90);
+        assert!(one.iter().any(|x| x.is_ok()));
+        for (name, got) in [
+            ("predict_many", p.predict_many(&s)),
+            ("3 threads", p.predict_on(&s, 3)),
+            ("7 threads", p.predict_on(&s, 7)),
+        ] {
+            assert_eq!(got.len(), s.len(), "{name}");
+            for (i, (a, b)) in one.iter().zip(&got).enumerate() {
+                assert!(
+                    same(a, b),
+                    "{name}, scenario {i}: {a:?}\nvs one by one {b:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn closed_loop_throughput_is_the_predictions_bit_for_bit() {
+        let p = Predictor::shipped().unwrap();
+        let mut checked = 0;
+        for mut s in mixed(120) {
+            if let Load::Rate(_) = s.load {
+                s.load = Load::Users(3);
+            }
+            let Ok(full) = p.predict(&s) else {
+                assert!(p.closed_loop_rps(&s).is_err());
+                continue;
+            };
+            let want = metric_value(&full.row, "request_throughput_rps").unwrap_or(0.0);
+            let got = p.closed_loop_rps(&s).unwrap();
+            assert_eq!(got.to_bits(), want.to_bits(), "{s:?}: {got} vs {want}");
+            checked += 1;
+        }
+        assert!(checked > 100);
     }
 }
