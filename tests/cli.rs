@@ -347,15 +347,29 @@ fn recommend_exports_a_frontier_ranked_by_cost() {
 
 #[test]
 fn recommend_says_what_its_numbers_rest_on() {
-    // The shipped predictor measured TGIS under closed-loop users and vLLM only in offline
-    // batches: the answer says so per engine.
-    let text = succeeds(&[MISTRAL_200, &["--engine", "vllm,tgis"]].concat());
+    // The shipped predictor measured TGIS under closed-loop users in LLM-Pilot's runs and
+    // vLLM in AIConfigurator's (mean TTFT and TPOT only), DeepSpeed-MII only in offline
+    // batches: the answer says so per engine, with the datasets and what they measured.
+    let text = succeeds(&[MISTRAL_200, &["--engine", "vllm,tgis,deepspeed-mii"]].concat());
+    let line = |engine: &str| {
+        text.lines()
+            .find(|l| l.starts_with(&format!("evidence: {engine}:")))
+            .unwrap_or_else(|| panic!("no evidence line for {engine}: {text}"))
+            .to_string()
+    };
+    let vllm = line("vllm");
     assert!(
-        text.contains("evidence: vllm: no closed-loop measurements of vllm"),
-        "{text}"
+        vllm.contains("corrected by measurements of vllm under closed-loop load (aiconfigurator: ")
+            && vllm.contains("measured ttft_ms_mean, tpot_ms_mean, "),
+        "{vllm}"
+    );
+    let tgis = line("tgis");
+    assert!(
+        tgis.contains("(llm-pilot: ") && !tgis.contains("measured "),
+        "{tgis}"
     );
     assert!(
-        text.contains("evidence: tgis: physics model corrected by measurements of tgis"),
+        line("deepspeed-mii").contains("no closed-loop measurements of deepspeed-mii"),
         "{text}"
     );
 }

@@ -1,5 +1,6 @@
-//! Until the `pilot` binary wires `train` / `eval predict` / `analyze`, this example runs the
-//! same entry points (`pilot_predict::commands`). Run from the workspace root:
+//! The entry points of `pilot dataset import`, `pilot train`, `pilot eval predict` and `pilot
+//! analyze` (`pilot_predict::commands`) on the shipped datasets, without the CLI's build (no
+//! burn, no engine). Run from the workspace root:
 //!
 //! ```text
 //! cargo run --release -p pilot-predict --example predictor -- import   # datasets/predictor/*.csv
@@ -8,7 +9,7 @@
 //! cargo run --release -p pilot-predict --example predictor -- analyze PLOTDIR DATA.csv...
 //! ```
 use pilot_core::schema::write_measurements;
-use pilot_import::{llm_inference_bench, llm_pilot};
+use pilot_import::{aiconfigurator, llm_inference_bench, llm_pilot};
 use pilot_predict::commands;
 use std::path::{Path, PathBuf};
 
@@ -20,6 +21,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         vec![
             PathBuf::from(DIR).join("llm-pilot.csv"),
             PathBuf::from(DIR).join("llm-inference-bench.csv"),
+            PathBuf::from(DIR).join("aiconfigurator.csv"),
         ]
     };
     match args.first().map(String::as_str) {
@@ -30,7 +32,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "../shared/data/llm-inference-bench/results.csv",
             ))?;
             write_measurements(&b.rows, &Path::new(DIR).join("llm-inference-bench.csv"))?;
-            for n in a.notes.iter().chain(&b.notes) {
+            let c = aiconfigurator::import(Path::new(
+                "../shared/data/aiconfigurator/silicon_sample.csv",
+            ))?;
+            write_measurements(&c.rows, &Path::new(DIR).join("aiconfigurator.csv"))?;
+            for n in a.notes.iter().chain(&b.notes).chain(&c.notes) {
                 println!("{n}");
             }
         }

@@ -68,29 +68,38 @@ impl GroupBy {
 /// median error per GPU count, per engine and per GPU type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Facet {
-    /// GPUs per deployment (the tensor-parallel size for aggregated rows).
+    /// GPUs per deployment (the tensor-parallel size for plain tensor-parallel rows).
     GpuCount,
     Engine,
     Gpu,
+    /// Aggregated or disaggregated prefill and decode.
+    Serving,
 }
 
 impl Facet {
-    pub const ALL: [Facet; 3] = [Facet::GpuCount, Facet::Engine, Facet::Gpu];
+    pub const ALL: [Facet; 4] = [Facet::GpuCount, Facet::Engine, Facet::Gpu, Facet::Serving];
 
     fn key(self, r: &Measurement) -> String {
         match self {
             Facet::GpuCount => r.gpu_count.to_string(),
             Facet::Engine => r.engine.clone(),
             Facet::Gpu => r.gpu.clone(),
+            Facet::Serving => if r.serving.is_disaggregated() {
+                "disaggregated"
+            } else {
+                "aggregated"
+            }
+            .to_string(),
         }
     }
 
     /// The table title and the key column's header.
     fn title(self) -> (&'static str, &'static str) {
         match self {
-            Facet::GpuCount => ("median APE by GPU count (tensor-parallel size)", "TP"),
+            Facet::GpuCount => ("median APE by GPUs per deployment", "GPUs"),
             Facet::Engine => ("median APE by engine", "engine"),
             Facet::Gpu => ("median APE by GPU type", "GPU"),
+            Facet::Serving => ("median APE by serving mode", "serving"),
         }
     }
 }
@@ -152,8 +161,8 @@ pub struct EvalReport {
     pub group_by: GroupBy,
     pub groups: usize,
     pub scores: Vec<Score>,
-    /// Per target, by GPU count, by engine and by GPU type; a facet with one value in the
-    /// data (one engine) is left out beyond GPU count.
+    /// Per target, by GPU count, by engine, by GPU type and by serving mode; a facet with one
+    /// value in the data (one engine, aggregated rows only) is left out beyond GPU count.
     pub slices: Vec<SliceScore>,
     /// Every held-out prediction, for inspecting where a method misses.
     pub rows: Vec<RowPrediction>,
@@ -808,6 +817,7 @@ mod tests {
         assert!(total(Facet::GpuCount) >= r.get("itl_ms_p50", "pilot").unwrap().n);
         assert_eq!(total(Facet::GpuCount), total(Facet::Gpu));
         assert_eq!(total(Facet::Engine), 0);
+        assert_eq!(total(Facet::Serving), 0);
         assert!(r.table().contains("median APE by GPU type"));
         // Every held-out prediction is exported, one CSV line each, with its error.
         let itl: Vec<&RowPrediction> = r

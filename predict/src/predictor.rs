@@ -71,6 +71,11 @@ pub struct Domain {
     /// `vendor/engine` pairs measured (`nvidia/vllm`, `amd/vllm`, ...).
     #[serde(default)]
     pub vendor_engines: BTreeSet<String>,
+    /// Per `engine/mode` pair, the training rows by the dataset they came from (the `source`
+    /// column up to its first `:`, e.g. `aiconfigurator`), so an answer can say which
+    /// measurements it rests on.
+    #[serde(default)]
+    pub engine_mode_sources: BTreeMap<String, BTreeMap<String, usize>>,
 }
 
 /// The key of a pair of names in [`Domain::engine_modes`] (engine, load mode) and
@@ -257,6 +262,29 @@ impl Predictor {
         self.domain
             .engine_modes
             .contains(&pair_key(engine.unwrap_or(""), mode))
+    }
+
+    /// What the corrections for `engine` in load `mode` were learned from: the datasets with
+    /// their row counts, and the targets trained on that pair (empty when none was measured).
+    pub fn evidence_for(
+        &self,
+        engine: Option<&str>,
+        mode: &str,
+    ) -> (Vec<(String, usize)>, Vec<String>) {
+        let key = pair_key(engine.unwrap_or(""), mode);
+        let sources = self
+            .domain
+            .engine_mode_sources
+            .get(&key)
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+            .unwrap_or_default();
+        let targets = self
+            .targets
+            .iter()
+            .filter(|t| t.engine_modes.contains(&key))
+            .map(|t| t.target.clone())
+            .collect();
+        (sources, targets)
     }
 
     /// The engines its training data measured (lower-case): names that

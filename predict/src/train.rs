@@ -429,6 +429,13 @@ pub(crate) fn train_prepared(
         domain
             .vendor_engines
             .insert(pair_key(&p.scenario.gpu.vendor, &p.row.engine));
+        let dataset = p.row.source.split(':').next().unwrap_or("").to_string();
+        *domain
+            .engine_mode_sources
+            .entry(pair_key(&p.row.engine, &p.row.load.mode().to_string()))
+            .or_default()
+            .entry(dataset)
+            .or_default() += 1;
     }
     let n_models = models.len();
     let mut gpus: Vec<String> = prepared

@@ -274,8 +274,27 @@ pub fn evidence(p: &Predictor, engines: &[Option<String>], demand: Load) -> Stri
     for e in engines {
         let name = e.as_deref().unwrap_or("an unnamed engine");
         let line = if p.measured(e.as_deref(), mode) {
+            let (sources, targets) = p.evidence_for(e.as_deref(), mode);
+            let mut from = sources
+                .iter()
+                .map(|(d, n)| format!("{d}: {n} runs"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            // A dataset that measured only some statistics (AIConfigurator: mean TTFT and
+            // TPOT) corrects the rest through them: say which were measured.
+            if !targets.is_empty() && targets.len() < p.targets.len() {
+                from.push_str(&format!(
+                    "; measured {}, the rest follow them",
+                    targets.join(", ")
+                ));
+            }
+            let from = if from.is_empty() {
+                String::new()
+            } else {
+                format!(" ({from})")
+            };
             format!(
-                "{name}: physics model corrected by measurements of {name} under {mode}-loop load"
+                "{name}: physics model corrected by measurements of {name} under {mode}-loop load{from}"
             )
         } else if e.as_deref().is_some_and(|x| p.calibrated_for(x)) {
             format!(
