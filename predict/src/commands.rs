@@ -58,6 +58,14 @@ pub fn train_files(
             t.lower.exp(),
             t.upper.exp()
         );
+        // Per engine/mode where the rows hold several (with one, it is the interval above).
+        for (pair, (lo, hi)) in t
+            .by_engine_mode
+            .iter()
+            .filter(|_| t.by_engine_mode.len() > 1)
+        {
+            let _ = writeln!(s, "    {pair:<36} x{:.2} .. x{:.2}", lo.exp(), hi.exp());
+        }
     }
     Ok(Output {
         text: s,

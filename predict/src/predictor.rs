@@ -45,16 +45,27 @@ pub struct TargetModel {
     /// [`harmonize`]). Empty (older files): every pair the predictor measured.
     #[serde(default)]
     pub engine_modes: BTreeSet<String>,
+    /// Interval ends (log-residual quantiles, as `lower`/`upper`) for the `engine/mode` pairs
+    /// with enough held-out residuals of their own; other pairs use `lower`/`upper`.
+    #[serde(default)]
+    pub by_engine_mode: BTreeMap<String, (f64, f64)>,
 }
 
 impl TargetModel {
     /// Whether this target's trees were trained on the scenario's engine in its load mode.
     fn trained_on(&self, s: &Scenario) -> bool {
-        self.engine_modes.is_empty()
-            || self.engine_modes.contains(&pair_key(
-                s.engine.as_deref().unwrap_or(""),
-                s.load.mode().name(),
-            ))
+        self.engine_modes.is_empty() || self.engine_modes.contains(&scenario_pair(s))
+    }
+
+    /// The interval ends for a scenario: its engine/mode pair's own, else the overall ones.
+    fn interval(&self, s: &Scenario) -> (f64, f64) {
+        if self.by_engine_mode.is_empty() {
+            return (self.lower, self.upper);
+        }
+        self.by_engine_mode
+            .get(&scenario_pair(s))
+            .copied()
+            .unwrap_or((self.lower, self.upper))
     }
 }
 
@@ -76,6 +87,11 @@ pub struct Domain {
     /// measurements it rests on.
     #[serde(default)]
     pub engine_mode_sources: BTreeMap<String, BTreeMap<String, usize>>,
+}
+
+/// A scenario's `engine/mode` key ([`pair_key`]).
+fn scenario_pair(s: &Scenario) -> String {
+    pair_key(s.engine.as_deref().unwrap_or(""), s.load.mode().name())
 }
 
 /// The key of a pair of names in [`Domain::engine_modes`] (engine, load mode) and
@@ -380,7 +396,8 @@ impl Predictor {
                 continue;
             };
             let (z, lower, upper) = if corrects {
-                (t.ensemble.predict(f), t.lower, t.upper)
+                let (lower, upper) = t.interval(s);
+                (t.ensemble.predict(f), lower, upper)
             } else {
                 // The physics model's own error over the training rows, widened to hold the
                 // point itself: that error may be one-sided (physics too fast throughout).

@@ -13,7 +13,9 @@
 //!   groups *by model*; each fold's rows are predicted by a model trained without that LLM, and
 //!   the (1 − coverage)/2 and (1 + coverage)/2 quantiles of those log-residuals become the
 //!   interval around every prediction. They describe the error on an LLM never measured, which
-//!   is the question pilot answers.
+//!   is the question pilot answers. An engine/mode pair with enough held-out residuals of its
+//!   own gets its own quantiles (Mondrian conformal): datasets differ in how well they are
+//!   predicted, and one interval for all would carry the worst one's spread to every engine.
 //! - **Out of domain**: a scenario whose engine or mode was never seen, or whose load, lengths,
 //!   model size, GPU count, bandwidth or peak lie outside the training range (by more than
 //!   10%), is flagged.
@@ -53,6 +55,10 @@ pub fn all_targets() -> Vec<String> {
         .filter(|c| c != "request_throughput_rps")
         .collect()
 }
+
+/// Held-out residuals an engine/mode pair needs for an interval of its own
+/// ([`TargetModel::by_engine_mode`]); fewer and it takes the interval over all rows.
+const MIN_PAIR_RESIDUALS: usize = 100;
 
 fn is_latency(target: &str) -> bool {
     !target.contains("throughput")
@@ -333,6 +339,12 @@ pub(crate) fn train_prepared(
         let ensemble = fit(&x, &y, nf, &params)?;
         // Residuals: held out by model when there are folds, else in-sample.
         let mut resid = Vec::with_capacity(idx.len());
+        // The same residuals by the row's engine/mode pair, for intervals per pair.
+        let mut resid_by_pair: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let pair = |i: usize| {
+            let r = &prepared[i].row;
+            pair_key(&r.engine, &r.load.mode().to_string())
+        };
         let groups: BTreeSet<usize> = idx
             .iter()
             .map(|&i| fold_of[prepared[i].row.model.as_str()])
@@ -348,15 +360,17 @@ pub(crate) fn train_prepared(
                 let (xt, yt) = xy(&train);
                 let e = fit(&xt, &yt, nf, &params)?;
                 for &i in &test {
-                    resid.push(
-                        label(&prepared[i], t, opts.use_physics).unwrap()
-                            - e.predict(&prepared[i].features),
-                    );
+                    let z = label(&prepared[i], t, opts.use_physics).unwrap()
+                        - e.predict(&prepared[i].features);
+                    resid.push(z);
+                    resid_by_pair.entry(pair(i)).or_default().push(z);
                 }
             }
         } else {
             for (j, &i) in idx.iter().enumerate() {
-                resid.push(y[j] as f64 - ensemble.predict(&prepared[i].features));
+                let z = y[j] as f64 - ensemble.predict(&prepared[i].features);
+                resid.push(z);
+                resid_by_pair.entry(pair(i)).or_default().push(z);
             }
         }
         let a = (1.0 - opts.coverage) / 2.0;
@@ -364,6 +378,18 @@ pub(crate) fn train_prepared(
         let (lower_pct, upper_pct) = (a * 100.0, (1.0 - a) * 100.0);
         let lower = percentile(&mut resid.clone(), lower_pct).unwrap_or(0.0);
         let upper = percentile(&mut resid, upper_pct).unwrap_or(0.0);
+        // Mondrian conformal: a pair with enough held-out residuals of its own gets its own
+        // interval (AIConfigurator's held-out vLLM TTFTs spread x0.38 .. x1.58, its SGLang
+        // and TensorRT-LLM ones up to x3.2: one interval for all would widen vLLM's twofold).
+        let by_engine_mode = resid_by_pair
+            .into_iter()
+            .filter(|(_, r)| r.len() >= MIN_PAIR_RESIDUALS)
+            .map(|(k, mut r)| {
+                let lo = percentile(&mut r.clone(), lower_pct).unwrap_or(0.0);
+                let hi = percentile(&mut r, upper_pct).unwrap_or(0.0);
+                (k, (lo, hi))
+            })
+            .collect();
         // The calibrated physics model's own error: the interval where it answers alone.
         let (physics_lower, physics_upper) = if opts.use_physics {
             let mut e: Vec<f64> = idx
@@ -397,6 +423,7 @@ pub(crate) fn train_prepared(
             physics_lower,
             physics_upper,
             engine_modes,
+            by_engine_mode,
         });
     }
     if targets.is_empty() {
@@ -804,6 +831,25 @@ mod tests {
         // A TGIS scenario keeps its own p50 trees.
         let t = pred.predict(&base_scenario(&mut r)).unwrap().row;
         assert!(k(&t, "ttft_ms_p50") > 0.0);
+        // Each engine/mode pair with enough held-out residuals has its own interval, and a
+        // scenario of that pair gets it (Mondrian conformal), not the one over all rows.
+        let mean = pred
+            .targets
+            .iter()
+            .find(|t| t.target == "ttft_ms_mean")
+            .unwrap();
+        let (lo, hi) = mean.by_engine_mode["vllm/closed"];
+        assert!((lo, hi) != (mean.lower, mean.upper) && lo < 0.0 && hi > 0.0);
+        let full = pred.predict(&s).unwrap();
+        let up = metric_value(
+            &Measurement {
+                metrics: full.upper,
+                ..got.clone()
+            },
+            "ttft_ms_mean",
+        )
+        .unwrap();
+        assert!(rel(up / k(&got, "ttft_ms_mean"), hi.exp()) < 1e-9);
     }
 
     #[test]
