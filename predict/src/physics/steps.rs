@@ -47,9 +47,11 @@ pub(super) struct Shape {
     pub(super) kv_split: f64,
     /// Cross-attention K/V bytes per input token (encoder-decoder), else 0.
     pub(super) cross_kv_bytes_per_token: f64,
-    /// FLOPs per decode token at context 0 (decoder side), and per context token of attention.
+    /// FLOPs per decode token at context 0 (decoder side), and per context token of attention
+    /// in a decode step and in a prefill (equal but for MLA: see [`attention_flops_per_ctx`]).
     pub(super) decode_flops0: f64,
     pub(super) attn_flops_per_ctx: f64,
+    pub(super) prefill_attn_flops_per_ctx: f64,
     /// FLOPs per prompt token at context 0 (encoder for enc-dec).
     pub(super) prefill_flops0: f64,
     pub(super) peak_flops: f64,
@@ -144,6 +146,30 @@ fn scale_up_domain(g: &GpuSpec) -> f64 {
         g.nvlink_domain.or(g.gpus_per_node)
     };
     d.map(f64::from).unwrap_or(f64::INFINITY)
+}
+
+/// Attention FLOPs per context token of one query token, over all layers: (decode, prefill).
+///
+/// Multi-head, grouped and multi-query attention: `QKᵀ` and `AV` over the query width,
+/// `4 · heads · head_dim` per layer in both. MLA (DeepSeek-V3) differs by phase. Decoding,
+/// engines absorb the K/V up-projection into the query and output (FlashMLA, FlashInfer's MLA
+/// kernels): every head attends over the cached latent and its rotary part, `2 · (r + rope)`
+/// for the scores and `2 · r` for the values with `r = kv_lora_rank` (512 against a head's
+/// 192: 4.3x an MHA head's work). Prefilling, they expand K and V per head and run ordinary
+/// attention at `qk_nope + qk_rope` (scores) and `v_head_dim` (values).
+fn attention_flops_per_ctx(m: &LlmSpec, q_width: f64) -> (f64, f64) {
+    let layers = m.layers as f64;
+    match m.plan.mla {
+        Some(a) if !m.encoder_decoder => {
+            let heads = m.heads as f64;
+            let (r, rope) = (a.kv_lora_rank as f64, a.qk_rope_head_dim as f64);
+            let qk = (a.qk_nope_head_dim + a.qk_rope_head_dim) as f64;
+            let decode = layers * heads * (2.0 * (r + rope) + 2.0 * r);
+            let prefill = layers * heads * (2.0 * qk + 2.0 * a.v_head_dim as f64);
+            (decode, prefill)
+        }
+        _ => (4.0 * layers * q_width, 4.0 * layers * q_width),
+    }
 }
 
 fn mlp_params(m: &LlmSpec) -> f64 {
@@ -243,7 +269,8 @@ impl Shape {
                 0.0
             },
             decode_flops0: 2.0 * active_w,
-            attn_flops_per_ctx: 4.0 * m.layers as f64 * q_width,
+            attn_flops_per_ctx: attention_flops_per_ctx(m, q_width).0,
+            prefill_attn_flops_per_ctx: attention_flops_per_ctx(m, q_width).1,
             prefill_flops0: 2.0 * prefill_w,
             peak_flops: peak,
             bw: g.memory_bandwidth.0 * 1e9,
@@ -419,11 +446,9 @@ impl PhysicsModel {
         let tokens = r * input * pad;
         let busy = s.dp.min(r).max(1.0);
         let skew = s.dp / busy - 1.0;
-        let dense_flops = s.prefill_flops0 - s.expert_flops0 + 0.5 * input * s.attn_flops_per_ctx;
-        let flops = tokens
-            * (s.prefill_flops0 + 0.5 * input * s.attn_flops_per_ctx + skew * dense_flops)
-            / (s.tp * s.dp)
-            / s.pp;
+        let attn = 0.5 * input * s.prefill_attn_flops_per_ctx;
+        let dense_flops = s.prefill_flops0 - s.expert_flops0 + attn;
+        let flops = tokens * (s.prefill_flops0 + attn + skew * dense_flops) / (s.tp * s.dp) / s.pp;
         let t_comp = flops / (s.peak_flops * p.mfu_prefill) * 1e3;
         let t_mem = (s.dense_bytes + s.expert_bytes * s.experts / s.dp)
             / s.tp
@@ -456,6 +481,27 @@ mod tests {
 
     fn layout(tensor: u32, pipeline: u32, expert: u32, adp: u32) -> Layout {
         Layout::new(tensor, pipeline, expert, adp).unwrap()
+    }
+
+    #[test]
+    fn mla_decode_attends_over_the_latent_at_several_times_a_heads_work() {
+        // Decoding, every MLA head reads the 512-wide latent (plus rotary) for scores and
+        // values; prefilling, it runs at its own 192/128 widths. Other attention is the same
+        // in both phases.
+        let h100 = gpu("H100");
+        let ds = shape(
+            "deepseek-ai/DeepSeek-V3",
+            &h100,
+            layout(8, 1, 1, 1),
+            Quantization::Fp8,
+        );
+        let ratio = ds.attn_flops_per_ctx / ds.prefill_attn_flops_per_ctx;
+        assert!(ratio > 3.0 && ratio < 8.0, "{ratio}");
+        let llama = shape("llama-2-70b", &h100, layout(8, 1, 1, 1), Quantization::Bf16);
+        assert_eq!(llama.attn_flops_per_ctx, llama.prefill_attn_flops_per_ctx);
+        // So a long-context decode step of DeepSeek-V3 costs more compute per token of context.
+        let ds_m = model("deepseek-ai/DeepSeek-V3");
+        assert!(ds.attn_flops_per_ctx / ds_m.layers as f64 > 100_000.0);
     }
 
     #[test]
