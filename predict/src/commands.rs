@@ -64,7 +64,17 @@ pub fn train_files(
             .iter()
             .filter(|_| t.by_engine_mode.len() > 1)
         {
-            let _ = writeln!(s, "    {pair:<36} x{:.2} .. x{:.2}", lo.exp(), hi.exp());
+            let alone = if t.physics_only.contains(pair) {
+                "  (physics alone: it erred less on held-out LLMs)"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                "    {pair:<36} x{:.2} .. x{:.2}{alone}",
+                lo.exp(),
+                hi.exp()
+            );
         }
     }
     Ok(Output {

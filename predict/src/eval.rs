@@ -251,7 +251,8 @@ pub fn leave_one_group_out(
     opts: &EvalOptions,
 ) -> Result<EvalReport, PredictError> {
     let mut topts = opts.train.clone();
-    topts.conformal_folds = 0;
+    // Each fold trains as `pilot train` does, with its inner folds by LLM: they choose per
+    // engine/mode between the corrections and the physics alone (intervals are not scored).
     topts.use_physics = true;
     let physics = PhysicsModel::new(topts.physics.clone());
     let (with, mut notes) = prepare(rows, &physics, true);

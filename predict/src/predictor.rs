@@ -49,12 +49,27 @@ pub struct TargetModel {
     /// with enough held-out residuals of their own; other pairs use `lower`/`upper`.
     #[serde(default)]
     pub by_engine_mode: BTreeMap<String, (f64, f64)>,
+    /// `engine/mode` pairs where, held out by LLM, the physics alone erred less than with the
+    /// correction: there the correction is not applied (and `by_engine_mode` holds the
+    /// physics' own interval).
+    #[serde(default)]
+    pub physics_only: BTreeSet<String>,
 }
 
 impl TargetModel {
     /// Whether this target's trees were trained on the scenario's engine in its load mode.
     fn trained_on(&self, s: &Scenario) -> bool {
         self.engine_modes.is_empty() || self.engine_modes.contains(&scenario_pair(s))
+    }
+
+    /// The log-correction for a scenario with features `f`: the trees', or none where the
+    /// scenario's pair answers with the physics alone ([`TargetModel::physics_only`]).
+    fn correction(&self, s: &Scenario, f: &[f64]) -> f64 {
+        if !self.physics_only.is_empty() && self.physics_only.contains(&scenario_pair(s)) {
+            0.0
+        } else {
+            self.ensemble.predict(f)
+        }
     }
 
     /// The interval ends for a scenario: its engine/mode pair's own, else the overall ones.
@@ -67,6 +82,17 @@ impl TargetModel {
             .copied()
             .unwrap_or((self.lower, self.upper))
     }
+}
+
+/// What one engine in one load mode rests on ([`Predictor::evidence_for`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Evidence {
+    /// The datasets its training rows came from, with their row counts.
+    pub sources: Vec<(String, usize)>,
+    /// The targets trained on its rows.
+    pub measured: Vec<String>,
+    /// Those that answer with the physics alone ([`TargetModel::physics_only`]).
+    pub physics_only: Vec<String>,
 }
 
 /// The training domain, for the out-of-domain flag.
@@ -280,27 +306,27 @@ impl Predictor {
             .contains(&pair_key(engine.unwrap_or(""), mode))
     }
 
-    /// What the corrections for `engine` in load `mode` were learned from: the datasets with
-    /// their row counts, and the targets trained on that pair (empty when none was measured).
-    pub fn evidence_for(
-        &self,
-        engine: Option<&str>,
-        mode: &str,
-    ) -> (Vec<(String, usize)>, Vec<String>) {
+    /// What the corrections for `engine` in load `mode` rest on (empty when that pair was
+    /// never measured).
+    pub fn evidence_for(&self, engine: Option<&str>, mode: &str) -> Evidence {
         let key = pair_key(engine.unwrap_or(""), mode);
-        let sources = self
-            .domain
-            .engine_mode_sources
-            .get(&key)
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default();
-        let targets = self
-            .targets
-            .iter()
-            .filter(|t| t.engine_modes.contains(&key))
-            .map(|t| t.target.clone())
-            .collect();
-        (sources, targets)
+        let targets = |keep: &dyn Fn(&TargetModel) -> bool| {
+            self.targets
+                .iter()
+                .filter(|t| keep(t))
+                .map(|t| t.target.clone())
+                .collect()
+        };
+        Evidence {
+            sources: self
+                .domain
+                .engine_mode_sources
+                .get(&key)
+                .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
+                .unwrap_or_default(),
+            measured: targets(&|t| t.engine_modes.contains(&key)),
+            physics_only: targets(&|t| t.physics_only.contains(&key)),
+        }
     }
 
     /// The engines its training data measured (lower-case): names that
@@ -397,7 +423,7 @@ impl Predictor {
             };
             let (z, lower, upper) = if corrects {
                 let (lower, upper) = t.interval(s);
-                (t.ensemble.predict(f), lower, upper)
+                (t.correction(s, f), lower, upper)
             } else {
                 // The physics model's own error over the training rows, widened to hold the
                 // point itself: that error may be one-sided (physics too fast throughout).
@@ -455,7 +481,7 @@ impl Predictor {
                     f.reserve(self.feature_names.len());
                     features::push(&mut f, s, self.options.use_physics.then_some(&e));
                 }
-                t.ensemble.predict(&f)
+                t.correction(s, &f)
             } else {
                 0.0
             };

@@ -56,6 +56,12 @@ pub fn all_targets() -> Vec<String> {
         .collect()
 }
 
+/// Median of the absolute values (0 for none).
+fn median_abs(v: &[f64]) -> f64 {
+    let mut a: Vec<f64> = v.iter().map(|x| x.abs()).collect();
+    percentile(&mut a, 50.0).unwrap_or(0.0)
+}
+
 /// Held-out residuals an engine/mode pair needs for an interval of its own
 /// ([`TargetModel::by_engine_mode`]); fewer and it takes the interval over all rows.
 const MIN_PAIR_RESIDUALS: usize = 100;
@@ -341,6 +347,9 @@ pub(crate) fn train_prepared(
         let mut resid = Vec::with_capacity(idx.len());
         // The same residuals by the row's engine/mode pair, for intervals per pair.
         let mut resid_by_pair: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        // The physics model's own log-errors on the same held-out rows (its residual is the
+        // label itself), to choose per pair between it and the corrections.
+        let mut physics_by_pair: BTreeMap<String, Vec<f64>> = BTreeMap::new();
         let pair = |i: usize| {
             let r = &prepared[i].row;
             pair_key(&r.engine, &r.load.mode().to_string())
@@ -360,10 +369,11 @@ pub(crate) fn train_prepared(
                 let (xt, yt) = xy(&train);
                 let e = fit(&xt, &yt, nf, &params)?;
                 for &i in &test {
-                    let z = label(&prepared[i], t, opts.use_physics).unwrap()
-                        - e.predict(&prepared[i].features);
+                    let y = label(&prepared[i], t, opts.use_physics).unwrap();
+                    let z = y - e.predict(&prepared[i].features);
                     resid.push(z);
                     resid_by_pair.entry(pair(i)).or_default().push(z);
+                    physics_by_pair.entry(pair(i)).or_default().push(y);
                 }
             }
         } else {
@@ -381,10 +391,32 @@ pub(crate) fn train_prepared(
         // Mondrian conformal: a pair with enough held-out residuals of its own gets its own
         // interval (AIConfigurator's held-out vLLM TTFTs spread x0.38 .. x1.58, its SGLang
         // and TensorRT-LLM ones up to x3.2: one interval for all would widen vLLM's twofold).
+        //
+        // Model selection per pair, on the same held-out rows: where the physics alone missed
+        // the held-out LLMs by less (median absolute log error) than the corrected
+        // predictions, the pair keeps the physics (AIConfigurator's TPOT: trees learned on
+        // other LLMs' MoE and MLA quirks add error to an unseen LLM's).
+        let physics_only: BTreeSet<String> = if opts.use_physics {
+            physics_by_pair
+                .iter()
+                .filter(|(k, y)| {
+                    let z = &resid_by_pair[k.as_str()];
+                    y.len() >= MIN_PAIR_RESIDUALS && median_abs(y) < median_abs(z)
+                })
+                .map(|(k, _)| k.clone())
+                .collect()
+        } else {
+            BTreeSet::new()
+        };
         let by_engine_mode = resid_by_pair
             .into_iter()
             .filter(|(_, r)| r.len() >= MIN_PAIR_RESIDUALS)
-            .map(|(k, mut r)| {
+            .map(|(k, r)| {
+                let mut r = if physics_only.contains(&k) {
+                    physics_by_pair.remove(&k).unwrap_or(r)
+                } else {
+                    r
+                };
                 let lo = percentile(&mut r.clone(), lower_pct).unwrap_or(0.0);
                 let hi = percentile(&mut r, upper_pct).unwrap_or(0.0);
                 (k, (lo, hi))
@@ -424,6 +456,7 @@ pub(crate) fn train_prepared(
             physics_upper,
             engine_modes,
             by_engine_mode,
+            physics_only,
         });
     }
     if targets.is_empty() {
@@ -850,6 +883,62 @@ mod tests {
         )
         .unwrap();
         assert!(rel(up / k(&got, "ttft_ms_mean"), hi.exp()) < 1e-9);
+    }
+
+    /// Where the physics alone misses held-out LLMs by less than the corrected predictions,
+    /// the pair answers with the physics: here vLLM's TPOTs are the physics' own times 20%
+    /// noise, which trees can only overfit, while TGIS keeps its corrections.
+    #[test]
+    fn a_pair_the_trees_do_not_help_keeps_the_physics() {
+        let p =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/predictor/aiconfigurator.csv");
+        let mut r = Resolver::default();
+        let physics = PhysicsModel::default();
+        let mut rng = pilot_core::rng::SplitMix64::new(7);
+        let mut rows = subset();
+        for mut row in read_measurements(&p).unwrap() {
+            if row.engine != "vllm" || crate::rows::exclusion_reason(&row).is_some() {
+                continue;
+            }
+            let Ok(s) = Scenario::from_row(&row, &mut r) else {
+                continue;
+            };
+            let Ok(pr) = physics.predict(&s) else {
+                continue;
+            };
+            let Some(t) = metric_value(&pr.row, "tpot_ms_mean") else {
+                continue;
+            };
+            let noise = 0.4 * (rng.next_f64() - 0.5);
+            pilot_core::schema::set_metric_value(&mut row, "tpot_ms_mean", Some(t * noise.exp()));
+            rows.push(row);
+        }
+        let opts = TrainOptions {
+            targets: Some(vec!["tpot_ms_mean".into(), "itl_ms_p50".into()]),
+            ..small_opts()
+        };
+        let pred = train(&rows, &opts).unwrap();
+        let tpot = pred
+            .targets
+            .iter()
+            .find(|t| t.target == "tpot_ms_mean")
+            .unwrap();
+        assert!(
+            tpot.physics_only.contains("vllm/closed"),
+            "{:?}",
+            tpot.physics_only
+        );
+        assert!(
+            !tpot.physics_only.contains("tgis/closed"),
+            "{:?}",
+            tpot.physics_only
+        );
+        // A vLLM scenario then predicts the physics' TPOT exactly.
+        let row = rows.iter().rev().find(|x| x.engine == "vllm").unwrap();
+        let s = Scenario::from_row(row, &mut r).unwrap();
+        let got = metric_value(&pred.predict(&s).unwrap().row, "tpot_ms_mean").unwrap();
+        let phys = metric_value(&pred.physics().predict(&s).unwrap().row, "tpot_ms_mean").unwrap();
+        assert!(((got - phys) / phys).abs() < 1e-9, "{got} vs {phys}");
     }
 
     #[test]

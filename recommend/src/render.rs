@@ -274,18 +274,25 @@ pub fn evidence(p: &Predictor, engines: &[Option<String>], demand: Load) -> Stri
     for e in engines {
         let name = e.as_deref().unwrap_or("an unnamed engine");
         let line = if p.measured(e.as_deref(), mode) {
-            let (sources, targets) = p.evidence_for(e.as_deref(), mode);
-            let mut from = sources
+            let ev = p.evidence_for(e.as_deref(), mode);
+            let mut from = ev
+                .sources
                 .iter()
                 .map(|(d, n)| format!("{d}: {n} runs"))
                 .collect::<Vec<_>>()
                 .join(", ");
             // A dataset that measured only some statistics (AIConfigurator: mean TTFT and
             // TPOT) corrects the rest through them: say which were measured.
-            if !targets.is_empty() && targets.len() < p.targets.len() {
+            if !ev.measured.is_empty() && ev.measured.len() < p.targets.len() {
                 from.push_str(&format!(
                     "; measured {}, the rest follow them",
-                    targets.join(", ")
+                    ev.measured.join(", ")
+                ));
+            }
+            if !ev.physics_only.is_empty() {
+                from.push_str(&format!(
+                    "; {} from the physics alone, which erred less on held-out LLMs",
+                    ev.physics_only.join(", ")
                 ));
             }
             let from = if from.is_empty() {
