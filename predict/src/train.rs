@@ -396,7 +396,9 @@ pub(crate) fn train_prepared(
         // the held-out LLMs by less (median absolute log error) than the corrected
         // predictions, the pair keeps the physics (AIConfigurator's TPOT: trees learned on
         // other LLMs' MoE and MLA quirks add error to an unseen LLM's).
-        let physics_only: BTreeSet<String> = if opts.use_physics {
+        // Not with `calibrate`: the constants were fitted to every row, the held-out ones
+        // included, so the physics' errors there are in-sample and would win unfairly.
+        let physics_only: BTreeSet<String> = if opts.use_physics && !opts.calibrate {
             physics_by_pair
                 .iter()
                 .filter(|(k, y)| {
@@ -854,10 +856,9 @@ mod tests {
         let k = |m: &Measurement, c: &str| metric_value(m, c).unwrap();
         let ttft = k(&got, "ttft_ms_mean") / k(&phys, "ttft_ms_mean");
         let itl = k(&got, "tpot_ms_mean") / k(&phys, "tpot_ms_mean");
-        assert!(
-            (ttft - 1.0).abs() > 1e-3 && (itl - 1.0).abs() > 1e-3,
-            "{ttft} {itl}"
-        );
+        // TTFT is corrected; TPOT may answer with the physics alone (where that erred less on
+        // the held-out folds), and ITL then follows it as well.
+        assert!((ttft - 1.0).abs() > 1e-3, "{ttft} {itl}");
         let rel = |a: f64, b: f64| ((a - b) / b).abs();
         assert!(rel(k(&got, "ttft_ms_p50") / k(&phys, "ttft_ms_p50"), ttft) < 1e-9);
         assert!(rel(k(&got, "itl_ms_p50") / k(&phys, "itl_ms_p50"), itl) < 1e-9);
