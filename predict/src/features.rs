@@ -174,10 +174,10 @@ pub fn push(out: &mut Vec<f64>, s: &Scenario, e: Option<&Estimate>) {
             ln(e.ttft_ms),
             ln(e.itl_mean_ms),
             ln(e.e2e_ms),
-            // Every in-flight request's prefill back to back: where a benchmark's users
-            // start together and keep in step (fixed lengths), TTFT lies between one prefill
-            // and this, and grows with it.
-            ln(e.in_flight * e.prefill_ms),
+            // Every in-flight request's prompt prefilled as one batch: where a benchmark's
+            // users start together and keep in step (fixed lengths), TTFT lies between one
+            // prefill and this, and grows with it.
+            ln(e.wave_prefill_ms),
         ]);
     }
 }

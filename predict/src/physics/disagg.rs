@@ -96,6 +96,8 @@ impl PhysicsModel {
         let (state, load_ratio) = server.steady_state(sc.load);
         est.load_ratio = load_ratio;
         est.settle(state, &step1, i, o);
+        let per_worker = est.in_flight / f64::from(prefill.count().max(1));
+        est.wave_prefill_ms = self.prefill(&ps, per_worker.max(1.0), i);
         let fit = Fit::Fits {
             kv_cache_tokens: Tokens(est.kv_cache_tokens as u64),
             max_batch: est.max_batch as u32,

@@ -134,6 +134,9 @@ pub struct Estimate {
     pub decode_step1_ms: f64,
     /// Prefill of one request.
     pub prefill_ms: f64,
+    /// Prefill of every in-flight request's prompt as one batch (per prefill worker when
+    /// disaggregated): what a burst of users arriving together waits for at most.
+    pub wave_prefill_ms: f64,
     /// Fraction of the batch-1 decode step that is all-reduce.
     pub comm_fraction: f64,
     /// Fraction of the batch-1 decode step that is fixed overhead.
@@ -214,6 +217,7 @@ impl PhysicsModel {
         let (state, load_ratio) = server.steady_state(sc.load);
         est.load_ratio = load_ratio;
         est.settle(state, &step1, i, o);
+        est.wave_prefill_ms = self.prefill(&s, est.in_flight.max(1.0), i);
         Ok((
             est,
             Fit::Fits {
@@ -265,6 +269,7 @@ impl Estimate {
             decode_step_ms: 0.0,
             decode_step1_ms: 0.0,
             prefill_ms: 0.0,
+            wave_prefill_ms: 0.0,
             comm_fraction: 0.0,
             overhead_fraction: 0.0,
             compute_to_memory: 0.0,
@@ -681,6 +686,17 @@ mod tests {
         assert!(adp8.max_batch > 4.0 * cap, "{}", adp8.max_batch);
         // More in flight, so less of the 4096 users' time queued.
         assert!(adp8.ttft_ms < tp8.ttft_ms);
+    }
+
+    #[test]
+    fn a_wave_of_prompts_prefills_no_slower_than_one_after_another() {
+        // Batched, the prompts share the weight reads and the step overheads: the wave grows
+        // with the users in flight but stays under their prefills back to back.
+        let at = |u| est(&sc("llama-2-13b", "H100-SXM-80GB", 1, Load::Users(u)));
+        let (one, many) = (at(1), at(32));
+        assert!((one.wave_prefill_ms - one.prefill_ms).abs() < 1e-9);
+        assert!(many.wave_prefill_ms > 4.0 * one.wave_prefill_ms);
+        assert!(many.wave_prefill_ms < many.in_flight * many.prefill_ms);
     }
 
     #[test]
