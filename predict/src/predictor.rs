@@ -57,28 +57,25 @@ pub struct TargetModel {
 }
 
 impl TargetModel {
-    /// Whether this target's trees were trained on the scenario's engine in its load mode.
-    fn trained_on(&self, s: &Scenario) -> bool {
-        self.engine_modes.is_empty() || self.engine_modes.contains(&scenario_pair(s))
+    /// Whether this target's trees were trained on the engine/mode `pair` ([`scenario_pair`]).
+    fn trained_on(&self, pair: &str) -> bool {
+        self.engine_modes.is_empty() || self.engine_modes.contains(pair)
     }
 
-    /// The log-correction for a scenario with features `f`: the trees', or none where the
-    /// scenario's pair answers with the physics alone ([`TargetModel::physics_only`]).
-    fn correction(&self, s: &Scenario, f: &[f64]) -> f64 {
-        if !self.physics_only.is_empty() && self.physics_only.contains(&scenario_pair(s)) {
+    /// The log-correction for a scenario of `pair` with features `f`: the trees', or none
+    /// where the pair answers with the physics alone ([`TargetModel::physics_only`]).
+    fn correction(&self, pair: &str, f: &[f64]) -> f64 {
+        if self.physics_only.contains(pair) {
             0.0
         } else {
             self.ensemble.predict(f)
         }
     }
 
-    /// The interval ends for a scenario: its engine/mode pair's own, else the overall ones.
-    fn interval(&self, s: &Scenario) -> (f64, f64) {
-        if self.by_engine_mode.is_empty() {
-            return (self.lower, self.upper);
-        }
+    /// The interval ends for a scenario of `pair`: the pair's own, else the overall ones.
+    fn interval(&self, pair: &str) -> (f64, f64) {
         self.by_engine_mode
-            .get(&scenario_pair(s))
+            .get(pair)
             .copied()
             .unwrap_or((self.lower, self.upper))
     }
@@ -403,6 +400,7 @@ impl Predictor {
     /// the evaluation).
     pub(crate) fn finish(&self, s: &Scenario, e: &Estimate, fit: Fit, f: &[f64]) -> Prediction {
         let (corrects, physics, e) = self.base_estimate(s, e);
+        let pair = scenario_pair(s);
         let mut row = s.to_row("pilot-predict:predictor");
         row.max_batch = Some(e.max_batch as u32);
         let phys = physics.summary(s, &e);
@@ -413,7 +411,7 @@ impl Predictor {
         let mut corrected: Vec<Column> = Vec::with_capacity(columns.len());
         for (t, &c) in self.targets.iter().zip(&columns) {
             let Some(c) = c else { continue };
-            if corrects && !t.trained_on(s) {
+            if corrects && !t.trained_on(&pair) {
                 // Left to its family's corrected sibling (a p50 from a mean) in `harmonize`.
                 continue;
             }
@@ -422,8 +420,8 @@ impl Predictor {
                 continue;
             };
             let (z, lower, upper) = if corrects {
-                let (lower, upper) = t.interval(s);
-                (t.correction(s, f), lower, upper)
+                let (lower, upper) = t.interval(&pair);
+                (t.correction(&pair, f), lower, upper)
             } else {
                 // The physics model's own error over the training rows, widened to hold the
                 // point itself: that error may be one-sided (physics too fast throughout).
@@ -460,6 +458,7 @@ impl Predictor {
             return Ok(rps(&physics.predict(s)?.row.metrics));
         }
         let (corrects, physics, own) = self.base_estimate(s, &e);
+        let pair = scenario_pair(s);
         // The same steps as `finish`, for the two columns the request throughput reads:
         // `harmonize` scales the physics' request throughput by the output throughput's
         // correction (and a trained request-throughput target counts only without physics).
@@ -470,7 +469,7 @@ impl Predictor {
             let Some(c) = Column::parse(&t.target) else {
                 continue;
             };
-            if c != Column::Output && c != Column::Request || corrects && !t.trained_on(s) {
+            if c != Column::Output && c != Column::Request || corrects && !t.trained_on(&pair) {
                 continue;
             }
             let Some(base) = self.base(&phys, c) else {
@@ -481,7 +480,7 @@ impl Predictor {
                     f.reserve(self.feature_names.len());
                     features::push(&mut f, s, self.options.use_physics.then_some(&e));
                 }
-                t.correction(s, &f)
+                t.correction(&pair, &f)
             } else {
                 0.0
             };
