@@ -56,8 +56,33 @@ pub struct PredictArgs {
     /// One-shot: the GPU type.
     #[arg(long, default_value = "h100")]
     gpu: String,
-    #[arg(long, default_value_t = 1)]
-    gpu_count: u32,
+    /// All GPUs of the deployment [default: what the layout flags use, else 1].
+    #[arg(long)]
+    gpu_count: Option<u32>,
+    /// One-shot layout: tensor-parallel degree of the (decode) workers' attention.
+    #[arg(long)]
+    tensor_parallel: Option<u32>,
+    #[arg(long)]
+    pipeline_parallel: Option<u32>,
+    /// Expert-parallel degree of the MoE layers (it must divide the routed experts).
+    #[arg(long)]
+    expert_parallel: Option<u32>,
+    /// Attention data-parallel ranks (each holds its own sequences).
+    #[arg(long)]
+    attention_dp: Option<u32>,
+    /// Disaggregated serving: prefill workers, with their own layout (`--prefill-*`); the
+    /// layout flags above are then the decode workers'.
+    #[arg(long, requires_all = ["decode_workers", "prefill_tensor_parallel"])]
+    prefill_workers: Option<u32>,
+    #[arg(long)]
+    prefill_tensor_parallel: Option<u32>,
+    #[arg(long)]
+    prefill_expert_parallel: Option<u32>,
+    #[arg(long)]
+    prefill_attention_dp: Option<u32>,
+    /// Disaggregated serving: decode workers.
+    #[arg(long, requires = "prefill_workers")]
+    decode_workers: Option<u32>,
     /// Concurrent users (closed loop).
     #[arg(long, conflicts_with_all = ["rate", "batch_size"])]
     users: Option<u32>,
@@ -99,10 +124,25 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
         .map(str::parse::<pilot_core::quant::Quantization>)
         .transpose()
         .map_err(anyhow::Error::msg)?;
+    let mut layout = pilot_core::layout::LayoutCells::default();
+    for (column, v) in [
+        ("tensor_parallel", a.tensor_parallel),
+        ("pipeline_parallel", a.pipeline_parallel),
+        ("expert_parallel", a.expert_parallel),
+        ("attention_dp", a.attention_dp),
+        ("prefill_workers", a.prefill_workers),
+        ("prefill_tensor_parallel", a.prefill_tensor_parallel),
+        ("prefill_expert_parallel", a.prefill_expert_parallel),
+        ("prefill_attention_dp", a.prefill_attention_dp),
+        ("decode_workers", a.decode_workers),
+    ] {
+        layout.set(column, v);
+    }
     let one = OneShot {
         model: a.model.expect("clap requires --model without --scenarios"),
         gpu: a.gpu,
         gpu_count: a.gpu_count,
+        layout,
         load,
         input_tokens: Tokens(a.input_tokens),
         output_tokens: Tokens(a.output_tokens),

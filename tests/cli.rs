@@ -417,3 +417,81 @@ fn predict_reads_a_measurement_file_as_scenarios() {
     assert!(ttft.iter().all(|t| !t.is_empty()), "{ttft:?}");
     assert_ne!(cells("ttft_ms_mean")[0], "99.000000");
 }
+
+/// One-shot `pilot predict` takes a parallel layout: the GPU count follows from it, the
+/// header names it, attention-DP holds more sequences than one tensor-parallel group, and a
+/// layout the model cannot be split by is refused with the fix.
+#[test]
+fn predict_takes_a_layout_on_the_command_line() {
+    let base = [
+        "predict",
+        "--model",
+        "deepseek-ai/DeepSeek-V3",
+        "--gpu",
+        "h200",
+        "--engine",
+        "sglang",
+        "--quantization",
+        "fp8_block",
+        "--users",
+        "256",
+    ];
+    let budget = |text: &str| -> f64 {
+        let line = text.lines().find(|l| l.starts_with("fits:")).unwrap_or("");
+        line.rsplit(' ').next().unwrap_or("").parse().unwrap_or(0.0)
+    };
+    let tp = succeeds(&[&base[..], &["--tensor-parallel", "8"]].concat());
+    assert!(tp.contains("on 8 x H200") && !tp.contains("adp"), "{tp}");
+    let adp = succeeds(
+        &[
+            &base[..],
+            &[
+                "--tensor-parallel",
+                "1",
+                "--attention-dp",
+                "8",
+                "--expert-parallel",
+                "8",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(
+        adp.contains("on 8 x H200") && adp.contains("tp1 adp8 ep8"),
+        "{adp}"
+    );
+    assert!(budget(&adp) > budget(&tp), "{adp}\n{tp}");
+    let disagg = succeeds(
+        &[
+            &base[..],
+            &[
+                "--tensor-parallel",
+                "8",
+                "--prefill-workers",
+                "1",
+                "--prefill-tensor-parallel",
+                "8",
+                "--decode-workers",
+                "2",
+            ],
+        ]
+        .concat(),
+    );
+    assert!(
+        disagg.contains("on 24 x H200") && disagg.contains("1 x prefill (tp8) + 2 x decode (tp8)"),
+        "{disagg}"
+    );
+    let e = fails(
+        &[
+            &base[..],
+            &["--tensor-parallel", "8", "--expert-parallel", "7"],
+        ]
+        .concat(),
+    );
+    assert!(
+        e.contains("does not divide its 256 routed") && e.contains("divisor"),
+        "{e}"
+    );
+    let e = fails(&[&base[..], &["--gpu-count", "16", "--tensor-parallel", "8"]].concat());
+    assert!(e.contains("gpu_count 16 disagrees"), "{e}");
+}

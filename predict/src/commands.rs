@@ -134,7 +134,11 @@ pub fn predict_file(
 pub struct OneShot {
     pub model: String,
     pub gpu: String,
-    pub gpu_count: u32,
+    /// All GPUs; `None`: what the layout uses (one GPU without a layout).
+    pub gpu_count: Option<u32>,
+    /// The parallel layout as the schema's columns ([`pilot_core::layout::COLUMNS`]): empty
+    /// is one tensor-parallel group over `gpu_count`.
+    pub layout: pilot_core::layout::LayoutCells,
     pub load: Load,
     pub input_tokens: Tokens,
     pub output_tokens: Tokens,
@@ -155,7 +159,21 @@ fn load_flag(load: Load) -> &'static str {
 pub fn predict_one(predictor: Option<&Path>, one: &OneShot) -> Result<Output, PredictError> {
     let p = load_predictor(predictor)?;
     let count = |flag: &str, n: u64| validate::count(flag, n as f64);
-    let gpu_count = count("--gpu-count", one.gpu_count.into())?;
+    let gpu_count = match one.gpu_count {
+        Some(n) => Some(count("--gpu-count", n.into())?),
+        None => None,
+    };
+    let mut cells = pilot_core::layout::LayoutCells::default();
+    for c in pilot_core::layout::COLUMNS {
+        if let Some(v) = one.layout.get(c) {
+            let flag = format!("--{}", c.replace('_', "-"));
+            cells.set(c, Some(count(&flag, v.into())?));
+        }
+    }
+    // Without --gpu-count the layout says how many GPUs (one without a layout).
+    let serving = cells
+        .serving(gpu_count)
+        .map_err(|e| PredictError::Scenario(e.to_string()))?;
     let load = one.load.validate(load_flag(one.load))?;
     let input = count("--input-tokens", one.input_tokens.0)?;
     let output = count("--output-tokens", one.output_tokens.0)?;
@@ -167,11 +185,12 @@ pub fn predict_one(predictor: Option<&Path>, one: &OneShot) -> Result<Output, Pr
     let mut s = Scenario::new(
         r.model(&one.model)?,
         r.gpu(&one.gpu)?,
-        gpu_count,
+        serving.gpus(),
         load,
         Tokens(input.into()),
         Tokens(output.into()),
     );
+    s.serving = serving;
     s.engine = engine;
     if let Some(q) = one.quantization {
         s.quantization = q;
@@ -182,8 +201,13 @@ pub fn predict_one(predictor: Option<&Path>, one: &OneShot) -> Result<Output, Pr
         notes.push(crate::scenario::unnamed_engine_note("no --engine given"));
     }
     let pr = p.predict(&s)?;
+    // The layout, where it is more than one tensor-parallel group over all the GPUs.
+    let layout = match pilot_core::layout::Serving::tensor_parallel(s.gpu_count) {
+        Ok(plain) if plain == s.serving => String::new(),
+        _ => format!(", {}", s.serving),
+    };
     let mut out = format!(
-        "{} on {} x {} ({}{}), {}, {} in / {} out\n",
+        "{} on {} x {} ({}{}{layout}), {}, {} in / {} out\n",
         s.model.id,
         s.gpu_count,
         s.gpu.name,

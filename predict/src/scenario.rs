@@ -155,7 +155,7 @@ impl Scenario {
             let ep = l.expert();
             if ep > 1 && (m.experts <= 1 || !m.experts.is_multiple_of(ep)) {
                 return Err(PredictError::Scenario(format!(
-                    "{}: a {role}expert-parallel degree of {ep} does not divide its {} routed \
+                    "{}: an {role}expert-parallel degree of {ep} does not divide its {} routed \
                      expert(s); use a divisor of {} (or 1 for a dense model)",
                     m.id, m.experts, m.experts
                 )));
