@@ -202,42 +202,76 @@ pub fn stat_suffixes() -> impl Iterator<Item = &'static str> {
     Stat::ALL.into_iter().map(Stat::name)
 }
 
-/// A latency column name split into its metric and statistic: `ttft_ms_p50`.
-fn latency_column(column: &str) -> Option<(Metric, Stat)> {
-    let (metric, suffix) = column.rsplit_once('_')?;
-    Some((Metric::from_column_prefix(metric)?, suffix.parse().ok()?))
+/// A metric column of a summary, named once: `ttft_ms_p50` is `Latency(Ttft, P50)`. Parse a
+/// name once and read or write with it many times (predict does so on every prediction);
+/// [`metric_value`] and [`set_metric_value`] are the by-name shortcuts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricColumn {
+    Latency(Metric, Stat),
+    OutputThroughput,
+    TotalThroughput,
+    RequestThroughput,
+}
+
+impl MetricColumn {
+    /// `None` for a name that is no metric column.
+    pub fn parse(name: &str) -> Option<MetricColumn> {
+        Some(match name {
+            "output_throughput_tok_s" => MetricColumn::OutputThroughput,
+            "total_throughput_tok_s" => MetricColumn::TotalThroughput,
+            "request_throughput_rps" => MetricColumn::RequestThroughput,
+            _ => {
+                let (metric, stat) = name.rsplit_once('_')?;
+                MetricColumn::Latency(Metric::from_column_prefix(metric)?, stat.parse().ok()?)
+            }
+        })
+    }
+
+    /// Every metric column ([`metric_columns`]), in file order.
+    pub fn all() -> &'static [MetricColumn] {
+        static ALL: std::sync::OnceLock<Vec<MetricColumn>> = std::sync::OnceLock::new();
+        ALL.get_or_init(|| {
+            metric_columns()
+                .iter()
+                .map(|c| MetricColumn::parse(c).expect("a metric column parses"))
+                .collect()
+        })
+    }
+
+    pub fn get(self, m: &Summary) -> Option<f64> {
+        match self {
+            MetricColumn::Latency(metric, stat) => metric.stat(m, stat),
+            MetricColumn::OutputThroughput => m.output_throughput.map(|x| x.0),
+            MetricColumn::TotalThroughput => m.total_throughput.map(|x| x.0),
+            MetricColumn::RequestThroughput => m.request_throughput.map(|x| x.0),
+        }
+    }
+
+    pub fn set(self, m: &mut Summary, v: Option<f64>) {
+        match self {
+            MetricColumn::Latency(metric, stat) => metric.set_stat(m, stat, v),
+            MetricColumn::OutputThroughput => m.output_throughput = v.map(TokensPerSec),
+            MetricColumn::TotalThroughput => m.total_throughput = v.map(TokensPerSec),
+            MetricColumn::RequestThroughput => m.request_throughput = v.map(RequestsPerSec),
+        }
+    }
 }
 
 /// The value of a metric column of a row by its schema name (`itl_ms_p50`,
 /// `output_throughput_tok_s`, ...): the one lookup predict and recommend use for targets.
 pub fn metric_value(row: &Measurement, column: &str) -> Option<f64> {
-    let m = &row.metrics;
-    match column {
-        "output_throughput_tok_s" => m.output_throughput.map(|x| x.0),
-        "total_throughput_tok_s" => m.total_throughput.map(|x| x.0),
-        "request_throughput_rps" => m.request_throughput.map(|x| x.0),
-        _ => {
-            let (metric, stat) = latency_column(column)?;
-            metric.stat(m, stat)
-        }
-    }
+    MetricColumn::parse(column)?.get(&row.metrics)
 }
 
 /// Sets a metric column of a row by its schema name; false if the name is not a metric.
 pub fn set_metric_value(row: &mut Measurement, column: &str, v: Option<f64>) -> bool {
-    let m = &mut row.metrics;
-    match column {
-        "output_throughput_tok_s" => m.output_throughput = v.map(TokensPerSec),
-        "total_throughput_tok_s" => m.total_throughput = v.map(TokensPerSec),
-        "request_throughput_rps" => m.request_throughput = v.map(RequestsPerSec),
-        _ => {
-            let Some((metric, stat)) = latency_column(column) else {
-                return false;
-            };
-            metric.set_stat(m, stat, v);
+    match MetricColumn::parse(column) {
+        Some(c) => {
+            c.set(&mut row.metrics, v);
+            true
         }
+        None => false,
     }
-    true
 }
 
 /// Every metric column name, in file order.

@@ -20,10 +20,10 @@
 //! one are predicted in full.
 
 use crate::physics::{closed_population, erlang_c_wait};
-use crate::predictor::Column;
 use crate::scenario::{Load, Prediction, Scenario};
 use crate::{LatencyModel, PredictError, Predictor};
 use pilot_core::metrics::{Metric, Summary};
+use pilot_core::schema::MetricColumn;
 use pilot_core::schema::{Measurement, metric_value, set_metric_value};
 use pilot_core::units::RequestsPerSec;
 use std::cell::RefCell;
@@ -223,7 +223,7 @@ fn predict_open(
 /// Every metric of `a` and `b` mixed `1 - t : t` (a metric either lacks is left out).
 fn blend(a: &Measurement, b: &Measurement, t: f64) -> Summary {
     let mut out = a.metrics.clone();
-    for &c in Column::all() {
+    for &c in MetricColumn::all() {
         let v = match (c.get(&a.metrics), c.get(&b.metrics)) {
             (Some(x), Some(y)) => Some((1.0 - t) * x + t * y),
             _ => None,
@@ -236,8 +236,8 @@ fn blend(a: &Measurement, b: &Measurement, t: f64) -> Summary {
 /// Adds a queueing wait (ms) to every TTFT and E2E statistic, and its share per prompt token
 /// to normalised TTFT.
 fn add_wait(r: &mut Measurement, wait_ms: f64, input_tokens: f64) {
-    for &c in Column::all() {
-        let Column::Latency(metric, _) = c else {
+    for &c in MetricColumn::all() {
+        let MetricColumn::Latency(metric, _) = c else {
             continue;
         };
         let per = match metric {

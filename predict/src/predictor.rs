@@ -11,7 +11,7 @@ use crate::scenario::{Fit, Prediction, Scenario};
 use crate::train::TrainOptions;
 use crate::{LatencyModel, PredictError};
 use pilot_core::metrics::{Metric, Stat, Summary};
-use pilot_core::units::{RequestsPerSec, TokensPerSec};
+use pilot_core::schema::MetricColumn;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -112,8 +112,8 @@ pub struct Domain {
     pub engine_mode_sources: BTreeMap<String, BTreeMap<String, usize>>,
 }
 
-/// A scenario's `engine/mode` key ([`pair_key`]).
-fn scenario_pair(s: &Scenario) -> String {
+/// A scenario's `engine/mode` key ([`pair_key`]), the one key training and prediction use.
+pub(crate) fn scenario_pair(s: &Scenario) -> String {
     pair_key(s.engine.as_deref().unwrap_or(""), s.load.mode().name())
 }
 
@@ -379,16 +379,16 @@ impl Predictor {
 
     /// Each target's column, read once per prediction (`None`: a name that is no metric
     /// column, which prediction skips, as `set_metric_value` would).
-    fn target_columns(&self) -> Vec<Option<Column>> {
+    fn target_columns(&self) -> Vec<Option<MetricColumn>> {
         self.targets
             .iter()
-            .map(|t| Column::parse(&t.target))
+            .map(|t| MetricColumn::parse(&t.target))
             .collect()
     }
 
     /// A target's log-space base (the physics value's log, or 0 without physics), `None`
     /// when the physics lacks the metric (the target is then left as the physics has it).
-    fn base(&self, phys: &Summary, c: Column) -> Option<f64> {
+    fn base(&self, phys: &Summary, c: MetricColumn) -> Option<f64> {
         if self.options.use_physics {
             c.get(phys).map(f64::ln)
         } else {
@@ -408,7 +408,7 @@ impl Predictor {
         let mut point = phys.clone();
         let mut lo = phys.clone();
         let mut hi = phys.clone();
-        let mut corrected: Vec<Column> = Vec::with_capacity(columns.len());
+        let mut corrected: Vec<MetricColumn> = Vec::with_capacity(columns.len());
         for (t, &c) in self.targets.iter().zip(&columns) {
             let Some(c) = c else { continue };
             if corrects && !t.trained_on(&pair) {
@@ -431,7 +431,7 @@ impl Predictor {
             c.set(&mut lo, Some((base + z + lower).exp()));
             c.set(&mut hi, Some((base + z + upper).exp()));
         }
-        let trained = |c: Column| corrected.contains(&c);
+        let trained = |c: MetricColumn| corrected.contains(&c);
         for r in [&mut point, &mut lo, &mut hi] {
             harmonize(r, &phys, trained);
         }
@@ -451,7 +451,7 @@ impl Predictor {
     /// ([`crate::open_loop`]). Only the throughput targets' trees run, and no interval.
     pub(crate) fn closed_loop_rps(&self, s: &Scenario) -> Result<f64, PredictError> {
         debug_assert!(!matches!(s.load, crate::Load::Rate(_)));
-        let rps = |m: &Summary| Column::Request.get(m).unwrap_or(0.0);
+        let rps = |m: &Summary| MetricColumn::RequestThroughput.get(m).unwrap_or(0.0);
         let physics = self.physics();
         let (e, fit) = physics.estimate(s)?;
         if let Fit::DoesNotFit { .. } = fit {
@@ -466,10 +466,12 @@ impl Predictor {
         let mut point = phys.clone();
         let mut f = Vec::new();
         for t in &self.targets {
-            let Some(c) = Column::parse(&t.target) else {
+            let Some(c) = MetricColumn::parse(&t.target) else {
                 continue;
             };
-            if c != Column::Output && c != Column::Request || corrects && !t.trained_on(&pair) {
+            if c != MetricColumn::OutputThroughput && c != MetricColumn::RequestThroughput
+                || corrects && !t.trained_on(&pair)
+            {
                 continue;
             }
             let Some(base) = self.base(&phys, c) else {
@@ -491,60 +493,6 @@ impl Predictor {
     }
 }
 
-/// A metric column of a summary, by its schema name read once (as
-/// [`pilot_core::schema::metric_value`] reads it on every call).
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub(crate) enum Column {
-    Latency(Metric, Stat),
-    Output,
-    Total,
-    Request,
-}
-
-impl Column {
-    /// Every metric column ([`pilot_core::schema::metric_columns`]), in file order.
-    pub(crate) fn all() -> &'static [Column] {
-        static ALL: OnceLock<Vec<Column>> = OnceLock::new();
-        ALL.get_or_init(|| {
-            pilot_core::schema::metric_columns()
-                .iter()
-                .map(|c| Column::parse(c).expect("a metric column is a column"))
-                .collect()
-        })
-    }
-
-    /// `None` for a name that is no metric column.
-    pub(crate) fn parse(name: &str) -> Option<Column> {
-        Some(match name {
-            "output_throughput_tok_s" => Column::Output,
-            "total_throughput_tok_s" => Column::Total,
-            "request_throughput_rps" => Column::Request,
-            _ => {
-                let (metric, stat) = name.rsplit_once('_')?;
-                Column::Latency(Metric::from_column_prefix(metric)?, stat.parse().ok()?)
-            }
-        })
-    }
-
-    pub(crate) fn get(self, m: &Summary) -> Option<f64> {
-        match self {
-            Column::Latency(metric, stat) => metric.stat(m, stat),
-            Column::Output => m.output_throughput.map(|x| x.0),
-            Column::Total => m.total_throughput.map(|x| x.0),
-            Column::Request => m.request_throughput.map(|x| x.0),
-        }
-    }
-
-    pub(crate) fn set(self, m: &mut Summary, v: Option<f64>) {
-        match self {
-            Column::Latency(metric, stat) => metric.set_stat(m, stat, v),
-            Column::Output => m.output_throughput = v.map(TokensPerSec),
-            Column::Total => m.total_throughput = v.map(TokensPerSec),
-            Column::Request => m.request_throughput = v.map(RequestsPerSec),
-        }
-    }
-}
-
 /// Keeps a predicted summary coherent: metrics without their own correction here (`trained`
 /// says which have one) scale with their family's correction, and percentiles never decrease.
 /// A family's correction comes from the first corrected column of its sources: its p50
@@ -552,8 +500,8 @@ impl Column {
 /// statistics (a mean, where a dataset measured only means), else the same quantity's other
 /// family (ITL and TPOT; TTFT and TTFT per prompt token). E2E with none of its own follows
 /// TTFT plus the output's TPOTs.
-fn harmonize(r: &mut Summary, phys: &Summary, trained: impl Fn(Column) -> bool) {
-    let ratio = |r: &Summary, c: Column| match (c.get(r), c.get(phys)) {
+fn harmonize(r: &mut Summary, phys: &Summary, trained: impl Fn(MetricColumn) -> bool) {
+    let ratio = |r: &Summary, c: MetricColumn| match (c.get(r), c.get(phys)) {
         (Some(a), Some(b)) if b > 0.0 => a / b,
         _ => 1.0,
     };
@@ -567,12 +515,13 @@ fn harmonize(r: &mut Summary, phys: &Summary, trained: impl Fn(Column) -> bool) 
         (Tpot, Itl, &[Tpot, Itl]),
     ];
     for (metric, first, scan) in FAMILIES {
-        let p50 = Column::Latency(first, Stat::P50);
+        let p50 = MetricColumn::Latency(first, Stat::P50);
         let src = std::iter::once(p50)
-            .chain(
-                scan.iter()
-                    .flat_map(|&m| Stat::ALL.iter().map(move |&st| Column::Latency(m, st))),
-            )
+            .chain(scan.iter().flat_map(|&m| {
+                Stat::ALL
+                    .iter()
+                    .map(move |&st| MetricColumn::Latency(m, st))
+            }))
             .find(|&c| trained(c));
         let k = match src {
             Some(c) => ratio(r, c),
@@ -581,7 +530,7 @@ fn harmonize(r: &mut Summary, phys: &Summary, trained: impl Fn(Column) -> bool) 
         };
         let mut last = 0.0_f64;
         for stat in Stat::ALL {
-            let c = Column::Latency(metric, stat);
+            let c = MetricColumn::Latency(metric, stat);
             if let Some(v) = c.get(r) {
                 let mut v = if trained(c) {
                     v
@@ -602,12 +551,15 @@ fn harmonize(r: &mut Summary, phys: &Summary, trained: impl Fn(Column) -> bool) 
 /// The last step of [`harmonize`]: request throughput scales with the output throughput's
 /// correction.
 fn harmonize_request_throughput(r: &mut Summary, phys: &Summary) {
-    let k = match (Column::Output.get(r), Column::Output.get(phys)) {
+    let k = match (
+        MetricColumn::OutputThroughput.get(r),
+        MetricColumn::OutputThroughput.get(phys),
+    ) {
         (Some(a), Some(b)) if b > 0.0 => a / b,
         _ => 1.0,
     };
-    if let Some(v) = Column::Request.get(phys) {
-        Column::Request.set(r, Some(v * k));
+    if let Some(v) = MetricColumn::RequestThroughput.get(phys) {
+        MetricColumn::RequestThroughput.set(r, Some(v * k));
     }
 }
 
@@ -692,8 +644,8 @@ impl Predictor {
 fn e2e_ratio(r: &Summary, phys: &Summary) -> f64 {
     let parts = |m: &Summary| {
         let o = m.output_tokens_mean?;
-        let ttft = Column::Latency(Metric::Ttft, Stat::Mean).get(m)?;
-        let tpot = Column::Latency(Metric::Tpot, Stat::Mean).get(m)?;
+        let ttft = MetricColumn::Latency(Metric::Ttft, Stat::Mean).get(m)?;
+        let tpot = MetricColumn::Latency(Metric::Tpot, Stat::Mean).get(m)?;
         Some(ttft + (o - 1.0).max(0.0) * tpot)
     };
     match (parts(r), parts(phys)) {

@@ -33,7 +33,9 @@ use crate::PredictError;
 use crate::features;
 use crate::gbdt::Ensemble;
 use crate::physics::{PhysicsModel, PhysicsParams};
-use crate::predictor::{DOMAIN_FEATURES, Domain, FORMAT_VERSION, TargetModel, pair_key};
+use crate::predictor::{
+    DOMAIN_FEATURES, Domain, FORMAT_VERSION, TargetModel, pair_key, scenario_pair,
+};
 use crate::rows::{Prepared, prepare};
 use crate::scenario::Scenario;
 use pilot_core::metrics::percentile;
@@ -350,10 +352,7 @@ pub(crate) fn train_prepared(
         // The physics model's own log-errors on the same held-out rows (its residual is the
         // label itself), to choose per pair between it and the corrections.
         let mut physics_by_pair: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-        let pair = |i: usize| {
-            let r = &prepared[i].row;
-            pair_key(&r.engine, &r.load.mode().to_string())
-        };
+        let pair = |i: usize| scenario_pair(&prepared[i].scenario);
         let groups: BTreeSet<usize> = idx
             .iter()
             .map(|&i| fold_of[prepared[i].row.model.as_str()])
@@ -441,13 +440,7 @@ pub(crate) fn train_prepared(
         } else {
             (0.0, 0.0)
         };
-        let engine_modes = idx
-            .iter()
-            .map(|&i| {
-                let r = &prepared[i].row;
-                pair_key(&r.engine, &r.load.mode().to_string())
-            })
-            .collect();
+        let engine_modes = idx.iter().map(|&i| pair(i)).collect();
         targets.push(TargetModel {
             target: t.clone(),
             ensemble,
@@ -485,16 +478,15 @@ pub(crate) fn train_prepared(
     for p in prepared {
         domain.engines.insert(p.row.engine.to_ascii_lowercase());
         domain.modes.insert(p.row.load.mode().to_string());
-        domain
-            .engine_modes
-            .insert(pair_key(&p.row.engine, &p.row.load.mode().to_string()));
+        let engine_mode = scenario_pair(&p.scenario);
+        domain.engine_modes.insert(engine_mode.clone());
         domain
             .vendor_engines
             .insert(pair_key(&p.scenario.gpu.vendor, &p.row.engine));
         let dataset = p.row.source.split(':').next().unwrap_or("").to_string();
         *domain
             .engine_mode_sources
-            .entry(pair_key(&p.row.engine, &p.row.load.mode().to_string()))
+            .entry(engine_mode)
             .or_default()
             .entry(dataset)
             .or_default() += 1;
