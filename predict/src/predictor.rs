@@ -696,7 +696,7 @@ mod tests {
     use crate::Load;
     use crate::scenario::Resolver;
     use pilot_core::schema::metric_value;
-    use pilot_core::units::Tokens;
+    use pilot_core::units::{RequestsPerSec, Tokens};
 
     /// Closed loops, offline batches and open-loop rates over LLMs, GPUs, GPU counts and
     /// engines, some that do not fit, some the corrections do not cover, some answered
