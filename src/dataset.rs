@@ -42,6 +42,11 @@ pub enum DatasetCommand {
         /// SkyPilot catalog extract (../shared/data/prices/gpu_instances.csv).
         #[arg(long)]
         skypilot: PathBuf,
+        /// SkyPilot's newer catalogs, one source per row
+        /// (../shared/data/prices/gpu_instances_2026.csv): B200, B300, MI300X, MI355X and more
+        /// H200. Its rows replace the --skypilot ones for the same (cloud, GPU, count).
+        #[arg(long, value_name = "FILE")]
+        skypilot_2026: Option<PathBuf>,
         /// LLM-Pilot's prices.csv (../shared/data/llm-pilot/prices.csv).
         #[arg(long)]
         llm_pilot: PathBuf,
@@ -125,11 +130,17 @@ pub fn run(cmd: DatasetCommand) -> anyhow::Result<()> {
         }
         DatasetCommand::BuildPrices {
             skypilot,
+            skypilot_2026,
             llm_pilot,
             out,
         } => {
             let gpus = pilot_core::gpu::GpuCatalog::builtin();
-            let (rows, notes) = pilot_core::price::build_price_rows(&skypilot, &llm_pilot, gpus)?;
+            let (rows, notes) = pilot_core::price::build_price_rows(
+                &skypilot,
+                skypilot_2026.as_deref(),
+                &llm_pilot,
+                gpus,
+            )?;
             pilot_core::price::write_csv(&rows, &out)?;
             crate::output::notes(&notes);
             eprintln!("wrote {} price rows to {}", rows.len(), out.display());

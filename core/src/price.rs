@@ -8,12 +8,17 @@
 //! in the snapshot that attaches GPUs by count to a VM; its rows are GPU-only prices for the
 //! counts it lists, and the host VM is billed on top: see each row's `source`.)
 //!
-//! The builtin catalog (`datasets/prices.csv`) is made by [`build_price_rows`] from two
+//! The builtin catalog (`datasets/prices.csv`) is made by [`build_price_rows`] from three
 //! public sources, and checked against them by a test:
 //! - SkyPilot's frozen cloud catalog snapshot (`shared/data/prices/gpu_instances.csv`,
 //!   skypilot-org/skypilot-catalog v6), whose accelerator spellings (`A100`, `A100-80GB`,
 //!   `V100`) name a family, not a SKU: [`build_price_rows`] maps them per cloud and instance
 //!   type, and records the assumption in `source`.
+//! - Offers for today's GPUs (B200, B300, H200, MI300X, MI355X) from the newer catalogs of the
+//!   same repository (`shared/data/prices/gpu_instances_2026.csv`, v8/v9): each row's `source`
+//!   starts with the `repo@commit:path` it was read from, and these rows replace v6 ones for the
+//!   same (cloud, GPU, count). Their caveats (GPU-only GCP prices, spot-only rows, RunPod's
+//!   spot equal to on-demand, ...) are handled as [`build_price_rows`] says.
 //! - LLM-Pilot's evaluation prices (`shared/data/llm-pilot/prices.csv`), kept as the cloud
 //!   `llm-pilot` so that its recommendation experiment can be reproduced. Those rows are not a
 //!   real cloud: `cheapest` with `cloud: None` skips them.
@@ -374,9 +379,13 @@ const LLM_PILOT_GPUS: [(&str, f64, f64, bool); 5] = [
 
 const SKYPILOT_SOURCE: &str =
     "skypilot-org/skypilot-catalog v6 (frozen snapshot, shared/data/prices/gpu_instances.csv)";
+/// The file the newer-catalog rows are read from, named in each row's `source` after the
+/// row's own `repo@commit:path`.
+const SKYPILOT_2026_FILE: &str = "shared/data/prices/gpu_instances_2026.csv";
 const LLM_PILOT_SOURCE: &str = "IBM/LLM-performance-prediction@3c66483 preprocess_data/prices.csv";
 
-/// One row of `shared/data/prices/gpu_instances.csv`.
+/// One row of `shared/data/prices/gpu_instances.csv` or `gpu_instances_2026.csv` (the latter
+/// adds `source`).
 #[derive(Debug, Deserialize)]
 struct SkyRow {
     cloud: String,
@@ -388,7 +397,63 @@ struct SkyRow {
     spot_price_per_hour_usd: Option<f64>,
     #[serde(default)]
     region: String,
+    #[serde(default)]
+    source: String,
 }
+
+/// Which SkyPilot extract rows come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extract {
+    /// `gpu_instances.csv`: the frozen v6 snapshot, one provenance for every row.
+    V6,
+    /// `gpu_instances_2026.csv`: newer catalogs (v8/v9), each row with its own
+    /// `repo@commit:path` in a `source` column.
+    Newer,
+}
+
+/// A GCP machine type whose GPUs the catalog prices apart from its host VM, with the host
+/// VM's on-demand price per region (USD/h) as `shared/data/prices/NOTES.md` records it from
+/// the same catalog (skypilot-catalog v9 `gcp/vms.csv`).
+struct GcpHostVm {
+    accelerator: &'static str,
+    count: u32,
+    machine: &'static str,
+    prices: &'static [(&'static str, f64)],
+}
+
+/// GCP's H200 is sold only as the a3-ultragpu-8g VM, so its GPU-only row is not a price
+/// anyone can pay: the builder adds the host VM's price of the row's region (see
+/// [`build_price_rows`]).
+const GCP_HOST_VMS: [GcpHostVm; 1] = [GcpHostVm {
+    accelerator: "H200",
+    count: 8,
+    machine: "a3-ultragpu-8g",
+    prices: &[("us-central1", 12.266), ("asia-south1", 12.757)],
+}];
+
+/// GCP GPU rows whose host VM the catalog prices at 0.0: the GPU row is the whole VM.
+const GCP_WHOLE_VMS: [(&str, u32, &str); 1] = [("B200", 8, "a4-highgpu-8g")];
+
+/// Caveats of the newer catalogs (NOTES.md), written into the `source` of each of the cloud's
+/// rows: the prices are kept as listed.
+const NEWER_CLOUD_CAVEATS: [(&str, &str); 6] = [
+    ("seeweb", "currency not stated by the catalog, taken as USD"),
+    (
+        "daytona",
+        "sandbox platform (region 'earth'), priced well above bare-metal clouds",
+    ),
+    ("vast", "marketplace offer at crawl time"),
+    ("lium", "marketplace offer at crawl time"),
+    (
+        "primeintellect",
+        "aggregator offer at crawl time, the instance type names the upstream provider; \
+         a spot price, where listed, comes from the matching _SPOT row",
+    ),
+    (
+        "shadeform",
+        "aggregator offer at crawl time, the instance type names the upstream provider",
+    ),
+];
 
 /// Maps a SkyPilot accelerator spelling on one cloud/instance type to a catalog SKU name and
 /// the assumption behind it. `Err` = deliberately not a catalog GPU, with the reason.
@@ -454,6 +519,10 @@ fn map_cloud_accelerator(
         "H200" => ("H200-SXM-141GB", "H200 assumed SXM 141 GB"),
         "GH200" => ("GH200-96GB", "Lambda sells the 96 GB HBM3 GH200"),
         "B200" => ("B200-SXM-180GB", "B200 assumed HGX SXM"),
+        "B300" => (
+            "B300-SXM-288GB",
+            "B300 assumed HGX SXM (p6-b300, HGX B300 nodes)",
+        ),
         "A10G" => ("A10G", ""),
         "A10" => ("A10", ""),
         "L4" => ("L4", ""),
@@ -465,6 +534,7 @@ fn map_cloud_accelerator(
         "RTX6000-Ada" => ("RTX-6000-Ada", ""),
         "RTXA6000" | "A6000" => ("RTX-A6000", ""),
         "MI300X" => ("MI300X", ""),
+        "MI355X" => ("MI355X", ""),
         "RTX6000" => {
             return Err("Lambda's RTX6000 is the Turing Quadro RTX 6000, not RTX-6000-Ada");
         }
@@ -474,7 +544,8 @@ fn map_cloud_accelerator(
     })
 }
 
-/// Builds price rows from SkyPilot's catalog snapshot and LLM-Pilot's price list.
+/// Builds price rows from SkyPilot's catalog snapshot, its newer catalogs and LLM-Pilot's
+/// price list.
 ///
 /// - `skypilot_csv`: `cloud,instance_type,accelerator,accelerator_count,vcpus,memory_gib,
 ///   price_per_hour_usd,spot_price_per_hour_usd,region`. Accelerator spellings are mapped
@@ -484,98 +555,66 @@ fn map_cloud_accelerator(
 ///   on-demand price is kept, with that row's spot price (rows with spot only are kept when
 ///   there is no on-demand row). Azure's `Standard_ND96isr_H100_v5` is listed with 12 GPUs;
 ///   the SKU has 8, so it is corrected and the correction noted.
+/// - `skypilot_2026_csv` (optional): the same columns plus `source` = `repo@commit:path` of
+///   the newer SkyPilot catalog file (v8/v9) each row was read from (B200, B300, MI300X,
+///   MI355X and H200 offers). Mapped and reduced as above; each row's `source` starts with
+///   its own `repo@commit:path`. For the same (cloud, SKU, count) in both files the newer row
+///   wins, whatever its price: the v6 snapshot is frozen and older. Its caveats
+///   (`shared/data/prices/NOTES.md`) are handled so:
+///   - a row with a spot price but no on-demand price is kept as spot-only (`on_demand`
+///     empty; an on-demand search ignores it); a row with neither is skipped;
+///   - a spot price of 0 means "not offered" and is dropped;
+///   - RunPod lists its spot price equal to on-demand on every row, which is no spot
+///     discount: the spot price is dropped (this rule applies to both extracts);
+///   - GCP rows are GPU-only prices. For H200 x8 the GPUs exist only inside the
+///     a3-ultragpu-8g VM, whose host is billed on top, so a GPU-only figure is not a price
+///     anyone pays and would rank GCP about a quarter too cheap against the whole-instance
+///     prices of every other cloud: the host VM's price in the row's region
+///     ([`GCP_HOST_VMS`], from NOTES.md) is added, and the spot price dropped (the host's spot
+///     price was not recorded, and the GPU spot alone is above on-demand). In a region with no
+///     recorded host price the row stays GPU-only and says so. B200 x8 (a4-highgpu-8g) has a
+///     host price of 0.0 in the catalog: its GPU row is the whole VM and is kept as is. The v6
+///     GCP rows stay GPU-only, marked, because their host prices are not in the shared data;
+///   - seeweb's unstated currency, daytona's sandbox prices and the marketplace/aggregator
+///     offers (vast, lium, primeintellect, shadeform) are kept as listed, with the caveat
+///     written into `source` ([`NEWER_CLOUD_CAVEATS`]).
+///
+///   The returned notes state each of these decisions with the rows it touched.
 /// - `llm_pilot_csv`: `GPU,price` rows like `2 x A100,8.1925`, cloud `llm-pilot`, on-demand
 ///   only; bare names are mapped with LLM-Pilot's own `gpu_features.csv` figures.
 ///
 /// Rows come back sorted by cloud, GPU and count, so the output is reproducible.
 pub fn build_price_rows(
     skypilot_csv: &Path,
+    skypilot_2026_csv: Option<&Path>,
     llm_pilot_csv: &Path,
     gpus: &GpuCatalog,
 ) -> Result<(Vec<PriceEntry>, Vec<String>), PriceError> {
-    let mut best: BTreeMap<(String, String, u32), PriceEntry> = BTreeMap::new();
-    let mut skipped: BTreeMap<(String, String), (&'static str, usize)> = BTreeMap::new();
-    let mut notes = Vec::new();
-
-    let mut reader = csv::Reader::from_path(skypilot_csv).map_err(|e| PriceError::Io {
-        path: skypilot_csv.to_path_buf(),
-        source: e.into(),
-    })?;
-    for result in reader.deserialize::<SkyRow>() {
-        let row = result.map_err(|e| PriceError::Unparsable {
-            path: skypilot_csv.to_path_buf(),
-            place: format!("line {}", e.position().map_or(0, |p| p.line())),
-            expected: "SkyPilot's catalog columns (cloud, instance_type, accelerator, \
-                       accelerator_count, ..., price_per_hour_usd, spot_price_per_hour_usd)"
-                .into(),
-            source: e.into(),
-        })?;
-        let mut count = row.accelerator_count.round() as u32;
-        if count == 0 || row.accelerator_count.fract() != 0.0 {
-            // Fractional GPUs (shared slices) are not an instance with whole GPUs.
-            skipped
-                .entry((
-                    row.cloud.clone(),
-                    format!("{} x{}", row.accelerator, row.accelerator_count),
-                ))
-                .or_insert(("fractional GPU count", 0))
-                .1 += 1;
-            continue;
-        }
-        let (sku, assumption) =
-            match map_cloud_accelerator(&row.cloud, &row.instance_type, &row.accelerator, count) {
-                Ok(m) => m,
-                Err(why) => {
-                    skipped
-                        .entry((row.cloud.clone(), row.accelerator.clone()))
-                        .or_insert((why, 0))
-                        .1 += 1;
-                    continue;
-                }
-            };
-        let Ok(spec) = gpus.resolve(sku) else {
-            skipped
-                .entry((row.cloud.clone(), row.accelerator.clone()))
-                .or_insert(("mapped SKU missing from this GPU catalog", 0))
-                .1 += 1;
-            continue;
-        };
-        let mut source = format!("{SKYPILOT_SOURCE} {}/vms.csv", row.cloud);
-        if !assumption.is_empty() {
-            source.push_str(&format!(
-                "; {} → {}: {assumption}",
-                row.accelerator, spec.name
-            ));
-        }
-        if row.cloud == "gcp" {
-            source.push_str(
-                "; GPU-only price, host VM billed separately; GCP attaches GPUs by count",
-            );
-        }
-        if row.cloud == "azure" && row.instance_type == "Standard_ND96isr_H100_v5" && count == 12 {
-            count = 8;
-            source.push_str("; catalog lists 12 GPUs, the SKU has 8: corrected");
-        }
-        let entry = PriceEntry {
-            cloud: row.cloud.clone(),
-            gpu: spec.name.clone(),
-            gpu_count: count,
-            instance_type: row.instance_type,
-            region: row.region,
-            on_demand: row.price_per_hour_usd.map(UsdPerHour),
-            spot: row.spot_price_per_hour_usd.map(UsdPerHour),
-            source,
-        };
-        let key = (entry.cloud.clone(), entry.gpu.clone(), count);
-        match best.get(&key) {
-            Some(old) if !cheaper(&entry, old) => {}
-            _ => {
-                best.insert(key, entry);
+    let mut decisions = Decisions::default();
+    let mut best = read_skypilot(skypilot_csv, Extract::V6, gpus, &mut decisions)?;
+    let mut replaced = Vec::new();
+    let mut newer_keys = Vec::new();
+    if let Some(path) = skypilot_2026_csv {
+        for (key, entry) in read_skypilot(path, Extract::Newer, gpus, &mut decisions)? {
+            newer_keys.push(key.clone());
+            let new_price = price_text(&entry);
+            if let Some(old) = best.insert(key, entry) {
+                replaced.push(format!(
+                    "{} {} x{} ({} -> {new_price})",
+                    old.cloud,
+                    old.gpu,
+                    old.gpu_count,
+                    price_text(&old)
+                ));
             }
         }
     }
-    for ((cloud, accel), (why, n)) in skipped {
+    let mut notes = Vec::new();
+    for ((cloud, accel), (why, n)) in &decisions.skipped {
         notes.push(format!("skipped {cloud} '{accel}' ({n} rows): {why}"));
+    }
+    if skypilot_2026_csv.is_some() {
+        notes.extend(decisions.notes(&best, &newer_keys, &replaced));
     }
 
     let text = std::fs::read_to_string(llm_pilot_csv).map_err(|source| PriceError::Io {
@@ -650,18 +689,370 @@ fn cheaper(new: &PriceEntry, old: &PriceEntry) -> bool {
     n.0 < o.0 || (n.0 == o.0 && n.1 < o.1)
 }
 
+/// A price entry's key: (cloud, SKU, count).
+type PriceKey = (String, String, u32);
+
+/// What the SkyPilot readers decided, for the notes of [`build_price_rows`].
+#[derive(Default)]
+struct Decisions {
+    /// (cloud, accelerator) skipped, with the reason and the number of rows.
+    skipped: BTreeMap<(String, String), (&'static str, usize)>,
+    /// Rows whose spot price of 0 (= not offered) was dropped.
+    zero_spot: Vec<String>,
+    /// RunPod rows whose spot price, equal to on-demand, was dropped.
+    runpod_spot: Vec<String>,
+    /// What was done to each GCP row of the newer extract.
+    gcp: Vec<String>,
+    /// Rows per cloud of the newer extract whose caveat was written into `source`.
+    caveats: BTreeMap<&'static str, usize>,
+    /// Rows of the newer extract read.
+    newer_rows: usize,
+}
+
+impl Decisions {
+    fn skip(&mut self, cloud: &str, accelerator: String, why: &'static str) {
+        self.skipped
+            .entry((cloud.to_string(), accelerator))
+            .or_insert((why, 0))
+            .1 += 1;
+    }
+
+    /// One note per decision about the newer extract: `newer` are the keys it filled (now in
+    /// `best`), `replaced` the v6 entries it displaced.
+    fn notes(
+        &self,
+        best: &BTreeMap<PriceKey, PriceEntry>,
+        newer: &[PriceKey],
+        replaced: &[String],
+    ) -> Vec<String> {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "none".to_string()
+            } else {
+                v.join(", ")
+            }
+        };
+        let mut notes = vec![format!(
+            "{SKYPILOT_2026_FILE}: {} rows read, {} (cloud, GPU, count) entries kept; each \
+             entry's source starts with its row's own repo@commit:path",
+            self.newer_rows,
+            newer.len()
+        )];
+        notes.push(if replaced.is_empty() {
+            "no (cloud, GPU, count) is in both SkyPilot files (one in both would take the 2026 \
+             row, the newer)"
+                .into()
+        } else {
+            format!(
+                "{} (cloud, GPU, count) in both SkyPilot files took the 2026 row, the newer: {}",
+                replaced.len(),
+                list(replaced)
+            )
+        });
+        let spot_only: Vec<String> = newer
+            .iter()
+            .map(|k| &best[k])
+            .filter(|e| e.on_demand.is_none())
+            .map(|e| format!("{} {} x{}", e.cloud, e.gpu, e.gpu_count))
+            .collect();
+        notes.push(format!(
+            "kept {} spot-only entries (no on-demand price in the catalog; on-demand searches \
+             ignore them): {}",
+            spot_only.len(),
+            list(&spot_only)
+        ));
+        notes.push(format!(
+            "runpod: dropped the spot price equal to on-demand on {} rows (no real spot \
+             discount): {}",
+            self.runpod_spot.len(),
+            list(&self.runpod_spot)
+        ));
+        notes.push(format!(
+            "dropped a spot price of 0 (= not offered; the 2026 file already leaves vast's \
+             empty) on {} rows: {}",
+            self.zero_spot.len(),
+            list(&self.zero_spot)
+        ));
+        notes.extend(self.gcp.iter().map(|g| format!("gcp: {g}")));
+        for (cloud, caveat) in NEWER_CLOUD_CAVEATS {
+            if let Some(n) = self.caveats.get(cloud) {
+                notes.push(format!(
+                    "{cloud}: {n} row(s) kept as listed, marked in source: {caveat}"
+                ));
+            }
+        }
+        notes
+    }
+}
+
+/// Reads one SkyPilot extract into the cheapest entry per (cloud, SKU, count) (see
+/// [`cheaper`]), recording what it skipped and decided in `d`.
+fn read_skypilot(
+    path: &Path,
+    extract: Extract,
+    gpus: &GpuCatalog,
+    d: &mut Decisions,
+) -> Result<BTreeMap<PriceKey, PriceEntry>, PriceError> {
+    let expected = "SkyPilot's catalog columns (cloud, instance_type, accelerator, \
+                    accelerator_count, ..., price_per_hour_usd, spot_price_per_hour_usd, region\
+                    ; plus source = repo@commit:path in the 2026 file)";
+    let unparsable = |e: csv::Error| PriceError::Unparsable {
+        path: path.to_path_buf(),
+        place: format!("line {}", e.position().map_or(0, |p| p.line())),
+        expected: expected.into(),
+        source: e.into(),
+    };
+    let mut reader = csv::Reader::from_path(path).map_err(|e| PriceError::Io {
+        path: path.to_path_buf(),
+        source: e.into(),
+    })?;
+    let headers = reader.headers().map_err(unparsable)?.clone();
+    if extract == Extract::Newer && !headers.iter().any(|h| h.trim() == "source") {
+        return Err(PriceError::MissingColumn {
+            path: path.to_path_buf(),
+            column: "source".into(),
+            expected: expected.into(),
+        });
+    }
+    let mut best: BTreeMap<PriceKey, PriceEntry> = BTreeMap::new();
+    for result in reader.records() {
+        let record = result.map_err(unparsable)?;
+        let line = record.position().map_or(0, |p| p.line());
+        let row: SkyRow = record.deserialize(Some(&headers)).map_err(unparsable)?;
+        if extract == Extract::Newer {
+            d.newer_rows += 1;
+            check_row_source(&row.source).map_err(|reason| PriceError::BadLine {
+                path: path.to_path_buf(),
+                line,
+                reason,
+            })?;
+        }
+        let Some(entry) = sky_entry(row, extract, gpus, d) else {
+            continue;
+        };
+        let key = (entry.cloud.clone(), entry.gpu.clone(), entry.gpu_count);
+        match best.get(&key) {
+            Some(old) if !cheaper(&entry, old) => {}
+            _ => {
+                best.insert(key, entry);
+            }
+        }
+    }
+    Ok(best)
+}
+
+/// A newer-catalog row's `source` must be `owner/name@<40-hex commit>:path`.
+fn check_row_source(source: &str) -> Result<(), String> {
+    let ok = source
+        .trim()
+        .split_once('@')
+        .and_then(|(repo, rest)| rest.split_once(':').map(|(c, p)| (repo, c, p)))
+        .is_some_and(|(repo, commit, path)| {
+            repo.contains('/')
+                && commit.len() == 40
+                && commit.chars().all(|c| c.is_ascii_hexdigit())
+                && !path.is_empty()
+        });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "source '{source}' is not repo@commit:path (owner/name@<40-hex commit>:path)"
+        ))
+    }
+}
+
+/// The entry one SkyPilot row means, with the rules of [`build_price_rows`] applied; `None`
+/// (recorded in `d`) when the row is skipped.
+fn sky_entry(
+    row: SkyRow,
+    extract: Extract,
+    gpus: &GpuCatalog,
+    d: &mut Decisions,
+) -> Option<PriceEntry> {
+    let mut count = row.accelerator_count.round() as u32;
+    if count == 0 || row.accelerator_count.fract() != 0.0 {
+        // Fractional GPUs (shared slices) are not an instance with whole GPUs.
+        let what = format!("{} x{}", row.accelerator, row.accelerator_count);
+        d.skip(&row.cloud, what, "fractional GPU count");
+        return None;
+    }
+    let (sku, assumption) =
+        match map_cloud_accelerator(&row.cloud, &row.instance_type, &row.accelerator, count) {
+            Ok(m) => m,
+            Err(why) => {
+                d.skip(&row.cloud, row.accelerator.clone(), why);
+                return None;
+            }
+        };
+    let Ok(spec) = gpus.resolve(sku) else {
+        d.skip(
+            &row.cloud,
+            row.accelerator.clone(),
+            "mapped SKU missing from this GPU catalog",
+        );
+        return None;
+    };
+    let what = format!("{} {} x{count}", row.cloud, row.accelerator);
+    let mut source = match extract {
+        Extract::V6 => format!("{SKYPILOT_SOURCE} {}/vms.csv", row.cloud),
+        Extract::Newer => format!("{} (via {SKYPILOT_2026_FILE})", row.source.trim()),
+    };
+    if !assumption.is_empty() {
+        source.push_str(&format!(
+            "; {} → {}: {assumption}",
+            row.accelerator, spec.name
+        ));
+    }
+    let (mut on_demand, mut spot) = (row.price_per_hour_usd, row.spot_price_per_hour_usd);
+    if row.cloud == "gcp" {
+        match extract {
+            Extract::V6 => source.push_str(
+                "; GPU-only price, host VM billed separately; GCP attaches GPUs by count",
+            ),
+            Extract::Newer => {
+                gcp_newer(
+                    &row,
+                    count,
+                    &what,
+                    &mut on_demand,
+                    &mut spot,
+                    &mut source,
+                    d,
+                );
+            }
+        }
+    }
+    if row.cloud == "azure" && row.instance_type == "Standard_ND96isr_H100_v5" && count == 12 {
+        count = 8;
+        source.push_str("; catalog lists 12 GPUs, the SKU has 8: corrected");
+    }
+    if spot.is_some_and(|s| s <= 0.0) {
+        spot = None;
+        source.push_str("; spot 0 in the catalog = not offered");
+        d.zero_spot.push(what.clone());
+    }
+    if row.cloud == "runpod" && spot.is_some() && spot == on_demand {
+        spot = None;
+        source.push_str("; spot dropped: the catalog lists it equal to on-demand (no discount)");
+        d.runpod_spot.push(what.clone());
+    }
+    if extract == Extract::Newer
+        && let Some((cloud, caveat)) = NEWER_CLOUD_CAVEATS.iter().find(|c| c.0 == row.cloud)
+    {
+        source.push_str(&format!("; {caveat}"));
+        *d.caveats.entry(cloud).or_default() += 1;
+    }
+    match (on_demand, spot) {
+        (None, None) => {
+            d.skip(
+                &row.cloud,
+                row.accelerator.clone(),
+                "no on-demand or spot price",
+            );
+            return None;
+        }
+        (None, Some(_)) => source.push_str("; spot only: the catalog lists no on-demand price"),
+        _ => {}
+    }
+    Some(PriceEntry {
+        cloud: row.cloud,
+        gpu: spec.name.clone(),
+        gpu_count: count,
+        instance_type: row.instance_type,
+        region: row.region,
+        on_demand: on_demand.map(UsdPerHour),
+        spot: spot.map(UsdPerHour),
+        source,
+    })
+}
+
+/// The GCP rules of the newer extract (see [`build_price_rows`]): a host VM price added
+/// ([`GCP_HOST_VMS`]), a whole-VM row kept ([`GCP_WHOLE_VMS`]), or a GPU-only row marked.
+fn gcp_newer(
+    row: &SkyRow,
+    count: u32,
+    what: &str,
+    on_demand: &mut Option<f64>,
+    spot: &mut Option<f64>,
+    source: &mut String,
+    d: &mut Decisions,
+) {
+    let accel = row.accelerator.as_str();
+    if let Some(host) = GCP_HOST_VMS
+        .iter()
+        .find(|h| h.accelerator == accel && h.count == count)
+    {
+        let machine = host.machine;
+        let Some(&(region, usd)) = host.prices.iter().find(|(r, _)| *r == row.region) else {
+            source.push_str(&format!(
+                "; GPU-only price: the {machine} host VM is billed on top (no host price \
+                 recorded for this region)"
+            ));
+            d.gcp.push(format!(
+                "{what} in '{}': no {machine} host price recorded for this region; kept as a \
+                 GPU-only price, marked in source",
+                row.region
+            ));
+            return;
+        };
+        let gpu_only = *on_demand;
+        // Rounded to 1e-6 USD/h so the float sum prints as the two prices' decimal sum.
+        *on_demand = gpu_only.map(|p| ((p + usd) * 1e6).round() / 1e6);
+        let dropped = spot.take();
+        source.push_str(&format!(
+            "; GPU-only price plus the {machine} host VM ({usd} USD/h in {region}, same \
+             catalog, per shared/data/prices/NOTES.md) = whole-VM price; spot dropped (host VM \
+             spot price not recorded)"
+        ));
+        let fmt = |p: Option<f64>| p.map_or("-".to_string(), |p| p.to_string());
+        d.gcp.push(format!(
+            "{what} in {region}: GPU-only on-demand {} + {machine} host VM {usd} = {} USD/h \
+             (GCP sells H200 only inside that VM, so the GPU-only figure is no price anyone \
+             pays); spot {} dropped (host VM spot price not recorded)",
+            fmt(gpu_only),
+            fmt(*on_demand),
+            fmt(dropped)
+        ));
+    } else if let Some(&(_, _, machine)) =
+        GCP_WHOLE_VMS.iter().find(|w| w.0 == accel && w.1 == count)
+    {
+        source.push_str(&format!(
+            "; whole VM: the catalog prices the {machine} host at 0.0"
+        ));
+        d.gcp.push(format!(
+            "{what}: the catalog prices the {machine} host at 0.0, so the GPU row is the whole \
+             VM; kept as listed"
+        ));
+    } else {
+        source.push_str("; GPU-only price, host VM billed separately; GCP attaches GPUs by count");
+        d.gcp.push(format!(
+            "{what}: GPU-only price, host VM billed separately; kept, marked in source"
+        ));
+    }
+}
+
+/// `on-demand 1.5, spot -`, for notes.
+fn price_text(e: &PriceEntry) -> String {
+    let p = |x: Option<UsdPerHour>| x.map_or("-".to_string(), |x| x.0.to_string());
+    format!("on-demand {}, spot {}", p(e.on_demand), p(e.spot))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    /// `shared/data`, or `$PILOT_SHARED_DATA`; `None` (with a note) when absent.
+    /// `shared/data`, or `$PILOT_SHARED_DATA`, with both SkyPilot extracts (the newer one is
+    /// checked last); `None` (with a note) when absent.
     fn shared_data() -> Option<PathBuf> {
-        crate::shared_data_with("prices/gpu_instances.csv")
+        crate::shared_data_with("prices/gpu_instances.csv")?;
+        crate::shared_data_with("prices/gpu_instances_2026.csv")
     }
 
     fn rebuild(dir: &Path) -> (Vec<PriceEntry>, Vec<String>) {
         build_price_rows(
             &dir.join("prices/gpu_instances.csv"),
+            Some(&dir.join("prices/gpu_instances_2026.csv")),
             &dir.join("llm-pilot/prices.csv"),
             GpuCatalog::builtin(),
         )
@@ -706,6 +1097,242 @@ mod tests {
             notes.iter().any(|n| n.contains("Radeon Pro V520")),
             "{notes:?}"
         );
+        assert!(notes.iter().any(|n| n.contains("runpod")), "{notes:?}");
+    }
+
+    /// One row of the 2026 file, read here apart from the builder.
+    struct RawOffer {
+        on_demand: Option<f64>,
+        spot: Option<f64>,
+        source: String,
+    }
+
+    /// The 2026 file's rows per (cloud, catalog GPU, count).
+    type RawRows = BTreeMap<(String, String, u32), Vec<RawOffer>>;
+
+    fn raw_2026(path: &Path) -> RawRows {
+        let mut reader = csv::Reader::from_path(path).unwrap();
+        let h = reader.headers().unwrap().clone();
+        let col = |name: &str| h.iter().position(|c| c == name).unwrap();
+        let (cloud, accel, count) = (col("cloud"), col("accelerator"), col("accelerator_count"));
+        let (od, spot) = (col("price_per_hour_usd"), col("spot_price_per_hour_usd"));
+        let source = col("source");
+        let num = |s: &str| (!s.is_empty()).then(|| s.parse::<f64>().unwrap());
+        let mut raw = RawRows::new();
+        for r in reader.records() {
+            let r = r.unwrap();
+            let gpu = GpuCatalog::builtin()
+                .resolve(&r[accel])
+                .unwrap()
+                .name
+                .clone();
+            raw.entry((r[cloud].to_string(), gpu, r[count].parse().unwrap()))
+                .or_default()
+                .push(RawOffer {
+                    on_demand: num(&r[od]),
+                    spot: num(&r[spot]),
+                    source: r[source].to_string(),
+                });
+        }
+        raw
+    }
+
+    #[test]
+    fn price_2026_rows_carry_their_own_source_and_the_caveat_rules_hold() {
+        let Some(dir) = shared_data() else { return };
+        let (rows, notes) = rebuild(&dir);
+        let raw = raw_2026(&dir.join("prices/gpu_instances_2026.csv"));
+        let find = |k: &(String, String, u32)| {
+            rows.iter()
+                .find(|e| (&e.cloud, &e.gpu, e.gpu_count) == (&k.0, &k.1, k.2))
+        };
+        for (k, offers) in &raw {
+            let e = find(k).unwrap_or_else(|| panic!("{k:?} of the 2026 file is missing"));
+            // The newer file wins, with the source of the row kept.
+            assert!(
+                offers.iter().any(|o| e.source.starts_with(&o.source))
+                    && e.source.contains("gpu_instances_2026.csv"),
+                "{k:?}: {}",
+                e.source
+            );
+            let min = |f: fn(&RawOffer) -> Option<f64>| {
+                offers.iter().filter_map(f).min_by(f64::total_cmp)
+            };
+            let host = GCP_HOST_VMS
+                .iter()
+                .find(|h| k.0 == "gcp" && k.1 == "H200-SXM-141GB" && h.count == k.2);
+            match (min(|o| o.on_demand), host) {
+                // The lowest on-demand offer is kept...
+                (Some(od), None) => assert_eq!(e.on_demand, Some(UsdPerHour(od)), "{k:?}"),
+                // ... plus the host VM for GCP's H200, without a spot price.
+                (Some(od), Some(h)) => {
+                    let (region, usd) = h.prices.iter().find(|p| p.0 == e.region).unwrap();
+                    assert!((e.on_demand.unwrap().0 - od - usd).abs() < 1e-9, "{e:?}");
+                    assert_eq!(e.spot, None);
+                    let notes_md = std::fs::read_to_string(dir.join("prices/NOTES.md")).unwrap();
+                    assert!(
+                        notes_md.contains(&format!("{usd} in {region}"))
+                            || notes_md.contains(&format!("{usd} USD/h in {region}")),
+                        "host price {usd} in {region} is not what NOTES.md says"
+                    );
+                }
+                // A key with spot prices only is kept as spot-only.
+                (None, _) => {
+                    assert_eq!(e.on_demand, None, "{k:?}");
+                    assert_eq!(e.spot.map(|p| p.0), min(|o| o.spot), "{k:?}");
+                }
+            }
+        }
+        let real = |e: &&PriceEntry| e.cloud != LLM_PILOT_CLOUD;
+        let runpod: Vec<&PriceEntry> = rows.iter().filter(|e| e.cloud == "runpod").collect();
+        assert!(runpod.iter().any(|e| e.gpu == "MI300X"));
+        for e in runpod {
+            assert!(e.spot.is_none() || e.spot != e.on_demand, "{e:?}");
+        }
+        for e in rows.iter().filter(real) {
+            assert!(e.spot.is_none_or(|p| p.0 > 0.0), "{e:?}");
+            if ["B200-SXM-180GB", "B300-SXM-288GB", "MI355X"].contains(&e.gpu.as_str()) {
+                assert!(e.source.contains("gpu_instances_2026.csv"), "{e:?}");
+            }
+        }
+        let cat = PriceCatalog::new(rows);
+        for gpu in [
+            "B200-SXM-180GB",
+            "B300-SXM-288GB",
+            "H200-SXM-141GB",
+            "MI300X",
+            "MI355X",
+        ] {
+            assert!(cat.cheapest(gpu, 8, None, false).is_some(), "{gpu} x8");
+        }
+        for word in [
+            "in both SkyPilot files",
+            "spot-only entries",
+            "runpod: dropped the spot price",
+            "gcp: gcp H200 x8",
+            "a4-highgpu-8g",
+            "spot price of 0",
+            "seeweb:",
+            "daytona:",
+            "primeintellect:",
+            "shadeform:",
+        ] {
+            assert!(notes.iter().any(|n| n.contains(word)), "{word}: {notes:?}");
+        }
+    }
+
+    /// The builder's rules on a small pair of files: the newer extract wins even when dearer,
+    /// each caveat is applied, and a row without a usable source is refused.
+    #[test]
+    fn price_newer_extract_wins_and_its_caveats_are_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let write = |name: &str, text: &str| {
+            let p = dir.path().join(name);
+            std::fs::write(&p, text).unwrap();
+            p
+        };
+        let cols = "cloud,instance_type,accelerator,accelerator_count,vcpus,memory_gib,\
+                    price_per_hour_usd,spot_price_per_hour_usd,region";
+        let v6 = write(
+            "v6.csv",
+            &format!(
+                "{cols}\naws,p5.48xlarge,H100,8,192,2048,10.0,3.0,us-east-1\n\
+                 lambda,gpu_1x_h100_sxm5,H100,1,26,200,2.49,,us-east-1\n"
+            ),
+        );
+        let llm = write("llm.csv", "GPU,price\n1 x T4,0.5\n");
+        let src = "o/catalog@0123456789abcdef0123456789abcdef01234567:v9";
+        let newer = |rows: &str| format!("{cols},source\n{rows}").replace("SRC", src);
+        let build = |text: String| {
+            let p = write("new.csv", &text);
+            build_price_rows(&v6, Some(&p), &llm, GpuCatalog::builtin())
+        };
+        let (rows, notes) = build(newer(
+            "aws,p5.48xlarge,H100,8,192,2048,20.0,,us-east-2,SRC/aws/vms.csv\n\
+             runpod,8x_MI300X_SECURE,MI300X,8,192,2264,19.12,19.12,IN,SRC/runpod/vms.csv\n\
+             verda,2B200.60V,B200,2,60,368,,3.423,FIN-03,SRC/verda/vms.csv\n\
+             verda,1B300.30V,B300,1,30,275,,,FIN-03,SRC/verda/vms.csv\n\
+             vast,8x-H200,H200,8,32,64,20.71,0,FR,SRC/vast/vms.csv\n\
+             gcp,,H200,8,,,30.0,40.0,us-central1,SRC/gcp/vms.csv\n\
+             daytona,1x-MI355X,MI355X,1,8,100,8.0,4.6,earth,SRC/daytona/vms.csv\n",
+        ))
+        .unwrap();
+        let get = |cloud: &str, gpu: &str, n: u32| {
+            rows.iter()
+                .find(|e| e.cloud == cloud && e.gpu == gpu && e.gpu_count == n)
+                .unwrap_or_else(|| panic!("{cloud} {gpu} x{n}: {rows:?}"))
+        };
+        let aws = get("aws", "H100-SXM-80GB", 8);
+        assert_eq!((aws.on_demand, aws.spot), (Some(UsdPerHour(20.0)), None));
+        assert!(aws.source.starts_with(&format!("{src}/aws/vms.csv")));
+        assert!(get("lambda", "H100-SXM-80GB", 1).source.contains("v6"));
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.starts_with("1 (cloud, GPU, count) in both"))
+        );
+        let runpod = get("runpod", "MI300X", 8);
+        assert_eq!(
+            (runpod.on_demand, runpod.spot),
+            (Some(UsdPerHour(19.12)), None)
+        );
+        let verda = get("verda", "B200-SXM-180GB", 2);
+        assert_eq!(
+            (verda.on_demand, verda.spot),
+            (None, Some(UsdPerHour(3.423)))
+        );
+        assert!(!rows.iter().any(|e| e.gpu == "B300-SXM-288GB"));
+        assert!(
+            notes
+                .iter()
+                .any(|n| n.contains("no on-demand or spot price"))
+        );
+        assert_eq!(get("vast", "H200-SXM-141GB", 8).spot, None);
+        let gcp = get("gcp", "H200-SXM-141GB", 8);
+        assert!((gcp.on_demand.unwrap().0 - 42.266).abs() < 1e-9, "{gcp:?}");
+        assert_eq!(gcp.spot, None);
+        assert!(get("daytona", "MI355X", 1).source.contains("sandbox"));
+
+        // A region with no recorded host price keeps the GPU-only price, marked.
+        let (rows, _) = build(newer(
+            "gcp,,H200,8,,,30.0,40.0,europe-west4,SRC/gcp/vms.csv\n",
+        ))
+        .unwrap();
+        let gcp = rows.iter().find(|e| e.cloud == "gcp").unwrap();
+        assert_eq!(gcp.on_demand, Some(UsdPerHour(30.0)));
+        assert!(gcp.source.contains("GPU-only"), "{gcp:?}");
+
+        let msg = build(newer("aws,p6,B200,8,1,1,1.0,,x,my notes\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            msg.contains("line 2") && msg.contains("repo@commit:path"),
+            "{msg}"
+        );
+        let msg = build(format!("{cols}\naws,p6,B200,8,1,1,1.0,,x\n"))
+            .unwrap_err()
+            .to_string();
+        assert!(msg.contains("no column 'source'"), "{msg}");
+    }
+
+    /// The shipped catalog prices today's GPUs, each from a newer catalog file.
+    #[test]
+    fn price_builtin_prices_todays_gpus() {
+        let cat = PriceCatalog::builtin();
+        for gpu in ["B200-SXM-180GB", "B300-SXM-288GB", "MI300X", "MI355X"] {
+            let offers: Vec<&PriceEntry> = cat
+                .entries()
+                .iter()
+                .filter(|e| e.gpu == gpu && e.on_demand.is_some())
+                .collect();
+            assert!(!offers.is_empty(), "{gpu}");
+            for e in offers {
+                assert!(
+                    check_row_source(e.source.split(' ').next().unwrap()).is_ok(),
+                    "{e:?}"
+                );
+            }
+        }
     }
 
     #[test]
