@@ -39,12 +39,21 @@ pub struct RecommendArgs {
     /// catalog GPU with a price).
     #[arg(long, value_delimiter = ',')]
     gpus: Vec<String>,
-    /// The largest tensor-parallel group to consider.
+    /// The widest worker to consider (GPUs per engine instance); wider than a node means
+    /// pipeline stages across nodes.
     #[arg(long, default_value_t = 8)]
     max_gpus: u32,
-    /// Weight formats to consider, e.g. `fp16,fp8,int4` (default: the model's own).
+    /// Weight formats to consider, e.g. `bf16,fp8,nvfp4,int4` (default: the checkpoint's own).
     #[arg(long, value_delimiter = ',')]
     quantization: Vec<String>,
+    /// KV-cache dtypes to consider: `auto` (the engine's default) or `fp8`, ... (default: auto,
+    /// plus fp8 where the GPU and engine run it).
+    #[arg(long, value_delimiter = ',')]
+    kv_cache_dtype: Vec<String>,
+    /// Serving modes to search: `aggregated`, `disaggregated` (prefill and decode workers) or
+    /// `both`.
+    #[arg(long, default_value = "both")]
+    serving: String,
     /// Serving engines to consider, e.g. `vllm,tensorrt-llm,tgis` (default: vllm).
     #[arg(long, value_delimiter = ',')]
     engine: Vec<String>,
@@ -79,6 +88,14 @@ pub struct RecommendArgs {
     /// How many feasible candidates to show.
     #[arg(long, default_value_t = 10)]
     top: usize,
+    /// Write how to deploy a row: `cmd` prints each worker's launch command (vllm serve,
+    /// python -m sglang.launch_server, trtllm-serve), `k8s DIR` writes Kubernetes manifests
+    /// into DIR.
+    #[arg(long, num_args = 1..=2, value_names = ["KIND", "DIR"])]
+    emit: Vec<String>,
+    /// The feasible row `--emit` writes (default: 1, the cheapest).
+    #[arg(long, requires = "emit")]
+    row: Option<usize>,
 }
 
 pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
@@ -103,6 +120,8 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
         gpus: a.gpus,
         max_gpus: a.max_gpus,
         quantization: a.quantization,
+        kv_cache_dtype: a.kv_cache_dtype,
+        serving: a.serving,
         engine: a.engine,
         cloud: a.cloud,
         spot: a.spot,
@@ -114,6 +133,8 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
         json: a.json,
         explain: a.explain,
         top: a.top,
+        emit: a.emit,
+        row: a.row,
     };
     printed(recommend_command(&req)?)
 }

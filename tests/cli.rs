@@ -495,3 +495,216 @@ fn predict_takes_a_layout_on_the_command_line() {
     let e = fails(&[&base[..], &["--gpu-count", "16", "--tensor-parallel", "8"]].concat());
     assert!(e.contains("gpu_count 16 disagrees"), "{e}");
 }
+
+/// Validates every object of the YAML files in `dir` against the Kubernetes OpenAPI schema
+/// (kubernetes-validate, strict: unknown fields are errors). A LeaderWorkerSet is a custom
+/// resource the schema does not know: its fields are checked here, and its leader and worker
+/// pod templates against the core schema as PodTemplates. Returns the kinds seen.
+fn validate_manifests(dir: &Path) -> Vec<String> {
+    let script = r#"
+import sys, glob, yaml, kubernetes_validate as kv
+kinds = []
+def check(doc):
+    kv.validate(doc, "1.37.0", strict=True)
+for path in sorted(glob.glob(sys.argv[1] + "/*.yaml")):
+    for doc in yaml.safe_load_all(open(path)):
+        if doc is None:
+            continue
+        kinds.append(doc["kind"])
+        if doc["kind"] == "LeaderWorkerSet":
+            assert doc["apiVersion"] == "leaderworkerset.x-k8s.io/v1", doc["apiVersion"]
+            spec = doc["spec"]
+            assert set(spec) <= {"replicas", "leaderWorkerTemplate", "startupPolicy", "rolloutStrategy", "networkConfig"}, spec.keys()
+            lwt = spec["leaderWorkerTemplate"]
+            assert set(lwt) <= {"size", "leaderTemplate", "workerTemplate", "restartPolicy", "subGroupPolicy"}, lwt.keys()
+            assert isinstance(lwt["size"], int) and lwt["size"] >= 1
+            for t in ("leaderTemplate", "workerTemplate"):
+                check({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"}, "template": lwt[t]})
+        else:
+            check(doc)
+print(" ".join(kinds))
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, dir.to_str().unwrap()])
+        .output()
+        .expect("python3 runs (./scripts/setup.sh installs what the tests need)");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !err.contains("No module named"),
+        "kubernetes-validate is missing: run ./scripts/setup.sh ({err})"
+    );
+    assert!(
+        out.status.success(),
+        "manifests in {dir:?} do not validate: {err}"
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+/// `--emit cmd` prints the chosen row's launch commands with its layout and batch limit;
+/// `--emit k8s DIR` writes manifests that validate against the Kubernetes schema, including
+/// a LeaderWorkerSet for a worker spanning nodes.
+#[test]
+fn recommend_emits_commands_and_valid_kubernetes_manifests() {
+    let base = [
+        "recommend",
+        "--model",
+        "deepseek-ai/DeepSeek-V3",
+        "--slo",
+        "ttft=2s,itl=60ms",
+        "--users",
+        "64",
+        "--gpus",
+        "h100",
+        "--engine",
+        "vllm",
+        "--max-gpus",
+        "16",
+        "--serving",
+        "aggregated",
+    ];
+    let out = pilot().args(base).args(["--emit", "cmd"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("row 1"), "the default row is named: {err}");
+    assert!(text.starts_with("# pilot: row 1"), "{text}");
+    // 671 GB of fp8 weights need two 8 x H100 nodes: pipeline stages across them.
+    assert!(
+        text.contains("vllm serve deepseek-ai/DeepSeek-V3"),
+        "{text}"
+    );
+    assert!(text.contains("--pipeline-parallel-size 2"), "{text}");
+    assert!(text.contains("--max-num-seqs"), "{text}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let k8s = dir.path().join("k8s");
+    succeeds(&[&base[..], &["--emit", "k8s", k8s.to_str().unwrap()]].concat());
+    let kinds = validate_manifests(&k8s);
+    assert!(kinds.contains(&"LeaderWorkerSet".to_string()), "{kinds:?}");
+    assert!(kinds.contains(&"Service".to_string()), "{kinds:?}");
+
+    // A disaggregated SGLang deployment: Deployments per role and the router, all valid.
+    let k8s = dir.path().join("disagg");
+    succeeds(&[
+        "recommend",
+        "--model",
+        "llama-3.1-8b",
+        "--slo",
+        "ttft=1s,itl=50ms",
+        "--users",
+        "64",
+        "--gpus",
+        "h100",
+        "--engine",
+        "sglang",
+        "--serving",
+        "disaggregated",
+        "--emit",
+        "k8s",
+        k8s.to_str().unwrap(),
+    ]);
+    let kinds = validate_manifests(&k8s);
+    assert!(
+        kinds.iter().filter(|k| *k == "Deployment").count() >= 3,
+        "{kinds:?}"
+    );
+
+    // Bad --emit and --row are errors before or after the search, never a panic.
+    let e = fails(&[&base[..], &["--emit", "helm"]].concat());
+    assert!(e.contains("use cmd, or k8s DIR"), "{e}");
+    let e = fails(&[&base[..], &["--emit", "cmd", "--row", "999"]].concat());
+    assert!(e.contains("row 999 does not exist"), "{e}");
+}
+
+/// The frontier carries each candidate's layout, KV dtype and batch limit, and marks the
+/// cost-vs-latency Pareto frontier: the cheapest cost is on it, and no
+/// candidate on it is beaten on cost and every SLO metric by another feasible one.
+#[test]
+fn recommend_frontier_has_layouts_and_a_pareto_view() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("f.csv");
+    succeeds(&[
+        "recommend",
+        "--model",
+        "Qwen/Qwen3-235B-A22B-FP8",
+        "--slo",
+        "ttft=2s,itl=50ms",
+        "--users",
+        "128",
+        "--gpus",
+        "h200,h100",
+        "--engine",
+        "sglang,vllm",
+        "--csv",
+        csv.to_str().unwrap(),
+    ]);
+    let mut rdr = csv::Reader::from_path(&csv).unwrap();
+    let header = rdr.headers().unwrap().clone();
+    let idx = |n: &str| {
+        header
+            .iter()
+            .position(|h| h == n)
+            .unwrap_or_else(|| panic!("no {n} in {header:?}"))
+    };
+    let rows: Vec<csv::StringRecord> = rdr.records().map(Result::unwrap).collect();
+    for col in [
+        "tensor_parallel",
+        "expert_parallel",
+        "attention_dp",
+        "pipeline_parallel",
+        "prefill_workers",
+        "decode_workers",
+        "engine",
+        "kv_cache_dtype",
+        "batch_limit",
+    ] {
+        idx(col);
+    }
+    let feasible: Vec<&csv::StringRecord> = rows
+        .iter()
+        .filter(|r| &r[idx("feasible")] == "true")
+        .collect();
+    assert!(!feasible.is_empty());
+    // The cheapest cost is on the frontier (by the cheapest candidate, or one of the same cost
+    // that is faster).
+    let cheapest = &feasible[0][idx("cost_usd_per_hour")];
+    assert!(
+        feasible.iter().any(
+            |r| &r[idx("cost_usd_per_hour")] == cheapest && &r[idx("pareto_optimal")] == "true"
+        )
+    );
+    // The space has expert-parallel, attention-DP and disaggregated candidates.
+    assert!(
+        rows.iter()
+            .any(|r| r[idx("expert_parallel")].parse::<u32>().unwrap_or(1) > 1)
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r[idx("attention_dp")].parse::<u32>().unwrap_or(1) > 1)
+    );
+    assert!(rows.iter().any(|r| !r[idx("decode_workers")].is_empty()));
+    let num = |r: &csv::StringRecord, c: &str| r[idx(c)].parse::<f64>().unwrap();
+    let point = |r: &csv::StringRecord| {
+        [
+            num(r, "cost_usd_per_hour"),
+            num(r, "ttft_ms_p50"),
+            num(r, "itl_ms_p50"),
+        ]
+    };
+    for r in feasible
+        .iter()
+        .filter(|r| &r[idx("pareto_optimal")] == "true")
+    {
+        let p = point(r);
+        assert!(
+            !feasible.iter().any(|q| {
+                let q = point(q);
+                q.iter().zip(&p).all(|(a, b)| a <= b) && q.iter().zip(&p).any(|(a, b)| a < b)
+            }),
+            "{r:?} is dominated"
+        );
+    }
+}

@@ -5,15 +5,18 @@
 //! - `pilot recommend --model M --slo ttft=200ms --users 200 ...` → [`recommend_command`]
 //! - `pilot eval recommend --data <file> [--margin M] [--seeds N]` → [`eval_command`]
 
+use crate::deploy::{self, DeployError, Plan};
 use crate::eval::{EvalOptions, Scores, evaluate, evaluate_seeds};
 use crate::render::{self, ReportOptions};
 use crate::search::{Margin, RecommendError, RecommendOptions, recommend};
+use crate::space::{KvChoice, ServingModes};
 use pilot_core::command::Output;
 use pilot_core::gpu::{GpuCatalog, GpuError, GpuSpec};
 use pilot_core::llm::{LlmSpec, ModelCatalog, ModelError};
 use pilot_core::load::Load;
 use pilot_core::metrics::UnknownName;
 use pilot_core::price::{LLM_PILOT_CLOUD, PriceCatalog, PriceError};
+use pilot_core::quant::Quantization;
 use pilot_core::schema::{SchemaError, read_measurements};
 use pilot_core::slo::{Slo, SloError, parse_slo_at};
 use pilot_core::table::table;
@@ -52,8 +55,12 @@ pub struct RecommendRequest<'a> {
     /// GPU names or families (empty: every catalog GPU with a price).
     pub gpus: Vec<String>,
     pub max_gpus: u32,
-    /// Weight formats (empty: the model's own).
+    /// Weight formats (empty: the checkpoint's own).
     pub quantization: Vec<String>,
+    /// KV-cache dtypes: `auto` or a dtype (empty: the default, plus fp8 where it runs).
+    pub kv_cache_dtype: Vec<String>,
+    /// `aggregated`, `disaggregated` or `both`.
+    pub serving: String,
     /// Engines (empty: [`DEFAULT_ENGINE`]).
     pub engine: Vec<String>,
     pub cloud: Option<String>,
@@ -70,6 +77,10 @@ pub struct RecommendRequest<'a> {
     pub json: bool,
     pub explain: bool,
     pub top: usize,
+    /// `--emit cmd` or `--emit k8s DIR` (empty: neither).
+    pub emit: Vec<String>,
+    /// The feasible row `--emit` writes (`None`: row 1, the cheapest, and a note saying so).
+    pub row: Option<usize>,
 }
 
 /// What went wrong in a command, with the value and the fix; wrapped errors stay the source.
@@ -99,6 +110,8 @@ pub enum CommandError {
     UnknownCloud { cloud: String, clouds: String },
     #[error("{0}")]
     Quantization(String),
+    #[error("{0}")]
+    Serving(String),
     #[error("--margin '{0}': use upper, none, or a fraction like 0.2")]
     Margin(String),
     #[error("cannot write {path}")]
@@ -109,11 +122,18 @@ pub enum CommandError {
     },
     #[error("cannot print JSON")]
     Json(#[from] serde_json::Error),
+    #[error(transparent)]
+    Deploy(#[from] DeployError),
 }
 
 /// `pilot recommend`: the cheapest configurations meeting the SLOs, as a table with its
 /// evidence (or JSON); writes the frontier CSV when asked.
 pub fn recommend_command(req: &RecommendRequest) -> Result<Output, CommandError> {
+    // A malformed --emit fails before the search, not after it.
+    match req.emit.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+        [] | ["cmd"] | ["k8s", _] => {}
+        _ => return Err(DeployError::Kind(req.emit.join(" ")).into()),
+    }
     let model = ModelCatalog::builtin().resolve(&req.model)?;
     let slos = req
         .slos
@@ -143,14 +163,33 @@ pub fn recommend_command(req: &RecommendRequest) -> Result<Output, CommandError>
         });
     }
     let gpus = gpus(req, prices)?;
+    // The checkpoint's own format unless asked: re-quantizing changes the model's answers,
+    // which is the user's call, not the search's.
     let quantizations = if req.quantization.is_empty() {
-        vec![default_dtype(&model)]
+        vec![
+            model
+                .checkpoint
+                .as_ref()
+                .map_or(default_dtype(&model).into(), |c| c.weights),
+        ]
     } else {
         req.quantization
             .iter()
-            .map(|q| q.parse::<Dtype>().map_err(CommandError::Quantization))
+            .map(|q| {
+                q.parse::<Quantization>()
+                    .map_err(CommandError::Quantization)
+            })
             .collect::<Result<Vec<_>, _>>()?
     };
+    let kv_caches = req
+        .kv_cache_dtype
+        .iter()
+        .map(|k| kv_choice(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let serving = req
+        .serving
+        .parse::<ServingModes>()
+        .map_err(CommandError::Serving)?;
     let margin = parse_margin(&req.margin)?;
     let physics = PhysicsModel::default();
     let loaded_predictor;
@@ -185,6 +224,8 @@ pub fn recommend_command(req: &RecommendRequest) -> Result<Output, CommandError>
         gpus,
         max_gpus: req.max_gpus,
         quantizations,
+        kv_caches,
+        serving,
         engines,
         cloud: req.cloud.clone(),
         spot: req.spot,
@@ -194,7 +235,7 @@ pub fn recommend_command(req: &RecommendRequest) -> Result<Output, CommandError>
     let rec = recommend(&opts, predictor, prices)?;
     let mut out = Output::default();
     if let Some(path) = &req.csv {
-        render::write_frontier_csv(&rec.candidates, &opts.slos, path).map_err(|source| {
+        render::write_frontier_csv(&rec, &opts.slos, path).map_err(|source| {
             CommandError::Write {
                 path: path.display().to_string(),
                 source,
@@ -206,6 +247,12 @@ pub fn recommend_command(req: &RecommendRequest) -> Result<Output, CommandError>
             path.display()
         ));
     }
+    if !req.emit.is_empty() {
+        emit(req, &rec, &opts, &mut out)?;
+        if req.emit[0] == "cmd" {
+            return Ok(out);
+        }
+    }
     out.text = if req.json {
         serde_json::to_string_pretty(&render::frontier_json(&rec, &opts))?
     } else {
@@ -216,6 +263,63 @@ pub fn recommend_command(req: &RecommendRequest) -> Result<Output, CommandError>
         render::report(&rec, &opts, &r)
     };
     Ok(out)
+}
+
+/// `--emit cmd` (the launch commands become the output) or `--emit k8s DIR` (manifests
+/// written, the table printed as usual), for `--row` or row 1.
+fn emit(
+    req: &RecommendRequest,
+    rec: &crate::search::Recommendation,
+    opts: &RecommendOptions,
+    out: &mut Output,
+) -> Result<(), CommandError> {
+    let feasible: Vec<_> = rec.feasible().collect();
+    if feasible.is_empty() {
+        return Err(DeployError::NothingFeasible.into());
+    }
+    let row = match req.row {
+        Some(r) => r,
+        None => {
+            out.log
+                .push("--emit without --row: writing row 1, the cheapest".to_string());
+            1
+        }
+    };
+    let Some(c) = row.checked_sub(1).and_then(|i| feasible.get(i)) else {
+        return Err(DeployError::NoRow {
+            row,
+            rows: feasible.len(),
+        }
+        .into());
+    };
+    let gpu = opts
+        .gpus
+        .iter()
+        .find(|g| g.name == c.gpu)
+        .expect("a candidate's GPU is one of the options'");
+    let plan = Plan::new(c, &opts.model, gpu, opts.input_tokens, opts.output_tokens)?;
+    match (req.emit[0].as_str(), req.emit.get(1)) {
+        ("cmd", None) => out.text = deploy::emit_cmd(&plan, row),
+        ("k8s", Some(dir)) => {
+            for path in deploy::write_k8s(&plan, std::path::Path::new(dir))? {
+                out.log.push(format!("wrote {path}"));
+            }
+        }
+        _ => return Err(DeployError::Kind(req.emit.join(" ")).into()),
+    }
+    Ok(())
+}
+
+/// One `--kv-cache-dtype` value: `auto` (the engine's default for the weights) or a dtype.
+fn kv_choice(text: &str) -> Result<KvChoice, CommandError> {
+    match text.to_ascii_lowercase().as_str() {
+        "auto" | "default" => Ok(None),
+        t => t.parse::<Dtype>().map(Some).map_err(|e| {
+            CommandError::Quantization(format!(
+                "--kv-cache-dtype '{text}': {e}; use auto, fp8, bf16 or fp16"
+            ))
+        }),
+    }
 }
 
 /// Parses one `--slo`, applying `--percentile` where the SLO names no statistic (and

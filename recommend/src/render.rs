@@ -7,6 +7,7 @@
 //! feasible), because a costlier option's rejection does not change the answer.
 
 use crate::search::{Candidate, RecommendOptions, Recommendation, Verdict, violation};
+use pilot_core::layout::{COLUMNS, LayoutCells};
 use pilot_core::load::Load;
 use pilot_core::schema::metric_value;
 use pilot_core::slo::Slo;
@@ -85,8 +86,10 @@ fn ranking(feasible: &[&Candidate], demand: Load) -> String {
     let header = [
         "#",
         "GPU",
-        "n",
+        "GPUs",
+        "layout",
         "quant",
+        "KV",
         "engine",
         "replicas",
         "capacity/replica",
@@ -107,7 +110,9 @@ fn ranking(feasible: &[&Candidate], demand: Load) -> String {
             (i + 1).to_string(),
             c.gpu.clone(),
             c.gpu_count.to_string(),
+            c.serving.to_string(),
             c.quantization.to_string(),
+            c.kv_cache.name().to_string(),
             c.engine.clone().unwrap_or_else(|| "-".into()),
             c.replicas.map_or("-".into(), |r| r.to_string()),
             c.capacity.map_or("-".into(), |x| {
@@ -134,12 +139,7 @@ fn ranking(feasible: &[&Candidate], demand: Load) -> String {
 /// Why cheaper (or all, when none is feasible) options were rejected: one line per profile,
 /// cheapest first, and a count of the combinations that had no price.
 fn rejected(rec: &Recommendation, opts: &RecommendOptions, any_shown: bool) -> String {
-    let price_of = |c: &Candidate| {
-        c.price
-            .as_ref()
-            .and_then(|p| p.price(opts.spot))
-            .map(|p| p.0)
-    };
+    let price_of = |c: &Candidate| c.replica_price.map(|p| p.0).filter(|p| p.is_finite());
     let best_cost = rec
         .best()
         .and_then(|b| b.cost)
@@ -147,36 +147,49 @@ fn rejected(rec: &Recommendation, opts: &RecommendOptions, any_shown: bool) -> S
     let mut rejected: Vec<&Candidate> = rec
         .candidates
         .iter()
-        .filter(|c| c.verdict != Verdict::Feasible)
+        .filter(|c| !matches!(c.verdict, Verdict::Feasible | Verdict::NoPrice(_)))
         .filter(|c| price_of(c).is_none_or(|p| p < best_cost))
         .collect();
     rejected.sort_by(|x, y| {
         let p = |c: &Candidate| price_of(c).unwrap_or(f64::INFINITY);
         p(x).total_cmp(&p(y))
     });
+    // One line per GPU type and reason: the cheapest layout that failed for it, and how many
+    // other layouts failed the same way (a model too big for one GPU fails every
+    // disaggregated split of that GPU too, and twenty such lines say one thing).
+    let mut groups: Vec<(&Candidate, String, usize)> = Vec::new();
+    for c in rejected {
+        let reason = c.verdict.reason();
+        let core = reason_core(&reason);
+        match groups
+            .iter_mut()
+            .find(|(g, r, _)| g.gpu == c.gpu && reason_core(r) == core)
+        {
+            Some((_, _, n)) => *n += 1,
+            None => groups.push((c, reason, 0)),
+        }
+    }
     let shown = if any_shown {
-        rejected.len().min(MAX_REJECTED_SHOWN)
+        groups.len().min(MAX_REJECTED_SHOWN)
     } else {
-        rejected.len()
+        groups.len()
     };
     let mut text = String::new();
-    for c in rejected
-        .iter()
-        .filter(|c| !matches!(c.verdict, Verdict::NoPrice(_)))
-        .take(shown)
-    {
+    for (c, reason, more) in groups.iter().take(shown) {
         let price = price_of(c).map_or("-".into(), |p| format!("{p:.2} USD/h"));
-        // The engine where several were asked for: otherwise two lines read the same.
-        let engine = match (&c.engine, opts.engines.len() > 1) {
-            (Some(e), true) => format!(" {e}"),
-            _ => String::new(),
+        let more = match more {
+            0 => String::new(),
+            n => format!(" [and {n} other layout(s) of this GPU, for the same reason]"),
         };
         text.push_str(&format!(
-            "  {} x {} {}{engine} ({price}): {}\n",
-            c.gpu_count,
-            c.gpu,
-            c.quantization,
-            c.verdict.reason()
+            "  {} ({price}): {reason}{more}\n",
+            profile_text(c, opts.engines.len() > 1),
+        ));
+    }
+    if groups.len() > shown {
+        text.push_str(&format!(
+            "  ... {} more (--csv FILE lists every candidate)\n",
+            groups.len() - shown
         ));
     }
     let no_price = rec
@@ -189,14 +202,50 @@ fn rejected(rec: &Recommendation, opts: &RecommendOptions, any_shown: bool) -> S
             "  ({no_price} GPU/count combinations have no price on the chosen cloud(s))\n"
         ));
     }
+    if rec.skipped > 0 {
+        text.push_str(&format!(
+            "  ({} combinations the engines cannot run were not searched)\n",
+            rec.skipped
+        ));
+    }
     text
+}
+
+/// A rejection reason without the worker role and the numbers that differ between layouts
+/// of one GPU (how many GPUs the weights were spread over), so that one cause groups.
+fn reason_core(reason: &str) -> String {
+    let r = reason
+        .replace("decode workers: ", "")
+        .replace("prefill workers: ", "");
+    // Memory reasons differ only in the per-GPU numbers; the first clause names the cause.
+    match r.split_once(" needs ") {
+        Some((head, _)) if r.starts_with("memory:") => head.to_string(),
+        _ => r,
+    }
+}
+
+/// A candidate's profile in words: `8 x H200-SXM-141GB tp8 ep8 fp8 kv fp8 sglang`; the
+/// engine only where several were asked for (otherwise two lines would read the same), the
+/// KV dtype only where it was chosen rather than the engine's default.
+pub fn profile_text(c: &Candidate, with_engine: bool) -> String {
+    let mut t = format!(
+        "{} x {} {} {}",
+        c.gpu_count, c.gpu, c.serving, c.quantization
+    );
+    if c.kv_cache_chosen {
+        t.push_str(&format!(" kv {}", c.kv_cache.name()));
+    }
+    if let (Some(e), true) = (&c.engine, with_engine) {
+        t.push_str(&format!(" {e}"));
+    }
+    t
 }
 
 /// One candidate's predicted latency against the load on one replica (`--explain`).
 fn curve(c: &Candidate, opts: &RecommendOptions) -> String {
     let mut text = format!(
-        "\n{} x {} {}: latency vs load per replica\n",
-        c.gpu_count, c.gpu, c.quantization
+        "\n{}: latency vs load per replica\n",
+        profile_text(c, opts.engines.len() > 1)
     );
     let header = [
         "load",
@@ -321,10 +370,12 @@ pub fn evidence(p: &Predictor, engines: &[Option<String>], demand: Load) -> Stri
 
 /// The whole frontier as JSON (`--json`): the question and every candidate, feasible or not.
 pub fn frontier_json(rec: &Recommendation, opts: &RecommendOptions) -> serde_json::Value {
+    let pareto = rec.pareto(&opts.slos);
     let v: Vec<_> = rec
         .candidates
         .iter()
-        .map(|c| candidate_json(c, &opts.slos))
+        .zip(&pareto)
+        .map(|(c, &p)| candidate_json(c, &opts.slos, p))
         .collect();
     json!({
         "model": opts.model.id,
@@ -336,7 +387,7 @@ pub fn frontier_json(rec: &Recommendation, opts: &RecommendOptions) -> serde_jso
     })
 }
 
-fn candidate_json(c: &Candidate, slos: &[Slo]) -> serde_json::Value {
+fn candidate_json(c: &Candidate, slos: &[Slo], pareto: bool) -> serde_json::Value {
     let row = c.at_load.as_ref().map(|p| &p.row);
     let mut metrics = serde_json::Map::new();
     for col in slos
@@ -346,12 +397,22 @@ fn candidate_json(c: &Candidate, slos: &[Slo]) -> serde_json::Value {
     {
         metrics.insert(col.clone(), json!(row.and_then(|r| metric_value(r, &col))));
     }
+    let cells = LayoutCells::of(c.serving);
+    let mut layout = serde_json::Map::new();
+    for col in COLUMNS {
+        layout.insert(col.into(), json!(cells.get(col)));
+    }
     json!({
         "gpu": c.gpu,
         "gpu_count": c.gpu_count,
+        "serving": c.serving.to_string(),
+        "layout": layout,
         "quantization": c.quantization.name(),
+        "kv_cache_dtype": c.kv_cache.name(),
         "engine": c.engine,
+        "batch_limit": c.batch_limit,
         "feasible": c.verdict == Verdict::Feasible,
+        "pareto_optimal": pareto,
         "rejection_reason": c.verdict.reason(),
         "replicas": c.replicas,
         "capacity_per_replica": c.capacity.map(Load::level),
@@ -369,10 +430,12 @@ fn candidate_json(c: &Candidate, slos: &[Slo]) -> serde_json::Value {
 /// Writes every candidate, feasible or not, as one CSV row (`--csv`): the columns a capacity
 /// plan needs, then the SLOs' metric columns and the [`REPORTED`] ones.
 pub fn write_frontier_csv(
-    cands: &[Candidate],
+    rec: &Recommendation,
     slos: &[Slo],
     path: &Path,
 ) -> Result<(), csv::Error> {
+    let cands = &rec.candidates;
+    let pareto = rec.pareto(slos);
     let mut w = csv::Writer::from_path(path)?;
     let mut metric_cols: Vec<String> = slos.iter().map(|s| s.column()).collect();
     for c in REPORTED {
@@ -380,35 +443,47 @@ pub fn write_frontier_csv(
             metric_cols.push(c.into());
         }
     }
-    let mut header: Vec<String> = [
-        "gpu",
-        "gpu_count",
-        "quantization",
-        "engine",
-        "feasible",
-        "replicas",
-        "capacity_per_replica",
-        "cost_usd_per_hour",
-        "cloud",
-        "instance_type",
-        "usd_per_million_output_tokens",
-        "headroom",
-        "out_of_domain",
-        "rejection_reason",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut header: Vec<String> = ["gpu", "gpu_count", "serving"].map(String::from).to_vec();
+    header.extend(COLUMNS.map(String::from));
+    header.extend(
+        [
+            "quantization",
+            "kv_cache_dtype",
+            "engine",
+            "batch_limit",
+            "feasible",
+            "pareto_optimal",
+            "replicas",
+            "capacity_per_replica",
+            "cost_usd_per_hour",
+            "cloud",
+            "instance_type",
+            "usd_per_million_output_tokens",
+            "headroom",
+            "out_of_domain",
+            "rejection_reason",
+        ]
+        .map(String::from),
+    );
     header.extend(metric_cols.iter().cloned());
     w.write_record(&header)?;
     let opt = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
-    for c in cands {
+    for (c, pareto) in cands.iter().zip(pareto) {
         let row = c.at_load.as_ref().map(|p| &p.row);
+        let cells = LayoutCells::of(c.serving);
         let mut rec = vec![
             c.gpu.clone(),
             c.gpu_count.to_string(),
+            c.serving.to_string(),
+        ];
+        rec.extend(COLUMNS.map(|col| cells.get(col).map_or(String::new(), |v| v.to_string())));
+        rec.extend([
             c.quantization.name().to_string(),
+            c.kv_cache.name().to_string(),
             c.engine.clone().unwrap_or_default(),
+            c.batch_limit.map_or(String::new(), |b| b.to_string()),
             (c.verdict == Verdict::Feasible).to_string(),
+            pareto.to_string(),
             c.replicas.map_or(String::new(), |r| r.to_string()),
             opt(c.capacity.map(Load::level)),
             opt(c.cost.map(|x| x.0)),
@@ -422,7 +497,7 @@ pub fn write_frontier_csv(
                 .as_ref()
                 .map_or(String::new(), |p| p.out_of_domain.to_string()),
             c.verdict.reason(),
-        ];
+        ]);
         rec.extend(
             metric_cols
                 .iter()

@@ -1,13 +1,14 @@
-//! Candidate profiles, the capacity search, and the ranking by cost.
+//! The capacity search over the candidate profiles, and the ranking by cost.
 //!
-//! For each profile (GPU type x count x quantization x engine) the search:
+//! The profiles (GPU type x engine x weight format x KV-cache dtype x serving layout) come
+//! from [`crate::space`]. For each the search:
 //! 1. asks the model whether it fits at all (weights plus the KV cache one request needs);
 //! 2. finds the largest load one replica sustains with every SLO met ([`capacity`]): an
 //!    exponential then binary search on the model's predictions (integers for users,
 //!    continuous for request rates), not a power-of-two grid; latency grows with load, so the
 //!    first violation bounds the search;
-//! 3. replicas = ceil(demand / capacity), cost = replicas x the cheapest price of that
-//!    profile on the chosen cloud(s);
+//! 3. replicas = ceil(demand / capacity), cost = replicas x the price of one replica: the
+//!    cheapest offer of each worker's GPUs on the chosen cloud(s) ([`replica_price`]);
 //! 4. predicts the latency each replica sees at its share of the demand, and the headroom
 //!    left under each SLO there; a candidate is feasible only if that prediction meets every
 //!    SLO (the search's answer is checked, not trusted), with at most [`MAX_REPLICAS`].
@@ -20,10 +21,13 @@
 //! With [`Margin::Upper`] (the default) an SLO is met only if the upper end of the
 //! predictor's interval meets it, so uncertainty costs money instead of violations.
 
+use crate::space::{KvChoice, Profile, ServingModes, SpaceOptions, space};
 use pilot_core::gpu::GpuSpec;
+use pilot_core::layout::Serving;
 use pilot_core::llm::LlmSpec;
 use pilot_core::metrics::Summary;
 use pilot_core::price::{PriceCatalog, PriceEntry};
+use pilot_core::quant::Quantization;
 use pilot_core::slo::{Metric, Slo, Stat};
 use pilot_core::units::{Dtype, Tokens, UsdPerHour, UsdPerMillionTokens};
 use pilot_core::validate::{self, InvalidValue};
@@ -55,10 +59,15 @@ pub struct RecommendOptions {
     pub output_tokens: Tokens,
     /// GPU types to consider (all the catalog's priced GPUs when the caller passes them all).
     pub gpus: Vec<GpuSpec>,
-    /// The largest tensor-parallel group considered.
+    /// The widest worker considered (GPUs per engine instance).
     pub max_gpus: u32,
     /// Weight formats to consider.
-    pub quantizations: Vec<Dtype>,
+    pub quantizations: Vec<Quantization>,
+    /// KV-cache dtypes (`None` = the engine's default); empty = the default plus fp8 where the
+    /// GPU and engine have it.
+    pub kv_caches: Vec<KvChoice>,
+    /// Aggregated, disaggregated or both.
+    pub serving: ServingModes,
     /// Engines to consider (`None` = the predictor's default).
     pub engines: Vec<Option<String>>,
     /// Only this cloud's prices (`None` = the cheapest anywhere).
@@ -84,6 +93,30 @@ pub enum Verdict {
     Error(String),
 }
 
+/// A [`Verdict`] with its candidate's profile, before the search fills the rest.
+pub(crate) fn candidate(p: &Profile, s: &Scenario) -> Candidate {
+    Candidate {
+        gpu: p.gpu.name.clone(),
+        gpu_count: p.serving.gpus(),
+        serving: p.serving,
+        quantization: p.quantization,
+        kv_cache: s.kv_dtype(),
+        kv_cache_chosen: p.kv_cache.is_some(),
+        engine: p.engine.clone(),
+        batch_limit: None,
+        verdict: Verdict::Feasible,
+        capacity: None,
+        replicas: None,
+        price: None,
+        replica_price: None,
+        cost: None,
+        cost_per_million_output_tokens: None,
+        at_load: None,
+        headroom: None,
+        curve: Vec::new(),
+    }
+}
+
 impl Verdict {
     pub fn reason(&self) -> String {
         match self {
@@ -100,14 +133,27 @@ impl Verdict {
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub gpu: String,
+    /// GPUs of one replica (all its workers).
     pub gpu_count: u32,
-    pub quantization: Dtype,
+    /// How one replica's GPUs are used.
+    pub serving: Serving,
+    pub quantization: Quantization,
+    /// The KV-cache dtype in effect (the engine's default, or the one chosen).
+    pub kv_cache: Dtype,
+    /// Whether `kv_cache` was chosen (an engine flag), not the engine's default.
+    pub kv_cache_chosen: bool,
     pub engine: Option<String>,
+    /// The most requests one worker (the decode workers, when disaggregated) runs at once in
+    /// the prediction: its KV-cache budget, capped by the engine's default sequence limit. A
+    /// deployment must be started with it (`--emit cmd`) for the prediction to hold.
+    pub batch_limit: Option<u32>,
     pub verdict: Verdict,
     /// The largest load one replica sustains within the SLOs.
     pub capacity: Option<Load>,
     pub replicas: Option<u32>,
     pub price: Option<PriceEntry>,
+    /// One replica's price per hour (every worker's GPUs).
+    pub replica_price: Option<UsdPerHour>,
     pub cost: Option<UsdPerHour>,
     pub cost_per_million_output_tokens: Option<UsdPerMillionTokens>,
     /// The prediction at each replica's share of the demand.
@@ -124,6 +170,8 @@ pub struct Recommendation {
     /// Feasible candidates cheapest first, then the rejected ones.
     pub candidates: Vec<Candidate>,
     pub demand: Load,
+    /// Combinations asked for that no engine can start, left out of the search.
+    pub skipped: usize,
 }
 
 impl Recommendation {
@@ -135,6 +183,38 @@ impl Recommendation {
     pub fn best(&self) -> Option<&Candidate> {
         self.feasible().next()
     }
+
+    /// Which candidates are on the cost-vs-latency Pareto frontier, aligned with
+    /// [`Recommendation::candidates`]: feasible, and no other feasible candidate costs no more
+    /// and predicts no worse on every SLO's metric (point predictions at each one's share of
+    /// the demand) while being better on one. The cheapest cost is always on it (by the
+    /// cheapest candidate or one costing the same that is faster); a dearer one is there only
+    /// because it buys lower latency.
+    pub fn pareto(&self, slos: &[Slo]) -> Vec<bool> {
+        let point = |c: &Candidate| -> Option<Vec<f64>> {
+            let p = c.at_load.as_ref()?;
+            let mut v = vec![c.cost?.0];
+            for s in slos {
+                v.push(s.value_in(&p.row.metrics)?);
+            }
+            Some(v)
+        };
+        let points: Vec<Option<Vec<f64>>> = self
+            .candidates
+            .iter()
+            .map(|c| (c.verdict == Verdict::Feasible).then(|| point(c)).flatten())
+            .collect();
+        let dominates = |a: &[f64], b: &[f64]| {
+            a.iter().zip(b).all(|(x, y)| x <= y) && a.iter().zip(b).any(|(x, y)| x < y)
+        };
+        points
+            .iter()
+            .map(|p| {
+                p.as_ref()
+                    .is_some_and(|p| !points.iter().flatten().any(|q| dominates(q, p)))
+            })
+            .collect()
+    }
 }
 
 /// Why recommending failed as a whole.
@@ -144,6 +224,10 @@ pub enum RecommendError {
     NoSlo,
     #[error("no GPU type to consider: {0}")]
     NoGpu(String),
+    #[error(
+        "no engine can start what was asked: {reasons}. Widen --engine, --quantization, --gpus or --max-gpus"
+    )]
+    NothingDeployable { reasons: String },
     #[error("demand: {0}")]
     Demand(InvalidValue),
     #[error(transparent)]
@@ -299,6 +383,21 @@ fn largest_level(
     }
 }
 
+/// The most requests one worker runs at once in a prediction: the predicted KV budget per
+/// worker (the decode workers' when disaggregated), capped by the engine's default limit.
+fn batch_limit(s: &Scenario, p: &Prediction) -> Option<u32> {
+    let workers = match s.serving {
+        Serving::Aggregated(_) => 1,
+        Serving::Disaggregated { decode, .. } => decode.count(),
+    };
+    let budget = p.row.max_batch.map(|b| (b / workers).max(1));
+    let cap = s.engine_batch_defaults().and_then(|d| d.max_sequences);
+    match (budget, cap) {
+        (Some(b), Some(c)) => Some(b.min(c)),
+        (b, c) => b.or(c),
+    }
+}
+
 /// The most replicas of one profile pilot recommends. Why a bound: a replica count is a
 /// `u32`, and `demand / capacity` of an absurd demand saturates it into 4,294,967,295; far
 /// below that no deployment is a real answer, so the candidate is rejected instead.
@@ -309,12 +408,6 @@ pub const MAX_REPLICAS: u32 = 1_000_000;
 fn replicas_for(demand: f64, capacity: f64) -> Option<u32> {
     let n = (demand / capacity - 1e-9).ceil().max(1.0);
     (n.is_finite() && n <= f64::from(MAX_REPLICAS)).then_some(n as u32)
-}
-
-/// Tensor-parallel degrees valid for a model: 1..=max that divide its attention heads (and
-/// its KV heads, or are a multiple of them: KV heads are then replicated).
-pub fn tensor_parallel_degrees(m: &LlmSpec, max: u32) -> Vec<u32> {
-    (1..=max.max(1)).filter(|&tp| m.shards_heads(tp)).collect()
 }
 
 /// Enumerates, evaluates and ranks every candidate.
@@ -342,16 +435,29 @@ pub fn recommend(
     validate::count("input tokens", opts.input_tokens.0 as f64)?;
     validate::count("output tokens", opts.output_tokens.0 as f64)?;
     validate::count("max GPUs", f64::from(opts.max_gpus))?;
-    let mut out = Vec::new();
-    for gpu in &opts.gpus {
-        for tp in tensor_parallel_degrees(&opts.model, opts.max_gpus) {
-            for &q in &opts.quantizations {
-                for engine in &opts.engines {
-                    out.push(evaluate(opts, model, prices, gpu, tp, q, engine.clone()));
-                }
-            }
-        }
+    let space_opts = SpaceOptions {
+        model: &opts.model,
+        gpus: &opts.gpus,
+        max_gpus: opts.max_gpus,
+        quantizations: &opts.quantizations,
+        kv_caches: &opts.kv_caches,
+        engines: &opts.engines,
+        serving: opts.serving,
+        input_tokens: opts.input_tokens,
+        output_tokens: opts.output_tokens,
+        demand: opts.demand,
+    };
+    let space = space(&space_opts);
+    if space.profiles.is_empty() {
+        return Err(RecommendError::NothingDeployable {
+            reasons: space.skipped.iter().cloned().collect::<Vec<_>>().join("; "),
+        });
     }
+    let mut out: Vec<Candidate> = space
+        .profiles
+        .iter()
+        .map(|p| evaluate(opts, &space_opts, model, prices, p))
+        .collect();
     out.sort_by(|a, b| {
         let key = |c: &Candidate| {
             (
@@ -373,6 +479,7 @@ pub fn recommend(
     Ok(Recommendation {
         candidates: out,
         demand: opts.demand,
+        skipped: space.skipped_count,
     })
 }
 
@@ -389,61 +496,88 @@ fn offline_demand(load: Load) -> InvalidValue {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
+/// The price of one worker of `gpus` GPUs: the cheapest offer of exactly that many, or, for
+/// a worker spanning nodes (pipeline stages), that many whole nodes; with how many offers it
+/// takes. `None` when nobody sells it.
+fn worker_price<'p>(
+    prices: &'p PriceCatalog,
+    gpu: &GpuSpec,
+    gpus: u32,
+    cloud: Option<&str>,
+    spot: bool,
+) -> Option<(&'p PriceEntry, u32)> {
+    if let Some(e) = prices.cheapest(&gpu.name, gpus, cloud, spot) {
+        return Some((e, 1));
+    }
+    let node = gpu.gpus_per_node?;
+    (gpus > node && gpus.is_multiple_of(node))
+        .then(|| prices.cheapest(&gpu.name, node, cloud, spot))
+        .flatten()
+        .map(|e| (e, gpus / node))
+}
+
+/// The price of one replica: each worker at its own offer (a disaggregated replica's prefill
+/// and decode workers are separate machines), and the offer of the widest worker, to cite.
+pub fn replica_price<'p>(
+    prices: &'p PriceCatalog,
+    gpu: &GpuSpec,
+    serving: Serving,
+    cloud: Option<&str>,
+    spot: bool,
+) -> Result<(UsdPerHour, &'p PriceEntry), String> {
+    let workers: Vec<(u32, u32)> = match serving {
+        Serving::Aggregated(l) => vec![(1, l.gpus())],
+        Serving::Disaggregated { prefill, decode } => vec![
+            (prefill.count(), prefill.layout().gpus()),
+            (decode.count(), decode.layout().gpus()),
+        ],
+    };
+    let mut total = 0.0;
+    let mut cited: Option<(&PriceEntry, u32)> = None;
+    for (count, gpus) in workers {
+        let Some((e, offers)) = worker_price(prices, gpu, gpus, cloud, spot) else {
+            return Err(format!(
+                "no {} price for {gpus} x {}{}",
+                if spot { "spot" } else { "on-demand" },
+                gpu.name,
+                cloud.map_or(String::new(), |cl| format!(" on {cl}"))
+            ));
+        };
+        total += f64::from(count * offers) * e.price(spot).map_or(f64::NAN, |p| p.0);
+        if cited.is_none_or(|(_, g)| gpus > g) {
+            cited = Some((e, gpus));
+        }
+    }
+    let (e, _) = cited.expect("a replica has at least one worker");
+    Ok((UsdPerHour(total), e))
+}
+
 fn evaluate(
     opts: &RecommendOptions,
+    space_opts: &SpaceOptions,
     model: &dyn LatencyModel,
     prices: &PriceCatalog,
-    gpu: &GpuSpec,
-    tp: u32,
-    q: Dtype,
-    engine: Option<String>,
+    profile: &Profile,
 ) -> Candidate {
-    let mut c = Candidate {
-        gpu: gpu.name.clone(),
-        gpu_count: tp,
-        quantization: q,
-        engine: engine.clone(),
-        verdict: Verdict::Feasible,
-        capacity: None,
-        replicas: None,
-        price: None,
-        cost: None,
-        cost_per_million_output_tokens: None,
-        at_load: None,
-        headroom: None,
-        curve: Vec::new(),
+    let base = profile.scenario(space_opts, opts.demand.with_level(1.0));
+    let mut c = candidate(profile, &base);
+    let unit_price = match replica_price(
+        prices,
+        &profile.gpu,
+        profile.serving,
+        opts.cloud.as_deref(),
+        opts.spot,
+    ) {
+        Ok((total, entry)) => {
+            c.price = Some(entry.clone());
+            c.replica_price = Some(total);
+            total
+        }
+        Err(why) => {
+            c.verdict = Verdict::NoPrice(why);
+            return c;
+        }
     };
-    let Some(price) = prices.cheapest(&gpu.name, tp, opts.cloud.as_deref(), opts.spot) else {
-        c.verdict = Verdict::NoPrice(format!(
-            "no {} price for {tp} x {}{}",
-            if opts.spot { "spot" } else { "on-demand" },
-            gpu.name,
-            opts.cloud
-                .as_ref()
-                .map_or(String::new(), |cl| format!(" on {cl}"))
-        ));
-        return c;
-    };
-    let unit_price = price.price(opts.spot).unwrap_or(UsdPerHour(f64::NAN));
-    c.price = Some(price.clone());
-    let mut base = Scenario::new(
-        opts.model.clone(),
-        gpu.clone(),
-        tp,
-        opts.demand.with_level(1.0),
-        opts.input_tokens,
-        opts.output_tokens,
-    );
-    // bf16 on a GPU without bf16 math (V100, T4) is served as fp16, as engines do.
-    let served = if q == Dtype::Bf16 && gpu.bf16.is_none() {
-        Dtype::F16
-    } else {
-        q
-    };
-    base.quantization = served.into();
-    c.quantization = served;
-    base.engine = engine;
     // Does it fit at all?
     match model.predict(&base) {
         Ok(p) => {
@@ -451,6 +585,7 @@ fn evaluate(
                 c.verdict = Verdict::DoesNotFit(reason.clone());
                 return c;
             }
+            c.batch_limit = batch_limit(&base, &p);
         }
         Err(e) => {
             c.verdict = Verdict::Error(e.to_string());
@@ -589,7 +724,9 @@ mod tests {
                 .map(|g| catalog.resolve(g).unwrap().clone())
                 .collect(),
             max_gpus: 8,
-            quantizations: vec![Dtype::F16, Dtype::Int4],
+            quantizations: vec![Quantization::Fp16, Quantization::Int4W4a16],
+            kv_caches: vec![],
+            serving: ServingModes::Both,
             engines: vec![None],
             cloud: None,
             spot: false,
@@ -612,7 +749,7 @@ mod tests {
         // 140 GB of fp16 weights do not fit one 80 GB GPU: rejected for memory, not silently dropped.
         assert!(rec.candidates.iter().any(|c| c.gpu == "A100-SXM-80GB"
             && c.gpu_count == 1
-            && c.quantization == Dtype::F16
+            && c.quantization == Quantization::Fp16
             && matches!(c.verdict, Verdict::DoesNotFit(_))));
         // Llama-2-70B has 64 heads and 8 KV heads: no TP of 3, 5, 6 or 7.
         assert!(
@@ -699,7 +836,9 @@ mod tests {
             output_tokens: Tokens(256),
             gpus: vec![GpuCatalog::builtin().resolve("H100").unwrap().clone()],
             max_gpus: 1,
-            quantizations: vec![Dtype::Bf16],
+            quantizations: vec![Quantization::Bf16],
+            kv_caches: vec![],
+            serving: ServingModes::Both,
             engines: vec![None],
             cloud: None,
             spot: false,
