@@ -2,6 +2,7 @@
 # Installs what building pilot needs on a fresh Debian machine, idempotently:
 # - CMake >= 3.28 and libclang, which lightgbm3 needs to build LightGBM from C++ source
 #   (Debian's apt has CMake 3.25, so CMake comes from PyPI);
+# - kubernetes-validate (PyPI), which the tests run on the manifests `--emit k8s` writes;
 # - the Rust toolchain is assumed present (rustup).
 set -euo pipefail
 
@@ -29,4 +30,11 @@ if ! has_libclang; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
   $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-dev >/dev/null
+fi
+
+# The tests validate the Kubernetes manifests `pilot recommend --emit k8s` writes against the
+# Kubernetes OpenAPI schemas, which kubernetes-validate ships (no cluster, no network).
+if ! python3 -c 'import kubernetes_validate' >/dev/null 2>&1; then
+  echo "setup: installing kubernetes-validate" >&2
+  python3 -m pip install --quiet 'kubernetes-validate==1.37.0'
 fi

@@ -375,6 +375,36 @@ pub struct Launch {
     /// The route that answers 200 once the server can serve.
     pub health: Option<&'static str>,
     pub metrics: Option<Metrics>,
+    /// The port the server listens on by default.
+    pub port: u16,
+    /// The engine's published container image (what `--emit k8s` runs).
+    pub image: &'static str,
+    /// Whether the tensor-parallel flag counts every GPU of the worker, attention-DP ranks
+    /// included (SGLang's `--tp-size 8 --enable-dp-attention --dp-size 8` and TensorRT-LLM's
+    /// `--tp_size 8` with `enable_attention_dp` are eight GPUs), rather than the GPUs of one
+    /// attention rank (vLLM's `--tensor-parallel-size 1 --data-parallel-size 8`).
+    pub tensor_flag_counts_attention_dp: bool,
+    /// The flag that quantizes a 16-bit checkpoint to fp8 while loading (`None`: the engine
+    /// serves a format only from a checkpoint already in it).
+    pub quantize_on_load: Option<&'static str>,
+    /// How a worker is told its role in disaggregated serving (`None`: not recorded).
+    pub disaggregation: Option<DisaggLaunch>,
+}
+
+/// How an engine runs disaggregated prefill and decode workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DisaggLaunch {
+    /// Arguments added to a prefill worker's command line.
+    pub prefill_args: &'static [&'static str],
+    /// Arguments added to a decode worker's command line.
+    pub decode_args: &'static [&'static str],
+    /// Keys set in the engine's YAML file (`--config`) of both roles, as (dotted key, value).
+    pub config: &'static [(&'static str, &'static str)],
+    /// The front that sends each request to a prefill and a decode worker, with `{prefill}`
+    /// and `{decode}` standing for the workers' URLs; `None` where the engine ships none.
+    pub router: Option<&'static str>,
+    /// Where these facts come from.
+    pub source: &'static str,
 }
 
 /// One serving engine's traits.
@@ -621,6 +651,26 @@ pub const TABLE: &[EngineTraits] = &[
         parallelism: &[Tensor, Pipeline, Expert, AttentionData, Data, Disaggregated],
         launch: Some(Launch {
             program: "vllm serve",
+            port: 8000,
+            image: "vllm/vllm-openai:latest",
+            tensor_flag_counts_attention_dp: false,
+            quantize_on_load: Some("--quantization"),
+            disaggregation: Some(DisaggLaunch {
+                prefill_args: &[
+                    "--kv-transfer-config",
+                    r#"{"kv_connector":"NixlConnector","kv_role":"kv_both"}"#,
+                ],
+                decode_args: &[
+                    "--kv-transfer-config",
+                    r#"{"kv_connector":"NixlConnector","kv_role":"kv_both"}"#,
+                ],
+                config: &[],
+                router: None,
+                source: "vllm docs/features/disagg_prefill.md and \
+                         docs/features/nixl_connector_usage.md: each instance started with \
+                         --kv-transfer-config naming the NixlConnector; the proxy in front is \
+                         an example script, not part of vllm serve",
+            }),
             model_flag: None,
             tensor_parallel: Some(Flag::Value("--tensor-parallel-size")),
             pipeline_parallel: Some(Flag::Value("--pipeline-parallel-size")),
@@ -701,6 +751,21 @@ pub const TABLE: &[EngineTraits] = &[
         parallelism: &[Tensor, Pipeline, Expert, AttentionData, Data, Disaggregated],
         launch: Some(Launch {
             program: "python -m sglang.launch_server",
+            port: 30000,
+            image: "lmsysorg/sglang:latest",
+            tensor_flag_counts_attention_dp: true,
+            quantize_on_load: Some("--quantization"),
+            disaggregation: Some(DisaggLaunch {
+                prefill_args: &["--disaggregation-mode", "prefill"],
+                decode_args: &["--disaggregation-mode", "decode"],
+                config: &[],
+                router: Some(
+                    "python -m sglang_router.launch_router --pd-disaggregation --prefill {prefill} --decode {decode}",
+                ),
+                source: "sglang docs/advanced_features/pd_disaggregation.md: \
+                         --disaggregation-mode prefill|decode, sglang_router's \
+                         --pd-disaggregation front",
+            }),
             model_flag: Some("--model-path"),
             tensor_parallel: Some(Flag::Value("--tp-size")),
             pipeline_parallel: Some(Flag::Value("--pp-size")),
@@ -805,6 +870,20 @@ pub const TABLE: &[EngineTraits] = &[
         parallelism: &[Tensor, Pipeline, Expert, AttentionData, Disaggregated],
         launch: Some(Launch {
             program: "trtllm-serve",
+            port: 8000,
+            image: "nvcr.io/nvidia/tensorrt-llm/release:latest",
+            tensor_flag_counts_attention_dp: true,
+            quantize_on_load: None,
+            disaggregation: Some(DisaggLaunch {
+                prefill_args: &[],
+                decode_args: &[],
+                config: &[("cache_transceiver_config.backend", "DEFAULT")],
+                router: Some("trtllm-serve disaggregated -c disagg.yaml"),
+                source: "NVIDIA/TensorRT-LLM docs/source/features/disagg-serving.md: context \
+                         and generation servers are trtllm-serve instances with \
+                         cache_transceiver_config in their --config file; \
+                         `trtllm-serve disaggregated -c` lists their URLs",
+            }),
             model_flag: None,
             tensor_parallel: Some(Flag::Value("--tp_size")),
             pipeline_parallel: Some(Flag::Value("--pp_size")),
