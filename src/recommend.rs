@@ -145,9 +145,9 @@ pub struct EvalRecommendArgs {
     /// checkpoint's name means its base model).
     #[arg(long, value_delimiter = ',')]
     models: Vec<String>,
-    /// `aiconfigurator` only: cross-conformal folds per training (default: 0 for point
-    /// predictions, 5 for `--margin upper`). 5 trains as the shipped predictor does, which
-    /// also picks, per engine, the physics alone where that errs less on held-out LLMs.
+    /// `aiconfigurator` only: cross-conformal folds per training (default 5, as the shipped
+    /// predictor trains: the folds also pick, per engine, the physics alone where that errs
+    /// less on held-out LLMs); 0 turns that off, for comparison (not with `--margin upper`).
     #[arg(long)]
     conformal_folds: Option<u32>,
 }

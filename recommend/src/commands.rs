@@ -308,8 +308,7 @@ pub struct EvalRecommendRequest {
     pub seeds: u32,
     /// `aiconfigurator` only: the held-out LLMs to run (empty: all).
     pub models: Vec<String>,
-    /// `aiconfigurator` only: cross-conformal folds per training (`None`: none for point
-    /// margins, 5 for `upper`).
+    /// `aiconfigurator` only: cross-conformal folds per training (`None`: 5, as shipped).
     pub conformal_folds: Option<u32>,
 }
 
