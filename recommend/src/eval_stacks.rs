@@ -146,7 +146,7 @@ impl Default for StacksOptions {
             // even for point predictions: their held-out residuals are also how training
             // chooses, per engine, the physics alone over the corrections where that errs
             // less on unseen LLMs, and without them the benchmark measured another predictor
-            // (success 56% and overspend 126% instead of 66% and 40%). On two targets they
+            // (success 55% and overspend 130% instead of 66% and 41%). On two targets they
             // cost next to nothing: one held-out LLM trains in ~13 s in debug either way.
             train: TrainOptions {
                 targets: Some(vec!["ttft_ms_mean".into(), "tpot_ms_mean".into()]),
