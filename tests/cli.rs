@@ -708,3 +708,64 @@ fn recommend_frontier_has_layouts_and_a_pareto_view() {
         );
     }
 }
+
+/// The shipped predictor's three training files, AIConfigurator's import first.
+const PREDICTOR_DATA: [&str; 3] = [
+    "datasets/predictor/aiconfigurator.csv",
+    "datasets/predictor/llm-pilot.csv",
+    "datasets/predictor/llm-inference-bench.csv",
+];
+
+/// `pilot eval recommend --benchmark aiconfigurator` on one held-out LLM (one training, so a
+/// debug build runs it in seconds): the LLM is the catalog's, named here by its FP8
+/// re-publication; its predictor trains on every row but those of each of its checkpoints;
+/// the per-engine breakdown and the scores follow.
+#[test]
+fn eval_recommend_on_todays_stacks_holds_out_an_llm_with_its_checkpoints() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let files: Vec<String> = PREDICTOR_DATA
+        .iter()
+        .map(|f| root.join(f).display().to_string())
+        .collect();
+    let (mut total, mut held_out) = (0, 0);
+    for f in &files {
+        let rows = pilot_core::schema::read_measurements(Path::new(f)).unwrap();
+        total += rows.len();
+        held_out += rows
+            .iter()
+            .filter(|r| r.model.contains("Llama-3.1-8B"))
+            .count();
+    }
+    let mut args = vec!["eval", "recommend", "--benchmark", "aiconfigurator"];
+    for f in &files {
+        args.extend(["--data", f.as_str()]);
+    }
+    args.extend(["--models", "nvidia/Llama-3.1-8B-Instruct-FP8"]);
+    let out = succeeds(&args);
+    let line = out
+        .lines()
+        .find(|l| l.contains("meta-llama/Llama-3.1-8B "))
+        .unwrap_or_else(|| panic!("no per-LLM row:\n{out}"));
+    assert!(
+        line.contains(&format!(" {} ", total - held_out)),
+        "trained on {total} - {held_out} rows? {line}"
+    );
+    for engine in ["sglang", "tensorrt-llm", "vllm"] {
+        assert!(
+            out.lines().any(|l| l.starts_with(&format!("│ {engine} "))),
+            "no {engine} row:\n{out}"
+        );
+    }
+    assert!(out.contains("pilot (margin none)"), "{out}");
+    assert!(!out.contains("DeepSeek"), "only the LLM asked for: {out}");
+    // Refusals: another protocol's margin, an LLM the data lacks, the wrong benchmark.
+    let e = fails(&[&args[..8], &["--margin", "nested"]].concat());
+    assert!(e.contains("nested") && e.contains("LLM-Pilot"), "{e}");
+    let e = fails(&[&args[..6], &["--models", "no-such-llm"]].concat());
+    assert!(
+        e.contains("no-such-llm") && e.contains("Qwen/Qwen3-32B"),
+        "{e}"
+    );
+    let e = fails(&["eval", "recommend", "--data", &files[0]]);
+    assert!(e.contains("--benchmark aiconfigurator"), "{e}");
+}

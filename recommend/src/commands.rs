@@ -4,9 +4,12 @@
 //!
 //! - `pilot recommend --model M --slo ttft=200ms --users 200 ...` → [`recommend_command`]
 //! - `pilot eval recommend --data <file> [--margin M] [--seeds N]` → [`eval_command`]
+//!   (LLM-Pilot's benchmark); with `--benchmark aiconfigurator --data <file>...
+//!   [--models A,B]`, the same protocol on today's stacks ([`crate::eval_stacks`])
 
 use crate::deploy::{self, DeployError, Plan};
 use crate::eval::{EvalOptions, Scores, evaluate, evaluate_seeds};
+use crate::eval_stacks::{self, StacksError, StacksOptions, StacksReport};
 use crate::render::{self, ReportOptions};
 use crate::search::{Margin, RecommendError, RecommendOptions, recommend};
 use crate::space::{KvChoice, ServingModes};
@@ -124,6 +127,10 @@ pub enum CommandError {
     Json(#[from] serde_json::Error),
     #[error(transparent)]
     Deploy(#[from] DeployError),
+    #[error(transparent)]
+    Stacks(#[from] StacksError),
+    #[error("{0}")]
+    Usage(String),
 }
 
 /// `pilot recommend`: the cheapest configurations meeting the SLOs, as a table with its
@@ -394,13 +401,23 @@ pub fn parse_margin(m: &str) -> Result<Margin, CommandError> {
 
 /// `pilot eval recommend`, as typed.
 pub struct EvalRecommendRequest {
-    /// LLM-Pilot's dataset in pilot's schema.
-    pub data: PathBuf,
-    /// `none`, `upper`, a fraction, or `nested`.
+    /// [`BENCHMARKS`]: `llm-pilot` or `aiconfigurator`.
+    pub benchmark: String,
+    /// `llm-pilot`: LLM-Pilot's dataset in pilot's schema (one file). `aiconfigurator`: the
+    /// training files, AIConfigurator's import among them (its rows are the cases).
+    pub data: Vec<PathBuf>,
+    /// `none`, `upper`, a fraction, or `nested` (LLM-Pilot's benchmark only).
     pub margin: String,
     /// Training seeds (42, 43, ...) to rerun the benchmark with.
     pub seeds: u32,
+    /// `aiconfigurator` only: the held-out LLMs to run (empty: all).
+    pub models: Vec<String>,
+    /// `aiconfigurator` only: cross-conformal folds per training (`None`: 5, as shipped).
+    pub conformal_folds: Option<u32>,
 }
+
+/// The benchmarks `pilot eval recommend` runs.
+pub const BENCHMARKS: [&str; 2] = ["llm-pilot", "aiconfigurator"];
 
 /// LLM-Pilot's published recommendation scores, transcribed from
 /// `../shared/data/llm-pilot/published/recommendation_scores.csv`.
@@ -414,7 +431,38 @@ const PUBLISHED: [(&str, f64, f64, f64); 4] = [
 /// `pilot eval recommend`: LLM-Pilot's recommendation benchmark, leave-one-LLM-out, with
 /// pilot's outcome per LLM and its scores beside the published ones.
 pub fn eval_command(req: &EvalRecommendRequest) -> Result<Output, CommandError> {
-    let rows = read_measurements(&req.data)?;
+    match req.benchmark.as_str() {
+        "llm-pilot" => {}
+        "aiconfigurator" => return eval_stacks_command(req),
+        other => {
+            return Err(CommandError::Usage(format!(
+                "--benchmark '{other}': use {}",
+                BENCHMARKS.join(" or ")
+            )));
+        }
+    }
+    let [data] = &req.data[..] else {
+        return Err(CommandError::Usage(format!(
+            "LLM-Pilot's benchmark reads one --data file (LLM-Pilot's dataset), not {}",
+            req.data.len()
+        )));
+    };
+    if !req.models.is_empty() || req.conformal_folds.is_some() {
+        return Err(CommandError::Usage(
+            "--models and --conformal-folds are for --benchmark aiconfigurator; LLM-Pilot's benchmark holds out each of its LLMs and trains without folds".into(),
+        ));
+    }
+    let rows = read_measurements(data)?;
+    if !rows.is_empty()
+        && rows
+            .iter()
+            .all(|r| r.source.starts_with(eval_stacks::SOURCE_PREFIX))
+    {
+        return Err(CommandError::Usage(format!(
+            "{} is AIConfigurator's import, not LLM-Pilot's dataset: run it with --benchmark aiconfigurator",
+            data.display()
+        )));
+    }
     let opts = EvalOptions {
         margin: if req.margin == "nested" {
             Margin::Nested
@@ -507,6 +555,220 @@ pub fn eval_command(req: &EvalRecommendRequest) -> Result<Output, CommandError> 
         score_rows,
     ));
     Ok(Output::text(text))
+}
+
+/// `pilot eval recommend --benchmark aiconfigurator`: LLM-Pilot's protocol on AIConfigurator's
+/// measured deployments ([`crate::eval_stacks`]), per LLM, per engine and overall.
+fn eval_stacks_command(req: &EvalRecommendRequest) -> Result<Output, CommandError> {
+    let margin = match req.margin.as_str() {
+        "nested" => return Err(StacksError::Nested.into()),
+        m => parse_margin(m)?,
+    };
+    let mut rows = Vec::new();
+    let mut files = Vec::new();
+    for path in &req.data {
+        let mut r = read_measurements(path)?;
+        files.push(format!("{} ({} rows)", path.display(), r.len()));
+        rows.append(&mut r);
+    }
+    let mut opts = StacksOptions {
+        margin,
+        models: req.models.clone(),
+        ..StacksOptions::default()
+    };
+    if let Some(k) = req.conformal_folds {
+        if margin == Margin::Upper && k < 3 {
+            return Err(CommandError::Usage(format!(
+                "--conformal-folds {k}: --margin upper needs intervals from at least 3 folds"
+            )));
+        }
+        opts.train.conformal_folds = k;
+    }
+    let prices = PriceCatalog::builtin();
+    let report = eval_stacks::evaluate(&rows, &opts, prices)?;
+    let mut text = format!(
+        "AIConfigurator's measured deployments, leave-one-LLM-out: {} concurrent users; {}; \
+         profiles = the held-out LLM's measured aggregated deployments at each input/output \
+         length; cost = ceil({} / capacity) x GPUs x cheapest on-demand price per GPU-hour.\n\
+         Training: {} (each held-out LLM's rows, its quantized checkpoints included, left out), \
+         {} conformal folds.\n\n",
+        opts.users,
+        opts.slo_pairs
+            .iter()
+            .map(|p| format!("({})", p.label()))
+            .collect::<Vec<_>>()
+            .join(", "),
+        opts.users,
+        files.join(", "),
+        opts.training().conformal_folds,
+    );
+    let all = report.of_engine(None);
+    let trained: std::collections::HashMap<&str, usize> = report
+        .trainings
+        .iter()
+        .map(|(l, n)| (l.as_str(), *n))
+        .collect();
+    let pct = |v: Option<f64>| v.map_or("-".into(), |x| format!("{x:.1}"));
+    text.push_str(&table(
+        &[
+            "held-out LLM",
+            "training rows",
+            "cases",
+            "successes",
+            "success %",
+            "mean overspend %",
+        ],
+        eval_stacks::per_llm(&all).into_iter().map(|s| {
+            vec![
+                s.llm.clone(),
+                trained
+                    .get(s.llm.as_str())
+                    .map_or("-".into(), |n| n.to_string()),
+                s.cases.to_string(),
+                s.successes.to_string(),
+                format!("{:.1}", 100.0 * s.successes as f64 / s.cases.max(1) as f64),
+                pct(s.mean_overspend),
+            ]
+        }),
+    ));
+    text.push_str("\n\nPer engine (the same cases with only that engine's profiles, scored against its own optimum):\n");
+    let score_cells = |n: usize, s: &Scores| {
+        vec![
+            n.to_string(),
+            format!("{:.1}", s.success_rate),
+            format!("{:.1}", s.overspend),
+            format!("{:.3}", s.so_score),
+        ]
+    };
+    text.push_str(&table(
+        &["engine", "cases", "success %", "overspend %", "S/O"],
+        report.engines().into_iter().map(|e| {
+            let mine = report.of_engine(Some(&e));
+            let mut row = vec![e.clone()];
+            row.extend(score_cells(mine.len(), &eval_stacks::scores(&mine)));
+            row
+        }),
+    ));
+    text.push_str("\n\nScores (target of issue 15: success >= 95%, overspend <= 10%):\n");
+    let mut score_rows = vec![{
+        let mut row = vec![format!("pilot (margin {})", req.margin)];
+        row.extend(score_cells(all.len(), &report.scores()));
+        row
+    }];
+    if req.seeds > 1 {
+        let base = opts.train.seed;
+        let mut runs = vec![report.scores()];
+        for seed in (1..u64::from(req.seeds)).map(|k| base + k) {
+            let mut o = opts.clone();
+            o.train.seed = seed;
+            runs.push(eval_stacks::evaluate(&rows, &o, prices)?.scores());
+        }
+        score_rows.push(vec![
+            format!(
+                "pilot (margin {}), seeds {base}-{}: median [range]",
+                req.margin,
+                base + u64::from(req.seeds) - 1
+            ),
+            all.len().to_string(),
+            spread(runs.iter().map(|x| x.success_rate).collect(), 0),
+            spread(runs.iter().map(|x| x.overspend).collect(), 1),
+            spread(runs.iter().map(|x| x.so_score).collect(), 3),
+        ]);
+    }
+    text.push_str(&table(
+        &["recommender", "cases", "success %", "overspend %", "S/O"],
+        score_rows,
+    ));
+    text.push_str(&stacks_notes(&report));
+    let failures: Vec<Vec<String>> = all
+        .iter()
+        .filter(|o| !o.score.success)
+        .map(|o| {
+            let s = &o.score;
+            vec![
+                o.llm.clone(),
+                format!("{}/{}", o.input_tokens, o.output_tokens),
+                o.slo.label(),
+                s.chosen
+                    .as_ref()
+                    .map_or("none predicted to meet the SLOs".into(), |c| {
+                        format!(
+                            "{} x {} (predicted {}, true {})",
+                            c.replicas,
+                            c.profile.label_for(&o.llm),
+                            c.predicted_capacity,
+                            c.true_capacity
+                        )
+                    }),
+                format!(
+                    "{} x {} (true {})",
+                    s.best.replicas,
+                    s.best.profile.label_for(&o.llm),
+                    s.best.true_capacity
+                ),
+            ]
+        })
+        .collect();
+    if !failures.is_empty() {
+        text.push_str(&format!(
+            "\n\nFailures ({}): the recommendation's replicas do not truly serve {} users:\n",
+            failures.len(),
+            opts.users
+        ));
+        text.push_str(&table(
+            &[
+                "LLM",
+                "input/output",
+                "SLOs",
+                "recommended (capacity per replica)",
+                "cheapest true",
+            ],
+            failures,
+        ));
+    }
+    Ok(Output::text(text))
+}
+
+/// What the benchmark left out, in words.
+fn stacks_notes(r: &StacksReport) -> String {
+    let mut lines = Vec::new();
+    if let Some(s) = r.skipped.get(&None) {
+        lines.push(format!(
+            "Skipped cases (no optimum): {} where no priced profile meets the SLOs at its lowest measured concurrency, {} with every profile on a GPU without a price.",
+            s.infeasible, s.unpriced
+        ));
+    }
+    if !r.unpriced.is_empty() {
+        lines.push(format!(
+            "Excluded from both sides, no price in pilot's catalog: {} (profiles, counted once per input/output length).",
+            r.unpriced
+                .iter()
+                .map(|(g, n)| format!("{n} on {g}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ));
+    }
+    let n = &r.rows;
+    let mut rows = format!(
+        "Rows: {} made profiles; not profiles: {} disaggregated, {} of other sources (training only)",
+        n.used, n.disaggregated, n.other_source
+    );
+    if n.not_closed_loop > 0 {
+        rows.push_str(&format!(", {} not closed-loop", n.not_closed_loop));
+    }
+    for (why, k) in &n.excluded {
+        rows.push_str(&format!(", {k} {why}"));
+    }
+    rows.push('.');
+    lines.push(rows);
+    if r.prediction_errors > 0 {
+        lines.push(format!(
+            "Predictions pilot could not make (counted as violations): {}; the first: {}.",
+            r.prediction_errors,
+            r.first_prediction_error.as_deref().unwrap_or("-")
+        ));
+    }
+    format!("\n\n{}", lines.join("\n"))
 }
 
 /// `median [min-max]` of values, with `digits` decimals.

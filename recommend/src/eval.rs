@@ -93,7 +93,7 @@ pub struct Scores {
 }
 
 impl Scores {
-    fn of(outcomes: &[Scored]) -> Scores {
+    pub(crate) fn of(outcomes: &[Scored]) -> Scores {
         let n = outcomes.len().max(1) as f64;
         let successes: Vec<_> = outcomes.iter().filter(|o| o.0).collect();
         let success = successes.len() as f64 / n;

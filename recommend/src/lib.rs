@@ -13,11 +13,14 @@
 //! - [`deploy`]: the chosen row's launch commands (`--emit cmd`) and Kubernetes manifests.
 //! - [`render`]: the ranked table with its evidence, the `--json` frontier and the CSV export.
 //! - [`eval`]: LLM-Pilot's recommendation benchmark (leave-one-LLM-out, S/O score).
+//! - [`eval_stacks`]: the same protocol on AIConfigurator's measured deployments (today's
+//!   LLMs, GPUs and engines).
 //! - [`commands`]: clap-free entry points for `pilot recommend` and `pilot eval recommend`.
 
 pub mod commands;
 pub mod deploy;
 pub mod eval;
+pub mod eval_stacks;
 pub mod render;
 pub mod search;
 pub mod space;
