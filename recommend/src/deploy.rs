@@ -575,6 +575,43 @@ fn pod_template(
     })
 }
 
+/// A Service on the pods `selector` picks, at the engine's port.
+fn service(name: &str, labels: &Value, selector: &Value, port: u16) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "selector": selector,
+            "ports": [{"name": "http", "port": port, "targetPort": "http"}],
+        }
+    })
+}
+
+/// A Deployment of `replicas` pods of `template`, selected by `labels`.
+fn deployment(name: &str, labels: &Value, replicas: u32, template: Value) -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": name, "labels": labels},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": labels},
+            "template": template,
+        }
+    })
+}
+
+/// A ConfigMap holding one file.
+fn config_map_of(name: &str, labels: &Value, file: &str, text: String) -> Value {
+    json!({
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "labels": labels},
+        "data": {file: text},
+    })
+}
+
 /// One manifest file: a name and the objects in it.
 pub type Manifest = (String, Vec<Value>);
 
@@ -596,12 +633,12 @@ pub fn k8s_manifests(plan: &Plan) -> Vec<Manifest> {
         let mut objects = Vec::new();
         let config_map = (!cmd.config.is_empty()).then(|| format!("{name}-config"));
         if let Some(cm) = &config_map {
-            objects.push(json!({
-                "apiVersion": "v1",
-                "kind": "ConfigMap",
-                "metadata": {"name": cm, "labels": labels},
-                "data": {cmd.config_file(): to_yaml(&nested(&cmd.config))},
-            }));
+            objects.push(config_map_of(
+                cm,
+                &labels,
+                &cmd.config_file(),
+                to_yaml(&nested(&cmd.config)),
+            ));
         }
         let nodes = plan.nodes(role.layout);
         let count = replicas * role.workers;
@@ -613,16 +650,7 @@ pub fn k8s_manifests(plan: &Plan) -> Vec<Manifest> {
                 role.layout.gpus(),
                 config_map.as_deref(),
             );
-            objects.push(json!({
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "metadata": {"name": name, "labels": labels},
-                "spec": {
-                    "replicas": count,
-                    "selector": {"matchLabels": labels},
-                    "template": template,
-                }
-            }));
+            objects.push(deployment(&name, &labels, count, template));
         } else {
             let (leader, worker) = multi_node_commands(plan, &cmd.argv, nodes);
             let per_pod = plan.node();
@@ -645,15 +673,7 @@ pub fn k8s_manifests(plan: &Plan) -> Vec<Manifest> {
             // Only the leader serves HTTP.
             selector["leaderworkerset.sigs.k8s.io/worker-index"] = json!("0");
         }
-        objects.push(json!({
-            "apiVersion": "v1",
-            "kind": "Service",
-            "metadata": {"name": name, "labels": labels},
-            "spec": {
-                "selector": selector,
-                "ports": [{"name": "http", "port": plan.launch.port, "targetPort": "http"}],
-            }
-        }));
+        objects.push(service(&name, &labels, &selector, plan.launch.port));
         router_targets.push((role.name, format!("http://{name}:{}", plan.launch.port)));
         out.push((format!("{name}.yaml"), objects));
     }
@@ -732,40 +752,24 @@ fn router_manifest(plan: &Plan, app: &str, router: &str, targets: &[(&str, Strin
             "context_servers": {"num_instances": 1, "urls": [url("prefill").trim_start_matches("http://")]},
             "generation_servers": {"num_instances": 1, "urls": [url("decode").trim_start_matches("http://")]},
         });
-        objects.push(json!({
-            "apiVersion": "v1",
-            "kind": "ConfigMap",
-            "metadata": {"name": format!("{name}-config"), "labels": labels},
-            "data": {"disagg.yaml": to_yaml(&file)},
-        }));
+        objects.push(config_map_of(
+            &format!("{name}-config"),
+            &labels,
+            "disagg.yaml",
+            to_yaml(&file),
+        ));
         container["workingDir"] = json!("/config");
         container["volumeMounts"] = json!([{"name": "router-config", "mountPath": "/config"}]);
         volumes.push(
             json!({"name": "router-config", "configMap": {"name": format!("{name}-config")}}),
         );
     }
-    objects.push(json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "replicas": 1,
-            "selector": {"matchLabels": labels},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [container], "volumes": volumes},
-            }
-        }
-    }));
-    objects.push(json!({
-        "apiVersion": "v1",
-        "kind": "Service",
-        "metadata": {"name": name, "labels": labels},
-        "spec": {
-            "selector": labels,
-            "ports": [{"name": "http", "port": plan.launch.port, "targetPort": "http"}],
-        }
-    }));
+    let template = json!({
+        "metadata": {"labels": labels},
+        "spec": {"containers": [container], "volumes": volumes},
+    });
+    objects.push(deployment(&name, &labels, 1, template));
+    objects.push(service(&name, &labels, &labels, plan.launch.port));
     (format!("{name}.yaml"), objects)
 }
 
