@@ -769,3 +769,32 @@ fn eval_recommend_on_todays_stacks_holds_out_an_llm_with_its_checkpoints() {
     let e = fails(&["eval", "recommend", "--data", &files[0]]);
     assert!(e.contains("--benchmark aiconfigurator"), "{e}");
 }
+
+/// An SLO nothing meets names the SLO that binds and what the closest candidate reaches,
+/// whichever SLO it is.
+#[test]
+fn an_unmeetable_slo_names_what_binds_and_the_closest() {
+    let run = |slo: &str| {
+        succeeds(&[
+            "recommend",
+            "--model",
+            "mistral-7b",
+            "--slo",
+            slo,
+            "--users",
+            "8",
+            "--gpus",
+            "h100,l4",
+            "--physics-only",
+        ])
+    };
+    let text = run("ttft=1ms,itl=50ms");
+    assert!(text.contains("No configuration meets the SLOs"), "{text}");
+    assert!(text.contains("ttft:p50<=1ms binds"), "{text}");
+    assert!(
+        text.contains("The closest is") && text.contains("% over"),
+        "{text}"
+    );
+    let text = run("ttft=10s,itl=0.5ms");
+    assert!(text.contains("itl:p50<=0.5ms binds"), "{text}");
+}

@@ -311,7 +311,45 @@ fn nothing_shown(rec: &Recommendation, opts: &RecommendOptions, meeting: usize) 
             gpus.join(", ")
         );
     }
-    "\nNo configuration meets the SLOs. Why each was rejected:\n".to_string()
+    let mut text = "\nNo configuration meets the SLOs.".to_string();
+    text.push_str(&binding(rec));
+    text.push_str(" Why each was rejected:\n");
+    text
+}
+
+/// Which SLO binds when nothing meets them, and what the closest candidate reaches: the
+/// SLO most candidates miss by the most, and the candidate whose worst miss is smallest.
+fn binding(rec: &Recommendation) -> String {
+    let misses: Vec<(&Candidate, &crate::search::Shortfall)> = rec
+        .candidates
+        .iter()
+        .filter_map(|c| c.shortfall.as_ref().map(|f| (c, f)))
+        .collect();
+    let Some((closest, f)) = misses
+        .iter()
+        .min_by(|a, b| a.1.ratio().total_cmp(&b.1.ratio()))
+    else {
+        return String::new();
+    };
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for (_, f) in &misses {
+        match counts.iter_mut().find(|(s, _)| *s == f.slo) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((&f.slo, 1)),
+        }
+    }
+    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    let (slo, n) = counts[0];
+    format!(
+        " {slo} binds: it is the worst miss of {n} of the {} candidates that fit and miss an SLO \
+         even at one user (or the smallest rate). The closest is {}: {:.1} ms as checked (the margin included) \
+         against {} ({:.0}% over); relax that SLO by that much, or shorten the requests.",
+        misses.len(),
+        profile_text(closest, true),
+        f.predicted,
+        f.slo,
+        100.0 * (f.ratio() - 1.0)
+    )
 }
 
 /// What the predictions under the table rest on, per engine: measurements of that engine in

@@ -114,6 +114,7 @@ pub(crate) fn candidate(p: &Profile, s: &Scenario) -> Candidate {
         at_load: None,
         headroom: None,
         curve: Vec::new(),
+        shortfall: None,
     }
 }
 
@@ -162,6 +163,41 @@ pub struct Candidate {
     pub headroom: Option<f64>,
     /// (load, prediction) pairs, with `explain`.
     pub curve: Vec<(f64, Prediction)>,
+    /// For a candidate that misses an SLO even at the smallest load: the SLO that binds
+    /// hardest there (the largest predicted / threshold).
+    pub shortfall: Option<Shortfall>,
+}
+
+/// How far a candidate is from an SLO at the smallest load.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Shortfall {
+    /// The SLO, as written (`ttft:p50<=200ms`).
+    pub slo: String,
+    /// What was held against it (the interval's upper end under [`Margin::Upper`]).
+    pub predicted: f64,
+    pub threshold: f64,
+}
+
+impl Shortfall {
+    /// predicted / threshold: above 1 misses.
+    pub fn ratio(&self) -> f64 {
+        self.predicted / self.threshold
+    }
+}
+
+/// The SLO a prediction misses by the largest factor; `None` when none is missed or none
+/// could be read.
+fn shortfall(slos: &[Slo], p: &Prediction, margin: Margin) -> Option<Shortfall> {
+    slos.iter()
+        .filter_map(|s| {
+            checked_value(s, p, margin).map(|v| Shortfall {
+                slo: s.to_string(),
+                predicted: v,
+                threshold: s.threshold.0,
+            })
+        })
+        .filter(|f| f.ratio() > 1.0)
+        .max_by(|a, b| a.ratio().total_cmp(&b.ratio()))
 }
 
 /// The ranked answer.
@@ -597,9 +633,11 @@ fn evaluate(
         Ok(None) => {
             let mut s = base.clone();
             s.load = opts.demand.with_level(1.0);
-            let why = model
-                .predict(&s)
-                .ok()
+            let p = model.predict(&s).ok();
+            c.shortfall = p
+                .as_ref()
+                .and_then(|p| shortfall(&opts.slos, p, opts.margin));
+            let why = p
                 .and_then(|p| violation(&opts.slos, &p, opts.margin))
                 .unwrap_or_else(|| "unmet at the smallest load".into());
             c.verdict = Verdict::SloUnmet(format!("{why} at {}", opts.demand.with_level(1.0)));
