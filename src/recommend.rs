@@ -32,7 +32,12 @@ pub struct RecommendArgs {
     /// Mean output tokens per request.
     #[arg(long, conflicts_with = "workload")]
     output_tokens: Option<u64>,
-    /// Take the mean lengths from a workload file (fmperf histogram CSV, Azure trace CSV, ShareGPT JSON).
+    /// Also find the cheapest fleet that mixes GPU types by request length (short requests
+    /// on one type, long ones on another), beside the best single type; give the lengths with
+    /// --workload.
+    #[arg(long)]
+    mix: bool,
+    /// Take the lengths from a workload file (fmperf histogram CSV, Azure trace CSV, ShareGPT JSON).
     #[arg(long)]
     workload: Option<PathBuf>,
     /// GPU types to consider; a family name (`a100`) means all its SKUs (default: every
@@ -102,10 +107,14 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
     // Reading a workload belongs to the load generator: recommend asks for the mean lengths
     // once it knows the model's context length.
     let workload = a.workload.clone();
-    let means = workload.as_deref().map(|path| {
-        move |max_positions: Option<u32>| -> anyhow::Result<(f64, f64)> {
+    let lengths = workload.as_deref().map(|path| {
+        move |max_positions: Option<u32>| -> anyhow::Result<Vec<(u64, u64, f64)>> {
             let loaded = LoadedWorkload::load(&Workload::detect(path)?, max_positions)?;
-            Ok(loaded.mean())
+            Ok(loaded
+                .weighted()
+                .into_iter()
+                .map(|(s, w)| (u64::from(s.input), u64::from(s.output), w))
+                .collect())
         }
     });
     let req = RecommendRequest {
@@ -116,7 +125,8 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
         rate: a.rate,
         input_tokens: a.input_tokens,
         output_tokens: a.output_tokens,
-        workload: means.as_ref().map(|f| f as _),
+        workload: lengths.as_ref().map(|f| f as _),
+        mix: a.mix,
         gpus: a.gpus,
         max_gpus: a.max_gpus,
         quantization: a.quantization,

@@ -798,3 +798,56 @@ fn an_unmeetable_slo_names_what_binds_and_the_closest() {
     let text = run("ttft=10s,itl=0.5ms");
     assert!(text.contains("itl:p50<=0.5ms binds"), "{text}");
 }
+
+/// `--mix` splits a workload's length distribution over GPU types and prints the fleet
+/// beside the best single type: every bucket served once, shares adding to 100%.
+#[test]
+fn recommend_mix_splits_a_workload_by_length() {
+    let dir = tempfile::tempdir().unwrap();
+    let trace = dir.path().join("trace.csv");
+    let mut text = String::from("arrived_at,num_prefill_tokens,num_decode_tokens\n");
+    for k in 0..200 {
+        // Half short chats, half long documents.
+        let (i, o) = if k % 2 == 0 {
+            (150 + k, 40)
+        } else {
+            (6000 + k, 600)
+        };
+        text.push_str(&format!("{}.0,{i},{o}\n", k));
+    }
+    std::fs::write(&trace, text).unwrap();
+    let out = succeeds(&[
+        "recommend",
+        "--model",
+        "mistral-7b",
+        "--slo",
+        "ttft=2s,itl=60ms",
+        "--users",
+        "300",
+        "--gpus",
+        "l4,a100-sxm-80gb,h100",
+        "--workload",
+        trace.to_str().unwrap(),
+        "--mix",
+        "--physics-only",
+    ]);
+    let section = out
+        .split("Mixed fleet (--mix)")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no mix section:\n{out}"));
+    assert!(section.contains("length bucket(s)"), "{section}");
+    let shares: f64 = section
+        .lines()
+        .filter(|l| l.starts_with('│'))
+        .filter_map(|l| l.split('┆').nth(3))
+        .filter_map(|c| c.trim().trim_end_matches('%').parse::<f64>().ok())
+        .sum();
+    assert!(
+        (shares - 100.0).abs() <= 2.0,
+        "shares add to {shares}:\n{section}"
+    );
+    assert!(
+        section.contains("less than the best single type") || section.contains("no mix is cheaper"),
+        "{section}"
+    );
+}

@@ -212,23 +212,29 @@ impl LoadedWorkload {
 
     /// Mean input and output lengths (weighted), for notes.
     pub fn mean(&self) -> (f64, f64) {
+        self.weighted().iter().fold((0.0, 0.0), |(i, o), (s, w)| {
+            (i + w * s.input as f64, o + w * s.output as f64)
+        })
+    }
+
+    /// Every request shape with its probability (summing to 1): the length distribution
+    /// that recommend's `--mix` splits across GPU types.
+    pub fn weighted(&self) -> Vec<(Shape, f64)> {
         let n = self.shapes.len() as f64;
         match &self.cumulative {
-            None => (
-                self.shapes.iter().map(|s| s.input as f64).sum::<f64>() / n,
-                self.shapes.iter().map(|s| s.output as f64).sum::<f64>() / n,
-            ),
+            None => self.shapes.iter().map(|&s| (s, 1.0 / n)).collect(),
             Some(c) => {
                 let total = *c.last().expect("non-empty");
                 let mut prev = 0.0;
-                let (mut i, mut o) = (0.0, 0.0);
-                for (s, &acc) in self.shapes.iter().zip(c) {
-                    let w = (acc - prev) / total;
-                    prev = acc;
-                    i += w * s.input as f64;
-                    o += w * s.output as f64;
-                }
-                (i, o)
+                self.shapes
+                    .iter()
+                    .zip(c)
+                    .map(|(&s, &acc)| {
+                        let w = (acc - prev) / total;
+                        prev = acc;
+                        (s, w)
+                    })
+                    .collect()
             }
         }
     }

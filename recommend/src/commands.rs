@@ -34,10 +34,11 @@ use std::path::PathBuf;
 /// LLM-Inference-Bench's vLLM runs.
 pub const DEFAULT_ENGINE: &str = "vllm";
 
-/// Mean input and output tokens of a workload file for a model with this context length
-/// (`None`: unlimited). The binary supplies it, because reading workloads belongs to the
-/// load generator, which recommend does not depend on.
-pub type WorkloadMeans<'a> = &'a dyn Fn(Option<u32>) -> anyhow::Result<(f64, f64)>;
+/// The length distribution of a workload file for a model with this context length
+/// (`None`: unlimited): (input tokens, output tokens, probability) per request shape. The
+/// binary supplies it, because reading workloads belongs to the load generator, which
+/// recommend does not depend on.
+pub type WorkloadLengths<'a> = &'a dyn Fn(Option<u32>) -> anyhow::Result<Vec<(u64, u64, f64)>>;
 
 /// `pilot recommend`, as typed.
 pub struct RecommendRequest<'a> {
@@ -53,8 +54,10 @@ pub struct RecommendRequest<'a> {
     pub rate: Option<String>,
     pub input_tokens: Option<u64>,
     pub output_tokens: Option<u64>,
-    /// Mean lengths from a workload file, instead of `input_tokens` / `output_tokens`.
-    pub workload: Option<WorkloadMeans<'a>>,
+    /// Lengths from a workload file, instead of `input_tokens` / `output_tokens`.
+    pub workload: Option<WorkloadLengths<'a>>,
+    /// Also find the cheapest fleet mixing GPU types by request length.
+    pub mix: bool,
     /// GPU names or families (empty: every catalog GPU with a price).
     pub gpus: Vec<String>,
     pub max_gpus: u32,
@@ -152,7 +155,7 @@ pub fn recommend_command(req: &RecommendRequest) -> Result<Output, CommandError>
         None => Load::Users(validate::count("--users", req.users.into())?),
     };
     validate::count("--max-gpus", req.max_gpus.into())?;
-    let (input, output) = lengths(req, &model)?;
+    let (input, output, distribution) = lengths(req, &model)?;
     let loaded_prices;
     let prices = match &req.prices {
         Some(p) => {
@@ -260,6 +263,38 @@ pub fn recommend_command(req: &RecommendRequest) -> Result<Output, CommandError>
             return Ok(out);
         }
     }
+    let mix = if req.mix {
+        if req.workload.is_none() {
+            out.log.push(
+                "--mix without --workload: every request has the same length, so a mix can only \
+                 split the load, not the lengths; pass --workload FILE for the length distribution"
+                    .to_string(),
+            );
+        }
+        let space = crate::space::SpaceOptions {
+            model: &opts.model,
+            gpus: &opts.gpus,
+            max_gpus: opts.max_gpus,
+            quantizations: &opts.quantizations,
+            kv_caches: &opts.kv_caches,
+            engines: &opts.engines,
+            serving: opts.serving,
+            input_tokens: opts.input_tokens,
+            output_tokens: opts.output_tokens,
+            demand: opts.demand,
+        };
+        let mo = crate::mix::MixOptions {
+            space: &space,
+            slos: &opts.slos,
+            margin: opts.margin,
+            cloud: opts.cloud.as_deref(),
+            spot: opts.spot,
+        };
+        let b = crate::mix::buckets(&distribution);
+        Some(crate::mix::cheapest_mix(&rec, &b, predictor, prices, &mo))
+    } else {
+        None
+    };
     out.text = if req.json {
         serde_json::to_string_pretty(&render::frontier_json(&rec, &opts))?
     } else {
@@ -267,7 +302,11 @@ pub fn recommend_command(req: &RecommendRequest) -> Result<Output, CommandError>
             trained,
             top: req.top,
         };
-        render::report(&rec, &opts, &r)
+        let mut text = render::report(&rec, &opts, &r);
+        if let Some(m) = &mix {
+            text.push_str(&render::mix(m.as_ref(), rec.demand));
+        }
+        text
     };
     Ok(out)
 }
@@ -335,24 +374,34 @@ fn slo_with_percentile(text: &str, percentile: &str) -> Result<Slo, CommandError
     Ok(parse_slo_at(text, percentile.parse()?)?)
 }
 
-/// Mean input and output tokens: from the workload when one is given, else the flags or
-/// pilot's defaults.
-fn lengths(req: &RecommendRequest, model: &LlmSpec) -> Result<(Tokens, Tokens), CommandError> {
-    if let Some(means) = req.workload {
-        let (i, o) =
-            means(model.max_positions.map(|m| m as u32)).map_err(CommandError::Workload)?;
+/// A length distribution: (input tokens, output tokens, probability) per request shape.
+type Distribution = Vec<(u64, u64, f64)>;
+
+/// Mean input and output tokens and their distribution: from the workload when one is given,
+/// else the flags or pilot's defaults (one length, probability 1).
+fn lengths(
+    req: &RecommendRequest,
+    model: &LlmSpec,
+) -> Result<(Tokens, Tokens, Distribution), CommandError> {
+    if let Some(read) = req.workload {
+        let dist = read(model.max_positions.map(|m| m as u32)).map_err(CommandError::Workload)?;
+        let (i, o) = dist.iter().fold((0.0, 0.0), |(i, o), &(a, b, w)| {
+            (i + w * a as f64, o + w * b as f64)
+        });
         return Ok((
             Tokens(i.round().max(1.0) as u64),
             Tokens(o.round().max(1.0) as u64),
+            dist,
         ));
     }
     let count = |what: &str, given: Option<u64>, default: Tokens| {
         validate::count(what, given.unwrap_or(default.0) as f64).map(|n| Tokens(n.into()))
     };
-    Ok((
+    let (i, o) = (
         count("--input-tokens", req.input_tokens, DEFAULT_INPUT_TOKENS)?,
         count("--output-tokens", req.output_tokens, DEFAULT_OUTPUT_TOKENS)?,
-    ))
+    );
+    Ok((i, o, vec![(i.0, o.0, 1.0)]))
 }
 
 /// The GPU types to consider: the named ones (a family name means all its SKUs), or every

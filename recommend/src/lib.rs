@@ -10,6 +10,7 @@
 //! - [`space`]: the profiles searched (GPU x engine x weights x KV dtype x layout, aggregated
 //!   or disaggregated), only those an engine can start.
 //! - [`search`]: the capacity search and the ranking by cost, with the Pareto frontier.
+//! - [`mix`]: mixed fleets (`--mix`): the demand split across GPU types by request length.
 //! - [`deploy`]: the chosen row's launch commands (`--emit cmd`) and Kubernetes manifests.
 //! - [`render`]: the ranked table with its evidence, the `--json` frontier and the CSV export.
 //! - [`eval`]: LLM-Pilot's recommendation benchmark (leave-one-LLM-out, S/O score).
@@ -21,6 +22,7 @@ pub mod commands;
 pub mod deploy;
 pub mod eval;
 pub mod eval_stacks;
+pub mod mix;
 pub mod render;
 pub mod search;
 pub mod space;

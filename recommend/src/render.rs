@@ -338,7 +338,7 @@ fn binding(rec: &Recommendation) -> String {
             None => counts.push((&f.slo, 1)),
         }
     }
-    counts.sort_by(|a, b| b.1.cmp(&a.1));
+    counts.sort_by_key(|c| std::cmp::Reverse(c.1));
     let (slo, n) = counts[0];
     format!(
         " {slo} binds: it is the worst miss of {n} of the {} candidates that fit and miss an SLO \
@@ -545,4 +545,63 @@ pub fn write_frontier_csv(
     }
     w.flush()?;
     Ok(())
+}
+
+/// The mixed-fleet section (`--mix`): each GPU type's part, the lengths it serves and its
+/// cost, beside the best single type.
+pub fn mix(m: Option<&crate::mix::Mix>, demand: Load) -> String {
+    let Some(m) = m else {
+        return "\n\nMixed fleet: none found (no GPU type serves every length bucket within the SLOs).\n"
+            .to_string();
+    };
+    let mut text = format!(
+        "\n\nMixed fleet (--mix), the {} split into {} length bucket(s) by prompt + output tokens:\n",
+        demand.demand_text(),
+        m.buckets.len()
+    );
+    let header = [
+        "GPU",
+        "profile",
+        "serves (prompt+output tokens)",
+        "share",
+        "load",
+        "replicas",
+        "USD/h",
+    ];
+    let rows = m.parts.iter().map(|p| {
+        let ranges = p
+            .buckets
+            .iter()
+            .map(|&b| {
+                let x = &m.buckets[b];
+                format!("{}..{}", x.range.0, x.range.1)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let share: f64 = p.buckets.iter().map(|&b| m.buckets[b].share).sum();
+        vec![
+            p.candidate.gpu.clone(),
+            profile_text(&p.candidate, true),
+            ranges,
+            format!("{:.0}%", 100.0 * share),
+            format!("{:.1}", p.load),
+            p.replicas.to_string(),
+            format!("{:.2}", p.cost.0),
+        ]
+    });
+    text.push_str(&table(&header, rows));
+    let single = m.single.map(|s| s.0);
+    text.push_str(&match single {
+        Some(s) if m.is_mixed() && m.cost.0 < s - 1e-9 => format!(
+            "\nmix: {:.2} USD/h, {:.0}% less than the best single type ({s:.2} USD/h)\n",
+            m.cost.0,
+            100.0 * (1.0 - m.cost.0 / s)
+        ),
+        Some(s) => format!(
+            "\nno mix is cheaper than the best single type ({s:.2} USD/h; this split costs {:.2})\n",
+            m.cost.0
+        ),
+        None => format!("\nmix: {:.2} USD/h\n", m.cost.0),
+    });
+    text
 }
