@@ -271,18 +271,7 @@ pub fn recommend_command(req: &RecommendRequest) -> Result<Output, CommandError>
                     .to_string(),
             );
         }
-        let space = crate::space::SpaceOptions {
-            model: &opts.model,
-            gpus: &opts.gpus,
-            max_gpus: opts.max_gpus,
-            quantizations: &opts.quantizations,
-            kv_caches: &opts.kv_caches,
-            engines: &opts.engines,
-            serving: opts.serving,
-            input_tokens: opts.input_tokens,
-            output_tokens: opts.output_tokens,
-            demand: opts.demand,
-        };
+        let space = opts.space();
         let mo = crate::mix::MixOptions {
             space: &space,
             slos: &opts.slos,

@@ -341,18 +341,7 @@ mod tests {
         };
         let prices = PriceCatalog::builtin();
         let rec = recommend(&opts, &physics, prices).unwrap();
-        let space = SpaceOptions {
-            model: &opts.model,
-            gpus: &opts.gpus,
-            max_gpus: opts.max_gpus,
-            quantizations: &opts.quantizations,
-            kv_caches: &opts.kv_caches,
-            engines: &opts.engines,
-            serving: opts.serving,
-            input_tokens: opts.input_tokens,
-            output_tokens: opts.output_tokens,
-            demand: opts.demand,
-        };
+        let space = opts.space();
         let mo = MixOptions {
             space: &space,
             slos: &opts.slos,

@@ -78,6 +78,24 @@ pub struct RecommendOptions {
     pub explain: bool,
 }
 
+impl RecommendOptions {
+    /// The search space these options describe.
+    pub fn space(&self) -> SpaceOptions<'_> {
+        SpaceOptions {
+            model: &self.model,
+            gpus: &self.gpus,
+            max_gpus: self.max_gpus,
+            quantizations: &self.quantizations,
+            kv_caches: &self.kv_caches,
+            engines: &self.engines,
+            serving: self.serving,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            demand: self.demand,
+        }
+    }
+}
+
 /// Why a candidate cannot serve the demand, or that it can.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Verdict {
@@ -471,18 +489,7 @@ pub fn recommend(
     validate::count("input tokens", opts.input_tokens.0 as f64)?;
     validate::count("output tokens", opts.output_tokens.0 as f64)?;
     validate::count("max GPUs", f64::from(opts.max_gpus))?;
-    let space_opts = SpaceOptions {
-        model: &opts.model,
-        gpus: &opts.gpus,
-        max_gpus: opts.max_gpus,
-        quantizations: &opts.quantizations,
-        kv_caches: &opts.kv_caches,
-        engines: &opts.engines,
-        serving: opts.serving,
-        input_tokens: opts.input_tokens,
-        output_tokens: opts.output_tokens,
-        demand: opts.demand,
-    };
+    let space_opts = opts.space();
     let space = space(&space_opts);
     if space.profiles.is_empty() {
         return Err(RecommendError::NothingDeployable {
