@@ -617,6 +617,24 @@ fn recommend_emits_commands_and_valid_kubernetes_manifests() {
     assert!(e.contains("use cmd, or k8s DIR"), "{e}");
     let e = fails(&[&base[..], &["--emit", "cmd", "--row", "999"]].concat());
     assert!(e.contains("row 999 does not exist"), "{e}");
+    // A combination no engine starts says so, and what does run.
+    let e = recommend_fails(
+        "llama-3.1-8b",
+        "ttft=1s",
+        &[
+            "--gpus",
+            "h100",
+            "--engine",
+            "tensorrt-llm",
+            "--quantization",
+            "nvfp4",
+        ],
+    );
+    assert!(
+        e.contains("no engine can start")
+            && e.contains("nvfp4 runs under tensorrt-llm on Blackwell"),
+        "{e}"
+    );
 }
 
 /// The frontier carries each candidate's layout, KV dtype and batch limit, and marks the

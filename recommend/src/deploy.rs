@@ -134,18 +134,15 @@ impl<'a> Plan<'a> {
             launch,
             max_model_len: max_model_len(model, input, output),
         };
-        if plan.launch.program.starts_with("trtllm")
-            && roles(candidate.serving)
-                .iter()
-                .any(|r| plan.nodes(r.layout) > 1)
-        {
+        let nodes = roles(candidate.serving)
+            .iter()
+            .map(|r| plan.nodes(r.layout))
+            .max()
+            .unwrap_or(1);
+        if plan.launch.program.starts_with("trtllm") && nodes > 1 {
             return Err(DeployError::MultiNode {
                 engine: traits.name.into(),
-                nodes: roles(candidate.serving)
-                    .iter()
-                    .map(|r| plan.nodes(r.layout))
-                    .max()
-                    .unwrap_or(1),
+                nodes,
                 node: plan.node(),
             });
         }

@@ -288,19 +288,10 @@ pub fn usd_per_gpu_hour(prices: &PriceCatalog, gpu: &str) -> Option<f64> {
         .min_by(f64::total_cmp)
 }
 
-/// The median of the values (`None` for none).
+/// The median of the finite values (`None` for none): core's percentile at 50.
 fn median(mut v: Vec<f64>) -> Option<f64> {
     v.retain(|x| x.is_finite());
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    Some(if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    })
+    pilot_core::metrics::percentile(&mut v, 50.0)
 }
 
 /// A level from its repeated runs: the medians of the two SLO columns.

@@ -157,16 +157,17 @@ fn rejected(rec: &Recommendation, opts: &RecommendOptions, any_shown: bool) -> S
     // One line per GPU type and reason: the cheapest layout that failed for it, and how many
     // other layouts failed the same way (a model too big for one GPU fails every
     // disaggregated split of that GPU too, and twenty such lines say one thing).
-    let mut groups: Vec<(&Candidate, String, usize)> = Vec::new();
+    // (first candidate, its reason, the reason's cause, how many more)
+    let mut groups: Vec<(&Candidate, String, String, usize)> = Vec::new();
     for c in rejected {
         let reason = c.verdict.reason();
         let core = reason_core(&reason);
         match groups
             .iter_mut()
-            .find(|(g, r, _)| g.gpu == c.gpu && reason_core(r) == core)
+            .find(|(g, _, k, _)| g.gpu == c.gpu && *k == core)
         {
-            Some((_, _, n)) => *n += 1,
-            None => groups.push((c, reason, 0)),
+            Some((_, _, _, n)) => *n += 1,
+            None => groups.push((c, reason, core, 0)),
         }
     }
     let shown = if any_shown {
@@ -175,7 +176,7 @@ fn rejected(rec: &Recommendation, opts: &RecommendOptions, any_shown: bool) -> S
         groups.len()
     };
     let mut text = String::new();
-    for (c, reason, more) in groups.iter().take(shown) {
+    for (c, reason, _, more) in groups.iter().take(shown) {
         let price = price_of(c).map_or("-".into(), |p| format!("{p:.2} USD/h"));
         let more = match more {
             0 => String::new(),
