@@ -2,7 +2,10 @@
 //! real HTTP server): a 2 x 2 plan run and collected; the same plan killed mid-way and
 //! resumed, with nothing measured lost and nothing measured twice; bad plans refused.
 
+mod common;
+
 use assert_cmd::Command;
+use common::validate_manifests;
 use pilot_core::schema::{Measurement, read_measurements};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -299,5 +302,43 @@ fn a_plan_with_an_unknown_gpu_or_engine_is_refused_before_anything_runs() {
             assert!(err.contains(entry) && err.contains(hint), "{to}: {err}");
         }
         assert!(!results.exists(), "nothing is written for a bad plan");
+    }
+}
+
+/// `--backend k8s --dry-run --out DIR` writes one Job per run of the example GPU plan, and
+/// every manifest validates against the Kubernetes OpenAPI schema (strict); the embedded
+/// engine's CPU plan becomes Jobs too. Nothing runs, and no state is written.
+#[test]
+fn dry_run_writes_one_valid_job_per_run() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = tempfile::tempdir().unwrap();
+    for (plan, runs) in [
+        ("examples/fleet.toml", 18),
+        ("examples/fleet-local.toml", 2),
+    ] {
+        let out = dir.path().join(plan.replace('/', "-"));
+        let results = dir.path().join("never");
+        let o = pilot()
+            .args(["fleet", "run"])
+            .arg(root.join(plan))
+            .args(["--backend", "k8s", "--dry-run", "--out"])
+            .arg(&out)
+            .arg("--results")
+            .arg(&results)
+            .output()
+            .unwrap();
+        let err = stderr(&o);
+        assert!(o.status.success(), "{plan}: {err}");
+        let kinds = validate_manifests(&out);
+        assert_eq!(
+            kinds.iter().filter(|k| *k == "Job").count(),
+            runs,
+            "{plan}: {kinds:?}"
+        );
+        assert!(!results.exists(), "a dry run writes no state");
+        for f in std::fs::read_dir(&out).unwrap() {
+            let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+            assert!(text.contains("--resume"), "{text}");
+        }
     }
 }

@@ -305,7 +305,7 @@ fn shell_quote(a: &str) -> String {
 }
 
 /// Nested YAML of dotted keys (`kv_cache_config.dtype: fp8` as a mapping in a mapping).
-fn nested(config: &[(String, Value)]) -> Value {
+pub fn nested(config: &[(String, Value)]) -> Value {
     let mut root = Map::new();
     for (key, value) in config {
         let mut parts: Vec<&str> = key.split('.').collect();
@@ -602,7 +602,7 @@ fn deployment(name: &str, labels: &Value, replicas: u32, template: Value) -> Val
 }
 
 /// A ConfigMap holding one file.
-fn config_map_of(name: &str, labels: &Value, file: &str, text: String) -> Value {
+pub fn config_map_of(name: &str, labels: &Value, file: &str, text: String) -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",
