@@ -45,6 +45,9 @@ pub struct RunArgs {
     /// Attempts a failing run gets, over every `fleet run`, before it is left failed.
     #[arg(long, default_value_t = 3)]
     max_attempts: u32,
+    /// Kubernetes: time between two looks at the active Jobs.
+    #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
+    poll: std::time::Duration,
 }
 
 #[derive(Args)]
@@ -71,6 +74,7 @@ pub fn run(cmd: FleetCommand) -> anyhow::Result<()> {
             dry_run: a.dry_run,
             out: a.out,
             max_attempts: a.max_attempts,
+            poll: a.poll,
         })?),
         FleetCommand::Collect(a) => printed(commands::collect_command(&a.plan, a.results, &a.out)?),
     }

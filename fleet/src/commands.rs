@@ -53,6 +53,8 @@ pub struct RunRequest {
     pub out: Option<PathBuf>,
     /// Attempts a failed run gets, over every `fleet run`, before it is left failed.
     pub max_attempts: u32,
+    /// Kubernetes: time between two looks at the active Jobs.
+    pub poll: std::time::Duration,
 }
 
 /// `pilot fleet run`: runs the plan's runs not done yet on the backend; or, with `--dry-run`
@@ -95,15 +97,37 @@ pub fn run_command(req: RunRequest) -> Result<Output, FleetError> {
                 backend = Backend::Local;
             }
             Some(path) => {
-                return Err(FleetError::Backend(format!(
-                    "applying Jobs to the cluster of {} is not implemented yet: write the manifests with --dry-run --out DIR and apply them with kubectl",
-                    path.display()
-                )));
+                let opts = crate::cluster::ClusterOptions {
+                    kubeconfig: path,
+                    poll: req.poll,
+                    max_attempts: req.max_attempts,
+                    parallel: fleet.kubernetes.parallel,
+                };
+                let runtime = tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(|source| FleetError::Io {
+                        what: "start the async runtime for",
+                        path: opts.kubeconfig.clone(),
+                        source,
+                    })?;
+                let report = runtime.block_on(crate::cluster::run(&fleet, &results, &opts))?;
+                return Ok(report_output(&req, &results, report, notes));
             }
         }
     }
     debug_assert_eq!(backend, Backend::Local);
     let report = crate::local::run(&fleet, &results, req.max_attempts)?;
+    Ok(report_output(&req, &results, report, notes))
+}
+
+/// The fates table and the lines under it, from either backend.
+fn report_output(
+    req: &RunRequest,
+    results: &Path,
+    report: crate::local::FleetReport,
+    notes: Vec<String>,
+) -> Output {
     let rows = report.fates.iter().map(|(id, fate, reason)| {
         vec![
             id.clone(),
@@ -119,7 +143,7 @@ pub fn run_command(req: RunRequest) -> Result<Output, FleetError> {
         .filter(|f| f.1 != Fate::Done)
         .map(|f| f.0.as_str())
         .collect();
-    Ok(Output {
+    Output {
         text,
         notes,
         log: vec![
@@ -143,7 +167,7 @@ pub fn run_command(req: RunRequest) -> Result<Output, FleetError> {
                 failed.join(", ")
             )
         }),
-    })
+    }
 }
 
 /// `pilot fleet collect PLAN --out FILE`.

@@ -8,9 +8,12 @@
 //! - [`local`]: the local backend, one run after another through characterize's library.
 //! - [`k8s`]: the Kubernetes backend's manifests: one Job per run, engine and pilot
 //!   containers side by side.
+//! - [`cluster`]: the Kubernetes backend's calls (kube-rs): create the Jobs, watch them, read
+//!   their pods' logs and events, delete the unschedulable, record every fate.
 //! - [`collect`]: every run's rows into one dataset in pilot's schema.
 //! - [`commands`]: the clap-free entry points the binary calls.
 
+pub mod cluster;
 pub mod collect;
 pub mod commands;
 pub mod error;

@@ -23,9 +23,9 @@ pub fn run_dir(results: &Path, id: &str) -> PathBuf {
     results.join("runs").join(id)
 }
 
-/// What the local backend did, run by run.
+/// What a backend did, run by run.
 #[derive(Debug, Default)]
-pub struct LocalReport {
+pub struct FleetReport {
     /// (run id, fate, reason) in plan order, after this invocation.
     pub fates: Vec<(String, Fate, Option<String>)>,
     /// Runs skipped because they were done before.
@@ -99,11 +99,11 @@ fn request(fleet: &Fleet, run: &Run, out: PathBuf) -> CharacterizeRequest {
 /// Runs every run not done yet, one after another; a run that failed before is tried again
 /// while it has fewer than `max_attempts` attempts. Progress goes to stderr as it happens.
 /// A stop signal (Ctrl-C, SIGTERM) saves the run in progress as pending and ends the fleet.
-pub fn run(fleet: &Fleet, results: &Path, max_attempts: u32) -> Result<LocalReport, FleetError> {
+pub fn run(fleet: &Fleet, results: &Path, max_attempts: u32) -> Result<FleetReport, FleetError> {
     check(fleet)?;
     let ids: Vec<String> = fleet.runs.iter().map(|r| r.id.clone()).collect();
     let mut state = FleetState::open(results, &fleet.name, &ids)?;
-    let mut report = LocalReport::default();
+    let mut report = FleetReport::default();
     let total = fleet.runs.len();
     for (i, run) in fleet.runs.iter().enumerate() {
         let fate = state.fate(&run.id);

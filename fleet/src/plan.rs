@@ -159,6 +159,9 @@ pub struct KubernetesEntry {
     /// The longest a Job may run (default: its estimated time, tripled, plus an hour).
     #[serde(default)]
     pub deadline: Option<String>,
+    /// Jobs active at once; the others wait in pilot, so a shared cluster is not flooded.
+    #[serde(default = "default_parallel")]
+    pub parallel: usize,
 }
 
 fn default_namespace() -> String {
@@ -176,6 +179,9 @@ fn default_secret() -> String {
 fn default_backoff() -> u32 {
     2
 }
+fn default_parallel() -> usize {
+    4
+}
 fn default_schedule_timeout() -> String {
     "30m".into()
 }
@@ -191,6 +197,7 @@ impl Default for KubernetesEntry {
             backoff_limit: default_backoff(),
             schedule_timeout: default_schedule_timeout(),
             deadline: None,
+            parallel: default_parallel(),
         }
     }
 }
