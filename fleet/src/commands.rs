@@ -22,6 +22,20 @@ pub fn default_results(fleet: &Fleet) -> PathBuf {
     Path::new("pilot-fleet").join(pilot_recommend::deploy::dns_label(&fleet.name))
 }
 
+/// The results directory as given: a local path. Object storage (`s3://...`) is not
+/// supported yet, and is refused before anything runs rather than taken for a directory
+/// named `s3:`.
+fn results_dir(given: Option<PathBuf>, fleet: &Fleet) -> Result<PathBuf, FleetError> {
+    match given {
+        Some(p) if p.to_string_lossy().contains("://") => Err(FleetError::Backend(format!(
+            "--results {}: object storage is not supported yet; give a directory (on Kubernetes, the results PersistentVolumeClaim mounted here)",
+            p.display()
+        ))),
+        Some(p) => Ok(p),
+        None => Ok(default_results(fleet)),
+    }
+}
+
 /// The kubeconfig in effect: `$KUBECONFIG` (its first file), else `~/.kube/config`, when it
 /// exists.
 pub fn kubeconfig() -> Option<PathBuf> {
@@ -61,10 +75,7 @@ pub struct RunRequest {
 /// on Kubernetes, writes their Jobs' manifests.
 pub fn run_command(req: RunRequest) -> Result<Output, FleetError> {
     let fleet = plan::load(&req.plan)?;
-    let results = req
-        .results
-        .clone()
-        .unwrap_or_else(|| default_results(&fleet));
+    let results = results_dir(req.results.clone(), &fleet)?;
     let mut notes = fleet.notes.clone();
     let mut backend = req.backend;
     if backend == Backend::K8s && req.dry_run {
@@ -177,7 +188,7 @@ pub fn collect_command(
     out: &Path,
 ) -> Result<Output, FleetError> {
     let fleet = plan::load(plan_path)?;
-    let results = results.unwrap_or_else(|| default_results(&fleet));
+    let results = results_dir(results, &fleet)?;
     let c = collect(&fleet, &results, out)?;
     let text = format!(
         "{} rows from {} run(s) written to {}",
@@ -203,4 +214,32 @@ pub fn collect_command(
         log,
         failure: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn object_storage_results_are_refused_before_anything_runs() {
+        let dir = tempfile::tempdir().unwrap();
+        let plan = dir.path().join("plan.toml");
+        std::fs::copy(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/fleet-local.toml"),
+            &plan,
+        )
+        .unwrap();
+        let e = collect_command(
+            &plan,
+            Some("s3://bucket/fleet".into()),
+            &dir.path().join("x.csv"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("s3://bucket/fleet") && e.contains("not supported"),
+            "{e}"
+        );
+        assert!(!Path::new("s3:").exists());
+    }
 }
