@@ -342,3 +342,63 @@ fn dry_run_writes_one_valid_job_per_run() {
         }
     }
 }
+
+/// An engine entry with a `launch` command and its `endpoint`: the local backend starts the
+/// server (here `pilot serve`, a real separate process), measures it at the endpoint and
+/// stops it after the run.
+#[test]
+fn a_launched_server_is_started_measured_and_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bin = assert_cmd::cargo::cargo_bin("pilot");
+    let plan = dir.path().join("plan.toml");
+    std::fs::write(
+        &plan,
+        format!(
+            r#"
+name = "launched"
+duration = "1s"
+warmup = "0s"
+[load]
+users = [1]
+[workload]
+input_tokens = 16
+output_tokens = 4
+[[llms]]
+model = "tiny-llama"
+[[gpus]]
+gpu = "cpu"
+[[engines]]
+name = "pilot"
+launch = "{} serve --model {{model}} --port {port}"
+endpoint = "http://127.0.0.1:{port}/v1"
+"#,
+            bin.display()
+        ),
+    )
+    .unwrap();
+    let results = dir.path().join("results");
+    let o = pilot()
+        .args(["fleet", "run"])
+        .arg(&plan)
+        .arg("--results")
+        .arg(&results)
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    let err = stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let rows = run_rows(&results);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    let rows = rows.values().next().unwrap();
+    assert_eq!(rows.len(), 1);
+    assert!(rows[0].metrics.requests_ok > 0, "{rows:?}");
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the launched server is stopped after its run"
+    );
+}

@@ -73,4 +73,7 @@ pub enum CharacterizeError {
     },
     #[error("tuning: {0}")]
     Tune(String),
+    /// A `--launch` command whose server never became healthy (measured without tuning).
+    #[error("the launched server: {0}")]
+    Launch(String),
 }

@@ -147,6 +147,37 @@ async fn trial(
     Ok(trial)
 }
 
+/// A server started by a `--launch` command and healthy, for callers that measure it
+/// without tuning (`pilot fleet`'s local backend): the same start, health wait and stop as a
+/// tuning trial's.
+pub struct LaunchedServer {
+    child: Child,
+}
+
+impl LaunchedServer {
+    /// Runs `cmd` (`sh -c`, its own process group, output to `log`) and waits until the
+    /// health route beside `endpoint` answers, for at most `timeout`; a server that exits or
+    /// never answers is stopped and its log's last lines are in the error.
+    pub async fn start(
+        cmd: &str,
+        endpoint: &str,
+        timeout: Duration,
+        log: &PathBuf,
+    ) -> Result<LaunchedServer, CharacterizeError> {
+        let mut child = launch(cmd, log)?;
+        if let Err(why) = wait_healthy(&mut child, endpoint, timeout, log).await {
+            stop(&mut child).await;
+            return Err(CharacterizeError::Launch(why));
+        }
+        Ok(LaunchedServer { child })
+    }
+
+    /// SIGTERM to its process group, then SIGKILL after 15 s.
+    pub async fn stop(mut self) {
+        stop(&mut self.child).await;
+    }
+}
+
 fn launch(cmd: &str, log: &PathBuf) -> Result<Child, CharacterizeError> {
     let io = |source: std::io::Error| CharacterizeError::Io {
         path: log.clone(),

@@ -12,6 +12,7 @@ use crate::state::{Fate, FleetState};
 use pilot_characterize::commands::{CharacterizeRequest, characterize_command};
 use pilot_characterize::error::CharacterizeError;
 use pilot_characterize::options::CharacterizeOptions;
+use pilot_characterize::tune::LaunchedServer;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -41,23 +42,14 @@ pub fn check(fleet: &Fleet) -> Result<(), FleetError> {
         if e.name == EMBEDDED {
             continue;
         }
-        match (&e.launch, &e.endpoint, &fleet.sweep.tune) {
-            (_, None, _) => {
-                return Err(FleetError::entry(
-                    format!("run {}", r.id),
-                    format!(
-                        "the local backend runs {} only at an endpoint: give the engine entry endpoint = \"http://127.0.0.1:8000/v1\" (a server already running, or one `launch` starts)",
-                        e.name
-                    ),
-                ));
-            }
-            (Some(_), Some(_), None) => {
-                return Err(FleetError::entry(
-                    format!("run {}", r.id),
-                    "the local backend starts a `launch` command only to tune it (characterize --launch --tune): add tune = \"max_batch=LO..HI\", or start the server yourself and keep only its endpoint",
-                ));
-            }
-            _ => {}
+        if e.endpoint.is_none() {
+            return Err(FleetError::entry(
+                format!("run {}", r.id),
+                format!(
+                    "the local backend runs {} only at an endpoint: give the engine entry endpoint = \"http://127.0.0.1:8000/v1\" (a server already running, or one `launch` starts)",
+                    e.name
+                ),
+            ));
         }
     }
     Ok(())
@@ -87,13 +79,47 @@ fn request(fleet: &Fleet, run: &Run, out: PathBuf) -> CharacterizeRequest {
         workload: s.workload.clone(),
         slos: s.slos.clone(),
         tune: s.tune.clone(),
-        launch: run
-            .engine
-            .launch
-            .as_ref()
-            .map(|l| l.replace("{model}", &run.model_name)),
+        launch: fleet.sweep.tune.as_ref().and(launch_command(run)),
         health_timeout: HEALTH_TIMEOUT,
     }
+}
+
+/// The run's `launch` command with its model filled in.
+fn launch_command(run: &Run) -> Option<String> {
+    run.engine
+        .launch
+        .as_ref()
+        .map(|l| l.replace("{model}", &run.model_name))
+}
+
+/// Measures one run: with a `launch` command and no tuning, the server is started here
+/// first (and stopped after, whatever happened); with tuning, characterize starts it for
+/// each trial.
+fn measure(
+    fleet: &Fleet,
+    run: &Run,
+    out: PathBuf,
+) -> Result<pilot_core::command::Output, CharacterizeError> {
+    let launched = match (launch_command(run), &run.engine.endpoint, &fleet.sweep.tune) {
+        (Some(cmd), Some(endpoint), None) => Some((cmd, endpoint.clone())),
+        _ => None,
+    };
+    let Some((cmd, endpoint)) = launched else {
+        return characterize_command(request(fleet, run, out));
+    };
+    std::fs::create_dir_all(&out).map_err(|source| CharacterizeError::Io {
+        path: out.clone(),
+        source,
+    })?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(CharacterizeError::Runtime)?;
+    let log = out.join("server.log");
+    let server = runtime.block_on(LaunchedServer::start(&cmd, &endpoint, HEALTH_TIMEOUT, &log))?;
+    let result = characterize_command(request(fleet, run, out));
+    runtime.block_on(server.stop());
+    result
 }
 
 /// Runs every run not done yet, one after another; a run that failed before is tried again
@@ -137,7 +163,7 @@ pub fn run(fleet: &Fleet, results: &Path, max_attempts: u32) -> Result<FleetRepo
         state.set(&run.id, Fate::Running, None)?;
         report.started += 1;
         let out = run_dir(results, &run.id);
-        match characterize_command(request(fleet, run, out)) {
+        match measure(fleet, run, out) {
             Ok(output) => {
                 eprintln!("{}", output.text.trim_end());
                 match output.failure {

@@ -123,8 +123,9 @@ pub struct EngineEntry {
     /// Arguments added to the engine's command line.
     #[serde(default)]
     pub args: Vec<String>,
-    /// Local backend: the command that starts this engine here (`{model}` and
-    /// `{max_batch}` are filled in), serving at `endpoint`.
+    /// Local backend: the command that starts this engine here, serving at `endpoint`
+    /// (`{model}` is filled in; with `tune`, `{max_batch}` too). Started before the run and
+    /// stopped after it.
     #[serde(default)]
     pub launch: Option<String>,
     #[serde(default)]
