@@ -331,35 +331,56 @@ mod tests {
         e
     }
 
+    /// The decode side of DeepSeek-V3 on H200 workers of TP 8, and a disaggregated server on
+    /// it with 4,096-token prompts, 512-token outputs, a 48-sequence decode budget, a 3 ms
+    /// transfer and the given prefill side; its decode rate follows from the shape.
+    fn decode_shape(physics: &PhysicsModel) -> Shape {
+        let s = ds("H200", 2, 3, 64, 4096);
+        let Serving::Disaggregated { decode, .. } = s.serving else {
+            unreachable!()
+        };
+        physics.shape(&s, decode.layout())
+    }
+
+    fn server<'a>(
+        physics: &'a PhysicsModel,
+        decode: &'a Shape,
+        (prefill_workers, decode_workers): (f64, f64),
+        lone_prefill_ms: f64,
+        prefill_rate: f64,
+    ) -> Disaggregated<'a> {
+        let (input, output, budget) = (4096.0, 512.0, 48.0);
+        let ctx = input + output / 2.0;
+        let full = physics.decode_step(decode, budget, ctx, input).total;
+        Disaggregated {
+            physics,
+            decode,
+            prefill_workers,
+            decode_workers,
+            input,
+            output,
+            ctx,
+            decode_budget: budget,
+            transfer_ms: 3.0,
+            lone_prefill_ms,
+            prefill_rate,
+            decode_rate: decode_workers * budget / ((output - 1.0) * full),
+        }
+    }
+
     #[test]
     fn the_closed_form_throughput_solves_the_users_cycle_equation() {
         // Against bisection on x · (cycle + wait(x)) = users, in every piece of the wait:
         // no queue (users ≤ workers), capped by the users ahead, M/M/1, and ρ's clamp.
         let physics = PhysicsModel::default();
-        let s = ds("H200", 2, 3, 64, 4096);
-        let Serving::Disaggregated { decode, .. } = s.serving else {
-            unreachable!()
-        };
-        let dsh = physics.shape(&s, decode.layout());
+        let dsh = decode_shape(&physics);
         let mut checked = 0;
         for workers in [1.0, 3.0] {
             for mu in [1e-3, 0.05, 10.0] {
                 for cycle in [10.0, 1_000.0, 50_000.0] {
                     for users in [1.0, 2.0, 7.0, 60.0, 600.0, 6_000.0] {
-                        let server = Disaggregated {
-                            physics: &physics,
-                            decode: &dsh,
-                            prefill_workers: workers,
-                            decode_workers: 1.0,
-                            input: 4096.0,
-                            output: 512.0,
-                            ctx: 4352.0,
-                            decode_budget: 64.0,
-                            transfer_ms: 1.0,
-                            lone_prefill_ms: 100.0,
-                            prefill_rate: mu,
-                            decode_rate: f64::INFINITY,
-                        };
+                        let mut server = server(&physics, &dsh, (workers, 1.0), 100.0, mu);
+                        server.decode_rate = f64::INFINITY;
                         let k = workers * mu;
                         let cap = (users / workers - 1.0).max(0.0) / mu;
                         let wait = |x: f64| {
@@ -397,32 +418,18 @@ mod tests {
         // closed loop itself, from light load to near saturation, with few and many prefill
         // workers and slow and fast prefill.
         let physics = PhysicsModel::default();
-        let s = ds("H200", 2, 3, 64, 4096);
-        let Serving::Disaggregated { decode, .. } = s.serving else {
-            unreachable!()
-        };
-        let dsh = physics.shape(&s, decode.layout());
+        let dsh = decode_shape(&physics);
         let mut checked = 0;
         for (prefill_workers, decode_workers) in [(1.0, 1.0), (2.0, 3.0), (6.0, 1.0)] {
             for lone_prefill_ms in [20.0, 400.0] {
-                let budget = 48.0;
-                let (i, o) = (4096.0, 512.0);
-                let ctx = i + o / 2.0;
-                let full = physics.decode_step(&dsh, budget, ctx, i).total;
-                let server = Disaggregated {
-                    physics: &physics,
-                    decode: &dsh,
-                    prefill_workers,
-                    decode_workers,
-                    input: i,
-                    output: o,
-                    ctx,
-                    decode_budget: budget,
-                    transfer_ms: 3.0,
+                let server = server(
+                    &physics,
+                    &dsh,
+                    (prefill_workers, decode_workers),
                     lone_prefill_ms,
-                    prefill_rate: 2.0 / (1.5 * lone_prefill_ms),
-                    decode_rate: decode_workers * budget / ((o - 1.0) * full),
-                };
+                    2.0 / (1.5 * lone_prefill_ms),
+                );
+                let budget = server.decode_budget;
                 let capacity = decode_workers * budget;
                 let x_max = server.closed(capacity).requests_per_ms;
                 for share in [0.01, 0.2, 0.5, 0.8, 0.95, 0.995] {
