@@ -4,6 +4,7 @@
 mod catalog;
 mod characterize;
 mod dataset;
+mod fleet;
 mod output;
 mod predict;
 mod recommend;
@@ -43,6 +44,9 @@ enum Command {
     Eval(EvalCommand),
     /// Correlation and importance of the factors that drive latency.
     Analyze(predict::AnalyzeArgs),
+    /// Characterize a fleet: many LLMs x GPU profiles x engines, run here or as Kubernetes Jobs.
+    #[command(subcommand)]
+    Fleet(fleet::FleetCommand),
     /// List the GPUs, LLMs and prices pilot knows.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
@@ -116,6 +120,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Eval(EvalCommand::Recommend(a)) => recommend::eval(a),
         Command::Analyze(a) => predict::analyze(a),
         Command::Catalog(cmd) => catalog::run(cmd),
+        Command::Fleet(cmd) => fleet::run(cmd),
     }
 }
 

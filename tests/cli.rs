@@ -1,6 +1,9 @@
 //! End-to-end tests of the real `pilot` binary: what a user types, what they get back.
 
+mod common;
+
 use assert_cmd::Command;
+use common::validate_manifests;
 use std::path::{Path, PathBuf};
 
 fn pilot() -> Command {
@@ -494,53 +497,6 @@ fn predict_takes_a_layout_on_the_command_line() {
     );
     let e = fails(&[&base[..], &["--gpu-count", "16", "--tensor-parallel", "8"]].concat());
     assert!(e.contains("gpu_count 16 disagrees"), "{e}");
-}
-
-/// Validates every object of the YAML files in `dir` against the Kubernetes OpenAPI schema
-/// (kubernetes-validate, strict: unknown fields are errors). A LeaderWorkerSet is a custom
-/// resource the schema does not know: its fields are checked here, and its leader and worker
-/// pod templates against the core schema as PodTemplates. Returns the kinds seen.
-fn validate_manifests(dir: &Path) -> Vec<String> {
-    let script = r#"
-import sys, glob, yaml, kubernetes_validate as kv
-kinds = []
-def check(doc):
-    kv.validate(doc, "1.37.0", strict=True)
-for path in sorted(glob.glob(sys.argv[1] + "/*.yaml")):
-    for doc in yaml.safe_load_all(open(path)):
-        if doc is None:
-            continue
-        kinds.append(doc["kind"])
-        if doc["kind"] == "LeaderWorkerSet":
-            assert doc["apiVersion"] == "leaderworkerset.x-k8s.io/v1", doc["apiVersion"]
-            spec = doc["spec"]
-            assert set(spec) <= {"replicas", "leaderWorkerTemplate", "startupPolicy", "rolloutStrategy", "networkConfig"}, spec.keys()
-            lwt = spec["leaderWorkerTemplate"]
-            assert set(lwt) <= {"size", "leaderTemplate", "workerTemplate", "restartPolicy", "subGroupPolicy"}, lwt.keys()
-            assert isinstance(lwt["size"], int) and lwt["size"] >= 1
-            for t in ("leaderTemplate", "workerTemplate"):
-                check({"apiVersion": "v1", "kind": "PodTemplate", "metadata": {"name": "t"}, "template": lwt[t]})
-        else:
-            check(doc)
-print(" ".join(kinds))
-"#;
-    let out = std::process::Command::new("python3")
-        .args(["-c", script, dir.to_str().unwrap()])
-        .output()
-        .expect("python3 runs (./scripts/setup.sh installs what the tests need)");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !err.contains("No module named"),
-        "kubernetes-validate is missing: run ./scripts/setup.sh ({err})"
-    );
-    assert!(
-        out.status.success(),
-        "manifests in {dir:?} do not validate: {err}"
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .split_whitespace()
-        .map(String::from)
-        .collect()
 }
 
 /// `--emit cmd` prints the chosen row's launch commands with its layout and batch limit;

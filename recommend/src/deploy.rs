@@ -305,7 +305,7 @@ fn shell_quote(a: &str) -> String {
 }
 
 /// Nested YAML of dotted keys (`kv_cache_config.dtype: fp8` as a mapping in a mapping).
-fn nested(config: &[(String, Value)]) -> Value {
+pub fn nested(config: &[(String, Value)]) -> Value {
     let mut root = Map::new();
     for (key, value) in config {
         let mut parts: Vec<&str> = key.split('.').collect();
@@ -447,7 +447,7 @@ fn router_text(plan: &Plan) -> String {
 }
 
 /// A name Kubernetes accepts (RFC 1123 label): lower case, digits and dashes.
-fn dns_label(text: &str) -> String {
+pub fn dns_label(text: &str) -> String {
     let mut s: String = text
         .to_ascii_lowercase()
         .chars()
@@ -463,7 +463,7 @@ fn dns_label(text: &str) -> String {
 /// The node label that names a GPU model, and its value for this GPU; the GPU resource name.
 /// NVIDIA's GPU Feature Discovery labels nodes `nvidia.com/gpu.product` with the device name,
 /// spaces as dashes (`NVIDIA-H100-80GB-HBM3`); AMD's node labeller `amd.com/gpu.product-name`.
-fn gpu_scheduling(gpu: &GpuSpec) -> (&'static str, String, &'static str, bool) {
+pub fn gpu_scheduling(gpu: &GpuSpec) -> (&'static str, String, &'static str, bool) {
     let known = [
         ("H100-SXM-80GB", "NVIDIA-H100-80GB-HBM3"),
         ("H100-PCIe-80GB", "NVIDIA-H100-PCIe"),
@@ -517,8 +517,10 @@ fn gpu_scheduling(gpu: &GpuSpec) -> (&'static str, String, &'static str, bool) {
     }
 }
 
-/// The pod template of one worker's pod (or its leader's), running `argv`.
-fn pod_template(
+/// The pod template of one worker's pod (or its leader's), running `argv`: the engine
+/// container with its GPU requests, node selector, probes on the health route and the Hub
+/// token from a Secret. `pilot fleet` adds its benchmark container beside it.
+pub fn pod_template(
     plan: &Plan,
     labels: &Value,
     argv: &[String],
@@ -600,7 +602,7 @@ fn deployment(name: &str, labels: &Value, replicas: u32, template: Value) -> Val
 }
 
 /// A ConfigMap holding one file.
-fn config_map_of(name: &str, labels: &Value, file: &str, text: String) -> Value {
+pub fn config_map_of(name: &str, labels: &Value, file: &str, text: String) -> Value {
     json!({
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -112,7 +112,7 @@ pub enum Verdict {
 }
 
 /// A [`Verdict`] with its candidate's profile, before the search fills the rest.
-pub(crate) fn candidate(p: &Profile, s: &Scenario) -> Candidate {
+pub fn candidate(p: &Profile, s: &Scenario) -> Candidate {
     Candidate {
         gpu: p.gpu.name.clone(),
         gpu_count: p.serving.gpus(),
