@@ -81,6 +81,9 @@ pub struct LevelContext {
     pub prompt_ids: Range<u32>,
     pub warmup: Duration,
     pub duration: Duration,
+    /// `--num-prompts`: the most measured requests a level sends; it ends once they finish,
+    /// or at the window's end if that comes first.
+    pub num_prompts: Option<u64>,
     /// Longest a level waits for its open requests after the window (`--drain-timeout`);
     /// those still open then are recorded as timeouts.
     pub drain: Duration,
@@ -186,19 +189,21 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
         let ids = ctx.prompt_ids.clone();
         let drain = ctx.drain;
         let abort = abort_rx.clone();
+        let (limit, taken) = (ctx.num_prompts, Arc::new(AtomicU64::new(0)));
         let open: OpenRequests = Arc::default();
         async move {
             let mut tasks = JoinSet::new();
             match level.load {
                 Load::Users(users) => {
                     for user in 0..users {
-                        let (client, workload, next_id, tx, open, ids) = (
+                        let (client, workload, next_id, tx, open, ids, taken) = (
                             client.clone(),
                             workload.clone(),
                             next_id.clone(),
                             tx.clone(),
                             open.clone(),
                             ids.clone(),
+                            taken.clone(),
                         );
                         let mut abort = abort.clone();
                         let mut rng = StdRng::seed_from_u64(
@@ -206,9 +211,12 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
                         );
                         tasks.spawn(async move {
                             while Instant::now() < end && !*abort.borrow() {
+                                let warmup = Instant::now() < measure_start;
+                                if !warmup && !claim(limit, &taken) {
+                                    break;
+                                }
                                 let id = next_id.fetch_add(1, Ordering::Relaxed);
                                 let shape = workload.sample(&mut rng);
-                                let warmup = Instant::now() < measure_start;
                                 let prompt =
                                     Prompt::Ids(prompt_ids(seed, id, shape.input, ids.clone()));
                                 opened(&open, id, shape);
@@ -244,8 +252,11 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
                             _ = tokio::time::sleep_until(t0 + offset) => {}
                             _ = abort_wait.wait_for(|a| *a) => break,
                         }
-                        let id = next_id.fetch_add(1, Ordering::Relaxed);
                         let warmup = offset < measure_start - t0;
+                        if !warmup && !claim(limit, &taken) {
+                            break;
+                        }
+                        let id = next_id.fetch_add(1, Ordering::Relaxed);
                         let (client, tx, open) = (client.clone(), tx.clone(), open.clone());
                         let mut abort = abort.clone();
                         let prompt = Prompt::Ids(prompt_ids(seed, id, shape.input, ids.clone()));
@@ -359,6 +370,15 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
                     let _ = abort_tx.send(true);
                 }
                 let ok = done.outcome.failure.is_none();
+                tracing::debug!(
+                    id = done.id,
+                    warmup = done.warmup,
+                    ok,
+                    e2e_ms = done.outcome.e2e.0,
+                    tokens = done.outcome.token_times.len(),
+                    http_status = done.outcome.http_status,
+                    "request done"
+                );
                 if ok && !done.warmup {
                     last_done = last_done.max(now);
                     let sent = done.shape.input as u64;
@@ -434,6 +454,11 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
         sent_measured,
         stalled,
     }
+}
+
+/// Takes one of a level's `--num-prompts` measured requests; `false` once all are taken.
+fn claim(limit: Option<u64>, taken: &AtomicU64) -> bool {
+    limit.is_none_or(|n| taken.fetch_add(1, Ordering::Relaxed) < n)
 }
 
 /// Arrival offsets from the level's start, up to `span` (none for a closed loop).
