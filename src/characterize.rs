@@ -74,19 +74,19 @@ pub struct CharacterizeArgs {
     /// Print only errors: no progress bars, table or notes (the files are written as usual).
     #[arg(long, short)]
     quiet: bool,
-    /// Directory for requests.parquet and summary.csv. One that already holds a run is
-    /// refused: pass --resume to continue it or --overwrite to set it aside.
+    /// Parent of the run directories: each run writes <out>/<UTC time>-<id>/ (requests.parquet,
+    /// summary.csv, results.json, run.json) and never touches an earlier run.
     #[arg(long, default_value = "pilot-run")]
     out: PathBuf,
     /// Also append this run's rows to a measurement dataset.
     #[arg(long)]
     append_to: Option<PathBuf>,
-    /// Keep the levels already in <out>/summary.csv and run only the others.
+    /// Continue the latest run under --out (or --out itself, when it is a run directory):
+    /// keep the levels already in its summary.csv and run only the others.
     #[arg(long)]
     resume: bool,
-    /// Start afresh in an --out that holds a run, after moving its files into
-    /// <out>/replaced-<unix time>/ (nothing measured is deleted).
-    #[arg(long, conflicts_with = "resume")]
+    /// No longer needed (every run writes a new directory); accepted for old scripts.
+    #[arg(long, conflicts_with = "resume", hide = true)]
     overwrite: bool,
     /// Environment variable holding the API key (sent as a bearer token, never logged).
     #[arg(long, default_value = "OPENAI_API_KEY")]

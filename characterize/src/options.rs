@@ -53,14 +53,16 @@ pub struct CharacterizeOptions {
     pub seed: u64,
     /// `--slo ttft=200ms,itl=50ms`: objectives for goodput and `slo_met` (see [`pilot_core::slo`]).
     pub slos: Vec<Slo>,
-    /// `--out`: directory for `requests.parquet` and `summary.csv`.
+    /// `--out`: parent of the run directories (see [`crate::run`]); once the run starts, its
+    /// own run directory.
     pub out: PathBuf,
     /// `--append-to <dataset.csv|parquet>`: also append this run's rows to a dataset.
     pub append_to: Option<PathBuf>,
-    /// `--resume`: keep the levels already in `<out>/summary.csv` and run only the others.
+    /// `--resume`: continue the latest run under `--out` (or `--out` itself when it holds
+    /// one), keeping the levels already in its `summary.csv`.
     pub resume: bool,
-    /// `--overwrite`: start afresh in an `--out` that holds a run, after moving its files
-    /// into `<out>/replaced-<unix time>/`. Without it (or `--resume`) such a run is refused.
+    /// `--overwrite`: no longer needed, since every run writes a new directory; accepted (with
+    /// a note) so that old scripts still run.
     pub overwrite: bool,
     /// `--api-key-env`: environment variable holding the API key (sent as a bearer token).
     pub api_key_env: String,
@@ -221,7 +223,7 @@ pub(crate) fn validate(o: &CharacterizeOptions) -> Result<(), CharacterizeError>
     }
     if o.resume && o.overwrite {
         return bad(
-            "--resume continues the run in --out, --overwrite replaces it: pick one".into(),
+            "--resume continues the latest run in --out, --overwrite starts a new one: pick one (or neither: every run writes a new directory)".into(),
         );
     }
     if let Some(url) = &o.endpoint {

@@ -403,7 +403,9 @@ async fn faults_are_recorded_with_reasons_and_the_key_is_never_written() {
     assert_eq!(m.requests_failed as usize, records.len() - ok.len());
     // Failures within --max-failures, some successes: a run that measured, not a failure.
     assert_eq!(report.failure, None);
-    for file in std::fs::read_dir(dir.path()).unwrap() {
+    // Every file of the run: the tables, run.json, results.json.
+    assert!(report.run_dir.join("run.json").exists());
+    for file in std::fs::read_dir(&report.run_dir).unwrap() {
         let bytes = std::fs::read(file.unwrap().path()).unwrap();
         assert!(
             !bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
