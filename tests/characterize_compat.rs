@@ -171,7 +171,18 @@ fn results_json_has_vllms_names_and_the_table_shows_p99() {
     for head in ["TTFT p50", "TTFT p90", "ITL p99", "TPOT p99", "E2E p99"] {
         assert!(table.contains(head), "{head}: {table}");
     }
-    let text = std::fs::read_to_string(run_dir(&out).join("results.json")).unwrap();
+    // One Parquet file per level beside the whole table.
+    let run = run_dir(&out);
+    for (file, users) in [("users-1.parquet", 1), ("users-2.parquet", 2)] {
+        let level = read_requests(&run.join("levels").join(file)).unwrap();
+        assert_eq!(level.len(), 5, "{file}");
+        assert!(level.iter().all(|r| r.point.load.users() == Some(users)));
+    }
+    assert_eq!(
+        read_requests(&run.join("requests.parquet")).unwrap().len(),
+        10
+    );
+    let text = std::fs::read_to_string(run.join("results.json")).unwrap();
     let levels: serde_json::Value = serde_json::from_str(&text).unwrap();
     let levels = levels.as_array().unwrap();
     assert_eq!(levels.len(), 2, "{text}");

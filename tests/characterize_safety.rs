@@ -269,12 +269,13 @@ fn sigterm_saves_the_run_and_exits_nonzero() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    // Wait for the first periodic save of the request table (5 s into the level): requests
-    // were measured and the signal handlers are in place. Then stop it as a scheduler would.
+    // Wait for the first periodic save of the level's requests (5 s into the level, in
+    // levels/): requests were measured and the signal handlers are in place. Then stop it as
+    // a scheduler would.
     let waiting = Instant::now();
     while !run_dirs(&out)
         .iter()
-        .any(|d| d.join("requests.parquet").exists())
+        .any(|d| d.join("levels/users-1.parquet").exists())
         && waiting.elapsed() < ENDS_WITHIN
     {
         std::thread::sleep(Duration::from_millis(100));
@@ -296,6 +297,9 @@ fn sigterm_saves_the_run_and_exits_nonzero() {
         "the measured requests were saved"
     );
     read_measurements(&run.join("summary.csv")).unwrap();
+    // The level's own file holds its requests too (saved before the signal: a subset).
+    let level = read_requests(&run.join("levels/users-1.parquet")).unwrap();
+    assert!(!level.is_empty() && level.len() <= records.len());
     let info = std::fs::read_to_string(run.join("run.json")).unwrap();
     assert!(info.contains("\"interrupted\""), "{info}");
 }

@@ -9,8 +9,9 @@
 //!
 //! Outputs, in a run directory of its own, `<out>/<UTC time>-<id>/` (printed at the end):
 //! - `requests.parquet`: every request (warm-up included, marked), with each token's arrival
-//!   time, status and error text ([`pilot_core::requests`]); rewritten every few seconds and
-//!   at each level's end, so an interrupted run keeps what it measured.
+//!   time, status and error text ([`pilot_core::requests`]); written at each level's end and
+//!   the run's, while `levels/<level>.parquet` saves the running level's requests every few
+//!   seconds ([`crate::store`]), so an interrupted run keeps what it measured.
 //! - `summary.csv`: one row per level in pilot's measurement schema (see [`crate::summary`]).
 //! - `run.json`: what was run, against what, when ([`crate::runinfo`]).
 //! - `results.json`: each level in `vllm bench serve --save-result`'s shape and names
@@ -135,6 +136,8 @@ pub async fn characterize(
             }),
         }
     };
+    // A level cut short (a signal) is saved into the whole table too.
+    store.lock().expect("store lock").end_level();
     Store::flush(&store)?;
     write_summary(&report.levels, &summary_path)?;
     let status = match &result {

@@ -221,7 +221,12 @@ impl Run<'_> {
             }
             let label = level_label(&key);
             tracing::info!(level = %label, model = %key.model, "level starts");
+            let file = crate::store::level_file(&report.run_dir, &label);
+            self.store.lock().expect("store lock").begin_level(file);
             let run = run_level(&ctx, level, key.clone(), &label).await;
+            // The level's own file, complete, then the whole table (below).
+            Store::flush(&self.store)?;
+            self.store.lock().expect("store lock").end_level();
             let result = self.level_result(&run, &key, report);
             let m = &result.row.metrics;
             tracing::info!(
