@@ -162,11 +162,19 @@ fn results_json_has_vllms_names_and_the_table_shows_p99() {
             "--api-key-env",
             "PILOT_TEST_UNSET_KEY",
         ])
+        .arg("-v")
         .timeout(Duration::from_secs(100))
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let table = String::from_utf8_lossy(&o.stdout);
+    // -v: one structured line per level on stderr, with its fields.
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(log.matches("level done").count(), 2, "{log}");
+    assert!(
+        log.contains("ok=5") && log.contains("level=users=2"),
+        "{log}"
+    );
     // The SLO's own percentile for TTFT, p99 for the others.
     for head in ["TTFT p50", "TTFT p90", "ITL p99", "TPOT p99", "E2E p99"] {
         assert!(table.contains(head), "{head}: {table}");

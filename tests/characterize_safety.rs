@@ -340,6 +340,17 @@ fn a_closed_port_exits_nonzero_with_the_files_written() {
     );
     let rows = read_measurements(&run_dir(&out).join("summary.csv")).unwrap();
     assert_eq!(rows[0].metrics.requests_ok, 0);
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir(&out).join("run.json")).unwrap())
+            .unwrap();
+    assert_eq!(info["status"], "failed");
+    assert!(
+        info["failure"]
+            .as_str()
+            .unwrap()
+            .contains("no measured request")
+    );
+    assert_eq!(info["server"]["models"], serde_json::json!([]));
 }
 
 #[test]

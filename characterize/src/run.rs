@@ -183,6 +183,7 @@ pub async fn characterize(
                 ""
             }
         ));
+        write_run_json(&opts, &report, started, Some(SystemTime::now()), "failed")?;
         return Ok(report);
     }
     report.failure = stopped_by_failures.map(|why| format!("the sweep was stopped: {why}"));
@@ -198,6 +199,13 @@ pub async fn characterize(
         })?;
         report.appended_to = Some(dataset.clone());
     }
+    // Again, now that the run's verdict (and --append-to) is known.
+    let status = if report.failure.is_some() {
+        "failed"
+    } else {
+        "finished"
+    };
+    write_run_json(&opts, &report, started, Some(SystemTime::now()), status)?;
     Ok(report)
 }
 

@@ -114,6 +114,7 @@ pub(crate) fn write_run_json(
         "levels": report.levels.len(),
         "stopped_early": report.stopped_early,
         "failure": report.failure,
+        "appended_to": report.appended_to,
         "options": options_json(o),
     });
     let path = report.run_dir.join("run.json");
