@@ -116,16 +116,10 @@ pub(crate) fn write_results(
     records: &[RequestRecord],
     api: &str,
 ) -> Result<(), CharacterizeError> {
-    let path = report.run_dir.join("results.json");
-    let tmp = report.run_dir.join(".results.json.tmp");
-    let io = |source| CharacterizeError::Io {
-        path: path.clone(),
-        source,
-    };
-    let text = serde_json::to_string_pretty(&results_json(report, records, api))
-        .expect("JSON values serialize");
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, &path).map_err(io)
+    crate::runinfo::write_json(
+        &report.run_dir.join("results.json"),
+        &results_json(report, records, api),
+    )
 }
 
 #[cfg(test)]
