@@ -81,10 +81,11 @@ pub struct CharacterizeArgs {
     /// Also append this run's rows to a measurement dataset.
     #[arg(long)]
     append_to: Option<PathBuf>,
-    /// Continue the latest run under --out (or --out itself, when it is a run directory):
-    /// keep the levels already in its summary.csv and run only the others.
-    #[arg(long)]
-    resume: bool,
+    /// Continue a run: the one given (a run directory), else the latest under --out (or
+    /// --out itself, when it is a run directory); keep the levels already in its summary.csv
+    /// and run only the others.
+    #[arg(long, num_args = 0..=1, value_name = "RUN_DIR")]
+    resume: Option<Option<PathBuf>>,
     /// No longer needed (every run writes a new directory); accepted for old scripts.
     #[arg(long, conflicts_with = "resume", hide = true)]
     overwrite: bool,
@@ -135,9 +136,10 @@ pub fn run(a: CharacterizeArgs) -> anyhow::Result<()> {
         burstiness: a.burstiness,
         replay: a.replay,
         seed: a.seed,
-        out: a.out,
+        // `--resume RUN_DIR` continues that directory: it is where the run writes.
+        out: a.resume.clone().flatten().unwrap_or(a.out),
         append_to: a.append_to,
-        resume: a.resume,
+        resume: a.resume.is_some(),
         overwrite: a.overwrite,
         api_key_env: a.api_key_env,
         max_failure_fraction: a.max_failures,

@@ -123,6 +123,29 @@ fn a_rerun_writes_a_new_run_directory_and_leaves_the_earlier_one_as_it_was() {
     assert!(resumed.status.success(), "{}", stderr(&resumed));
     assert_eq!(run_dirs(&out).len(), 2);
     assert!(stderr(&resumed).contains("resumed"), "{}", stderr(&resumed));
+    assert!(stderr(&resumed).contains(dirs[1].to_str().unwrap()));
+
+    // --resume RUN_DIR continues that one, the earlier.
+    let first = characterize(&out, &["--resume", earlier.to_str().unwrap()]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(run_dirs(&out).len(), 2);
+    let err = stderr(&first);
+    assert!(
+        err.contains("resumed") && err.contains(earlier.to_str().unwrap()),
+        "{err}"
+    );
+    // Its first run.json is kept aside, byte for byte.
+    let kept: Vec<PathBuf> = run_dirs(&earlier)
+        .into_iter()
+        .filter(|d| {
+            d.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("replaced-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(std::fs::read(kept[0].join("run.json")).unwrap(), before[2]);
 }
 
 #[test]

@@ -74,6 +74,15 @@ pub async fn characterize(
                 .into(),
         );
     }
+    let earlier_info = out.join("run.json");
+    if earlier && earlier_info.exists() {
+        // The resumed run's own record (its start, its options) is kept, not replaced.
+        let kept = set_aside(&out, std::slice::from_ref(&earlier_info))?;
+        report.notes.push(format!(
+            "resumed: the earlier run.json is kept in {}",
+            kept.display()
+        ));
+    }
     write_run_json(&opts, &report, started, None, "running")?;
     let prior_records = if opts.resume && earlier {
         report.levels = if summary_path.exists() {
@@ -294,7 +303,7 @@ fn run_dir(
 }
 
 /// Copies `files` into a new `<out>/replaced-<unix seconds>/` and returns it: an earlier
-/// run's table is kept beside the new one, never deleted.
+/// run's table or `run.json` is kept beside the new one, never deleted.
 fn set_aside(out: &Path, files: &[PathBuf]) -> Result<PathBuf, CharacterizeError> {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
