@@ -252,6 +252,22 @@ fn holds_run(dir: &Path) -> bool {
         .any(|f| dir.join(f).exists())
 }
 
+/// The run `--resume` continues under `out`: `out` itself when it holds a run (an explicit
+/// run directory, or one written before run directories existed), else the latest run
+/// directory under it (names sort by time); `None` when there is none. Also where a caller
+/// that always resumes into one `--out` (`pilot fleet`) finds that run's files.
+pub fn latest_run(out: &Path) -> Option<PathBuf> {
+    if holds_run(out) {
+        return Some(out.to_path_buf());
+    }
+    std::fs::read_dir(out)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir() && holds_run(p))
+        .max_by_key(|p| p.file_name().map(|n| n.to_os_string()))
+}
+
 /// The directory this run writes, and whether it continues an earlier run there.
 ///
 /// `--out` is a parent: each run gets a new `<out>/<UTC time>-<id>/`, so a rerun never
@@ -267,19 +283,8 @@ fn run_dir(
         path: path.to_path_buf(),
         source,
     };
-    if resume {
-        if holds_run(out) {
-            return Ok((out.to_path_buf(), true));
-        }
-        let latest = std::fs::read_dir(out)
-            .into_iter()
-            .flatten()
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| p.is_dir() && holds_run(p))
-            .max_by_key(|p| p.file_name().map(|n| n.to_os_string()));
-        if let Some(dir) = latest {
-            return Ok((dir, true));
-        }
+    if resume && let Some(dir) = latest_run(out) {
+        return Ok((dir, true));
     }
     std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
     let stamp = humantime::format_rfc3339_seconds(started)
