@@ -10,9 +10,10 @@ use std::time::Duration;
 
 #[derive(Args)]
 pub struct CharacterizeArgs {
-    /// OpenAI-compatible base URL, e.g. http://127.0.0.1:8000/v1 (default: start pilot's
-    /// embedded engine on a tiny model and measure it).
-    #[arg(long)]
+    /// The server: its OpenAI base URL or its root, e.g. http://127.0.0.1:8000/v1 or
+    /// http://127.0.0.1:8000 (default: start pilot's embedded engine on a tiny model and
+    /// measure it).
+    #[arg(long, visible_alias = "base-url", alias = "url")]
     endpoint: Option<String>,
     /// The served model name (default: the first of /v1/models; the embedded engine's
     /// `tiny-llama`, or a catalog name or config.json path for it).
@@ -26,11 +27,20 @@ pub struct CharacterizeArgs {
     #[arg(long, default_value = "completions")]
     api: Api,
     /// Closed-loop levels: concurrent users, e.g. 1,2,4,8.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        visible_alias = "max-concurrency",
+        alias = "concurrency"
+    )]
     users: Vec<u32>,
     /// Open-loop levels: request rates, e.g. 2,4,8/s.
-    #[arg(long, value_delimiter = ',')]
+    #[arg(long, value_delimiter = ',', visible_alias = "request-rate")]
     rate: Vec<String>,
+    /// End each level after this many measured requests (or at its --duration, whichever
+    /// comes first).
+    #[arg(long)]
+    num_prompts: Option<u64>,
     /// Gamma shape of open-loop inter-arrival times (1 = Poisson, < 1 burstier).
     #[arg(long, default_value_t = 1.0)]
     burstiness: f64,
@@ -57,19 +67,27 @@ pub struct CharacterizeArgs {
     /// Objectives for goodput, e.g. ttft=200ms,itl=50ms.
     #[arg(long = "slo", value_delimiter = ',')]
     slos: Vec<String>,
-    /// Directory for requests.parquet and summary.csv. One that already holds a run is
-    /// refused: pass --resume to continue it or --overwrite to set it aside.
+    /// Objectives for goodput in vLLM's form, KEY:MILLISECONDS, e.g. --goodput ttft:200 tpot:50
+    /// (the same objectives as --slo ttft=200ms,tpot=50ms).
+    #[arg(long, num_args = 1.., value_name = "KEY:MS")]
+    goodput: Vec<String>,
+    /// Print only errors: no progress bars, table or notes (the files are written as usual).
+    #[arg(long, short)]
+    quiet: bool,
+    /// Parent of the run directories: each run writes <out>/<UTC time>-<id>/ (requests.parquet,
+    /// summary.csv, results.json, run.json) and never touches an earlier run.
     #[arg(long, default_value = "pilot-run")]
     out: PathBuf,
     /// Also append this run's rows to a measurement dataset.
     #[arg(long)]
     append_to: Option<PathBuf>,
-    /// Keep the levels already in <out>/summary.csv and run only the others.
-    #[arg(long)]
-    resume: bool,
-    /// Start afresh in an --out that holds a run, after moving its files into
-    /// <out>/replaced-<unix time>/ (nothing measured is deleted).
-    #[arg(long, conflicts_with = "resume")]
+    /// Continue a run: the one given (a run directory), else the latest under --out (or
+    /// --out itself, when it is a run directory); keep the levels already in its summary.csv
+    /// and run only the others.
+    #[arg(long, num_args = 0..=1, value_name = "RUN_DIR")]
+    resume: Option<Option<PathBuf>>,
+    /// No longer needed (every run writes a new directory); accepted for old scripts.
+    #[arg(long, conflicts_with = "resume", hide = true)]
     overwrite: bool,
     /// Environment variable holding the API key (sent as a bearer token, never logged).
     #[arg(long, default_value = "OPENAI_API_KEY")]
@@ -118,9 +136,10 @@ pub fn run(a: CharacterizeArgs) -> anyhow::Result<()> {
         burstiness: a.burstiness,
         replay: a.replay,
         seed: a.seed,
-        out: a.out,
+        // `--resume RUN_DIR` continues that directory: it is where the run writes.
+        out: a.resume.clone().flatten().unwrap_or(a.out),
         append_to: a.append_to,
-        resume: a.resume,
+        resume: a.resume.is_some(),
         overwrite: a.overwrite,
         api_key_env: a.api_key_env,
         max_failure_fraction: a.max_failures,
@@ -136,12 +155,14 @@ pub fn run(a: CharacterizeArgs) -> anyhow::Result<()> {
     printed(characterize_command(CharacterizeRequest {
         options,
         duration: a.duration,
+        num_prompts: a.num_prompts,
+        quiet: a.quiet,
         warmup: a.warmup,
         users: a.users,
         rates: a.rate,
         lengths: a.input_tokens.zip(a.output_tokens),
         workload: a.workload,
-        slos: a.slos,
+        slos: a.slos.into_iter().chain(a.goodput).collect(),
         tune: a.tune,
         launch: a.launch,
         health_timeout: a.health_timeout,

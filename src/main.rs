@@ -22,6 +22,9 @@ use std::process::ExitCode;
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Structured logs on stderr: -v for each level (info), -vv for every request (debug).
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
 }
 
 #[derive(Subcommand)]
@@ -50,6 +53,11 @@ enum Command {
     /// List the GPUs, LLMs and prices pilot knows.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Print a shell completion script, e.g. `pilot completions bash > ~/.local/share/bash-completion/completions/pilot`.
+    Completions {
+        /// The shell: bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[derive(Subcommand)]
@@ -121,6 +129,11 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Analyze(a) => predict::analyze(a),
         Command::Catalog(cmd) => catalog::run(cmd),
         Command::Fleet(cmd) => fleet::run(cmd),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "pilot", &mut std::io::stdout());
+            Ok(())
+        }
     }
 }
 
@@ -149,8 +162,34 @@ fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// `-v` / `-vv`: `tracing` events of pilot's crates on stderr (stdout stays the result);
+/// without it, warnings only. Filtered by target, not by `RUST_LOG`: an env-filter would
+/// change the regex features that the whole dependency graph shares.
+fn init_logs(verbose: u8) {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    use tracing_subscriber::prelude::*;
+    let level = match verbose {
+        0 => LevelFilter::WARN,
+        1 => LevelFilter::INFO,
+        2 => LevelFilter::DEBUG,
+        _ => LevelFilter::TRACE,
+    };
+    let targets = Targets::new()
+        .with_default(LevelFilter::WARN)
+        .with_target("pilot", level)
+        .with_target("pilot_characterize", level);
+    let _ = tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(targets),
+        )
+        .try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_logs(cli.verbose);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {

@@ -32,7 +32,10 @@ pub fn printed(out: Output) -> anyhow::Result<()> {
     for line in &out.log {
         eprintln!("{line}");
     }
-    emit(out.text.trim_end())?;
+    // `--quiet` leaves no text: print no empty line either.
+    if !out.text.trim().is_empty() {
+        emit(out.text.trim_end())?;
+    }
     match out.failure {
         Some(why) => anyhow::bail!(why),
         None => Ok(()),

@@ -8,7 +8,7 @@ use pilot_core::requests::read_requests;
 use pilot_core::schema::read_measurements;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -65,54 +65,121 @@ fn failed(o: &Output) -> String {
     err
 }
 
+/// The run directories under `out` (each run writes its own), oldest first.
+fn run_dirs(out: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(out)
+        .map(|d| {
+            d.map(|e| e.unwrap().path())
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+/// The one run directory under `out`.
+fn run_dir(out: &Path) -> PathBuf {
+    let dirs = run_dirs(out);
+    assert_eq!(dirs.len(), 1, "{dirs:?}");
+    dirs[0].clone()
+}
+
 #[test]
-fn a_rerun_into_a_used_out_is_refused_and_overwrite_moves_the_run_aside() {
+fn a_rerun_writes_a_new_run_directory_and_leaves_the_earlier_one_as_it_was() {
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("run");
+    let out = dir.path().join("runs");
     let first = characterize(&out, &[]);
     assert!(first.status.success(), "{}", stderr(&first));
-    let files = ["summary.csv", "requests.parquet"];
+    let earlier = run_dir(&out);
+    assert!(stderr(&first).contains(earlier.to_str().unwrap()));
+    let files = ["summary.csv", "requests.parquet", "run.json"];
     let before: Vec<Vec<u8>> = files
         .iter()
-        .map(|f| std::fs::read(out.join(f)).unwrap())
+        .map(|f| std::fs::read(earlier.join(f)).unwrap())
         .collect();
-    let requests = read_requests(&out.join("requests.parquet")).unwrap().len();
 
-    let err = failed(&characterize(&out, &[]));
-    for part in [
-        out.to_str().unwrap(),
-        "1 level in summary.csv",
-        &format!("{requests} requests"),
-        "--resume",
-        "--overwrite",
-    ] {
-        assert!(err.contains(part), "the refusal lacks '{part}': {err}");
-    }
-    for (f, bytes) in files.iter().zip(&before) {
-        assert_eq!(&std::fs::read(out.join(f)).unwrap(), bytes, "{f} changed");
-    }
-
-    let again = characterize(&out, &["--overwrite"]);
+    let again = characterize(&out, &[]);
     assert!(again.status.success(), "{}", stderr(&again));
-    let aside: Vec<_> = std::fs::read_dir(&out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    assert_eq!(aside.len(), 1, "{aside:?}");
-    let name = aside[0].file_name().unwrap().to_string_lossy().into_owned();
-    assert!(name.starts_with("replaced-"), "{name}");
+    let dirs = run_dirs(&out);
+    assert_eq!(dirs.len(), 2, "{dirs:?}");
+    assert_eq!(dirs[0], earlier, "names sort by time");
     for (f, bytes) in files.iter().zip(&before) {
         assert_eq!(
-            &std::fs::read(aside[0].join(f)).unwrap(),
+            &std::fs::read(earlier.join(f)).unwrap(),
             bytes,
-            "{f} moved"
+            "{f} changed"
         );
     }
     assert_eq!(
-        read_measurements(&out.join("summary.csv")).unwrap().len(),
+        read_measurements(&dirs[1].join("summary.csv"))
+            .unwrap()
+            .len(),
         1
     );
+
+    // --resume continues the latest run: its level is kept, nothing new is made.
+    let resumed = characterize(&out, &["--resume"]);
+    assert!(resumed.status.success(), "{}", stderr(&resumed));
+    assert_eq!(run_dirs(&out).len(), 2);
+    assert!(stderr(&resumed).contains("resumed"), "{}", stderr(&resumed));
+    assert!(stderr(&resumed).contains(dirs[1].to_str().unwrap()));
+
+    // --resume RUN_DIR continues that one, the earlier.
+    let first = characterize(&out, &["--resume", earlier.to_str().unwrap()]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    assert_eq!(run_dirs(&out).len(), 2);
+    let err = stderr(&first);
+    assert!(
+        err.contains("resumed") && err.contains(earlier.to_str().unwrap()),
+        "{err}"
+    );
+    // Its first run.json is kept aside, byte for byte.
+    let kept: Vec<PathBuf> = run_dirs(&earlier)
+        .into_iter()
+        .filter(|d| {
+            d.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with("replaced-")
+        })
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(std::fs::read(kept[0].join("run.json")).unwrap(), before[2]);
+}
+
+#[test]
+fn run_json_records_the_run_but_never_the_api_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("runs");
+    let secret = "sk-pilot-test-secret-4242";
+    let o = pilot()
+        .env("PILOT_TEST_KEY", secret)
+        .args(["characterize", "--out", out.to_str().unwrap()])
+        .args(["--users", "1", "--duration", "1s", "--warmup", "0s"])
+        .args(["--input-tokens", "8", "--output-tokens", "2"])
+        .args(["--api-key-env", "PILOT_TEST_KEY", "--slo", "ttft=5s"])
+        .timeout(ENDS_WITHIN)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(run_dir(&out).join("run.json")).unwrap();
+    assert!(!text.contains(secret), "{text}");
+    let info: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(info["pilot_version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(info["status"], "finished");
+    assert_eq!(info["api_key_env"], "PILOT_TEST_KEY");
+    assert_eq!(info["api_key_set"], true);
+    assert_eq!(info["embedded_engine"], true);
+    assert_eq!(info["options"]["users"], serde_json::json!([1]));
+    assert_eq!(info["options"]["duration_s"], 1.0);
+    assert!(
+        info["started"].as_str().unwrap().starts_with("20"),
+        "{text}"
+    );
+    assert!(info["ended"].is_string(), "{text}");
+    // The embedded engine lists its model.
+    assert_eq!(info["server"]["models"][0], "tiny-llama", "{text}");
 }
 
 /// A loopback server that lists model `m` and then, for every completion, sends the
@@ -197,13 +264,14 @@ fn a_stalled_server_ends_the_run_shortly_after_its_window_and_fails_it() {
         err.contains("no measured request succeeded") && err.contains("summary.csv"),
         "{err}"
     );
-    let records = read_requests(&out.join("requests.parquet")).unwrap();
+    let run = run_dir(&out);
+    let records = read_requests(&run.join("requests.parquet")).unwrap();
     assert!(!records.is_empty());
     for r in &records {
         assert_eq!(r.failure, Some(FailureKind::Timeout), "{r:?}");
         assert!(r.error.contains("after the window"), "{}", r.error);
     }
-    let rows = read_measurements(&out.join("summary.csv")).unwrap();
+    let rows = read_measurements(&run.join("summary.csv")).unwrap();
     assert!(
         rows[0].has_flag("no_completed_requests"),
         "{}",
@@ -224,10 +292,15 @@ fn sigterm_saves_the_run_and_exits_nonzero() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    // Wait for the first periodic save of the request table (5 s into the level): requests
-    // were measured and the signal handlers are in place. Then stop it as a scheduler would.
+    // Wait for the first periodic save of the level's requests (5 s into the level, in
+    // levels/): requests were measured and the signal handlers are in place. Then stop it as
+    // a scheduler would.
     let waiting = Instant::now();
-    while !out.join("requests.parquet").exists() && waiting.elapsed() < ENDS_WITHIN {
+    while !run_dirs(&out)
+        .iter()
+        .any(|d| d.join("levels/users-1.parquet").exists())
+        && waiting.elapsed() < ENDS_WITHIN
+    {
         std::thread::sleep(Duration::from_millis(100));
     }
     let killed = std::process::Command::new("kill")
@@ -240,12 +313,18 @@ fn sigterm_saves_the_run_and_exits_nonzero() {
     assert!(start.elapsed() < ENDS_WITHIN);
     let err = failed(&o);
     assert!(err.contains("SIGTERM") && err.contains("--resume"), "{err}");
-    let records = read_requests(&out.join("requests.parquet")).unwrap();
+    let run = run_dir(&out);
+    let records = read_requests(&run.join("requests.parquet")).unwrap();
     assert!(
         records.iter().any(|r| r.failure.is_none()),
         "the measured requests were saved"
     );
-    read_measurements(&out.join("summary.csv")).unwrap();
+    read_measurements(&run.join("summary.csv")).unwrap();
+    // The level's own file holds its requests too (saved before the signal: a subset).
+    let level = read_requests(&run.join("levels/users-1.parquet")).unwrap();
+    assert!(!level.is_empty() && level.len() <= records.len());
+    let info = std::fs::read_to_string(run.join("run.json")).unwrap();
+    assert!(info.contains("\"interrupted\""), "{info}");
 }
 
 #[test]
@@ -282,8 +361,19 @@ fn a_closed_port_exits_nonzero_with_the_files_written() {
         err.contains("unreachable") || err.contains("no measured request"),
         "{err}"
     );
-    let rows = read_measurements(&out.join("summary.csv")).unwrap();
+    let rows = read_measurements(&run_dir(&out).join("summary.csv")).unwrap();
     assert_eq!(rows[0].metrics.requests_ok, 0);
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run_dir(&out).join("run.json")).unwrap())
+            .unwrap();
+    assert_eq!(info["status"], "failed");
+    assert!(
+        info["failure"]
+            .as_str()
+            .unwrap()
+            .contains("no measured request")
+    );
+    assert_eq!(info["server"]["models"], serde_json::json!([]));
 }
 
 #[test]

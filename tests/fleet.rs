@@ -83,7 +83,21 @@ fn run_rows(results: &Path) -> BTreeMap<String, Vec<Measurement>> {
     };
     for d in dirs {
         let d = d.unwrap().path();
-        let summary = d.join("summary.csv");
+        // characterize writes a run directory under each fleet run's own `--out`; a fleet
+        // run always resumes it, so there is at most one.
+        let Some(run) = pilot_characterize::run::latest_run(&d) else {
+            continue;
+        };
+        let runs_inside = std::fs::read_dir(&d)
+            .unwrap()
+            .filter(|e| e.as_ref().unwrap().path().join("run.json").exists())
+            .count();
+        assert!(
+            runs_inside <= 1,
+            "{}: {runs_inside} run directories",
+            d.display()
+        );
+        let summary = run.join("summary.csv");
         if summary.exists()
             && let Ok(rows) = read_measurements(&summary)
         {

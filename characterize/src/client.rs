@@ -33,6 +33,16 @@ pub enum Api {
     Chat,
 }
 
+impl Api {
+    /// `vllm bench serve --backend`'s name of this route (`results.json`'s `backend`).
+    pub fn vllm_backend(self) -> &'static str {
+        match self {
+            Api::Completions => "openai",
+            Api::Chat => "openai-chat",
+        }
+    }
+}
+
 impl std::str::FromStr for Api {
     type Err = String;
     fn from_str(s: &str) -> Result<Api, String> {

@@ -26,6 +26,10 @@ pub struct CharacterizeRequest {
     /// endpoint, the quick-start defaults of `options` for the embedded engine.
     pub duration: Option<Duration>,
     pub warmup: Option<Duration>,
+    /// `--num-prompts`: see [`CharacterizeOptions::num_prompts`].
+    pub num_prompts: Option<u64>,
+    /// `--quiet`: no progress bars, and nothing to print but errors.
+    pub quiet: bool,
     /// Closed-loop levels; with `rates` empty too, `options`' defaults are kept.
     pub users: Vec<u32>,
     /// Open-loop levels as typed (`2`, `4/s`).
@@ -34,7 +38,7 @@ pub struct CharacterizeRequest {
     pub lengths: Option<(u32, u32)>,
     /// A workload file (fmperf histogram, Azure trace, ShareGPT JSON) instead of `lengths`.
     pub workload: Option<PathBuf>,
-    /// `--slo` values for goodput.
+    /// `--slo` values for goodput, pilot's form (`ttft=200ms`) or vLLM's (`ttft:200`).
     pub slos: Vec<String>,
     /// `--tune max_batch=LO..HI`, with the server's launch command and its health timeout.
     pub tune: Option<String>,
@@ -62,6 +66,7 @@ pub fn characterize_command(req: CharacterizeRequest) -> Result<Output, Characte
     }
     opts.duration = req.duration.unwrap_or(opts.duration);
     opts.warmup = req.warmup.unwrap_or(opts.warmup);
+    opts.num_prompts = req.num_prompts;
     if let Some((input, output)) = req.lengths {
         opts.workload = Workload::Fixed { input, output };
     }
@@ -86,10 +91,24 @@ pub fn characterize_command(req: CharacterizeRequest) -> Result<Output, Characte
         .enable_all()
         .build()
         .map_err(CharacterizeError::Runtime)?;
-    let report = runtime.block_on(characterize(opts, true))?;
+    let report = runtime.block_on(characterize(opts, !req.quiet))?;
     let mut notes = report.notes.clone();
     if let Some(why) = &report.stopped_early {
         notes.push(format!("the sweep stopped early: {why}"));
+    }
+    let failure = report.failure.as_ref().map(|why| {
+        format!(
+            "{why}; what was measured is saved in {} and {}",
+            report.summary_path.display(),
+            report.requests_path.display()
+        )
+    });
+    if req.quiet {
+        // Errors only: a failed run still says why (and where its files are).
+        return Ok(Output {
+            failure,
+            ..Output::default()
+        });
     }
     Ok(Output {
         text: report.table(),
@@ -97,15 +116,10 @@ pub fn characterize_command(req: CharacterizeRequest) -> Result<Output, Characte
         log: vec![
             format!("requests: {}", report.requests_path.display()),
             format!("summary:  {}", report.summary_path.display()),
+            format!("run dir:  {}", report.run_dir.display()),
         ],
         // The table and the files first, so a failed run still shows and keeps what it
         // measured.
-        failure: report.failure.as_ref().map(|why| {
-            format!(
-                "{why}; what was measured is saved in {} and {}",
-                report.summary_path.display(),
-                report.requests_path.display()
-            )
-        }),
+        failure,
     })
 }

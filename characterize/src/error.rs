@@ -49,10 +49,6 @@ pub enum CharacterizeError {
         levels: usize,
     },
     #[error(
-        "--out {out} already holds a run ({holds}); nothing was measured. Run again with --resume to continue it, another --out for a new run, or --overwrite to move it into {out}/replaced-<unix time>/ and start afresh"
-    )]
-    OutInUse { out: PathBuf, holds: String },
-    #[error(
         "--append-to {path}: {reason}; nothing was measured. Fix or move the dataset, or leave out --append-to (the rows are always written to <out>/summary.csv)"
     )]
     AppendTarget {

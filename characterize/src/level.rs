@@ -33,7 +33,7 @@ use crate::telemetry::{GpuGauges, GpuSampler, ServerGauges, scrape};
 use crate::workload::{LoadedWorkload, Shape};
 use indicatif::{ProgressBar, ProgressStyle};
 use pilot_core::load::Load;
-use pilot_core::metrics::{FailureKind, percentile};
+use pilot_core::metrics::FailureKind;
 use pilot_core::requests::{PointKey, RequestRecord};
 use pilot_core::units::Millis;
 use rand::SeedableRng;
@@ -81,6 +81,9 @@ pub struct LevelContext {
     pub prompt_ids: Range<u32>,
     pub warmup: Duration,
     pub duration: Duration,
+    /// `--num-prompts`: the most measured requests a level sends; it ends once they finish,
+    /// or at the window's end if that comes first.
+    pub num_prompts: Option<u64>,
     /// Longest a level waits for its open requests after the window (`--drain-timeout`);
     /// those still open then are recorded as timeouts.
     pub drain: Duration,
@@ -186,19 +189,21 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
         let ids = ctx.prompt_ids.clone();
         let drain = ctx.drain;
         let abort = abort_rx.clone();
+        let (limit, taken) = (ctx.num_prompts, Arc::new(AtomicU64::new(0)));
         let open: OpenRequests = Arc::default();
         async move {
             let mut tasks = JoinSet::new();
             match level.load {
                 Load::Users(users) => {
                     for user in 0..users {
-                        let (client, workload, next_id, tx, open, ids) = (
+                        let (client, workload, next_id, tx, open, ids, taken) = (
                             client.clone(),
                             workload.clone(),
                             next_id.clone(),
                             tx.clone(),
                             open.clone(),
                             ids.clone(),
+                            taken.clone(),
                         );
                         let mut abort = abort.clone();
                         let mut rng = StdRng::seed_from_u64(
@@ -206,9 +211,12 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
                         );
                         tasks.spawn(async move {
                             while Instant::now() < end && !*abort.borrow() {
+                                let warmup = Instant::now() < measure_start;
+                                if !warmup && !claim(limit, &taken) {
+                                    break;
+                                }
                                 let id = next_id.fetch_add(1, Ordering::Relaxed);
                                 let shape = workload.sample(&mut rng);
-                                let warmup = Instant::now() < measure_start;
                                 let prompt =
                                     Prompt::Ids(prompt_ids(seed, id, shape.input, ids.clone()));
                                 opened(&open, id, shape);
@@ -244,8 +252,11 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
                             _ = tokio::time::sleep_until(t0 + offset) => {}
                             _ = abort_wait.wait_for(|a| *a) => break,
                         }
-                        let id = next_id.fetch_add(1, Ordering::Relaxed);
                         let warmup = offset < measure_start - t0;
+                        if !warmup && !claim(limit, &taken) {
+                            break;
+                        }
+                        let id = next_id.fetch_add(1, Ordering::Relaxed);
                         let (client, tx, open) = (client.clone(), tx.clone(), open.clone());
                         let mut abort = abort.clone();
                         let prompt = Prompt::Ids(prompt_ids(seed, id, shape.input, ids.clone()));
@@ -359,6 +370,15 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
                     let _ = abort_tx.send(true);
                 }
                 let ok = done.outcome.failure.is_none();
+                tracing::debug!(
+                    id = done.id,
+                    warmup = done.warmup,
+                    ok,
+                    e2e_ms = done.outcome.e2e.0,
+                    tokens = done.outcome.token_times.len(),
+                    http_status = done.outcome.http_status,
+                    "request done"
+                );
                 if ok && !done.warmup {
                     last_done = last_done.max(now);
                     let sent = done.shape.input as u64;
@@ -436,6 +456,11 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
     }
 }
 
+/// Takes one of a level's `--num-prompts` measured requests; `false` once all are taken.
+fn claim(limit: Option<u64>, taken: &AtomicU64) -> bool {
+    limit.is_none_or(|n| taken.fetch_add(1, Ordering::Relaxed) < n)
+}
+
 /// Arrival offsets from the level's start, up to `span` (none for a closed loop).
 fn arrivals(w: &LoadedWorkload, level: Level, seed: u64, span: Duration) -> Vec<(Duration, Shape)> {
     let mut rng = StdRng::seed_from_u64(seed);
@@ -488,14 +513,72 @@ fn hash_key(k: &PointKey) -> u64 {
     h.finish()
 }
 
+/// A histogram of latencies in logarithmic buckets 1% wide, from 1 µs to about 3 hours:
+/// the progress bar's percentiles every 250 ms at a constant cost, where sorting every value
+/// so far grew with the run (and the run's rows are still computed exactly, from the
+/// requests, by [`pilot_core::metrics::summarize`]).
+struct LiveHistogram {
+    counts: Vec<u64>,
+    total: u64,
+}
+
+impl LiveHistogram {
+    /// The smallest value told apart, in milliseconds; smaller ones count in the first bucket.
+    const MIN_MS: f64 = 0.001;
+    /// Each bucket is this much wider than the one before (1%).
+    const GROWTH: f64 = 1.01;
+    const BUCKETS: usize = 2400;
+
+    fn new() -> Self {
+        LiveHistogram {
+            counts: vec![0; Self::BUCKETS],
+            total: 0,
+        }
+    }
+
+    fn add(&mut self, ms: f64) {
+        if !ms.is_finite() {
+            return;
+        }
+        let i = ((ms.max(Self::MIN_MS) / Self::MIN_MS).ln() / Self::GROWTH.ln()) as usize;
+        self.counts[i.min(Self::BUCKETS - 1)] += 1;
+        self.total += 1;
+    }
+
+    /// The `q`-th percentile (0..=100), to within 1%: the middle of the bucket holding it.
+    fn percentile(&self, q: f64) -> Option<f64> {
+        if self.total == 0 {
+            return None;
+        }
+        let rank = ((q / 100.0 * self.total as f64).ceil() as u64).max(1);
+        let mut seen = 0;
+        let i = self.counts.iter().position(|&c| {
+            seen += c;
+            seen >= rank
+        })?;
+        Some(Self::MIN_MS * Self::GROWTH.powf(i as f64 + 0.5))
+    }
+}
+
 /// Live statistics for the progress bar.
-#[derive(Default)]
 struct Live {
     ok: u64,
     failed: u64,
-    ttft: Vec<f64>,
-    itl: Vec<f64>,
+    ttft: LiveHistogram,
+    itl: LiveHistogram,
     last_error: String,
+}
+
+impl Default for Live {
+    fn default() -> Self {
+        Live {
+            ok: 0,
+            failed: 0,
+            ttft: LiveHistogram::new(),
+            itl: LiveHistogram::new(),
+            last_error: String::new(),
+        }
+    }
 }
 
 impl Live {
@@ -512,17 +595,19 @@ impl Live {
             None => {
                 self.ok += 1;
                 if let Some(first) = d.outcome.token_times.first() {
-                    self.ttft.push(first.0);
+                    self.ttft.add(first.0);
                 }
-                self.itl
-                    .extend(d.outcome.token_times.windows(2).map(|w| w[1].0 - w[0].0));
+                for w in d.outcome.token_times.windows(2) {
+                    self.itl.add(w[1].0 - w[0].0);
+                }
             }
         }
     }
 
     fn message(&self) -> String {
-        let p50 = |v: &[f64]| {
-            percentile(&mut v.to_vec(), 50.0).map_or("-".to_string(), |p| format!("{p:.1}ms"))
+        let p50 = |h: &LiveHistogram| {
+            h.percentile(50.0)
+                .map_or("-".to_string(), |p| format!("{p:.1}ms"))
         };
         let mut m = format!(
             "ok {} fail {}  TTFT p50 {}  ITL p50 {}",
@@ -559,6 +644,28 @@ mod tests {
     use pilot_core::load::Mode;
     use pilot_core::units::{Dtype, RequestsPerSec};
     use std::hash::{Hash, Hasher};
+
+    #[test]
+    fn live_percentiles_are_within_one_percent_of_the_exact_ones() {
+        let mut h = LiveHistogram::new();
+        assert_eq!(h.percentile(50.0), None);
+        let values: Vec<f64> = (1..=10_000).map(|i| i as f64 * 0.37).collect();
+        for v in &values {
+            h.add(*v);
+        }
+        for q in [1.0, 50.0, 90.0, 99.0] {
+            let exact = pilot_core::metrics::percentile(&mut values.clone(), q).unwrap();
+            let live = h.percentile(q).unwrap();
+            assert!(
+                (live / exact - 1.0).abs() < 0.011,
+                "p{q}: {live} vs {exact}"
+            );
+        }
+        // Sub-microsecond and huge values land in the end buckets, never out of range.
+        h.add(0.0);
+        h.add(1e12);
+        assert!(h.percentile(100.0).unwrap() > 1e6);
+    }
 
     /// `PointKey` as it was before its load became one [`Load`] (commit fe87af6), with the
     /// derived hash that level seeds were drawn from.

@@ -6,6 +6,7 @@
 //!   - [`tune`]: `--tune`, trials of whole sweeps; [`sweep`]: one target's levels;
 //!     `target`: the server measured (an endpoint or the embedded engine).
 //!   - [`summary`]: `summary.csv` and `--append-to`; [`report`]: what a run produced;
+//!     [`runinfo`]: `run.json`, the run's metadata; [`results`]: `results.json`, vLLM's shape;
 //!     [`options`]: what it can be told; [`error`]: why it failed.
 //!   - [`client`]: one streamed request and its token times; [`sse`]: the event decoder.
 //!   - [`level`]: closed-loop users, open-loop arrivals, trace replay; [`workload`]: lengths.
@@ -21,7 +22,9 @@ pub mod error;
 pub mod level;
 pub mod options;
 pub mod report;
+pub mod results;
 pub mod run;
+pub mod runinfo;
 pub mod sse;
 pub mod store;
 pub mod summary;

@@ -20,8 +20,10 @@ pub const MIN_DEFAULT_DRAIN: Duration = Duration::from_secs(10);
 /// Everything `pilot characterize` can be told. The CLI flag of each field is in its doc.
 #[derive(Debug, Clone)]
 pub struct CharacterizeOptions {
-    /// `--endpoint`: OpenAI base URL (`http://127.0.0.1:8000/v1`, `https://...` for TLS).
-    /// `None` starts pilot's embedded engine on 127.0.0.1 and measures it.
+    /// `--endpoint` (also `--base-url`, `--url`): the server's OpenAI base URL
+    /// (`http://127.0.0.1:8000/v1`, `https://...` for TLS) or its root (`http://host:8000`,
+    /// as `vllm bench serve --base-url` takes it); see [`openai_base_url`]. `None` starts
+    /// pilot's embedded engine on 127.0.0.1 and measures it.
     pub endpoint: Option<String>,
     /// `--model`: the served model name. With an endpoint, `None` takes the first model of
     /// `/v1/models`; without one, the embedded engine's model (a built-in name such as
@@ -37,6 +39,9 @@ pub struct CharacterizeOptions {
     pub burstiness: f64,
     /// `--duration 120s`: measurement window of each level.
     pub duration: Duration,
+    /// `--num-prompts N`: a level's window also ends once N measured requests were sent
+    /// (and then finished), whichever comes first; `None`: the window's length alone.
+    pub num_prompts: Option<u64>,
     /// `--warmup 10s`: load before each level's window, excluded from its metrics.
     pub warmup: Duration,
     /// `--input-tokens N --output-tokens N`, or `--workload <file>` (kind by content/flag).
@@ -48,14 +53,16 @@ pub struct CharacterizeOptions {
     pub seed: u64,
     /// `--slo ttft=200ms,itl=50ms`: objectives for goodput and `slo_met` (see [`pilot_core::slo`]).
     pub slos: Vec<Slo>,
-    /// `--out`: directory for `requests.parquet` and `summary.csv`.
+    /// `--out`: parent of the run directories (see [`crate::run`]); once the run starts, its
+    /// own run directory.
     pub out: PathBuf,
     /// `--append-to <dataset.csv|parquet>`: also append this run's rows to a dataset.
     pub append_to: Option<PathBuf>,
-    /// `--resume`: keep the levels already in `<out>/summary.csv` and run only the others.
+    /// `--resume`: continue the latest run under `--out` (or `--out` itself when it holds
+    /// one), keeping the levels already in its `summary.csv`.
     pub resume: bool,
-    /// `--overwrite`: start afresh in an `--out` that holds a run, after moving its files
-    /// into `<out>/replaced-<unix time>/`. Without it (or `--resume`) such a run is refused.
+    /// `--overwrite`: no longer needed, since every run writes a new directory; accepted (with
+    /// a note) so that old scripts still run.
     pub overwrite: bool,
     /// `--api-key-env`: environment variable holding the API key (sent as a bearer token).
     pub api_key_env: String,
@@ -96,6 +103,7 @@ impl Default for CharacterizeOptions {
             rates: Vec::new(),
             burstiness: 1.0,
             duration: Duration::from_secs(15),
+            num_prompts: None,
             warmup: Duration::from_secs(3),
             workload: Workload::Fixed {
                 input: 64,
@@ -183,6 +191,9 @@ pub(crate) fn validate(o: &CharacterizeOptions) -> Result<(), CharacterizeError>
     if o.duration.is_zero() {
         return bad("--duration must be positive".into());
     }
+    if o.num_prompts == Some(0) {
+        return bad("--num-prompts must be at least 1".into());
+    }
     if o.users.contains(&0) {
         return bad("--users: every level needs at least 1 user".into());
     }
@@ -212,7 +223,7 @@ pub(crate) fn validate(o: &CharacterizeOptions) -> Result<(), CharacterizeError>
     }
     if o.resume && o.overwrite {
         return bad(
-            "--resume continues the run in --out, --overwrite replaces it: pick one".into(),
+            "--resume continues the latest run in --out, --overwrite starts a new one: pick one (or neither: every run writes a new directory)".into(),
         );
     }
     if let Some(url) = &o.endpoint {
@@ -223,6 +234,20 @@ pub(crate) fn validate(o: &CharacterizeOptions) -> Result<(), CharacterizeError>
         })?;
     }
     Ok(())
+}
+
+/// The OpenAI base URL of an `--endpoint` as typed: a server root (`http://host:8000`, how
+/// vLLM's `--base-url` and most benchmark tools take it) gains `/v1`; a trailing slash is
+/// dropped; any other path (`.../v1`, a gateway's `/openai/v1`) is kept. The one place the
+/// spellings meet, so that the client, `/metrics` and `/health` all see the same URL.
+pub fn openai_base_url(url: &str) -> String {
+    let trimmed = url.trim_end_matches('/');
+    match reqwest::Url::parse(trimmed) {
+        Ok(u) if u.path().trim_matches('/').is_empty() && u.query().is_none() => {
+            format!("{trimmed}/v1")
+        }
+        _ => trimmed.to_string(),
+    }
 }
 
 /// Why `url` cannot be an OpenAI base URL, before anything starts (a typo otherwise surfaces
@@ -288,6 +313,22 @@ mod tests {
                 ..Default::default()
             };
             assert!(validate(&opts).is_ok(), "{good}");
+        }
+    }
+
+    #[test]
+    fn a_server_root_gains_v1_and_a_trailing_slash_goes() {
+        for (typed, base) in [
+            ("http://127.0.0.1:8000", "http://127.0.0.1:8000/v1"),
+            ("http://127.0.0.1:8000/", "http://127.0.0.1:8000/v1"),
+            ("http://127.0.0.1:8000/v1", "http://127.0.0.1:8000/v1"),
+            ("http://127.0.0.1:8000/v1/", "http://127.0.0.1:8000/v1"),
+            (
+                "https://gw.example.com/openai/v1",
+                "https://gw.example.com/openai/v1",
+            ),
+        ] {
+            assert_eq!(openai_base_url(typed), base, "{typed}");
         }
     }
 

@@ -6,8 +6,10 @@
 //! depending on the others.
 
 use crate::telemetry::ServerGauges;
+use pilot_core::metrics::{Metric, Stat};
 use pilot_core::requests::PointKey;
 use pilot_core::schema::{Load, Measurement};
+use pilot_core::slo::Slo;
 use pilot_core::units::{Millis, RequestsPerSec, TokensPerSec};
 use std::path::PathBuf;
 
@@ -30,6 +32,8 @@ pub struct LevelResult {
 pub struct CharacterizeReport {
     /// Every level, in the order run (resumed ones first).
     pub levels: Vec<LevelResult>,
+    /// The run's own directory under `--out` (see [`crate::run`]).
+    pub run_dir: PathBuf,
     pub requests_path: PathBuf,
     pub summary_path: PathBuf,
     /// The dataset the rows were appended to, if asked.
@@ -38,6 +42,13 @@ pub struct CharacterizeReport {
     pub stopped_early: Option<String>,
     /// Notes for the user: workload estimates, missing telemetry, length mismatches.
     pub notes: Vec<String>,
+    /// What the server says of itself, for `run.json`: the models `/v1/models` lists (empty
+    /// when it did not answer) and the version `/version` gives (vLLM's), when it answers.
+    pub server_models: Vec<String>,
+    pub server_version: Option<String>,
+    /// The run's SLOs: the table shows each latency at p50 and at its SLO's own percentile
+    /// (p99 where no SLO names one).
+    pub slos: Vec<Slo>,
     /// Tuning trials, in the order run (empty without `--tune`).
     pub trials: Vec<TuneTrial>,
     /// The tuned setting chosen (see [`crate::tune`]).
@@ -105,19 +116,30 @@ pub fn key_of(r: &Measurement) -> PointKey {
 }
 
 impl CharacterizeReport {
+    /// The tail statistic shown beside each metric's p50: the percentile its SLO names
+    /// (`--slo ttft:p90=200ms`), else p99 (what `vllm bench serve` prints).
+    fn tail(&self, metric: Metric) -> Stat {
+        self.slos
+            .iter()
+            .find(|s| s.metric == metric && s.stat != Stat::P50)
+            .map_or(Stat::P99, |s| s.stat)
+    }
+
     /// The end-of-run table: one line per level.
     pub fn table(&self) -> String {
-        let mut header = vec![
-            "level",
-            "ok",
-            "failed",
-            "TTFT p50",
-            "ITL p50",
-            "TPOT p50",
-            "E2E p50",
-            "out tok/s",
-            "req/s",
+        const SHOWN: [(Metric, &str); 4] = [
+            (Metric::Ttft, "TTFT"),
+            (Metric::Itl, "ITL"),
+            (Metric::Tpot, "TPOT"),
+            (Metric::E2e, "E2E"),
         ];
+        let latency_heads: Vec<String> = SHOWN
+            .iter()
+            .flat_map(|(m, name)| [format!("{name} p50"), format!("{name} {}", self.tail(*m))])
+            .collect();
+        let mut header = vec!["level", "ok", "failed"];
+        header.extend(latency_heads.iter().map(String::as_str));
+        header.extend(["out tok/s", "req/s"]);
         let slos = self.levels.iter().any(|l| l.goodput.is_some());
         if slos {
             header.extend(["goodput req/s", "SLOs met"]);
@@ -144,13 +166,16 @@ impl CharacterizeReport {
                 level_label(&key_of(&l.row)),
                 m.requests_ok.to_string(),
                 m.requests_failed.to_string(),
-                ms(m.ttft.p50),
-                ms(m.itl.p50),
-                ms(m.tpot.p50),
-                ms(m.e2e.p50),
+            ];
+            for (metric, _) in SHOWN {
+                for stat in [Stat::P50, self.tail(metric)] {
+                    cells.push(ms(metric.stat(m, stat).map(Millis)));
+                }
+            }
+            cells.extend([
                 num(m.output_throughput.map(|x| x.0), 1),
                 num(m.request_throughput.map(|x| x.0), 2),
-            ];
+            ]);
             if slos {
                 cells.push(num(l.goodput.map(|g| g.0), 2));
                 cells.push(

@@ -7,17 +7,20 @@
 //! [`crate::sweep`] (the levels), [`crate::tune`] (`--tune`), [`crate::summary`]
 //! (`summary.csv` and `--append-to`), [`crate::report`] (what a run produced).
 //!
-//! Outputs, in `--out`:
+//! Outputs, in a run directory of its own, `<out>/<UTC time>-<id>/` (printed at the end):
 //! - `requests.parquet`: every request (warm-up included, marked), with each token's arrival
-//!   time, status and error text ([`pilot_core::requests`]); rewritten every few seconds and
-//!   at each level's end, so an interrupted run keeps what it measured.
+//!   time, status and error text ([`pilot_core::requests`]); written at each level's end and
+//!   the run's, while `levels/<level>.parquet` saves the running level's requests every few
+//!   seconds ([`crate::store`]), so an interrupted run keeps what it measured.
 //! - `summary.csv`: one row per level in pilot's measurement schema (see [`crate::summary`]).
+//! - `run.json`: what was run, against what, when ([`crate::runinfo`]).
+//! - `results.json`: each level in `vllm bench serve --save-result`'s shape and names
+//!   ([`crate::results`]).
 //!
-//! Nothing measured is ever deleted: a run into an `--out` that already holds one
-//! (`summary.csv` or `requests.parquet`, finished or not) is refused, naming what is there and
-//! the ways on: `--resume` continues it, another `--out` starts elsewhere, `--overwrite` moves
-//! its files into `<out>/replaced-<unix time>/` and starts afresh. `--append-to` is checked
-//! before anything runs, so a bad dataset costs no measurement; the endpoint URL too.
+//! Nothing measured is ever deleted or overwritten: each run writes a new directory, so a
+//! rerun leaves the earlier ones as they are; `--resume` continues the latest run under
+//! `--out` (or `--out` itself when it holds one). `--append-to` is checked before anything
+//! runs, so a bad dataset costs no measurement; the endpoint URL too.
 //!
 //! A run that measured no success at all, or whose sweep was stopped by failures (not by
 //! saturation), still writes everything and returns its report, with
@@ -25,14 +28,16 @@
 //! SIGHUP save what was measured and return [`CharacterizeError::Interrupted`].
 
 use crate::error::CharacterizeError;
-use crate::options::{CharacterizeOptions, validate};
+use crate::options::{CharacterizeOptions, openai_base_url, validate};
 use crate::report::{CharacterizeReport, key_of};
+use crate::results::write_results;
+use crate::runinfo::write_run_json;
 use crate::store::Store;
 use crate::summary::{append_rows, check_append_target, read_summary, write_summary};
 use crate::sweep::Run;
 use crate::tune;
 use pilot_core::requests::{PointKey, RequestRecord, read_requests};
-use pilot_core::schema::{Measurement, read_frame};
+use pilot_core::schema::Measurement;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -42,39 +47,43 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// [`CharacterizeError::Interrupted`]. A run that measured nothing usable still returns its
 /// report (everything written), with [`CharacterizeReport::failure`] saying why.
 pub async fn characterize(
-    opts: CharacterizeOptions,
+    mut opts: CharacterizeOptions,
     progress: bool,
 ) -> Result<CharacterizeReport, CharacterizeError> {
     validate(&opts)?;
+    opts.endpoint = opts.endpoint.as_deref().map(openai_base_url);
     if let Some(dataset) = &opts.append_to {
         check_append_target(dataset)?;
     }
-    let out = opts.out.clone();
+    let started = SystemTime::now();
+    let (out, earlier) = run_dir(&opts.out, opts.resume, started)?;
+    // From here on, `--out` is this run's own directory (tuning logs, rows' source).
+    opts.out = out.clone();
     let requests_path = out.join("requests.parquet");
     let summary_path = out.join("summary.csv");
     let mut report = CharacterizeReport {
+        run_dir: out.clone(),
+        slos: opts.slos.clone(),
         requests_path: requests_path.clone(),
         summary_path: summary_path.clone(),
         ..Default::default()
     };
-    let earlier = [&summary_path, &requests_path].iter().any(|p| p.exists());
-    if earlier && !opts.resume {
-        if !opts.overwrite {
-            return Err(CharacterizeError::OutInUse {
-                holds: describe_run(&summary_path, &requests_path),
-                out,
-            });
-        }
-        let moved = set_aside(&out, &run_files(&out), SetAside::Move)?;
+    if opts.overwrite {
+        report.notes.push(
+            "--overwrite is no longer needed: every run writes a directory of its own, and earlier runs stay as they are"
+                .into(),
+        );
+    }
+    let earlier_info = out.join("run.json");
+    if earlier && earlier_info.exists() {
+        // The resumed run's own record (its start, its options) is kept, not replaced.
+        let kept = set_aside(&out, std::slice::from_ref(&earlier_info))?;
         report.notes.push(format!(
-            "--overwrite: the earlier run's files were moved to {}",
-            moved.display()
+            "resumed: the earlier run.json is kept in {}",
+            kept.display()
         ));
     }
-    std::fs::create_dir_all(&out).map_err(|source| CharacterizeError::Io {
-        path: out.clone(),
-        source,
-    })?;
+    write_run_json(&opts, &report, started, None, "running")?;
     let prior_records = if opts.resume && earlier {
         report.levels = if summary_path.exists() {
             read_summary(&summary_path)?
@@ -98,7 +107,7 @@ pub async fn characterize(
         ));
         if kept.len() < total {
             // The unfinished level is measured again; its requests are kept aside, not lost.
-            let copy = set_aside(&out, std::slice::from_ref(&requests_path), SetAside::Copy)?;
+            let copy = set_aside(&out, std::slice::from_ref(&requests_path))?;
             report.notes.push(format!(
                 "resumed: {} requests of unfinished levels are measured again; the earlier table is kept in {}",
                 total - kept.len(),
@@ -136,8 +145,21 @@ pub async fn characterize(
             }),
         }
     };
+    // A level cut short (a signal) is saved into the whole table too.
+    store.lock().expect("store lock").end_level();
     Store::flush(&store)?;
     write_summary(&report.levels, &summary_path)?;
+    let status = match &result {
+        Err(CharacterizeError::Interrupted { .. }) => "interrupted",
+        Err(_) => "failed",
+        Ok(_) => "finished",
+    };
+    write_run_json(&opts, &report, started, Some(SystemTime::now()), status)?;
+    write_results(
+        &report,
+        store.lock().expect("store lock").records(),
+        opts.api.vllm_backend(),
+    )?;
     if let Err(CharacterizeError::Interrupted { signal, .. }) = result {
         let requests = store.lock().expect("store lock").records().len();
         return Err(CharacterizeError::Interrupted {
@@ -170,6 +192,7 @@ pub async fn characterize(
                 ""
             }
         ));
+        write_run_json(&opts, &report, started, Some(SystemTime::now()), "failed")?;
         return Ok(report);
     }
     report.failure = stopped_by_failures.map(|why| format!("the sweep was stopped: {why}"));
@@ -185,6 +208,13 @@ pub async fn characterize(
         })?;
         report.appended_to = Some(dataset.clone());
     }
+    // Again, now that the run's verdict (and --append-to) is known.
+    let status = if report.failure.is_some() {
+        "failed"
+    } else {
+        "finished"
+    };
+    write_run_json(&opts, &report, started, Some(SystemTime::now()), status)?;
     Ok(report)
 }
 
@@ -215,55 +245,71 @@ async fn stop_signal() -> &'static str {
     "Ctrl-C"
 }
 
-/// What an `--out` holds from an earlier run, for the refusal: "3 levels, 412 requests".
-fn describe_run(summary: &Path, requests: &Path) -> String {
-    let mut parts = Vec::new();
-    if summary.exists() {
-        parts.push(match read_frame(summary) {
-            Ok(df) => match df.height() {
-                1 => "1 level in summary.csv".to_string(),
-                n => format!("{n} levels in summary.csv"),
-            },
-            Err(_) => "a summary.csv pilot cannot read".to_string(),
-        });
-    }
-    if requests.exists() {
-        parts.push(match read_requests(requests) {
-            Ok(r) => format!("{} requests in requests.parquet", r.len()),
-            Err(_) => "a requests.parquet pilot cannot read".to_string(),
-        });
-    }
-    parts.join(", ")
+/// Whether `dir` holds a run's tables (finished or not).
+fn holds_run(dir: &Path) -> bool {
+    ["summary.csv", "requests.parquet"]
+        .iter()
+        .any(|f| dir.join(f).exists())
 }
 
-/// The files of a run in `out`: the two tables and the tuning trials' server logs.
-fn run_files(out: &Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(out) else {
-        return Vec::new();
-    };
-    entries
+/// The run `--resume` continues under `out`: `out` itself when it holds a run (an explicit
+/// run directory, or one written before run directories existed), else the latest run
+/// directory under it (names sort by time); `None` when there is none. Also where a caller
+/// that always resumes into one `--out` (`pilot fleet`) finds that run's files.
+pub fn latest_run(out: &Path) -> Option<PathBuf> {
+    if holds_run(out) {
+        return Some(out.to_path_buf());
+    }
+    std::fs::read_dir(out)
+        .into_iter()
+        .flatten()
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            let name = p
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default();
-            name == "summary.csv"
-                || name == "requests.parquet"
-                || (name.starts_with("trial-") && name.ends_with(".log"))
-        })
-        .collect()
+        .filter(|p| p.is_dir() && holds_run(p))
+        .max_by_key(|p| p.file_name().map(|n| n.to_os_string()))
 }
 
-#[derive(Clone, Copy)]
-enum SetAside {
-    Move,
-    Copy,
+/// The directory this run writes, and whether it continues an earlier run there.
+///
+/// `--out` is a parent: each run gets a new `<out>/<UTC time>-<id>/`, so a rerun never
+/// touches an earlier run's files. `--resume` continues instead: `--out` itself when it holds
+/// a run (an explicit run directory, or one written before run directories existed), else
+/// the latest run directory under it (names sort by time); with none, it starts a new one.
+fn run_dir(
+    out: &Path,
+    resume: bool,
+    started: SystemTime,
+) -> Result<(PathBuf, bool), CharacterizeError> {
+    let io = |path: &Path, source: std::io::Error| CharacterizeError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    if resume && let Some(dir) = latest_run(out) {
+        return Ok((dir, true));
+    }
+    std::fs::create_dir_all(out).map_err(|e| io(out, e))?;
+    let stamp = humantime::format_rfc3339_seconds(started)
+        .to_string()
+        .replace(['-', ':'], "");
+    let nanos = started
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let mut id = (u64::from(std::process::id()) << 32) ^ u64::from(nanos);
+    loop {
+        let dir = out.join(format!("{stamp}-{:06x}", id & 0xff_ffff));
+        // `create_dir`, not `create_dir_all`: a directory that exists is never reused.
+        match std::fs::create_dir(&dir) {
+            Ok(()) => return Ok((dir, false)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                id = id.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1);
+            }
+            Err(e) => return Err(io(&dir, e)),
+        }
+    }
 }
 
-/// Moves (or copies) `files` into a new `<out>/replaced-<unix seconds>/` and returns it: an
-/// earlier run is kept beside the new one, never deleted.
-fn set_aside(out: &Path, files: &[PathBuf], how: SetAside) -> Result<PathBuf, CharacterizeError> {
+/// Copies `files` into a new `<out>/replaced-<unix seconds>/` and returns it: an earlier
+/// run's table or `run.json` is kept beside the new one, never deleted.
+fn set_aside(out: &Path, files: &[PathBuf]) -> Result<PathBuf, CharacterizeError> {
     let secs = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -280,11 +326,7 @@ fn set_aside(out: &Path, files: &[PathBuf], how: SetAside) -> Result<PathBuf, Ch
     std::fs::create_dir_all(&dir).map_err(|e| io(&dir, e))?;
     for f in files {
         let Some(name) = f.file_name() else { continue };
-        let to = dir.join(name);
-        match how {
-            SetAside::Move => std::fs::rename(f, &to).map_err(|e| io(f, e))?,
-            SetAside::Copy => std::fs::copy(f, &to).map(|_| ()).map_err(|e| io(f, e))?,
-        }
+        std::fs::copy(f, dir.join(name)).map_err(|e| io(f, e))?;
     }
     Ok(dir)
 }

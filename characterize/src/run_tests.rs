@@ -403,8 +403,16 @@ async fn faults_are_recorded_with_reasons_and_the_key_is_never_written() {
     assert_eq!(m.requests_failed as usize, records.len() - ok.len());
     // Failures within --max-failures, some successes: a run that measured, not a failure.
     assert_eq!(report.failure, None);
-    for file in std::fs::read_dir(dir.path()).unwrap() {
-        let bytes = std::fs::read(file.unwrap().path()).unwrap();
+    // Every file of the run: the tables, each level's, run.json, results.json.
+    assert!(report.run_dir.join("run.json").exists());
+    let files: Vec<std::path::PathBuf> = [report.run_dir.clone(), report.run_dir.join("levels")]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).unwrap().map(|e| e.unwrap().path()))
+        .filter(|p| p.is_file())
+        .collect();
+    assert!(files.len() >= 5, "{files:?}");
+    for file in files {
+        let bytes = std::fs::read(file).unwrap();
         assert!(
             !bytes.windows(KEY.len()).any(|w| w == KEY.as_bytes()),
             "the key was written"

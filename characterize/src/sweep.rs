@@ -157,6 +157,7 @@ impl Run<'_> {
             prompt_ids,
             warmup: o.warmup,
             duration: o.duration,
+            num_prompts: o.num_prompts,
             drain: o.drain(),
             next_id: self.next_id.clone(),
             store: self.store.clone(),
@@ -219,8 +220,24 @@ impl Run<'_> {
                 continue;
             }
             let label = level_label(&key);
+            tracing::info!(level = %label, model = %key.model, "level starts");
+            let file = crate::store::level_file(&report.run_dir, &label);
+            self.store.lock().expect("store lock").begin_level(file);
             let run = run_level(&ctx, level, key.clone(), &label).await;
+            // The level's own file, complete, then the whole table (below).
+            Store::flush(&self.store)?;
+            self.store.lock().expect("store lock").end_level();
             let result = self.level_result(&run, &key, report);
+            let m = &result.row.metrics;
+            tracing::info!(
+                level = %label,
+                ok = m.requests_ok,
+                failed = m.requests_failed,
+                window_s = run.window.as_secs_f64(),
+                ttft_p50_ms = m.ttft.p50.map(|x| x.0),
+                output_tok_s = m.output_throughput.map(|x| x.0),
+                "level done"
+            );
             Store::flush(&self.store)?;
             let row = result.row.clone();
             outcome.oom += row.metrics.requests_failed_oom;

@@ -89,8 +89,10 @@ impl Target {
         probe: &Client,
         report: &mut CharacterizeReport,
     ) -> Result<(), CharacterizeError> {
+        report.server_version = server_version(probe, &self.base_url).await;
         match list_models(probe, &self.base_url).await {
             Ok(models) => {
+                report.server_models = models.iter().map(|m| m.0.clone()).collect();
                 if self.model.is_empty() {
                     self.model = models.first().map(|m| m.0.clone()).ok_or_else(|| {
                         CharacterizeError::Unreachable {
@@ -133,6 +135,21 @@ fn catalog_vocab(model: &str) -> Option<u32> {
 
 /// Longest the server may take to list its models.
 const MODELS_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The server's version from `<root>/version` (vLLM answers `{"version": "0.11.0"}`), for
+/// `run.json`; `None` from a server without it, which is no reason to stop.
+async fn server_version(client: &Client, base: &str) -> Option<String> {
+    let url = format!("{}/version", crate::telemetry::server_root(base));
+    let answer = async {
+        let resp = client.http().get(&url).send().await.ok()?;
+        if !resp.status().is_success() {
+            return None;
+        }
+        let v: serde_json::Value = resp.json().await.ok()?;
+        v.get("version")?.as_str().map(str::to_string)
+    };
+    tokio::time::timeout(MODELS_TIMEOUT, answer).await.ok()?
+}
 
 /// `(id, max_model_len)` of each model the server lists.
 async fn list_models(client: &Client, base: &str) -> Result<Vec<(String, Option<u32>)>, String> {

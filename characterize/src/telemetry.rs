@@ -98,9 +98,14 @@ impl ServerGauges {
 
 /// The `/metrics` URL of an OpenAI base URL (`http://h:p/v1` → `http://h:p/metrics`).
 pub fn metrics_url(base_url: &str) -> String {
+    format!("{}/metrics", server_root(base_url))
+}
+
+/// The server's root under its OpenAI base URL (`.../v1` less `/v1`), where `/metrics`,
+/// `/health` and `/version` live.
+pub fn server_root(base_url: &str) -> &str {
     let base = base_url.trim_end_matches('/');
-    let root = base.strip_suffix("/v1").unwrap_or(base);
-    format!("{root}/metrics")
+    base.strip_suffix("/v1").unwrap_or(base)
 }
 
 /// Scrapes once; `None` when the server has no usable `/metrics`.

@@ -203,8 +203,7 @@ async fn wait_healthy(
     timeout: Duration,
     log: &PathBuf,
 ) -> Result<(), String> {
-    let base = endpoint.trim_end_matches('/');
-    let url = format!("{}/health", base.strip_suffix("/v1").unwrap_or(base));
+    let url = format!("{}/health", crate::telemetry::server_root(endpoint));
     let http = reqwest::Client::new();
     let deadline = Instant::now() + timeout;
     loop {

@@ -100,7 +100,11 @@ pub fn parse_slo_at(text: &str, default_stat: Stat) -> Result<Slo, SloError> {
         text: shorten(text),
         reason,
     };
-    let (lhs, rhs) = text.split_once('=').ok_or_else(|| err("no '='".into()))?;
+    let Some((lhs, rhs)) = text.split_once('=') else {
+        return vllm_goodput(text, default_stat).ok_or_else(|| {
+            err("no '=' (or vLLM's goodput form KEY:MILLISECONDS, e.g. ttft:200)".into())
+        });
+    };
     let lhs = lhs.trim().to_ascii_lowercase();
     let (name, stat) = match lhs.split_once(':') {
         Some((n, s)) => (n, Some(s)),
@@ -121,6 +125,25 @@ pub fn parse_slo_at(text: &str, default_stat: Stat) -> Result<Slo, SloError> {
         metric,
         stat,
         threshold: threshold(text, rhs)?,
+    })
+}
+
+/// vLLM's `--goodput` form, `KEY:VALUE` with the value a bare number of milliseconds
+/// (`ttft:200`, `tpot:50`, `e2el:2000`), so that a team's `vllm bench serve` objectives work
+/// as typed. `None` when `text` is not of that form (`itl:p90` without a threshold is pilot's
+/// form missing its `=`, and gets pilot's error). vLLM checks goodput per request, where the
+/// statistic is irrelevant; the row check uses `default_stat`.
+fn vllm_goodput(text: &str, default_stat: Stat) -> Option<Slo> {
+    let (key, value) = text.split_once(':')?;
+    let ms: f64 = value.trim().parse().ok()?;
+    if !(ms.is_finite() && ms > 0.0) {
+        return None;
+    }
+    let metric = key.trim().to_ascii_lowercase().parse::<Metric>().ok()?;
+    Some(Slo {
+        metric,
+        stat: default_stat,
+        threshold: Millis(ms),
     })
 }
 
@@ -252,6 +275,31 @@ mod tests {
     }
 
     /// A bare number is refused, not read as milliseconds: `ttft=0.2` meant 0.2 s.
+    #[test]
+    fn reads_vllms_goodput_form_in_milliseconds() {
+        for (text, metric, ms) in [
+            ("ttft:200", Metric::Ttft, 200.0),
+            ("tpot:50", Metric::Tpot, 50.0),
+            ("e2el:2000", Metric::E2e, 2000.0),
+            ("ITL:12.5", Metric::Itl, 12.5),
+        ] {
+            let slo = parse_slo(text).unwrap();
+            assert_eq!(
+                (slo.metric, slo.stat, slo.threshold),
+                (metric, Stat::P50, Millis(ms)),
+                "{text}"
+            );
+        }
+        // Not vLLM's form: pilot's error, which names both forms.
+        for bad in ["ttft:p90", "ttft:-5", "ttft:0", "bogus:200", "ttft"] {
+            let e = parse_slo(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("ttft:200") && e.contains("ttft=200ms"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
     #[test]
     fn thresholds_need_a_unit() {
         let e = parse_slo("ttft=0.2").unwrap_err().to_string();

@@ -11,6 +11,7 @@ use crate::error::FleetError;
 use crate::local::run_dir;
 use crate::plan::Fleet;
 use crate::state::{Fate, FleetState, STATE_FILE};
+use pilot_characterize::run::latest_run;
 use pilot_core::requests::{RequestRecord, read_requests, write_requests};
 use pilot_core::schema::{Measurement, read_measurements, write_measurements};
 use std::path::{Path, PathBuf};
@@ -55,17 +56,21 @@ pub fn collect(fleet: &Fleet, results: &Path, dataset: &Path) -> Result<Collecte
         ..Default::default()
     };
     for run in &fleet.runs {
-        let dir = run_dir(results, &run.id);
+        // Each fleet run always resumes into its own `--out`, so it has one run directory.
+        let dir = latest_run(&run_dir(results, &run.id));
         let fate = state.as_ref().map_or(Fate::Pending, |s| s.fate(&run.id));
-        let summary = dir.join("summary.csv");
-        if !summary.exists() {
+        let Some(summary) = dir
+            .as_ref()
+            .map(|d| d.join("summary.csv"))
+            .filter(|p| p.exists())
+        else {
             out.notes.push(format!(
                 "{}: nothing measured yet ({})",
                 run.id,
                 fate.name()
             ));
             continue;
-        }
+        };
         let mut these = read_measurements(&summary)?;
         if fate != Fate::Done {
             out.notes.push(format!(
@@ -80,7 +85,7 @@ pub fn collect(fleet: &Fleet, results: &Path, dataset: &Path) -> Result<Collecte
         }
         out.runs_with_rows += 1;
         rows.extend(these);
-        let req = dir.join("requests.parquet");
+        let req = summary.with_file_name("requests.parquet");
         if req.exists() {
             records.extend(read_requests(&req)?);
         }

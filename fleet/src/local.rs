@@ -73,6 +73,8 @@ fn request(fleet: &Fleet, run: &Run, out: PathBuf) -> CharacterizeRequest {
         options,
         duration: Some(s.duration),
         warmup: Some(s.warmup),
+        num_prompts: None,
+        quiet: false,
         users: s.users.clone(),
         rates: s.rates.clone(),
         lengths: s.lengths,

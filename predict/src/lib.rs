@@ -85,8 +85,9 @@ pub enum PredictError {
     Invalid(#[from] pilot_core::validate::InvalidValue),
 }
 
-/// A latency/throughput model: the physics model alone, or the trained predictor.
-pub trait LatencyModel {
+/// A latency/throughput model: the physics model alone, or the trained predictor. `Sync`:
+/// a recommend search asks one model about thousands of candidates from several threads.
+pub trait LatencyModel: Sync {
     /// Predicts one scenario. A configuration that cannot run (weights larger than memory, a
     /// request longer than the KV cache) is `Ok` with [`Fit::DoesNotFit`] and no metrics.
     fn predict(&self, s: &Scenario) -> Result<Prediction, PredictError>;

@@ -84,19 +84,26 @@ pub(crate) fn via_closed_loop(
     rate: RequestsPerSec,
     budget: f64,
 ) -> Result<Prediction, PredictError> {
-    let key = (
-        id.0,
-        Scenario {
-            load: Load::Users(0),
-            ..s.clone()
-        },
-    );
-    let memo = MEMO.with(|m| {
+    // The profile's memo, found without cloning the scenario (only a new profile's key is
+    // built), comparing the fields that tell profiles apart before the model and GPU.
+    let (key, memo) = MEMO.with(|m| {
         let mut m = m.borrow_mut();
-        m.iter()
-            .position(|(k, _)| *k == key)
-            .map(|i| m.remove(i).1)
-            .unwrap_or_default()
+        match m
+            .iter()
+            .position(|((owner, k), _)| *owner == id.0 && same_profile(k, s))
+        {
+            Some(i) => m.remove(i),
+            None => (
+                (
+                    id.0,
+                    Scenario {
+                        load: Load::Users(0),
+                        ..s.clone()
+                    },
+                ),
+                Memo::default(),
+            ),
+        }
     });
     let cache = RefCell::new(memo);
     let result = predict_open(closed, s, rate, budget, &cache);
@@ -106,6 +113,33 @@ pub(crate) fn via_closed_loop(
         m.truncate(MEMO_PROFILES);
     });
     result
+}
+
+/// Whether two scenarios are the same profile (everything but the load), cheapest fields
+/// first: the memo compares every call's scenario with up to [`MEMO_PROFILES`] others that
+/// usually share the model and GPU. (Destructured, so that a new field must be placed here.)
+fn same_profile(a: &Scenario, b: &Scenario) -> bool {
+    let Scenario {
+        model,
+        gpu,
+        gpu_count,
+        serving,
+        engine,
+        quantization,
+        kv_cache,
+        load: _,
+        input_tokens,
+        output_tokens,
+    } = a;
+    *gpu_count == b.gpu_count
+        && *serving == b.serving
+        && *quantization == b.quantization
+        && *kv_cache == b.kv_cache
+        && *input_tokens == b.input_tokens
+        && *output_tokens == b.output_tokens
+        && *engine == b.engine
+        && *gpu == b.gpu
+        && *model == b.model
 }
 
 /// [`via_closed_loop`] with the memo of `s`'s profile.

@@ -74,8 +74,18 @@ fn main() {
         "| LLM | model | engine | demand | candidates | feasible | ms per call (median of 5) |"
     );
     println!("|---|---|---|---|---|---|---|");
+    // `cargo bench -p pilot-recommend -- WORD...`: only the cases whose row contains every
+    // word (e.g. `DeepSeek req/s shipped`).
+    let words: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     for demand in [Load::Users(200), Load::Rate(RequestsPerSec(20.0))] {
         for (name, model, engine, base) in runs {
+            let row = format!("{} {name} {engine} {}", base.model.id, demand.demand_text());
+            if !words.iter().all(|w| row.contains(w.as_str())) {
+                continue;
+            }
             let opts = RecommendOptions {
                 engines: engine.split(',').map(|e| Some(e.to_string())).collect(),
                 demand,

@@ -25,13 +25,13 @@ use crate::space::{KvChoice, Profile, ServingModes, SpaceOptions, space};
 use pilot_core::gpu::GpuSpec;
 use pilot_core::layout::Serving;
 use pilot_core::llm::LlmSpec;
-use pilot_core::metrics::Summary;
 use pilot_core::price::{PriceCatalog, PriceEntry};
 use pilot_core::quant::Quantization;
-use pilot_core::slo::{Metric, Slo, Stat};
+use pilot_core::slo::Slo;
 use pilot_core::units::{Dtype, Tokens, UsdPerHour, UsdPerMillionTokens};
 use pilot_core::validate::{self, InvalidValue};
 use pilot_predict::{Fit, LatencyModel, Load, PredictError, Prediction, Scenario};
+use rayon::prelude::*;
 
 /// How prediction uncertainty is turned into safety.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -290,31 +290,32 @@ pub enum RecommendError {
     Predict(#[from] PredictError),
 }
 
-/// The value an SLO is checked against: point prediction, or its upper interval end.
+/// The value an SLO is checked against: point prediction, or its upper interval end (where
+/// the interval has one; never below the point).
 fn checked_value(slo: &Slo, p: &Prediction, margin: Margin) -> Option<f64> {
     let point = slo.value_in(&p.row.metrics)?;
     Some(match margin {
         Margin::None => point,
         Margin::Factor(k) => point * (1.0 + k),
         Margin::Nested => point,
-        Margin::Upper => slo
-            .value_in(&merge_upper(&p.row.metrics, &p.upper))
-            .unwrap_or(point)
-            .max(point),
+        Margin::Upper => slo.value_in(&p.upper).unwrap_or(point).max(point),
     })
 }
 
-/// The upper summary where it has a value, else the point summary.
-fn merge_upper(point: &Summary, upper: &Summary) -> Summary {
-    let mut m = point.clone();
-    for metric in Metric::ALL {
-        for stat in Stat::ALL {
-            if let Some(v) = metric.stat(upper, stat) {
-                metric.set_stat(&mut m, stat, Some(v));
-            }
-        }
+/// Whether a prediction meets every SLO (exactly when [`violation`] is `None`), and how far
+/// it is from the one that binds: the largest checked value / threshold (infinite where the
+/// model does not fit or does not predict an SLO's metric). The capacity search interpolates
+/// on that ratio; the text of a violation is built only for the answer.
+fn judge(slos: &[Slo], p: &Prediction, margin: Margin) -> (bool, f64) {
+    if matches!(p.fit, Fit::DoesNotFit { .. }) {
+        return (false, f64::INFINITY);
     }
-    m
+    slos.iter().fold((true, 0.0), |(ok, worst), s| {
+        match checked_value(s, p, margin) {
+            Some(v) => (ok && v <= s.threshold.0, worst.max(v / s.threshold.0)),
+            None => (false, f64::INFINITY),
+        }
+    })
 }
 
 /// The first SLO a prediction breaks, as text with both numbers; `None` if all are met.
@@ -372,69 +373,107 @@ pub fn capacity(
     slos: &[Slo],
     margin: Margin,
 ) -> Result<Option<Load>, PredictError> {
-    largest_level(model, base, demand, slos, margin).map(|l| l.map(|l| demand.with_level(l)))
+    largest_level(model, base, demand, slos, margin, None).map(|l| l.map(|l| demand.with_level(l)))
 }
 
-/// [`capacity`] as a level of `demand`'s mode.
+/// [`capacity`] as a level of `demand`'s mode; `known`, a prediction the caller already has
+/// at a level, saves predicting the smallest level again when it is that one.
+///
+/// The answer is what a bisection between the smallest level and the demand finds (the
+/// largest level that meets the SLOs, to one user or within 1% of a rate, latency growing
+/// with load), in fewer predictions: the demand itself is tried first (a replica that
+/// serves it all needs no search), then each probe interpolates where the binding SLO's
+/// predicted/threshold ratio crosses 1 (regula falsi on log level and log ratio, Illinois'
+/// variant), falling back to bisection where the ratio is not finite or a probe did not
+/// halve the bracket. Why: the search runs for each of thousands of candidates per call.
 fn largest_level(
     model: &dyn LatencyModel,
     base: &Scenario,
     demand: Load,
     slos: &[Slo],
     margin: Margin,
+    known: Option<(f64, &Prediction)>,
 ) -> Result<Option<f64>, PredictError> {
     let limit = demand.level();
     let integer = !matches!(demand, Load::Rate(_));
-    let ok = |level: f64| -> Result<bool, PredictError> {
-        let mut s = base.clone();
+    let mut s = base.clone();
+    let mut probe = |level: f64| -> Result<(bool, f64), PredictError> {
         s.load = demand.with_level(level);
-        Ok(violation(slos, &model.predict(&s)?, margin).is_none())
+        Ok(judge(slos, &model.predict(&s)?, margin))
     };
     let smallest = if integer {
         1.0
     } else {
         (limit / 1024.0).min(0.01)
     };
-    if !ok(smallest)? {
+    let (ok, mut good_ratio) = match known {
+        Some((level, p)) if level == smallest => judge(slos, p, margin),
+        _ => probe(smallest)?,
+    };
+    if !ok {
         return Ok(None);
     }
-    // Exponential search for the first failing level.
-    let mut good = smallest;
-    let mut bad = None;
-    let mut probe = if integer { 2.0 } else { smallest * 2.0 };
-    while probe < limit {
-        if ok(probe)? {
-            good = probe;
-            probe *= 2.0;
-        } else {
-            bad = Some(probe);
-            break;
-        }
-    }
-    let Some(mut bad) = bad.or_else(|| (!ok(limit).unwrap_or(false)).then_some(limit)) else {
+    if smallest >= limit {
         return Ok(Some(limit));
-    };
-    // Binary search between the last good and the first bad level.
-    loop {
-        let done = if integer {
+    }
+    let (ok, mut bad_ratio) = probe(limit)?;
+    if ok {
+        return Ok(Some(limit));
+    }
+    let (mut good, mut bad) = (smallest, limit);
+    let done = |good: f64, bad: f64| {
+        if integer {
             bad - good <= 1.0
         } else {
-            (bad - good) <= 0.01 * good
-        };
-        if done {
-            return Ok(Some(good));
+            bad - good <= 0.01 * good
         }
-        let mid = if integer {
-            ((good + bad) / 2.0).floor()
-        } else {
+    };
+    // Which end the last probe moved: when one end moves twice running, the other end's log
+    // ratio is halved (Illinois), so that the interpolation stops creeping from one side.
+    let mut last_moved_good: Option<bool> = None;
+    let mut bisect_next = false;
+    while !done(good, bad) {
+        let width = bad - good;
+        let interpolated =
+            (!bisect_next && good_ratio > 0.0 && bad_ratio.is_finite() && bad_ratio > good_ratio)
+                .then(|| {
+                    let (lg, lb) = (good.ln(), bad.ln());
+                    let (yg, yb) = (good_ratio.ln(), bad_ratio.ln());
+                    (lg + (0.0 - yg) * (lb - lg) / (yb - yg)).exp()
+                })
+                .filter(|x| x.is_finite());
+        // Bisection: of users, or of a rate's logarithm (the bracket can span 1,024x).
+        let mut mid = interpolated.unwrap_or(if integer {
             (good + bad) / 2.0
-        };
-        if ok(mid)? {
+        } else {
+            (good * bad).sqrt()
+        });
+        if integer {
+            mid = mid.round().clamp(good + 1.0, bad - 1.0);
+        } else {
+            // Not closer to an end than a tenth of the precision asked for.
+            let eps = 0.001 * good;
+            mid = mid.clamp(good + eps, bad - eps);
+        }
+        let (ok, ratio) = probe(mid)?;
+        if ok {
             good = mid;
+            good_ratio = ratio;
+            if last_moved_good == Some(true) {
+                bad_ratio = bad_ratio.sqrt();
+            }
+            last_moved_good = Some(true);
         } else {
             bad = mid;
+            bad_ratio = ratio;
+            if last_moved_good == Some(false) {
+                good_ratio = good_ratio.sqrt();
+            }
+            last_moved_good = Some(false);
         }
+        bisect_next = !bisect_next && bad - good > 0.5 * width;
     }
+    Ok(Some(good))
 }
 
 /// The most requests one worker runs at once in a prediction: the predicted KV budget per
@@ -496,9 +535,11 @@ pub fn recommend(
             reasons: space.skipped.iter().cloned().collect::<Vec<_>>().join("; "),
         });
     }
+    // Each candidate's search is independent: in parallel, collected in the space's order
+    // (the sort below is stable, so ties rank as before).
     let mut out: Vec<Candidate> = space
         .profiles
-        .iter()
+        .par_iter()
         .map(|p| evaluate(opts, &space_opts, model, prices, p))
         .collect();
     out.sort_by(|a, b| {
@@ -621,31 +662,27 @@ fn evaluate(
             return c;
         }
     };
-    // Does it fit at all?
-    match model.predict(&base) {
+    // Does it fit at all? (At one user, or the rate of one: the load `base` carries.)
+    let first = match model.predict(&base) {
         Ok(p) => {
             if let Fit::DoesNotFit { reason } = &p.fit {
                 c.verdict = Verdict::DoesNotFit(reason.clone());
                 return c;
             }
             c.batch_limit = batch_limit(&base, &p);
+            p
         }
         Err(e) => {
             c.verdict = Verdict::Error(e.to_string());
             return c;
         }
-    }
-    let cap = match capacity(model, &base, opts.demand, &opts.slos, opts.margin) {
-        Ok(Some(cap)) => cap,
+    };
+    let known = Some((1.0, &first));
+    let cap = match largest_level(model, &base, opts.demand, &opts.slos, opts.margin, known) {
+        Ok(Some(level)) => opts.demand.with_level(level),
         Ok(None) => {
-            let mut s = base.clone();
-            s.load = opts.demand.with_level(1.0);
-            let p = model.predict(&s).ok();
-            c.shortfall = p
-                .as_ref()
-                .and_then(|p| shortfall(&opts.slos, p, opts.margin));
-            let why = p
-                .and_then(|p| violation(&opts.slos, &p, opts.margin))
+            c.shortfall = shortfall(&opts.slos, &first, opts.margin);
+            let why = violation(&opts.slos, &first, opts.margin)
                 .unwrap_or_else(|| "unmet at the smallest load".into());
             c.verdict = Verdict::SloUnmet(format!("{why} at {}", opts.demand.with_level(1.0)));
             return c;
@@ -729,28 +766,74 @@ mod tests {
         parse_slos(text).unwrap()
     }
 
-    /// The exponential + binary search finds exactly what a linear scan finds.
+    /// The interpolating search finds exactly what a linear scan finds, for SLOs that bind
+    /// at one user, in between, or never, with the point prediction and the interval.
     #[test]
     fn capacity_search_matches_a_linear_scan() {
         let physics = PhysicsModel::default();
-        let slos = slos("ttft=300ms,itl=40ms");
-        for (model, gpu, tp) in [
-            ("mistral-7b", "L40S", 1),
-            ("llama-2-13b", "A100-SXM-80GB", 2),
-            ("mistral-7b", "H100", 1),
-        ] {
-            let b = base(model, gpu, tp);
-            let found = capacity(&physics, &b, Load::Users(300), &slos, Margin::None).unwrap();
-            let mut scan = None;
-            for u in 1..=300u32 {
-                let mut s = b.clone();
-                s.load = Load::Users(u);
-                if violation(&slos, &physics.predict(&s).unwrap(), Margin::None).is_some() {
-                    break;
+        let shipped = pilot_predict::Predictor::shipped().unwrap();
+        let models: [&dyn LatencyModel; 2] = [&physics, shipped];
+        let mut between = 0;
+        for text in ["ttft=300ms,itl=40ms", "ttft=80ms", "itl=15ms", "e2e=5s"] {
+            let slos = slos(text);
+            for (model, gpu, tp) in [
+                ("mistral-7b", "L40S", 1),
+                ("llama-2-13b", "A100-SXM-80GB", 2),
+                ("mistral-7b", "H100", 1),
+            ] {
+                for (m, margin) in models.iter().zip([Margin::None, Margin::Upper]) {
+                    let b = base(model, gpu, tp);
+                    let found = capacity(*m, &b, Load::Users(300), &slos, margin).unwrap();
+                    let mut scan = None;
+                    for u in 1..=300u32 {
+                        let mut s = b.clone();
+                        s.load = Load::Users(u);
+                        if violation(&slos, &m.predict(&s).unwrap(), margin).is_some() {
+                            break;
+                        }
+                        scan = Some(Load::Users(u));
+                    }
+                    assert_eq!(found, scan, "{text}: {model} on {tp} x {gpu}");
+                    between += usize::from(scan.is_some_and(|l| l.level() < 300.0));
                 }
-                scan = Some(Load::Users(u));
             }
-            assert_eq!(found, scan, "{model} on {tp} x {gpu}");
+        }
+        assert!(
+            between >= 6,
+            "only {between} searches ended between 1 and 300 users"
+        );
+    }
+
+    /// Under a rate the search brackets the capacity to 1%: the rate found meets the SLOs
+    /// and 1% more does not (or it is the demand itself).
+    #[test]
+    fn rate_capacity_is_bracketed_to_one_percent() {
+        let physics = PhysicsModel::default();
+        let slos = slos("ttft=300ms,itl=40ms");
+        let ok = |b: &Scenario, r: f64| {
+            let mut s = b.clone();
+            s.load = Load::Rate(RequestsPerSec(r));
+            violation(&slos, &physics.predict(&s).unwrap(), Margin::None).is_none()
+        };
+        for (model, gpu, tp) in [("mistral-7b", "L40S", 1), ("llama-2-13b", "H100", 2)] {
+            let b = base(model, gpu, tp);
+            let demand = Load::Rate(RequestsPerSec(200.0));
+            let Some(Load::Rate(found)) =
+                capacity(&physics, &b, demand, &slos, Margin::None).unwrap()
+            else {
+                panic!("{model} on {gpu}: no capacity")
+            };
+            assert!(
+                found.0 < 200.0,
+                "{model} on {gpu} serves all of {}",
+                found.0
+            );
+            assert!(ok(&b, found.0), "{model} on {gpu} at {}", found.0);
+            assert!(
+                !ok(&b, found.0 * 1.0101),
+                "{model} on {gpu} past {}",
+                found.0
+            );
         }
     }
 

@@ -8,7 +8,7 @@
 
 use super::arch::{Arch, Family};
 use super::checkpoint::{CheckpointFormat, Part};
-use super::layers::{Ffn, LayerPlan, Mixer};
+use super::layers::{Ffn, Layer, LayerPlan, Mixer};
 use crate::quant::Quantization;
 use crate::units::{Bytes, Dtype, Flops};
 use serde::{Deserialize, Serialize};
@@ -371,8 +371,29 @@ impl LlmSpec {
             let rel = 2.0 * a.rel_buckets as f64 * self.heads as f64;
             return self.vocab as f64 * h + enc + dec + rel + 2.0 * h + self.lm_head_params();
         }
+        // A layer's count depends only on its kind, its K/V heads and its MLP width: runs of
+        // identical layers (58 MoE layers of DeepSeek-V3) are counted once and repeated, in
+        // the same order, so the sum is the same to the bit. Why: the physics model asks for
+        // this several times per prediction, and a recommend call makes thousands.
+        // (the layer, its K/V heads, its MLP width) and its count.
+        type Kind = (Layer, Option<u32>, Option<u32>);
+        let mut last: Option<(Kind, f64)> = None;
         let layers: f64 = (0..self.plan.layers.len())
-            .map(|i| Self::layer_total(self.layer_params(i, experts_counted)))
+            .map(|i| {
+                let key = (
+                    self.plan.layers[i],
+                    self.arch.kv_per_layer.get(i).copied(),
+                    self.plan.dense_widths.get(i).copied(),
+                );
+                match last {
+                    Some((k, total)) if k == key => total,
+                    _ => {
+                        let total = Self::layer_total(self.layer_params(i, experts_counted));
+                        last = Some((key, total));
+                        total
+                    }
+                }
+            })
             .sum();
         self.input_embedding_params() + a.embed_proj + layers + a.norm_extra + self.lm_head_params()
     }

@@ -1,0 +1,163 @@
+//! `<run dir>/run.json`: what a run was, so that a result file found months later says what
+//! produced it: the endpoint (credentials stripped), every option's value, what the server
+//! says of itself (its models, its version), pilot's version, and when the run started and
+//! ended. Written when the run starts (`"status": "running"`, so even a killed run has one)
+//! and again when it ends.
+//!
+//! Secrets never reach it: the API key is named by its environment variable only, and the
+//! endpoint loses its user and password and the values of query parameters that look like
+//! keys ([`redacted_endpoint`]).
+
+use crate::error::CharacterizeError;
+use crate::options::CharacterizeOptions;
+use crate::report::CharacterizeReport;
+use serde_json::{Value, json};
+use std::time::SystemTime;
+
+/// Query parameter names whose values are secrets (`?api-key=...`, `?token=...`).
+const SECRET_PARAMS: [&str; 6] = ["key", "token", "secret", "password", "auth", "sig"];
+
+/// The endpoint as it can be shown and saved: no user or password, and the values of
+/// query parameters named like keys replaced by `REDACTED`.
+pub fn redacted_endpoint(url: &str) -> String {
+    let Ok(mut u) = reqwest::Url::parse(url) else {
+        // Not a URL: validation refuses it before anything is written.
+        return "<not a URL>".into();
+    };
+    let _ = u.set_username("");
+    let _ = u.set_password(None);
+    if u.query().is_some() {
+        let pairs: Vec<(String, String)> = u
+            .query_pairs()
+            .map(|(k, v)| {
+                let secret = SECRET_PARAMS
+                    .iter()
+                    .any(|s| k.to_ascii_lowercase().contains(s));
+                let v = if secret {
+                    "REDACTED".into()
+                } else {
+                    v.into_owned()
+                };
+                (k.into_owned(), v)
+            })
+            .collect();
+        u.query_pairs_mut().clear().extend_pairs(pairs);
+    }
+    u.to_string()
+}
+
+fn time(t: SystemTime) -> String {
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+/// Every option's value, by its flag's name.
+fn options_json(o: &CharacterizeOptions) -> Value {
+    let secs = |d: std::time::Duration| d.as_secs_f64();
+    json!({
+        "endpoint": o.endpoint.as_deref().map(redacted_endpoint),
+        "model": o.model,
+        "api": format!("{:?}", o.api).to_ascii_lowercase(),
+        "tokenizer": o.tokenizer,
+        "users": o.users,
+        "rate": o.rates.iter().map(|r| r.0).collect::<Vec<_>>(),
+        "burstiness": o.burstiness,
+        "duration_s": secs(o.duration),
+        "warmup_s": secs(o.warmup),
+        "num_prompts": o.num_prompts,
+        "workload": format!("{:?}", o.workload),
+        "replay": o.replay,
+        "seed": o.seed,
+        "slo": o.slos.iter().map(ToString::to_string).collect::<Vec<_>>(),
+        "out": o.out,
+        "append_to": o.append_to,
+        "resume": o.resume,
+        // The variable's name, never its value.
+        "api_key_env": o.api_key_env,
+        "max_failures": o.max_failure_fraction,
+        "timeout_s": secs(o.request_timeout),
+        "drain_timeout_s": secs(o.drain()),
+        "exact_output": o.exact_output,
+        "gpu": o.gpu,
+        "gpu_count": o.gpu_count,
+        "engine_label": o.engine_label,
+        "max_batch": o.engine_max_batch,
+        "tune": o.tune.as_ref().map(|t| json!({
+            "launch": t.launch, "lo": t.lo, "hi": t.hi,
+            "health_timeout_s": secs(t.health_timeout),
+        })),
+    })
+}
+
+/// Writes `<run dir>/run.json` (atomically: a reader never sees half of it).
+pub(crate) fn write_run_json(
+    o: &CharacterizeOptions,
+    report: &CharacterizeReport,
+    started: SystemTime,
+    ended: Option<SystemTime>,
+    status: &str,
+) -> Result<(), CharacterizeError> {
+    let info = json!({
+        "pilot_version": env!("CARGO_PKG_VERSION"),
+        "command": "characterize",
+        "status": status,
+        "started": time(started),
+        "ended": ended.map(time),
+        "duration_s": ended.and_then(|e| e.duration_since(started).ok()).map(|d| d.as_secs_f64()),
+        "endpoint": o.endpoint.as_deref().map(redacted_endpoint),
+        "embedded_engine": o.endpoint.is_none(),
+        "api_key_env": o.api_key_env,
+        "api_key_set": std::env::var(&o.api_key_env).is_ok_and(|k| !k.is_empty()),
+        "server": {
+            "models": report.server_models,
+            "version": report.server_version,
+        },
+        "levels": report.levels.len(),
+        "stopped_early": report.stopped_early,
+        "failure": report.failure,
+        "appended_to": report.appended_to,
+        "options": options_json(o),
+    });
+    write_json(&report.run_dir.join("run.json"), &info)
+}
+
+/// Writes `value` to `path` as pretty JSON, atomically (a temporary file renamed over it), so
+/// that a reader never sees half a file: `run.json`, `results.json`.
+pub(crate) fn write_json(path: &std::path::Path, value: &Value) -> Result<(), CharacterizeError> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    let io = |source| CharacterizeError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let text = serde_json::to_string_pretty(value).expect("JSON values serialize");
+    std::fs::write(&tmp, text).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_and_query_secrets_leave_the_endpoint() {
+        let shown =
+            redacted_endpoint("https://bob:hunter2@gw.example.com/v1?api-key=sk-123&region=eu");
+        assert!(
+            !shown.contains("bob") && !shown.contains("hunter2") && !shown.contains("sk-123"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("gw.example.com/v1")
+                && shown.contains("region=eu")
+                && shown.contains("api-key=REDACTED"),
+            "{shown}"
+        );
+        assert_eq!(
+            redacted_endpoint("http://127.0.0.1:8000/v1"),
+            "http://127.0.0.1:8000/v1"
+        );
+    }
+}
