@@ -107,6 +107,18 @@ fn run_rows(results: &Path) -> BTreeMap<String, Vec<Measurement>> {
     out
 }
 
+/// `pilot fleet run PLAN --results RESULTS` on the local backend, within `secs` seconds.
+fn fleet_run(plan: &Path, results: &Path, secs: u64) -> std::process::Output {
+    pilot()
+        .args(["fleet", "run"])
+        .arg(plan)
+        .arg("--results")
+        .arg(results)
+        .timeout(Duration::from_secs(secs))
+        .output()
+        .unwrap()
+}
+
 fn collect(plan: &Path, results: &Path, out: &Path) -> Vec<Measurement> {
     let o = pilot()
         .args(["fleet", "collect"])
@@ -162,14 +174,7 @@ fn a_local_fleet_runs_skips_what_is_done_and_collects_every_row() {
     assert_eq!(before.len(), 2, "{before:?}");
     assert!(before.values().all(|rows| rows.len() == 2), "{before:?}");
 
-    let o = pilot()
-        .args(["fleet", "run"])
-        .arg(&plan)
-        .arg("--results")
-        .arg(&results)
-        .timeout(Duration::from_secs(120))
-        .output()
-        .unwrap();
+    let o = fleet_run(&plan, &results, 120);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("0 measured now, 2 done before"), "{err}");
@@ -245,14 +250,7 @@ fn a_killed_fleet_resumes_without_losing_or_repeating_a_measurement() {
         "the killed run is recorded as running: {f:?}"
     );
 
-    let o = pilot()
-        .args(["fleet", "run"])
-        .arg(&plan)
-        .arg("--results")
-        .arg(&results)
-        .timeout(Duration::from_secs(300))
-        .output()
-        .unwrap();
+    let o = fleet_run(&plan, &results, 300);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("1 measured now, 1 done before"), "{err}");
@@ -396,14 +394,7 @@ endpoint = "http://127.0.0.1:{port}/v1"
     )
     .unwrap();
     let results = dir.path().join("results");
-    let o = pilot()
-        .args(["fleet", "run"])
-        .arg(&plan)
-        .arg("--results")
-        .arg(&results)
-        .timeout(Duration::from_secs(300))
-        .output()
-        .unwrap();
+    let o = fleet_run(&plan, &results, 300);
     let err = stderr(&o);
     assert!(o.status.success(), "{err}");
     let rows = run_rows(&results);

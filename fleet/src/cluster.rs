@@ -345,13 +345,6 @@ pub async fn run(
         }
         active = still;
     }
-    report.fates = fleet
-        .runs
-        .iter()
-        .map(|r| {
-            let s = &state.runs[&r.id];
-            (r.id.clone(), s.fate, s.reason.clone())
-        })
-        .collect();
+    report.fates = state.fates(fleet.runs.iter().map(|r| r.id.as_str()));
     Ok(report)
 }

@@ -199,14 +199,7 @@ pub fn run(fleet: &Fleet, results: &Path, max_attempts: u32) -> Result<FleetRepo
             }
         }
     }
-    report.fates = fleet
-        .runs
-        .iter()
-        .map(|r| {
-            let s = &state.runs[&r.id];
-            (r.id.clone(), s.fate, s.reason.clone())
-        })
-        .collect();
+    report.fates = state.fates(fleet.runs.iter().map(|r| r.id.as_str()));
     Ok(report)
 }
 

@@ -76,6 +76,20 @@ pub struct FleetState {
 }
 
 impl FleetState {
+    /// Each of `ids`' runs with its fate and the reason recorded for it, in that order: what
+    /// a backend reports when it stops.
+    pub fn fates<'a>(
+        &self,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Vec<(String, Fate, Option<String>)> {
+        ids.into_iter()
+            .map(|id| {
+                let s = &self.runs[id];
+                (id.to_string(), s.fate, s.reason.clone())
+            })
+            .collect()
+    }
+
     /// The state in `dir` (created if missing), with every run of the plan in it: those it
     /// does not have yet are pending. A state written by another campaign is refused.
     pub fn open(dir: &Path, fleet: &str, run_ids: &[String]) -> Result<FleetState, FleetError> {
