@@ -818,9 +818,46 @@ pub const TABLE: &[EngineTraits] = &[
             native(Int4W4a16, NVIDIA),
         ],
         parallelism: &[Tensor],
-        launch: None,
+        launch: Some(Launch {
+            program: "text-generation-launcher",
+            // The launcher's own default; pilot passes --port, so the image's PORT=80 does
+            // not apply.
+            port: 3000,
+            image: "ghcr.io/huggingface/text-generation-inference:latest",
+            tensor_flag_counts_attention_dp: false,
+            quantize_on_load: Some("--quantize"),
+            disaggregation: None,
+            model_flag: Some("--model-id"),
+            tensor_parallel: Some(Flag::Value("--num-shard")),
+            pipeline_parallel: None,
+            expert_parallel: None,
+            attention_dp: None,
+            // TGI bounds a batch by tokens (--max-batch-total-tokens, sized from free memory),
+            // not by a sequence count; --max-batch-size applies only to padded hardware, and
+            // --max-concurrent-requests refuses requests past it instead of queueing them.
+            max_sequences: None,
+            max_model_len: Some(Flag::Value("--max-total-tokens")),
+            max_batched_tokens: Some(Flag::Value("--max-batch-prefill-tokens")),
+            kv_cache_dtype: Some(Flag::Value("--kv-cache-dtype")),
+            chunked_prefill: None,
+            health: Some("/health"),
+            metrics: Some(Metrics {
+                path: "/metrics",
+                enabled_by: None,
+                requests_running: Some("tgi_batch_current_size"),
+                requests_waiting: Some("tgi_queue_size"),
+                kv_cache_usage: None,
+                ttft: None,
+                itl: None,
+                e2e: Some("tgi_request_duration"),
+            }),
+        }),
         uneven_heads: false,
-        source: "flash architectures: server/text_generation_server/models/__init__.py; router: \
+        source: "launcher flags (docs text-generation-inference reference/launcher: --model-id, \
+                 --num-shard, --quantize, --max-total-tokens, --max-batch-prefill-tokens, \
+                 --kv-cache-dtype, --port default 3000; GET /health) and metrics \
+                 (reference/metrics: tgi_batch_current_size, tgi_queue_size, \
+                 tgi_request_duration); flash architectures: server/text_generation_server/models/__init__.py; router: \
                  router/src/infer (waiting_served_ratio, max_waiting_tokens); --quantize fp8/\
                  eetq/bitsandbytes (8-bit weight-only)/awq/gptq and --num-shard: \
                  huggingface/text-generation-inference. 16-bit on CUDA, ROCm (Instinct MI210, \

@@ -485,8 +485,25 @@ weights_pvc = "weights"
 
     #[test]
     fn an_engine_without_launch_facts_is_named() {
-        let f = fleet("[[engines]]\nname = \"tgi\"", "[[gpus]]\ngpu = \"H100\"");
+        let f = fleet("[[engines]]\nname = \"tgis\"", "[[gpus]]\ngpu = \"H100\"");
         let e = job(&f, &f.runs[0]).unwrap_err().to_string();
-        assert!(e.contains("tgi") && e.contains("vllm"), "{e}");
+        assert!(e.contains("tgis") && e.contains("vllm"), "{e}");
+    }
+
+    #[test]
+    fn tgi_runs_as_its_launcher_with_shards() {
+        let f = fleet(
+            "[[engines]]\nname = \"tgi\"",
+            "[[gpus]]\ngpu = \"H100\"\ncount = 2",
+        );
+        let text = serde_json::to_string(&job(&f, &f.runs[0]).unwrap().objects).unwrap();
+        for want in [
+            "text-generation-launcher",
+            "--model-id",
+            "--num-shard",
+            "/health",
+        ] {
+            assert!(text.contains(want), "{want} missing: {text}");
+        }
     }
 }
