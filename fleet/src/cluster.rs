@@ -31,6 +31,10 @@ use std::time::{Duration, Instant};
 /// Lines of the pilot container's log kept in a failed run's reason.
 const LOG_LINES: i64 = 5;
 
+/// Failed status reads in a row (about this many polls) before the watch gives up: an API
+/// server restart or a dropped connection must not end a week-long campaign.
+const MAX_FAILED_LOOKS: u32 = 20;
+
 /// How the backend runs.
 #[derive(Debug, Clone)]
 pub struct ClusterOptions {
@@ -301,6 +305,7 @@ pub async fn run(
     }
     let total = manifests.len();
     let mut active: Vec<(JobManifest, Instant)> = Vec::new();
+    let mut failed_looks = 0u32;
     loop {
         while active.len() < opts.parallel.max(1)
             && let Some(m) = queue.pop_front()
@@ -328,7 +333,25 @@ pub async fn run(
         tokio::time::sleep(opts.poll).await;
         let mut still = Vec::new();
         for (m, since) in active {
-            match observe(&apis, &m, since, schedule_timeout).await? {
+            // One failed look (an API server restarting) is not the Job's fate: it is
+            // looked at again next poll; only many failures in a row end the watch.
+            let seen = match observe(&apis, &m, since, schedule_timeout).await {
+                Ok(seen) => {
+                    failed_looks = 0;
+                    seen
+                }
+                Err(e) if failed_looks < MAX_FAILED_LOOKS => {
+                    failed_looks += 1;
+                    eprintln!(
+                        "{}: cannot read the Job's status now ({e}); retrying",
+                        m.run
+                    );
+                    still.push((m, since));
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            match seen {
                 Seen::Active => still.push((m, since)),
                 Seen::Ended(fate, reason) => {
                     state.set(&m.run, fate, reason.clone())?;

@@ -13,7 +13,7 @@
 //! from the engine table for both.
 
 use crate::error::FleetError;
-use crate::plan::{CPU, EMBEDDED, Fleet, Run};
+use crate::plan::{CPU, EMBEDDED, FILE_LENGTHS, Fleet, Run};
 use pilot_core::layout::Serving;
 use pilot_core::units::Tokens;
 use pilot_predict::scenario::{Scenario, default_dtype};
@@ -33,9 +33,6 @@ pub const WEIGHTS_MOUNT: &str = "/models";
 pub const FLEET_LABEL: &str = "pilot.dev/fleet";
 /// The label naming the run a Job measures.
 pub const RUN_LABEL: &str = "pilot.dev/run";
-
-/// Request lengths for the engine's request limit when the workload is a file.
-const FILE_LENGTHS: (u32, u32) = (4096, 1024);
 
 /// One run's objects (a ConfigMap where the engine reads a config file, and the Job).
 #[derive(Debug, Clone)]
@@ -234,14 +231,13 @@ pub fn job(fleet: &Fleet, run: &Run) -> Result<JobManifest, FleetError> {
             &cmd.argv,
             run.gpu.count,
             config_map.as_deref(),
+            &k.hf_token_secret,
         );
         let spec = &mut template["spec"];
         let mut engine = spec["containers"][0].take();
         if let Some(image) = &run.engine.image {
             engine["image"] = json!(image);
         }
-        // The token's Secret is the plan's; the reference stays an env var, never a file.
-        engine["env"][0]["valueFrom"]["secretKeyRef"]["name"] = json!(k.hf_token_secret);
         // A native sidecar: started first, gated by its startup probe, stopped with the Job.
         engine["restartPolicy"] = json!("Always");
         if let Some(w) = &k.weights_pvc {

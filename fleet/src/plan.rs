@@ -36,8 +36,10 @@ pub const EMBEDDED: &str = "pilot";
 const GPU_STARTUP: Duration = Duration::from_secs(10 * 60);
 const CPU_STARTUP: Duration = Duration::from_secs(5);
 
-/// Request lengths assumed for the memory fit when the workload is a file.
-const FIT_LENGTHS: (u32, u32) = (1024, 256);
+/// Request lengths assumed when the workload is a file: for the memory fit at plan time and
+/// for the request length a Kubernetes Job's engine is started with, so that what the plan
+/// says fits is what is deployed.
+pub const FILE_LENGTHS: (u32, u32) = (4096, 1024);
 
 /// The plan file as written.
 #[derive(Debug, Clone, Deserialize)]
@@ -175,7 +177,7 @@ fn default_pvc() -> String {
     "pilot-results".into()
 }
 fn default_secret() -> String {
-    "hf-token".into()
+    pilot_recommend::deploy::HF_TOKEN_SECRET.into()
 }
 fn default_backoff() -> u32 {
     2
@@ -391,7 +393,7 @@ pub fn expand(file: PlanFile, base: &Path) -> Result<Fleet, FleetError> {
             })
         })
         .collect::<Result<Vec<_>, FleetError>>()?;
-    let (input, output) = sweep.lengths.unwrap_or(FIT_LENGTHS);
+    let (input, output) = sweep.lengths.unwrap_or(FILE_LENGTHS);
     if sweep.lengths.is_none() {
         notes.push(format!(
             "the memory fit is checked at {input} input and {output} output tokens (the workload file's lengths are read when the runs start)"

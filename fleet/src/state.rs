@@ -104,7 +104,7 @@ impl FleetState {
                 return Err(FleetError::State {
                     path,
                     reason: format!(
-                        "it belongs to the campaign '{}', not '{fleet}'; give this plan its own --out",
+                        "it belongs to the campaign '{}', not '{fleet}'; give this plan its own --results DIR",
                         s.fleet
                     ),
                 });
@@ -220,6 +220,6 @@ mod tests {
         let e = FleetState::open(dir.path(), "two", &[])
             .unwrap_err()
             .to_string();
-        assert!(e.contains("'one'") && e.contains("--out"), "{e}");
+        assert!(e.contains("'one'") && e.contains("--results"), "{e}");
     }
 }

@@ -517,15 +517,20 @@ pub fn gpu_scheduling(gpu: &GpuSpec) -> (&'static str, String, &'static str, boo
     }
 }
 
+/// The Secret (key `token`) `--emit k8s` reads the Hub token from.
+pub const HF_TOKEN_SECRET: &str = "hf-token";
+
 /// The pod template of one worker's pod (or its leader's), running `argv`: the engine
 /// container with its GPU requests, node selector, probes on the health route and the Hub
-/// token from a Secret. `pilot fleet` adds its benchmark container beside it.
+/// token from the Secret `hf_secret` (key `token`). `pilot fleet` adds its benchmark
+/// container beside it.
 pub fn pod_template(
     plan: &Plan,
     labels: &Value,
     argv: &[String],
     gpus: u32,
     config_map: Option<&str>,
+    hf_secret: &str,
 ) -> Value {
     let (label_key, label_value, resource, _) = gpu_scheduling(plan.gpu);
     let launch = plan.launch;
@@ -536,7 +541,7 @@ pub fn pod_template(
         "ports": [{"name": "http", "containerPort": launch.port}],
         "env": [{
             "name": "HF_TOKEN",
-            "valueFrom": {"secretKeyRef": {"name": "hf-token", "key": "token", "optional": true}}
+            "valueFrom": {"secretKeyRef": {"name": hf_secret, "key": "token", "optional": true}}
         }],
         "resources": {"limits": {resource: gpus.to_string()}, "requests": {resource: gpus.to_string()}},
         "volumeMounts": [{"name": "dshm", "mountPath": "/dev/shm"}],
@@ -648,6 +653,7 @@ pub fn k8s_manifests(plan: &Plan) -> Vec<Manifest> {
                 &cmd.argv,
                 role.layout.gpus(),
                 config_map.as_deref(),
+                HF_TOKEN_SECRET,
             );
             objects.push(deployment(&name, &labels, count, template));
         } else {
@@ -661,8 +667,8 @@ pub fn k8s_manifests(plan: &Plan) -> Vec<Manifest> {
                     "replicas": count,
                     "leaderWorkerTemplate": {
                         "size": nodes,
-                        "leaderTemplate": pod_template(plan, &labels, &leader, per_pod, config_map.as_deref()),
-                        "workerTemplate": pod_template(plan, &labels, &worker, per_pod, config_map.as_deref()),
+                        "leaderTemplate": pod_template(plan, &labels, &leader, per_pod, config_map.as_deref(), HF_TOKEN_SECRET),
+                        "workerTemplate": pod_template(plan, &labels, &worker, per_pod, config_map.as_deref(), HF_TOKEN_SECRET),
                     }
                 }
             }));
