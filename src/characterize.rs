@@ -128,6 +128,17 @@ pub struct CharacterizeArgs {
 }
 
 pub fn run(a: CharacterizeArgs) -> anyhow::Result<()> {
+    // A named run directory must hold a run: a mistyped path would otherwise start a new run
+    // there and say nothing of the one the user meant to continue.
+    if let Some(Some(dir)) = &a.resume
+        && pilot_characterize::run::latest_run(dir).is_none()
+    {
+        anyhow::bail!(
+            "--resume {}: no run there to continue (no summary.csv or requests.parquet in it \
+             or in a run directory under it); check the path, or drop --resume to start a new run",
+            dir.display()
+        );
+    }
     let options = CharacterizeOptions {
         endpoint: a.endpoint,
         model: a.model,

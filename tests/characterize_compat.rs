@@ -130,6 +130,22 @@ fn a_bad_goodput_names_both_forms() {
 }
 
 #[test]
+fn resuming_a_directory_that_holds_no_run_is_an_error_that_starts_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let typo = dir.path().join("no-such-run");
+    let o = Command::cargo_bin("pilot")
+        .unwrap()
+        .args(["characterize", "--resume"])
+        .arg(&typo)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("no run there to continue"), "{err}");
+    assert!(!typo.exists(), "a run was started in {}", typo.display());
+}
+
+#[test]
 fn completions_print_a_script_that_knows_characterize() {
     for shell in ["bash", "zsh", "fish"] {
         let o = Command::cargo_bin("pilot")

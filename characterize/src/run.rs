@@ -264,7 +264,15 @@ pub fn latest_run(out: &Path) -> Option<PathBuf> {
         .into_iter()
         .flatten()
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir() && holds_run(p))
+        // Run directories are named by their UTC start (`20261203T152258Z-f12730`), so the
+        // latest sorts last; other folders (a `replaced-…` set aside) are not runs to resume.
+        .filter(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(|c: char| c.is_ascii_digit()))
+                && p.is_dir()
+                && holds_run(p)
+        })
         .max_by_key(|p| p.file_name().map(|n| n.to_os_string()))
 }
 
@@ -293,7 +301,9 @@ fn run_dir(
     let nanos = started
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
-    let mut id = (u64::from(std::process::id()) << 32) ^ u64::from(nanos);
+    // Two runs started in the same second differ by process and nanoseconds; a clash left
+    // is taken care of by the loop below.
+    let mut id = u64::from(nanos) ^ (u64::from(std::process::id()) << 8);
     loop {
         let dir = out.join(format!("{stamp}-{:06x}", id & 0xff_ffff));
         // `create_dir`, not `create_dir_all`: a directory that exists is never reused.

@@ -82,10 +82,22 @@ fn options_json(o: &CharacterizeOptions) -> Value {
         "engine_label": o.engine_label,
         "max_batch": o.engine_max_batch,
         "tune": o.tune.as_ref().map(|t| json!({
-            "launch": t.launch, "lo": t.lo, "hi": t.hi,
+            // As typed, but with the API key's and the Hub token's values cut out: the
+            // shell has already put them into a command like `vllm serve --api-key $KEY`.
+            "launch": t.launch.as_deref().map(|l| secret_free(l, &o.api_key_env)),
+            "lo": t.lo, "hi": t.hi,
             "health_timeout_s": secs(t.health_timeout),
         })),
     })
+}
+
+/// `text` with the values of the API key's variable and of `HF_TOKEN` redacted.
+fn secret_free(text: &str, api_key_env: &str) -> String {
+    [api_key_env, "HF_TOKEN"]
+        .iter()
+        .fold(text.to_string(), |t, var| {
+            crate::client::redact(&t, std::env::var(var).ok().as_deref())
+        })
 }
 
 /// Writes `<run dir>/run.json` (atomically: a reader never sees half of it).
@@ -140,6 +152,16 @@ pub(crate) fn write_json(path: &std::path::Path, value: &Value) -> Result<(), Ch
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_launch_command_keeps_no_key_the_shell_put_in_it() {
+        let var = "PILOT_TEST_RUNINFO_KEY";
+        // SAFETY: a variable no other test reads, set before this test reads it.
+        unsafe { std::env::set_var(var, "sk-live-1234567890") };
+        let text = secret_free("vllm serve m --api-key sk-live-1234567890 --port 8000", var);
+        assert!(!text.contains("sk-live-1234567890"), "{text}");
+        assert!(text.starts_with("vllm serve m --api-key ") && text.ends_with("--port 8000"));
+    }
 
     #[test]
     fn credentials_and_query_secrets_leave_the_endpoint() {
