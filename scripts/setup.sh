@@ -3,6 +3,7 @@
 # - CMake >= 3.28 and libclang, which lightgbm3 needs to build LightGBM from C++ source
 #   (Debian's apt has CMake 3.25, so CMake comes from PyPI);
 # - kubernetes-validate (PyPI), which the tests run on the manifests `--emit k8s` writes;
+# - moto's S3 server (PyPI), which the tests of `fleet --results s3://...` write to;
 # - the Rust toolchain is assumed present (rustup).
 set -euo pipefail
 
@@ -37,4 +38,11 @@ fi
 if ! python3 -c 'import kubernetes_validate' >/dev/null 2>&1; then
   echo "setup: installing kubernetes-validate" >&2
   python3 -m pip install --quiet 'kubernetes-validate==1.37.0'
+fi
+
+# The tests of `pilot fleet --results s3://...` run against moto's S3 server (an emulator of
+# AWS's REST API; no bucket can be reached from CI).
+if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
+  echo "setup: installing moto's S3 server" >&2
+  python3 -m pip install --quiet 'moto[server]==5.2.1'
 fi

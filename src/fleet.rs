@@ -13,6 +13,20 @@ pub enum FleetCommand {
     Run(RunArgs),
     /// Gather every run's summary.csv and requests.parquet into one dataset for `pilot train`.
     Collect(CollectArgs),
+    /// Upload a directory to object storage (what the bucket lacks or holds older).
+    Push {
+        /// The directory (or file) to upload.
+        dir: PathBuf,
+        /// s3://bucket/prefix (credentials from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
+        /// AWS_REGION; AWS_ENDPOINT for a store other than AWS).
+        url: String,
+    },
+    /// Download from object storage into a directory (what it lacks or holds older).
+    Pull {
+        /// s3://bucket/prefix.
+        url: String,
+        dir: PathBuf,
+    },
 }
 
 #[derive(Args)]
@@ -33,7 +47,9 @@ pub struct RunArgs {
     /// Where the runs go: this machine, or Kubernetes Jobs (no kubeconfig: local).
     #[arg(long, value_enum, default_value = "local")]
     backend: BackendArg,
-    /// The results directory: fleet-state.json and runs/<run>/ (default: pilot-fleet/<name>).
+    /// The results: a directory, or s3://bucket/prefix (staged in pilot-fleet/<name>, with
+    /// credentials from the AWS_* variables), holding fleet-state.json and runs/<run>/
+    /// (default: pilot-fleet/<name>).
     #[arg(long)]
     results: Option<PathBuf>,
     /// With --backend k8s: write the Jobs' manifests to --out instead of applying them.
@@ -53,7 +69,8 @@ pub struct RunArgs {
 #[derive(Args)]
 pub struct CollectArgs {
     plan: PathBuf,
-    /// The results directory `fleet run` wrote (default: pilot-fleet/<name>).
+    /// The results `fleet run` wrote: a directory or s3://bucket/prefix (default:
+    /// pilot-fleet/<name>).
     #[arg(long)]
     results: Option<PathBuf>,
     /// The dataset to write (.csv or .parquet); the requests go beside it as <stem>-requests.parquet.
@@ -77,5 +94,7 @@ pub fn run(cmd: FleetCommand) -> anyhow::Result<()> {
             poll: a.poll,
         })?),
         FleetCommand::Collect(a) => printed(commands::collect_command(&a.plan, a.results, &a.out)?),
+        FleetCommand::Push { dir, url } => printed(commands::push_command(&dir, &url)?),
+        FleetCommand::Pull { url, dir } => printed(commands::pull_command(&url, &dir)?),
     }
 }

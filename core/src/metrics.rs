@@ -258,7 +258,13 @@ impl FailureKind {
     /// Classifies a server's error text (TGI, vLLM and PyTorch spellings).
     pub fn classify(error_text: &str) -> FailureKind {
         let t = error_text.to_ascii_lowercase();
-        if t.contains("out of memory") || t.contains("outofmemory") {
+        // "CUDA out of memory", torch.OutOfMemoryError, CUDA_ERROR_OUT_OF_MEMORY, and a
+        // container the kernel killed (Kubernetes' OOMKilled).
+        if t.contains("out of memory")
+            || t.contains("outofmemory")
+            || t.contains("out_of_memory")
+            || t.contains("oomkilled")
+        {
             FailureKind::OutOfMemory
         } else if t.contains("deadline exceeded")
             || t.contains("timed out")
@@ -554,6 +560,17 @@ mod tests {
             FailureKind::Timeout
         );
         assert_eq!(FailureKind::classify("boom"), FailureKind::Other);
+        // CUDA's driver error name, and a container the kernel killed for memory.
+        for t in [
+            "cuMemAlloc failed: CUDA_ERROR_OUT_OF_MEMORY",
+            "container engine: OOMKilled",
+        ] {
+            assert_eq!(FailureKind::classify(t), FailureKind::OutOfMemory, "{t}");
+        }
+        assert_eq!(
+            FailureKind::classify("connection refused"),
+            FailureKind::Connection
+        );
         for k in [FailureKind::StreamCut, FailureKind::HttpStatus] {
             assert_eq!(FailureKind::from_name(k.name()), Some(k));
         }

@@ -46,6 +46,8 @@ pub struct ClusterOptions {
     /// Jobs active at once (the others wait their turn here, not in the cluster's queue,
     /// so a shared cluster is not flooded).
     pub parallel: usize,
+    /// Where the Jobs write their results: the plan's volume (`None`) or a bucket.
+    pub bucket: Option<crate::bucket::BucketUrl>,
 }
 
 fn api_error(what: &str, e: kube::Error) -> FleetError {
@@ -188,10 +190,11 @@ async fn observe(
                 }
             }
         }
+        // The kernel's OOMKilled, or the engine's own out-of-memory error in pilot's log.
         let fate = if oom.is_some() {
             Fate::OutOfMemory
         } else {
-            Fate::Failed
+            Fate::of_failure(&reason)
         };
         return Ok(Seen::Ended(fate, Some(reason)));
     }
@@ -261,17 +264,12 @@ pub async fn run(
     results: &Path,
     opts: &ClusterOptions,
 ) -> Result<FleetReport, FleetError> {
-    let manifests = k8s::manifests(fleet)?;
-    let schedule_timeout =
-        humantime::parse_duration(&fleet.kubernetes.schedule_timeout).map_err(|e| {
-            FleetError::entry(
-                "kubernetes.schedule_timeout",
-                format!(
-                    "'{}' is not a duration ({e})",
-                    fleet.kubernetes.schedule_timeout
-                ),
-            )
-        })?;
+    let results_at = opts
+        .bucket
+        .as_ref()
+        .map_or(k8s::JobResults::Volume, k8s::JobResults::Bucket);
+    let manifests = k8s::manifests(fleet, results_at)?;
+    let schedule_timeout = fleet.kubernetes.schedule_timeout;
     let client = connect(&opts.kubeconfig).await?;
     let ns = &fleet.kubernetes.namespace;
     let apis = Apis {

@@ -1,6 +1,7 @@
 //! The clap-free entry points of `pilot fleet plan|run|collect`: paths and options in, the
 //! text to print out ([`Output`]).
 
+use crate::bucket::{self, Bucket, BucketUrl, Moved};
 use crate::collect::collect;
 use crate::error::FleetError;
 use crate::plan::{self, Fleet};
@@ -22,17 +23,63 @@ pub fn default_results(fleet: &Fleet) -> PathBuf {
     Path::new("pilot-fleet").join(pilot_recommend::deploy::dns_label(&fleet.name))
 }
 
-/// The results directory as given: a local path. Object storage (`s3://...`) is not
-/// supported yet, and is refused before anything runs rather than taken for a directory
-/// named `s3:`.
-fn results_dir(given: Option<PathBuf>, fleet: &Fleet) -> Result<PathBuf, FleetError> {
-    match given {
-        Some(p) if p.to_string_lossy().contains("://") => Err(FleetError::Backend(format!(
-            "--results {}: object storage is not supported yet; give a directory (on Kubernetes, the results PersistentVolumeClaim mounted here)",
-            p.display()
-        ))),
-        Some(p) => Ok(p),
-        None => Ok(default_results(fleet)),
+/// Where a fleet's results are, as `--results` gave them.
+struct Results {
+    /// The directory runs are written to and read from here: the results themselves, or a
+    /// bucket's staging copy ([`default_results`]).
+    dir: PathBuf,
+    /// The bucket, opened (with the AWS variables' credentials) only when something moves:
+    /// `--dry-run` needs its URL alone.
+    bucket: Option<BucketUrl>,
+}
+
+impl Results {
+    /// A directory, or object storage (`s3://bucket/prefix`) staged in [`default_results`].
+    /// A URL of another scheme is refused before anything runs, not taken for a directory
+    /// named `gs:`.
+    fn of(given: Option<PathBuf>, fleet: &Fleet) -> Result<Results, FleetError> {
+        let Some(given) = given else {
+            return Ok(Results {
+                dir: default_results(fleet),
+                bucket: None,
+            });
+        };
+        match BucketUrl::parse(&given.to_string_lossy())? {
+            Some(url) => Ok(Results {
+                dir: default_results(fleet),
+                bucket: Some(url),
+            }),
+            None => Ok(Results {
+                dir: given,
+                bucket: None,
+            }),
+        }
+    }
+
+    /// Where the results are, as the user named them.
+    fn name(&self) -> String {
+        match &self.bucket {
+            Some(url) => url.to_string(),
+            None => self.dir.display().to_string(),
+        }
+    }
+
+    /// Brings the bucket's copy here (every file this side lacks or holds older).
+    fn pull(&self) -> Result<Option<Moved>, FleetError> {
+        self.bucket
+            .as_ref()
+            .map(|url| bucket::block_on("pull", Bucket::open(url)?.pull("", &self.dir)))
+            .transpose()
+    }
+
+    /// Sends `rel` (a file or a directory below the results; "" for all) to the bucket.
+    fn push(&self, rel: &str) -> Result<Option<Moved>, FleetError> {
+        let Some(url) = &self.bucket else {
+            return Ok(None);
+        };
+        let path = rel.split('/').fold(self.dir.clone(), |p, c| p.join(c));
+        let moved = bucket::block_on("push", Bucket::open(url)?.push(&path, rel))?;
+        Ok(Some(moved))
     }
 }
 
@@ -75,14 +122,18 @@ pub struct RunRequest {
 /// on Kubernetes, writes their Jobs' manifests.
 pub fn run_command(req: RunRequest) -> Result<Output, FleetError> {
     let fleet = plan::load(&req.plan)?;
-    let results = results_dir(req.results.clone(), &fleet)?;
+    let results = Results::of(req.results.clone(), &fleet)?;
+    let job_results = results.bucket.as_ref().map_or(
+        crate::k8s::JobResults::Volume,
+        crate::k8s::JobResults::Bucket,
+    );
     let mut notes = fleet.notes.clone();
     let mut backend = req.backend;
     if backend == Backend::K8s && req.dry_run {
         let dir = req.out.clone().ok_or_else(|| {
             FleetError::Backend("--dry-run writes the manifests into --out DIR: give one".into())
         })?;
-        let written = crate::k8s::write_manifests(&fleet, &dir)?;
+        let written = crate::k8s::write_manifests(&fleet, &dir, job_results)?;
         return Ok(Output {
             text: format!(
                 "{} Job manifest(s) written to {} (apply with `kubectl apply -f {}`)",
@@ -97,6 +148,16 @@ pub fn run_command(req: RunRequest) -> Result<Output, FleetError> {
                 .collect(),
             failure: None,
         });
+    }
+    // Runs measured elsewhere (another machine, the cluster's pods) are resumed or skipped
+    // from the bucket's copy.
+    if let Some(m) = results.pull()? {
+        notes.push(format!(
+            "{} file(s) pulled from {} into {}",
+            m.files,
+            results.name(),
+            results.dir.display()
+        ));
     }
     if backend == Backend::K8s {
         match kubeconfig() {
@@ -113,7 +174,15 @@ pub fn run_command(req: RunRequest) -> Result<Output, FleetError> {
                     poll: req.poll,
                     max_attempts: req.max_attempts,
                     parallel: fleet.kubernetes.parallel,
+                    bucket: results.bucket.clone(),
                 };
+                if let (Some(url), Some(file)) = (&results.bucket, &fleet.sweep.workload) {
+                    let name = file
+                        .file_name()
+                        .map_or_else(|| "workload".into(), |n| n.to_string_lossy().into_owned());
+                    let b = Bucket::open(url)?;
+                    bucket::block_on("push", b.push(file, &format!("workload/{name}")))?;
+                }
                 let runtime = tokio::runtime::Builder::new_multi_thread()
                     .enable_all()
                     .build()
@@ -122,20 +191,24 @@ pub fn run_command(req: RunRequest) -> Result<Output, FleetError> {
                         path: opts.kubeconfig.clone(),
                         source,
                     })?;
-                let report = runtime.block_on(crate::cluster::run(&fleet, &results, &opts))?;
-                return Ok(report_output(&req, &results, report, notes));
+                let report = runtime.block_on(crate::cluster::run(&fleet, &results.dir, &opts));
+                results.push(crate::state::STATE_FILE)?;
+                return Ok(report_output(&req, &results, report?, notes));
             }
         }
     }
     debug_assert_eq!(backend, Backend::Local);
-    let report = crate::local::run(&fleet, &results, req.max_attempts)?;
+    let report = crate::local::run(&fleet, &results.dir, req.max_attempts, &mut |id| {
+        results.push(&format!("runs/{id}"))?;
+        results.push(crate::state::STATE_FILE).map(|_| ())
+    })?;
     Ok(report_output(&req, &results, report, notes))
 }
 
 /// The fates table and the lines under it, from either backend.
 fn report_output(
     req: &RunRequest,
-    results: &Path,
+    results: &Results,
     report: crate::local::FleetReport,
     notes: Vec<String>,
 ) -> Output {
@@ -163,12 +236,12 @@ fn report_output(
                 report.fates.len(),
                 report.started,
                 report.skipped,
-                results.display()
+                results.name()
             ),
             format!(
                 "collect them with `pilot fleet collect {} --results {} --out dataset.parquet`",
                 req.plan.display(),
-                results.display()
+                results.name()
             ),
         ],
         failure: (!failed.is_empty()).then(|| {
@@ -188,8 +261,17 @@ pub fn collect_command(
     out: &Path,
 ) -> Result<Output, FleetError> {
     let fleet = plan::load(plan_path)?;
-    let results = results_dir(results, &fleet)?;
-    let c = collect(&fleet, &results, out)?;
+    let results = Results::of(results, &fleet)?;
+    let pulled = results.pull()?;
+    let mut c = collect(&fleet, &results.dir, out)?;
+    if let Some(m) = pulled {
+        c.notes.push(format!(
+            "{} file(s) pulled from {} into {} first",
+            m.files,
+            results.name(),
+            results.dir.display()
+        ));
+    }
     let text = format!(
         "{} rows from {} run(s) written to {}",
         c.rows,
@@ -216,12 +298,60 @@ pub fn collect_command(
     })
 }
 
+/// `pilot fleet push DIR URL`: uploads a directory (or a file) to object storage, what the
+/// bucket lacks or holds older. A Job's pilot container mirrors its run with it.
+pub fn push_command(local: &Path, url: &str) -> Result<Output, FleetError> {
+    let url = bucket_url(url)?;
+    if !local.exists() {
+        return Err(FleetError::Backend(format!(
+            "{} does not exist: nothing to push to {url}",
+            local.display()
+        )));
+    }
+    let b = Bucket::open(&url)?;
+    let m = bucket::block_on("push", b.push(local, ""))?;
+    Ok(Output {
+        text: format!(
+            "{} file(s), {} bytes, pushed from {} to {url}",
+            m.files,
+            m.bytes,
+            local.display()
+        ),
+        ..Output::default()
+    })
+}
+
+/// `pilot fleet pull URL DIR`: downloads what object storage holds below URL into DIR, what
+/// DIR lacks or holds older. Nothing in DIR is deleted.
+pub fn pull_command(url: &str, local: &Path) -> Result<Output, FleetError> {
+    let url = bucket_url(url)?;
+    let b = Bucket::open(&url)?;
+    let m = bucket::block_on("pull", b.pull("", local))?;
+    Ok(Output {
+        text: format!(
+            "{} file(s), {} bytes, pulled from {url} into {}",
+            m.files,
+            m.bytes,
+            local.display()
+        ),
+        ..Output::default()
+    })
+}
+
+fn bucket_url(text: &str) -> Result<BucketUrl, FleetError> {
+    BucketUrl::parse(text)?.ok_or_else(|| {
+        FleetError::Backend(format!(
+            "'{text}' is not an object-storage URL; write s3://bucket/prefix"
+        ))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn object_storage_results_are_refused_before_anything_runs() {
+    fn results_in_a_store_pilot_cannot_write_to_are_refused_before_anything_runs() {
         let dir = tempfile::tempdir().unwrap();
         let plan = dir.path().join("plan.toml");
         std::fs::copy(
@@ -231,15 +361,15 @@ mod tests {
         .unwrap();
         let e = collect_command(
             &plan,
-            Some("s3://bucket/fleet".into()),
+            Some("gs://bucket/fleet".into()),
             &dir.path().join("x.csv"),
         )
         .unwrap_err()
         .to_string();
         assert!(
-            e.contains("s3://bucket/fleet") && e.contains("not supported"),
+            e.contains("gs://bucket/fleet") && e.contains("s3://"),
             "{e}"
         );
-        assert!(!Path::new("s3:").exists());
+        assert!(!Path::new("gs:").exists());
     }
 }

@@ -8,10 +8,16 @@
 //! directory on the results PersistentVolumeClaim, laid out as the local backend lays it out
 //! (`<fleet>/runs/<run>/`), so `pilot fleet collect --results <mount>/<fleet>` reads either.
 //!
+//! With `--results s3://...` the run's directory is an `emptyDir` instead, mirrored to the
+//! bucket: pulled before characterize starts (a retried pod resumes what the last one
+//! measured), pushed every minute while it runs and once at its end ([`BUCKET_SCRIPT`]),
+//! with the store's credentials from a Secret (`kubernetes.s3_secret`).
+//!
 //! The engine's command, GPU requests, node selector, probes and Hub token (from a Secret,
 //! never a file) are `pilot recommend --emit k8s`'s: [`pilot_recommend::deploy`] writes them
 //! from the engine table for both.
 
+use crate::bucket::BucketUrl;
 use crate::error::FleetError;
 use crate::plan::{CPU, EMBEDDED, FILE_LENGTHS, Fleet, Run};
 use pilot_core::layout::Serving;
@@ -33,6 +39,34 @@ pub const WEIGHTS_MOUNT: &str = "/models";
 pub const FLEET_LABEL: &str = "pilot.dev/fleet";
 /// The label naming the run a Job measures.
 pub const RUN_LABEL: &str = "pilot.dev/run";
+
+/// The pilot container's shell when results go to a bucket: the run's directory is pulled
+/// from the bucket, characterize (the arguments after the script) runs, and the directory is
+/// pushed back every minute and at the end, whatever characterize's exit. The locations come
+/// from the container's environment (`PILOT_RUN_DIR`, `PILOT_RESULTS_URL`, and
+/// `PILOT_WORKLOAD_URL`/`PILOT_WORKLOAD_DIR` where the run reads a workload file).
+pub const BUCKET_SCRIPT: &str = r#"set -u
+pilot fleet pull "$PILOT_RESULTS_URL" "$PILOT_RUN_DIR" || exit 1
+if [ -n "${PILOT_WORKLOAD_URL:-}" ]; then
+  pilot fleet pull "$PILOT_WORKLOAD_URL" "$PILOT_WORKLOAD_DIR" || exit 1
+fi
+( while sleep 60; do pilot fleet push "$PILOT_RUN_DIR" "$PILOT_RESULTS_URL"; done ) </dev/null >/dev/null 2>&1 &
+sync=$!
+rc=0
+"$@" || rc=$?
+kill "$sync" 2>/dev/null
+pilot fleet push "$PILOT_RUN_DIR" "$PILOT_RESULTS_URL" || exit 1
+exit "$rc"
+"#;
+
+/// Where a Job's pilot container writes the run's results.
+#[derive(Debug, Clone, Copy)]
+pub enum JobResults<'a> {
+    /// The plan's results PersistentVolumeClaim (`kubernetes.results_pvc`).
+    Volume,
+    /// Object storage: the fleet's results URL (its runs under `runs/<run>`).
+    Bucket(&'a BucketUrl),
+}
 
 /// One run's objects (a ConfigMap where the engine reads a config file, and the Job).
 #[derive(Debug, Clone)]
@@ -64,6 +98,11 @@ pub fn run_path(fleet: &Fleet, run: &Run) -> String {
     format!("{RESULTS_MOUNT}/{}/runs/{}", fleet_label(fleet), run.id)
 }
 
+/// The workload file's directory as the pilot container sees it.
+fn workload_dir(fleet: &Fleet) -> String {
+    format!("{RESULTS_MOUNT}/{}/workload", fleet_label(fleet))
+}
+
 fn text_of(d: Duration) -> String {
     humantime::format_duration(d).to_string().replace(' ', "")
 }
@@ -73,6 +112,7 @@ fn characterize_argv(
     fleet: &Fleet,
     run: &Run,
     endpoint: Option<String>,
+    results: JobResults<'_>,
 ) -> (Vec<String>, Vec<String>) {
     let s = &fleet.sweep;
     let mut notes = Vec::new();
@@ -109,11 +149,18 @@ fn characterize_argv(
         let name = file
             .file_name()
             .map_or_else(|| "workload".into(), |n| n.to_string_lossy().into_owned());
-        let inside = format!("{RESULTS_MOUNT}/{}/workload/{name}", fleet_label(fleet));
-        notes.push(format!(
-            "copy {} to {inside} on the results volume before applying",
-            file.display()
-        ));
+        let inside = format!("{}/{name}", workload_dir(fleet));
+        notes.push(match results {
+            JobResults::Volume => format!(
+                "copy {} to {inside} on the results volume before applying",
+                file.display()
+            ),
+            JobResults::Bucket(url) => format!(
+                "upload {} to {} before applying (`pilot fleet run` does it)",
+                file.display(),
+                url.join("workload").join(&name)
+            ),
+        });
         argv.extend(["--workload".into(), inside]);
     }
     if !s.slos.is_empty() {
@@ -133,14 +180,35 @@ fn characterize_argv(
     (argv, notes)
 }
 
-/// The pilot container.
-fn pilot_container(fleet: &Fleet, argv: Vec<String>) -> Value {
-    json!({
+/// The pilot container: characterize's command line as is on the results volume; wrapped
+/// in [`BUCKET_SCRIPT`] with a bucket.
+fn pilot_container(fleet: &Fleet, run: &Run, argv: Vec<String>, results: JobResults<'_>) -> Value {
+    let mut c = json!({
         "name": "pilot",
         "image": fleet.kubernetes.pilot_image,
         "command": argv,
         "volumeMounts": [{"name": "results", "mountPath": RESULTS_MOUNT}],
-    })
+    });
+    if let JobResults::Bucket(url) = results {
+        let mut command: Vec<String> = ["sh", "-c", BUCKET_SCRIPT, "pilot-run"]
+            .map(String::from)
+            .to_vec();
+        command.extend(argv);
+        c["command"] = json!(command);
+        let mut env = vec![
+            json!({"name": "PILOT_RUN_DIR", "value": run_path(fleet, run)}),
+            json!({"name": "PILOT_RESULTS_URL", "value": url.join("runs").join(&run.id).url}),
+        ];
+        if fleet.sweep.workload.is_some() {
+            env.push(json!({"name": "PILOT_WORKLOAD_URL", "value": url.join("workload").url}));
+            env.push(json!({"name": "PILOT_WORKLOAD_DIR", "value": workload_dir(fleet)}));
+        }
+        c["env"] = json!(env);
+        // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION (and AWS_ENDPOINT): from the
+        // Secret, never from the manifest.
+        c["envFrom"] = json!([{"secretRef": {"name": fleet.kubernetes.s3_secret}}]);
+    }
+    c
 }
 
 /// The Job's metadata labels.
@@ -153,27 +221,41 @@ fn labels(fleet: &Fleet, run: &Run) -> Value {
     })
 }
 
+/// NVIDIA's GPU operator taints GPU nodes `nvidia.com/gpu:NoSchedule` so that only pods
+/// asking for GPUs land there; a pod that asks must tolerate the taint, whichever engine runs.
+fn tolerate_gpu_taint(pod_spec: &mut Value, gpu: &pilot_core::gpu::GpuSpec) {
+    if gpu.vendor.to_ascii_lowercase().contains("nvidia") {
+        pod_spec["tolerations"] =
+            json!([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]);
+    }
+}
+
 /// The Job of one run, and the objects it needs.
-pub fn job(fleet: &Fleet, run: &Run) -> Result<JobManifest, FleetError> {
+pub fn job(fleet: &Fleet, run: &Run, results: JobResults<'_>) -> Result<JobManifest, FleetError> {
     let k = &fleet.kubernetes;
     let name = job_name(fleet, run);
     let labels = labels(fleet, run);
     let what = || format!("run {}", run.id);
     let mut objects = Vec::new();
     let mut notes = Vec::new();
-    let results_volume =
-        json!({"name": "results", "persistentVolumeClaim": {"claimName": k.results_pvc}});
+    let results_volume = match results {
+        JobResults::Volume => {
+            json!({"name": "results", "persistentVolumeClaim": {"claimName": k.results_pvc}})
+        }
+        JobResults::Bucket(_) => json!({"name": "results", "emptyDir": {}}),
+    };
     let pod = if run.engine.name == EMBEDDED {
         // pilot's own engine runs inside the pilot container: one container.
-        let (argv, n) = characterize_argv(fleet, run, None);
+        let (argv, n) = characterize_argv(fleet, run, None, results);
         notes.extend(n);
-        let mut c = pilot_container(fleet, argv);
+        let mut c = pilot_container(fleet, run, argv, results);
         let mut spec = json!({"restartPolicy": "Never", "volumes": [results_volume]});
         if let Some(g) = &run.gpu.spec {
             let (key, value, resource, _) = deploy::gpu_scheduling(g);
             let n = run.gpu.count.to_string();
             c["resources"] = json!({"limits": {resource: n}, "requests": {resource: n}});
             spec["nodeSelector"] = json!({key: value});
+            tolerate_gpu_taint(&mut spec, g);
         }
         spec["containers"] = json!([c]);
         json!({"metadata": {"labels": labels}, "spec": spec})
@@ -255,34 +337,30 @@ pub fn job(fleet: &Fleet, run: &Run) -> Result<JobManifest, FleetError> {
                 .push(json!({"name": "weights", "persistentVolumeClaim": {"claimName": w, "readOnly": true}}));
         }
         let port = plan.launch.port;
-        let (argv, n) = characterize_argv(fleet, run, Some(format!("http://localhost:{port}/v1")));
+        let (argv, n) = characterize_argv(
+            fleet,
+            run,
+            Some(format!("http://localhost:{port}/v1")),
+            results,
+        );
         notes.extend(n);
         spec["initContainers"] = json!([engine]);
-        spec["containers"] = json!([pilot_container(fleet, argv)]);
+        spec["containers"] = json!([pilot_container(fleet, run, argv, results)]);
         spec["volumes"]
             .as_array_mut()
             .expect("the pod has volumes")
             .push(results_volume);
         spec["restartPolicy"] = json!("Never");
-        if gpu.vendor.to_ascii_lowercase().contains("nvidia") {
-            spec["tolerations"] =
-                json!([{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]);
-        }
+        tolerate_gpu_taint(spec, gpu);
         template
     };
     let mut pod = pod;
     if !run.gpu.node_selector.is_empty() {
         pod["spec"]["nodeSelector"] = json!(run.gpu.node_selector);
     }
-    let deadline = match &k.deadline {
-        Some(d) => humantime::parse_duration(d).map_err(|e| {
-            FleetError::entry(
-                "kubernetes.deadline",
-                format!("'{d}' is not a duration ({e})"),
-            )
-        })?,
-        None => run.expected * 3 + Duration::from_secs(3600),
-    };
+    let deadline = k
+        .deadline
+        .unwrap_or(run.expected * 3 + Duration::from_secs(3600));
     objects.push(json!({
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -302,19 +380,23 @@ pub fn job(fleet: &Fleet, run: &Run) -> Result<JobManifest, FleetError> {
 }
 
 /// Every run's Job, or the first run that cannot have one.
-pub fn manifests(fleet: &Fleet) -> Result<Vec<JobManifest>, FleetError> {
+pub fn manifests(fleet: &Fleet, results: JobResults<'_>) -> Result<Vec<JobManifest>, FleetError> {
     if fleet.sweep.tune.is_some() {
         return Err(FleetError::entry(
             "tune",
             "tuning restarts the engine with each batch limit, which a Job's engine container cannot do yet; run the tuning with the local backend (characterize --launch --tune), or drop `tune` for Kubernetes",
         ));
     }
-    fleet.runs.iter().map(|r| job(fleet, r)).collect()
+    fleet.runs.iter().map(|r| job(fleet, r, results)).collect()
 }
 
 /// `fleet run --backend k8s --dry-run --out DIR`: one YAML file per run, `<job>.yaml`.
-pub fn write_manifests(fleet: &Fleet, dir: &Path) -> Result<Vec<PathBuf>, FleetError> {
-    let jobs = manifests(fleet)?;
+pub fn write_manifests(
+    fleet: &Fleet,
+    dir: &Path,
+    results: JobResults<'_>,
+) -> Result<Vec<PathBuf>, FleetError> {
+    let jobs = manifests(fleet, results)?;
     std::fs::create_dir_all(dir).map_err(|source| FleetError::Io {
         what: "create",
         path: dir.to_path_buf(),
@@ -408,7 +490,7 @@ weights_pvc = "weights"
             "[[engines]]\nname = \"vllm\"\nimage = \"vllm/vllm-openai:v0.11.0\"\nargs = [\"--enable-prefix-caching\"]",
             "[[gpus]]\ngpu = \"H100\"\ncount = 2",
         );
-        let j = job(&f, &f.runs[0]).unwrap();
+        let j = job(&f, &f.runs[0], JobResults::Volume).unwrap();
         let job = j.objects.last().unwrap();
         assert_eq!(job["kind"], "Job");
         assert_eq!(job["metadata"]["namespace"], "bench");
@@ -471,7 +553,7 @@ weights_pvc = "weights"
             "[[engines]]\nname = \"sglang\"",
             "[[gpus]]\ngpu = \"L40S\"\nnode_selector = { \"cloud.google.com/gke-accelerator\" = \"nvidia-l40s\" }",
         );
-        let j = job(&f, &f.runs[0]).unwrap();
+        let j = job(&f, &f.runs[0], JobResults::Volume).unwrap();
         let sel = &j.objects.last().unwrap()["spec"]["template"]["spec"]["nodeSelector"];
         assert_eq!(
             sel,
@@ -482,7 +564,9 @@ weights_pvc = "weights"
     #[test]
     fn an_engine_without_launch_facts_is_named() {
         let f = fleet("[[engines]]\nname = \"tgis\"", "[[gpus]]\ngpu = \"H100\"");
-        let e = job(&f, &f.runs[0]).unwrap_err().to_string();
+        let e = job(&f, &f.runs[0], JobResults::Volume)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("tgis") && e.contains("vllm"), "{e}");
     }
 
@@ -492,7 +576,8 @@ weights_pvc = "weights"
             "[[engines]]\nname = \"tgi\"",
             "[[gpus]]\ngpu = \"H100\"\ncount = 2",
         );
-        let text = serde_json::to_string(&job(&f, &f.runs[0]).unwrap().objects).unwrap();
+        let text = serde_json::to_string(&job(&f, &f.runs[0], JobResults::Volume).unwrap().objects)
+            .unwrap();
         for want in [
             "text-generation-launcher",
             "--model-id",

@@ -10,9 +10,12 @@
 //!   containers side by side.
 //! - [`cluster`]: the Kubernetes backend's calls (kube-rs): create the Jobs, watch them, read
 //!   their pods' logs and events, delete the unschedulable, record every fate.
+//! - [`bucket`]: results in object storage (`--results s3://...`), mirrored to and from
+//!   local directories with `object_store`.
 //! - [`collect`]: every run's rows into one dataset in pilot's schema.
 //! - [`commands`]: the clap-free entry points the binary calls.
 
+pub mod bucket;
 pub mod cluster;
 pub mod collect;
 pub mod commands;

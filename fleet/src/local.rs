@@ -127,7 +127,15 @@ fn measure(
 /// Runs every run not done yet, one after another; a run that failed before is tried again
 /// while it has fewer than `max_attempts` attempts. Progress goes to stderr as it happens.
 /// A stop signal (Ctrl-C, SIGTERM) saves the run in progress as pending and ends the fleet.
-pub fn run(fleet: &Fleet, results: &Path, max_attempts: u32) -> Result<FleetReport, FleetError> {
+///
+/// `after_run` is called with each run's id once its fate is recorded (a bucket's mirror
+/// uploads it then, so a campaign on a machine that dies loses at most one run's staging).
+pub fn run(
+    fleet: &Fleet,
+    results: &Path,
+    max_attempts: u32,
+    after_run: &mut dyn FnMut(&str) -> Result<(), FleetError>,
+) -> Result<FleetReport, FleetError> {
     check(fleet)?;
     let ids: Vec<String> = fleet.runs.iter().map(|r| r.id.clone()).collect();
     let mut state = FleetState::open(results, &fleet.name, &ids)?;
@@ -171,11 +179,7 @@ pub fn run(fleet: &Fleet, results: &Path, max_attempts: u32) -> Result<FleetRepo
                 match output.failure {
                     None => state.set(&run.id, Fate::Done, None)?,
                     Some(why) => {
-                        let fate = if mentions_oom(&why) {
-                            Fate::OutOfMemory
-                        } else {
-                            Fate::Failed
-                        };
+                        let fate = Fate::of_failure(&why);
                         eprintln!("[{}/{total}] {}: {}: {why}", i + 1, run.id, fate.name());
                         state.set(&run.id, fate, Some(why))?;
                     }
@@ -183,6 +187,7 @@ pub fn run(fleet: &Fleet, results: &Path, max_attempts: u32) -> Result<FleetRepo
             }
             Err(e @ CharacterizeError::Interrupted { .. }) => {
                 state.set(&run.id, Fate::Pending, Some(e.to_string()))?;
+                after_run(&run.id)?;
                 return Err(FleetError::Backend(format!(
                     "{e}; `pilot fleet run` again resumes the fleet where it stopped"
                 )));
@@ -190,35 +195,12 @@ pub fn run(fleet: &Fleet, results: &Path, max_attempts: u32) -> Result<FleetRepo
             Err(e) => {
                 let why = e.to_string();
                 eprintln!("[{}/{total}] {}: failed: {why}", i + 1, run.id);
-                let fate = if mentions_oom(&why) {
-                    Fate::OutOfMemory
-                } else {
-                    Fate::Failed
-                };
+                let fate = Fate::of_failure(&why);
                 state.set(&run.id, fate, Some(why))?;
             }
         }
+        after_run(&run.id)?;
     }
     report.fates = state.fates(fleet.runs.iter().map(|r| r.id.as_str()));
     Ok(report)
-}
-
-/// Whether an engine's error says it ran out of memory (CUDA's and PyTorch's wording).
-pub(crate) fn mentions_oom(text: &str) -> bool {
-    let t = text.to_ascii_lowercase();
-    t.contains("out of memory") || t.contains("oomkilled") || t.contains("cuda_error_out_of_memory")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn oom_wording_is_recognised() {
-        assert!(mentions_oom(
-            "torch.OutOfMemoryError: CUDA out of memory. Tried to allocate"
-        ));
-        assert!(mentions_oom("container engine: OOMKilled"));
-        assert!(!mentions_oom("connection refused"));
-    }
 }

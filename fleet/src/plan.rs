@@ -146,6 +146,11 @@ pub struct KubernetesEntry {
     /// The PersistentVolumeClaim the results are written to.
     #[serde(default = "default_pvc")]
     pub results_pvc: String,
+    /// With `--results s3://...`: the Secret whose keys become the pilot container's
+    /// environment (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_REGION, and AWS_ENDPOINT
+    /// for a store other than AWS).
+    #[serde(default = "default_s3_secret")]
+    pub s3_secret: String,
     /// A PersistentVolumeClaim holding model weights (mounted read-only at /models); without
     /// it, engines download from the Hub with the token of `hf_token_secret`.
     #[serde(default)]
@@ -156,12 +161,16 @@ pub struct KubernetesEntry {
     /// Retries of a failed pod before the run is recorded as failed.
     #[serde(default = "default_backoff")]
     pub backoff_limit: u32,
-    /// How long a Job may stay unscheduled before it is given up with its events' reason.
-    #[serde(default = "default_schedule_timeout")]
-    pub schedule_timeout: String,
+    /// How long a Job may stay unscheduled before it is given up with its events' reason
+    /// (written "30m"; read when the plan is, so a typo stops `fleet plan`, not a campaign).
+    #[serde(
+        default = "default_schedule_timeout",
+        deserialize_with = "duration_text"
+    )]
+    pub schedule_timeout: Duration,
     /// The longest a Job may run (default: its estimated time, tripled, plus an hour).
-    #[serde(default)]
-    pub deadline: Option<String>,
+    #[serde(default, deserialize_with = "some_duration_text")]
+    pub deadline: Option<Duration>,
     /// Jobs active at once; the others wait in pilot, so a shared cluster is not flooded.
     #[serde(default = "default_parallel")]
     pub parallel: usize,
@@ -176,6 +185,9 @@ fn default_pilot_image() -> String {
 fn default_pvc() -> String {
     "pilot-results".into()
 }
+fn default_s3_secret() -> String {
+    "pilot-s3".into()
+}
 fn default_secret() -> String {
     pilot_recommend::deploy::HF_TOKEN_SECRET.into()
 }
@@ -185,8 +197,24 @@ fn default_backoff() -> u32 {
 fn default_parallel() -> usize {
     4
 }
-fn default_schedule_timeout() -> String {
-    "30m".into()
+fn default_schedule_timeout() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+
+/// A duration the plan writes as text ("90s", "30m", "2h").
+fn duration_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(text.trim()).map_err(|e| {
+        serde::de::Error::custom(format!(
+            "'{text}' is not a duration ({e}); write e.g. 30s, 2m or 1h"
+        ))
+    })
+}
+
+fn some_duration_text<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Duration>, D::Error> {
+    duration_text(d).map(Some)
 }
 
 impl Default for KubernetesEntry {
@@ -195,6 +223,7 @@ impl Default for KubernetesEntry {
             namespace: default_namespace(),
             pilot_image: default_pilot_image(),
             results_pvc: default_pvc(),
+            s3_secret: default_s3_secret(),
             weights_pvc: None,
             hf_token_secret: default_secret(),
             backoff_limit: default_backoff(),

@@ -46,6 +46,15 @@ impl Fate {
         }
     }
 
+    /// The fate of a run that ended with this error text: out of memory where core's failure
+    /// classifier (the one characterize files failed requests under) says so, else failed.
+    pub fn of_failure(error_text: &str) -> Fate {
+        match pilot_core::metrics::FailureKind::classify(error_text) {
+            pilot_core::metrics::FailureKind::OutOfMemory => Fate::OutOfMemory,
+            _ => Fate::Failed,
+        }
+    }
+
     /// Whether the run ended without its levels and may be tried again.
     pub fn is_failure(self) -> bool {
         matches!(self, Fate::Failed | Fate::OutOfMemory | Fate::Unschedulable)
@@ -194,6 +203,19 @@ fn now() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_engines_out_of_memory_error_is_an_oom_fate() {
+        assert_eq!(
+            Fate::of_failure("torch.OutOfMemoryError: CUDA out of memory. Tried to allocate"),
+            Fate::OutOfMemory
+        );
+        assert_eq!(
+            Fate::of_failure("container engine: OOMKilled"),
+            Fate::OutOfMemory
+        );
+        assert_eq!(Fate::of_failure("connection refused"), Fate::Failed);
+    }
 
     #[test]
     fn the_state_survives_a_reopen_and_keeps_fates() {

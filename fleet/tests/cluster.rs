@@ -341,6 +341,7 @@ async fn jobs_are_created_watched_and_their_fates_recorded_and_retried_within_bo
         poll: Duration::from_millis(20),
         max_attempts: 2,
         parallel: 2,
+        bucket: None,
     };
     let report = run(&fleet, &results, &opts).await.unwrap();
     assert_eq!(report.fates.len(), 3);
@@ -429,6 +430,7 @@ async fn a_broken_kubeconfig_is_named() {
         poll: Duration::from_millis(20),
         max_attempts: 2,
         parallel: 2,
+        bucket: None,
     };
     let e = run(&fleet, &dir.path().join("r"), &opts)
         .await
