@@ -116,8 +116,10 @@ pub struct CharacterizeArgs {
     /// The embedded engine's most sequences per step.
     #[arg(long)]
     max_batch: Option<u32>,
-    /// Command starting the server, with {max_batch} where the setting goes (for --tune).
-    #[arg(long, requires = "tune")]
+    /// Command starting the server measured at --endpoint: started before the sweep and
+    /// stopped after it (output in <out>/server.log); with --tune, started for each trial,
+    /// with {max_batch} where the setting goes.
+    #[arg(long, requires = "endpoint")]
     launch: Option<String>,
     /// Binary-search the largest batch setting that does not fail: max_batch=LO..HI.
     #[arg(long)]

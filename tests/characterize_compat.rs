@@ -235,3 +235,57 @@ fn results_json_has_vllms_names_and_the_table_shows_p99() {
         assert!(level["median_ttft_ms"].as_f64() <= level["p99_ttft_ms"].as_f64());
     }
 }
+
+/// `--launch CMD` without `--tune`: the server is started, measured at `--endpoint` once it
+/// answers its health route, and stopped after the run, its output in `<out>/server.log`.
+/// Without `--endpoint` there is nothing to measure it at: a usage error.
+#[test]
+fn a_launched_server_is_started_measured_and_stopped_by_characterize() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bin = assert_cmd::cargo::cargo_bin("pilot");
+    let out = dir.path().join("out");
+    let o = Command::cargo_bin("pilot")
+        .unwrap()
+        .args(["characterize", "--endpoint"])
+        .arg(format!("http://127.0.0.1:{port}/v1"))
+        .arg("--launch")
+        .arg(format!("{} serve --port {port}", bin.display()))
+        .args([
+            "--model",
+            "tiny-llama",
+            "--users",
+            "1",
+            "--duration",
+            "1s",
+            "--warmup",
+            "0s",
+        ])
+        .args(["--input-tokens", "16", "--output-tokens", "4", "--out"])
+        .arg(&out)
+        .timeout(Duration::from_secs(300))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = read_frame(&run_dir(&out).join("summary.csv")).unwrap();
+    assert_eq!(rows.height(), 1);
+    assert!(out.join("server.log").exists());
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "the launched server is stopped after the run"
+    );
+
+    let o = Command::cargo_bin("pilot")
+        .unwrap()
+        .args(["characterize", "--launch", "sleep 100", "--out"])
+        .arg(dir.path().join("none"))
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--endpoint"));
+    assert!(!dir.path().join("none").exists());
+}

@@ -5,6 +5,7 @@
 use crate::error::CharacterizeError;
 use crate::options::{CharacterizeOptions, TuneOptions, parse_tune_range};
 use crate::run::characterize;
+use crate::tune::LaunchedServer;
 use crate::workload::Workload;
 use pilot_core::command::Output;
 use pilot_core::slo::parse_slo;
@@ -42,6 +43,9 @@ pub struct CharacterizeRequest {
     pub slos: Vec<String>,
     /// `--tune max_batch=LO..HI`, with the server's launch command and its health timeout.
     pub tune: Option<String>,
+    /// `--launch CMD`: with `tune`, started for each trial; without, started once before the
+    /// sweep (healthy at `--endpoint` within `health_timeout`) and stopped after it, whatever
+    /// happened. Its output goes to `server.log` in the output directory.
     pub launch: Option<String>,
     pub health_timeout: Duration,
 }
@@ -78,6 +82,7 @@ pub fn characterize_command(req: CharacterizeRequest) -> Result<Output, Characte
         .iter()
         .map(|s| parse_slo(s))
         .collect::<Result<_, _>>()?;
+    let mut launch_once = None;
     if let Some(range) = &req.tune {
         let (lo, hi) = parse_tune_range(range).map_err(CharacterizeError::Options)?;
         opts.tune = Some(TuneOptions {
@@ -86,12 +91,39 @@ pub fn characterize_command(req: CharacterizeRequest) -> Result<Output, Characte
             hi,
             health_timeout: req.health_timeout,
         });
+    } else if let Some(cmd) = req.launch {
+        let endpoint = opts.endpoint.clone().ok_or_else(|| {
+            CharacterizeError::Options(
+                "--launch starts the server measured at --endpoint: give --endpoint http://127.0.0.1:PORT/v1 (where the launched server listens)".into(),
+            )
+        })?;
+        launch_once = Some((cmd, endpoint));
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(CharacterizeError::Runtime)?;
-    let report = runtime.block_on(characterize(opts, !req.quiet))?;
+    let server = match launch_once {
+        Some((cmd, endpoint)) => {
+            std::fs::create_dir_all(&opts.out).map_err(|source| CharacterizeError::Io {
+                path: opts.out.clone(),
+                source,
+            })?;
+            let log = opts.out.join("server.log");
+            Some(runtime.block_on(LaunchedServer::start(
+                &cmd,
+                &endpoint,
+                req.health_timeout,
+                &log,
+            ))?)
+        }
+        None => None,
+    };
+    let report = runtime.block_on(characterize(opts, !req.quiet));
+    if let Some(server) = server {
+        runtime.block_on(server.stop());
+    }
+    let report = report?;
     let mut notes = report.notes.clone();
     if let Some(why) = &report.stopped_early {
         notes.push(format!("the sweep stopped early: {why}"));

@@ -147,9 +147,9 @@ async fn trial(
     Ok(trial)
 }
 
-/// A server started by a `--launch` command and healthy, for callers that measure it
-/// without tuning (`pilot fleet`'s local backend): the same start, health wait and stop as a
-/// tuning trial's.
+/// A server started by a `--launch` command and healthy, for a run that measures it without
+/// tuning (`characterize --launch CMD --endpoint URL`): the same start, health wait and stop
+/// as a tuning trial's.
 pub struct LaunchedServer {
     child: Child,
 }
@@ -183,7 +183,12 @@ fn launch(cmd: &str, log: &PathBuf) -> Result<Child, CharacterizeError> {
         path: log.clone(),
         source,
     };
-    let file = std::fs::File::create(log).map_err(io)?;
+    // Appended to: a resumed run keeps the log of the server it measured before.
+    let file = std::fs::File::options()
+        .create(true)
+        .append(true)
+        .open(log)
+        .map_err(io)?;
     let err = file.try_clone().map_err(io)?;
     Command::new("sh")
         .arg("-c")

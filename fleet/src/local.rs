@@ -12,7 +12,6 @@ use crate::state::{Fate, FleetState};
 use pilot_characterize::commands::{CharacterizeRequest, characterize_command};
 use pilot_characterize::error::CharacterizeError;
 use pilot_characterize::options::CharacterizeOptions;
-use pilot_characterize::tune::LaunchedServer;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -81,7 +80,8 @@ fn request(fleet: &Fleet, run: &Run, out: PathBuf) -> CharacterizeRequest {
         workload: s.workload.clone(),
         slos: s.slos.clone(),
         tune: s.tune.clone(),
-        launch: fleet.sweep.tune.as_ref().and(launch_command(run)),
+        // Started once for the run, or for each trial of a tuning, by characterize.
+        launch: launch_command(run),
         health_timeout: HEALTH_TIMEOUT,
     }
 }
@@ -92,36 +92,6 @@ fn launch_command(run: &Run) -> Option<String> {
         .launch
         .as_ref()
         .map(|l| l.replace("{model}", &run.model_name))
-}
-
-/// Measures one run: with a `launch` command and no tuning, the server is started here
-/// first (and stopped after, whatever happened); with tuning, characterize starts it for
-/// each trial.
-fn measure(
-    fleet: &Fleet,
-    run: &Run,
-    out: PathBuf,
-) -> Result<pilot_core::command::Output, CharacterizeError> {
-    let launched = match (launch_command(run), &run.engine.endpoint, &fleet.sweep.tune) {
-        (Some(cmd), Some(endpoint), None) => Some((cmd, endpoint.clone())),
-        _ => None,
-    };
-    let Some((cmd, endpoint)) = launched else {
-        return characterize_command(request(fleet, run, out));
-    };
-    std::fs::create_dir_all(&out).map_err(|source| CharacterizeError::Io {
-        path: out.clone(),
-        source,
-    })?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .map_err(CharacterizeError::Runtime)?;
-    let log = out.join("server.log");
-    let server = runtime.block_on(LaunchedServer::start(&cmd, &endpoint, HEALTH_TIMEOUT, &log))?;
-    let result = characterize_command(request(fleet, run, out));
-    runtime.block_on(server.stop());
-    result
 }
 
 /// Runs every run not done yet, one after another; a run that failed before is tried again
@@ -173,7 +143,7 @@ pub fn run(
         state.set(&run.id, Fate::Running, None)?;
         report.started += 1;
         let out = run_dir(results, &run.id);
-        match measure(fleet, run, out) {
+        match characterize_command(request(fleet, run, out)) {
             Ok(output) => {
                 eprintln!("{}", output.text.trim_end());
                 match output.failure {
