@@ -38,3 +38,12 @@ if ! python3 -c 'import kubernetes_validate' >/dev/null 2>&1; then
   echo "setup: installing kubernetes-validate" >&2
   python3 -m pip install --quiet 'kubernetes-validate==1.37.0'
 fi
+
+# The report tests screenshot `pilot report`'s HTML in a real headless browser: Debian's
+# Chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing chromium" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi
