@@ -8,26 +8,47 @@ use pilot_report::plot::{PALETTE, Rgb};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// One short run on the embedded engine under `out`; returns its directory.
-fn short_run(out: &Path, extra: &[&str]) -> PathBuf {
-    let o = Command::cargo_bin("pilot")
+/// Runs `pilot` with `args`; returns its output, whatever its exit.
+fn pilot(args: &[&str]) -> std::process::Output {
+    Command::cargo_bin("pilot")
         .unwrap()
-        .args(["characterize", "--out", out.to_str().unwrap(), "--quiet"])
-        .args(["--users", "1,2", "--num-prompts", "4"])
-        .args(["--duration", "60s", "--warmup", "0s"])
-        .args(["--input-tokens", "8", "--output-tokens", "6"])
-        .args(extra)
+        .args(args)
         .timeout(Duration::from_secs(120))
         .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let dirs: Vec<PathBuf> = std::fs::read_dir(out)
         .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    dirs[0].clone()
+}
+
+/// Runs `pilot` with `args`, which must succeed; returns its stdout and stderr.
+fn succeeds(args: &[&str]) -> (String, String) {
+    let o = pilot(args);
+    let (out, err) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    assert!(o.status.success(), "pilot {args:?}: {err}");
+    (out, err)
+}
+
+/// One short run on the embedded engine under `out`; returns its directory, as the run
+/// prints it (`run dir:  PATH` on stderr).
+fn short_run(out: &Path, extra: &[&str]) -> PathBuf {
+    let mut args = vec!["characterize", "--out", out.to_str().unwrap()];
+    args.extend(["--users", "1,2", "--num-prompts", "4", "--duration", "60s"]);
+    args.extend([
+        "--warmup",
+        "0s",
+        "--input-tokens",
+        "8",
+        "--output-tokens",
+        "6",
+    ]);
+    args.extend(extra);
+    let (_, err) = succeeds(&args);
+    let dir = err
+        .lines()
+        .find_map(|l| l.strip_prefix("run dir:"))
+        .unwrap_or_else(|| panic!("no run dir in: {err}"));
+    PathBuf::from(dir.trim())
 }
 
 /// The path of Chromium; fails (never skips) when it is missing.
@@ -120,14 +141,14 @@ fn two_runs_overlay_in_one_self_contained_page_that_a_browser_draws() {
     let a = short_run(&dir.path().join("a"), &["--slo", "ttft=60s"]);
     let b = short_run(&dir.path().join("b"), &[]);
     let out = dir.path().join("report.html");
-    let o = Command::cargo_bin("pilot")
-        .unwrap()
-        .args(["report", a.to_str().unwrap(), b.to_str().unwrap()])
-        .args(["--out", out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stdout).contains(out.to_str().unwrap()));
+    let (stdout, _) = succeeds(&[
+        "report",
+        a.to_str().unwrap(),
+        b.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(stdout.contains(out.to_str().unwrap()), "{stdout}");
     let html = std::fs::read_to_string(&out).unwrap();
     assert_self_contained(&html);
     // Four latency plots, throughput vs latency, goodput (run a has an SLO), and per run the
@@ -165,11 +186,7 @@ fn two_runs_overlay_in_one_self_contained_page_that_a_browser_draws() {
 #[test]
 fn a_directory_that_is_no_run_is_an_error_naming_it() {
     let dir = tempfile::tempdir().unwrap();
-    let o = Command::cargo_bin("pilot")
-        .unwrap()
-        .args(["report", dir.path().to_str().unwrap()])
-        .output()
-        .unwrap();
+    let o = pilot(&["report", dir.path().to_str().unwrap()]);
     assert!(!o.status.success());
     let e = String::from_utf8_lossy(&o.stderr);
     assert!(e.contains(dir.path().to_str().unwrap()), "{e}");
@@ -194,13 +211,8 @@ fn an_interrupted_run_reports_what_it_measured() {
     std::fs::write(run.join("summary.csv"), first_level.join("\n") + "\n").unwrap();
     std::fs::remove_file(run.join("requests.parquet")).unwrap();
     std::fs::remove_file(run.join("levels/users-1.parquet")).unwrap();
-    let o = Command::cargo_bin("pilot")
-        .unwrap()
-        .args(["report", run.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("incomplete run"));
+    let (_, err) = succeeds(&["report", run.to_str().unwrap()]);
+    assert!(err.contains("incomplete run"), "{err}");
     let html = std::fs::read_to_string(run.join("report.html")).unwrap();
     assert!(html.contains("Incomplete run (status: running)"), "{html}");
     assert!(html.contains("users=1") && html.contains("users=2") && html.contains("partial"));
@@ -210,14 +222,19 @@ fn an_interrupted_run_reports_what_it_measured() {
 fn recommend_writes_its_frontier_as_a_page_a_browser_draws() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("rec.html");
-    let o = Command::cargo_bin("pilot")
-        .unwrap()
-        .args(["recommend", "--model", "mistral-7b", "--slo", "ttft=200ms"])
-        .args(["--gpus", "a100,l4,h100", "--max-gpus", "2"])
-        .args(["--report", out.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    succeeds(&[
+        "recommend",
+        "--model",
+        "mistral-7b",
+        "--slo",
+        "ttft=200ms",
+        "--gpus",
+        "a100,l4,h100",
+        "--max-gpus",
+        "2",
+        "--report",
+        out.to_str().unwrap(),
+    ]);
     let html = std::fs::read_to_string(&out).unwrap();
     assert_self_contained(&html);
     assert_eq!(html.matches("<svg").count(), 1, "one frontier per SLO");

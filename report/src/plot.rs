@@ -213,30 +213,21 @@ pub fn svg(chart: &Chart) -> Result<String, PlotError> {
             .draw()
             .map_err(|e| err(&e))?;
         let mut labelled = false;
-        for t in &chart.x_lines {
+        // Thresholds: vertical lines at x values, then horizontal ones at y values.
+        let thresholds = (chart.x_lines.iter())
+            .map(|t| (t, [(t.value, y0), (t.value, y1)]))
+            .chain(
+                chart
+                    .y_lines
+                    .iter()
+                    .map(|t| (t, [(x0, t.value), (x1, t.value)])),
+            );
+        for (t, ends) in thresholds {
             let style = rgb(t.color).stroke_width(2);
-            cc.draw_series(DashedLineSeries::new(
-                [(t.value, y0), (t.value, y1)],
-                8,
-                5,
-                style,
-            ))
-            .map_err(|e| err(&e))?
-            .label(&t.label)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], style));
-            labelled = true;
-        }
-        for t in &chart.y_lines {
-            let style = rgb(t.color).stroke_width(2);
-            cc.draw_series(DashedLineSeries::new(
-                [(x0, t.value), (x1, t.value)],
-                8,
-                5,
-                style,
-            ))
-            .map_err(|e| err(&e))?
-            .label(&t.label)
-            .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], style));
+            cc.draw_series(DashedLineSeries::new(ends, 8, 5, style))
+                .map_err(|e| err(&e))?
+                .label(&t.label)
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], style));
             labelled = true;
         }
         for s in &chart.series {
