@@ -313,19 +313,21 @@ fn overlay(
     series
 }
 
-/// The cumulative distribution of `values` as (value, percent of requests at or below),
-/// thinned to at most 400 points.
+/// The empirical cumulative distribution of `values` as a staircase of (value, percent of
+/// requests at or below it), thinned to at most 400 steps (800 points).
 fn cdf(mut values: Vec<f64>) -> Vec<(f64, f64)> {
     values.retain(|v| v.is_finite());
     values.sort_by(f64::total_cmp);
     let n = values.len();
     let step = n.div_ceil(400).max(1);
-    let mut points: Vec<(f64, f64)> = (0..n)
-        .step_by(step)
-        .map(|i| (values[i], 100.0 * (i + 1) as f64 / n as f64))
-        .collect();
-    if n > 0 && points.last().is_some_and(|p| p.1 < 100.0) {
-        points.push((values[n - 1], 100.0));
+    let mut below = 0.0;
+    let mut points = Vec::with_capacity(2 * n.div_ceil(step));
+    for i in (0..n).step_by(step) {
+        // The step's last value: every value up to it is at or below.
+        let last = (i + step).min(n) - 1;
+        let at = 100.0 * (last + 1) as f64 / n as f64;
+        points.extend([(values[last], below), (values[last], at)]);
+        below = at;
     }
     points
 }
@@ -719,9 +721,13 @@ mod tests {
     #[test]
     fn the_cdf_ends_at_every_request() {
         let points = cdf((1..=1000).map(f64::from).collect());
-        assert!(points.len() <= 401);
+        assert!(points.len() <= 800);
         assert_eq!(points.last(), Some(&(1000.0, 100.0)));
-        assert_eq!(points[0], (1.0, 0.1));
+        assert_eq!(points[..2], [(3.0, 0.0), (3.0, 0.3)]);
+        assert_eq!(
+            cdf(vec![2.0, 1.0]),
+            [(1.0, 0.0), (1.0, 50.0), (2.0, 50.0), (2.0, 100.0)]
+        );
         assert!(cdf(vec![f64::NAN]).is_empty());
     }
 }
