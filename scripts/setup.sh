@@ -46,3 +46,12 @@ if ! python3 -c 'import moto.server, flask' >/dev/null 2>&1; then
   echo "setup: installing moto's S3 server" >&2
   python3 -m pip install --quiet 'moto[server]==5.2.1'
 fi
+
+# The report tests screenshot `pilot report`'s HTML in a real headless browser: Debian's
+# Chromium.
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "setup: installing chromium" >&2
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  $SUDO apt-get update -qq
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+fi

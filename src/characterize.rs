@@ -3,7 +3,7 @@
 use crate::output::printed;
 use clap::Args;
 use pilot_characterize::client::Api;
-use pilot_characterize::commands::{CharacterizeRequest, characterize_command};
+use pilot_characterize::commands::{CharacterizeRequest, characterize_command, report_command};
 use pilot_characterize::options::CharacterizeOptions;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -180,4 +180,19 @@ pub fn run(a: CharacterizeArgs) -> anyhow::Result<()> {
         launch: a.launch,
         health_timeout: a.health_timeout,
     })?)
+}
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Run directories made by `pilot characterize` (`<out>/<UTC time>-<id>/`, holding
+    /// run.json and summary.csv); several are overlaid, one colour each.
+    #[arg(required = true, value_name = "RUN_DIR")]
+    runs: Vec<PathBuf>,
+    /// The HTML file to write (default: report.html in the first run directory).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub fn report(a: ReportArgs) -> anyhow::Result<()> {
+    printed(report_command(&a.runs, a.out.as_deref())?)
 }

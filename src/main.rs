@@ -31,6 +31,8 @@ struct Cli {
 enum Command {
     /// Benchmark an OpenAI-compatible LLM server (or pilot's embedded engine) under load.
     Characterize(characterize::CharacterizeArgs),
+    /// Write one self-contained HTML report (plots, tables) of characterize runs, overlaid.
+    Report(characterize::ReportArgs),
     /// Serve an LLM with pilot's embedded engine (OpenAI-compatible HTTP API).
     Serve(ServeArgs),
     /// Import public measurements, aggregate request tables, build shipped catalogs.
@@ -119,6 +121,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Characterize(a) => characterize::run(a),
+        Command::Report(a) => characterize::report(a),
         Command::Serve(a) => serve(a),
         Command::Dataset(cmd) => dataset::run(cmd),
         Command::Train(a) => predict::train(a),

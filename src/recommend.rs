@@ -84,6 +84,10 @@ pub struct RecommendArgs {
     /// Export the whole frontier (every candidate, feasible or not) as CSV.
     #[arg(long)]
     csv: Option<PathBuf>,
+    /// Also write a self-contained HTML report: the cost-vs-latency frontier plotted per SLO
+    /// (the chosen candidate highlighted), the answer and the rejected alternatives.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
     /// Print the whole frontier as JSON instead of tables.
     #[arg(long)]
     json: bool,
@@ -140,6 +144,7 @@ pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
         predictor: a.predictor,
         physics_only: a.physics_only,
         csv: a.csv,
+        report: a.report,
         json: a.json,
         explain: a.explain,
         top: a.top,

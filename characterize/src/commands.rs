@@ -155,3 +155,31 @@ pub fn characterize_command(req: CharacterizeRequest) -> Result<Output, Characte
         failure,
     })
 }
+
+/// `pilot report RUN_DIR...`: writes the HTML report of the runs (to `out`, or
+/// `report.html` in the first run's directory) and says where, with a note per incomplete run.
+pub fn report_command(
+    dirs: &[PathBuf],
+    out: Option<&std::path::Path>,
+) -> Result<Output, crate::html_report::ReportError> {
+    let (path, runs) = crate::html_report::write_report(dirs, out)?;
+    let notes = runs
+        .iter()
+        .filter(|r| !r.complete())
+        .map(|r| {
+            format!(
+                "{} is an incomplete run (status: {}): the report shows what it measured",
+                r.dir.display(),
+                r.info
+                    .as_ref()
+                    .and_then(|i| i.status.as_deref())
+                    .unwrap_or("no run.json")
+            )
+        })
+        .collect();
+    Ok(Output {
+        text: format!("wrote {}", path.display()),
+        notes,
+        ..Output::default()
+    })
+}

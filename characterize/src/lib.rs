@@ -13,12 +13,15 @@
 //!   - [`store`]: the request table written as the run goes; [`telemetry`]: `/metrics`, NVML.
 //!   - [`tokenize`]: exact-length text prompts through the model's tokenizer.
 //!   - SLOs (`--slo`) are `pilot_core::slo`, shared with recommend.
+//! - [`html_report`]: `pilot report`, one HTML page of runs' plots and tables, read back from
+//!   their directories.
 //! - [`commands`]: the clap-free entry point the binary calls: checks the values as typed,
 //!   runs [`run::characterize`] and returns the text to print.
 
 pub mod client;
 pub mod commands;
 pub mod error;
+pub mod html_report;
 pub mod level;
 pub mod options;
 pub mod report;

@@ -101,6 +101,21 @@ pub fn level_label(k: &PointKey) -> String {
     s
 }
 
+/// A latency for a table cell, `-` when missing. Sub-millisecond gaps (a tiny model on a
+/// fast CPU) keep their digits.
+pub fn millis_text(m: Option<Millis>) -> String {
+    m.map_or("-".to_string(), |m| {
+        let digits = if m.0 < 1.0 {
+            3
+        } else if m.0 < 10.0 {
+            2
+        } else {
+            1
+        };
+        format!("{:.digits$} ms", m.0)
+    })
+}
+
 /// The key of a row (to match resumed levels).
 pub fn key_of(r: &Measurement) -> PointKey {
     PointKey {
@@ -146,19 +161,6 @@ impl CharacterizeReport {
         }
         header.push("KV %");
         header.push("flags");
-        // Sub-millisecond gaps (a tiny model on a fast CPU) keep their digits.
-        let ms = |m: Option<Millis>| {
-            m.map_or("-".to_string(), |m| {
-                let digits = if m.0 < 1.0 {
-                    3
-                } else if m.0 < 10.0 {
-                    2
-                } else {
-                    1
-                };
-                format!("{:.digits$} ms", m.0)
-            })
-        };
         let num = |x: Option<f64>, p: usize| x.map_or("-".to_string(), |x| format!("{x:.p$}"));
         let rows = self.levels.iter().map(|l| {
             let m = &l.row.metrics;
@@ -169,7 +171,7 @@ impl CharacterizeReport {
             ];
             for (metric, _) in SHOWN {
                 for stat in [Stat::P50, self.tail(metric)] {
-                    cells.push(ms(metric.stat(m, stat).map(Millis)));
+                    cells.push(millis_text(metric.stat(m, stat).map(Millis)));
                 }
             }
             cells.extend([

@@ -7,11 +7,15 @@
 //! Secrets never reach it: the API key is named by its environment variable only, and the
 //! endpoint loses its user and password and the values of query parameters that look like
 //! keys ([`redacted_endpoint`]).
+//!
+//! [`read_run_json`] reads it back, for `pilot report`.
 
 use crate::error::CharacterizeError;
 use crate::options::CharacterizeOptions;
 use crate::report::CharacterizeReport;
+use serde::Deserialize;
 use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 /// Query parameter names whose values are secrets (`?api-key=...`, `?token=...`).
@@ -149,6 +153,94 @@ pub(crate) fn write_json(path: &std::path::Path, value: &Value) -> Result<(), Ch
     std::fs::rename(&tmp, path).map_err(io)
 }
 
+/// `run.json` as read back: what a report shows of it. Every field is optional and unknown
+/// ones are ignored, so that a file of an older or newer pilot still reads.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct RunInfo {
+    pub pilot_version: Option<String>,
+    /// `running` (never ended: killed, or still going), `interrupted`, `failed`, `finished`.
+    pub status: Option<String>,
+    pub started: Option<String>,
+    pub ended: Option<String>,
+    pub duration_s: Option<f64>,
+    pub endpoint: Option<String>,
+    pub embedded_engine: Option<bool>,
+    #[serde(default)]
+    pub server: ServerInfo,
+    pub stopped_early: Option<String>,
+    pub failure: Option<String>,
+    /// Every option's value, by its flag's name (see `options_json`).
+    #[serde(default)]
+    pub options: serde_json::Map<String, Value>,
+}
+
+/// What the server said of itself.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct ServerInfo {
+    #[serde(default)]
+    pub models: Vec<String>,
+    pub version: Option<String>,
+}
+
+impl RunInfo {
+    /// The run ended normally (not killed, interrupted or failed).
+    pub fn finished(&self) -> bool {
+        self.status.as_deref() == Some("finished")
+    }
+
+    /// The options that were set, as flags: `--users [1,2]`, `--duration-s 3` (nulls, empty
+    /// lists and `false` left out).
+    pub fn flags(&self) -> Vec<String> {
+        self.options
+            .iter()
+            .filter(|(_, v)| match v {
+                Value::Null | Value::Bool(false) => false,
+                Value::Array(a) => !a.is_empty(),
+                _ => true,
+            })
+            .map(|(k, v)| {
+                let value = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Bool(true) => String::new(),
+                    other => other.to_string(),
+                };
+                format!("--{} {value}", k.replace('_', "-"))
+                    .trim_end()
+                    .to_string()
+            })
+            .collect()
+    }
+}
+
+/// Why `run.json` could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum RunJsonError {
+    #[error("cannot read {path}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} is not a run.json that pilot characterize wrote: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}
+
+/// Reads `<run dir>/run.json` back.
+pub fn read_run_json(path: &Path) -> Result<RunInfo, RunJsonError> {
+    let text = std::fs::read_to_string(path).map_err(|source| RunJsonError::Read {
+        path: path.into(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|source| RunJsonError::Parse {
+        path: path.into(),
+        source,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -180,6 +272,32 @@ mod tests {
         assert_eq!(
             redacted_endpoint("http://127.0.0.1:8000/v1"),
             "http://127.0.0.1:8000/v1"
+        );
+    }
+
+    #[test]
+    fn run_json_reads_back_with_its_flags() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.json");
+        let info = json!({
+            "pilot_version": "0.1.0", "status": "running", "started": "2026-01-01T00:00:00Z",
+            "server": {"models": ["m"], "version": null}, "future_field": 1,
+            "options": {"users": [1, 2], "rate": [], "model": "m<x>", "endpoint": null,
+                        "exact_output": true, "tune": null},
+        });
+        write_json(&path, &info).unwrap();
+        let back = read_run_json(&path).unwrap();
+        assert!(!back.finished());
+        assert_eq!(back.server.models, ["m"]);
+        assert_eq!(
+            back.flags(),
+            ["--exact-output", "--model m<x>", "--users [1,2]"]
+        );
+        std::fs::write(&path, "{").unwrap();
+        let err = read_run_json(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("run.json") && err.contains("not a run.json"),
+            "{err}"
         );
     }
 }

@@ -80,6 +80,8 @@ pub struct RecommendRequest<'a> {
     pub physics_only: bool,
     /// Where to export the whole frontier as CSV.
     pub csv: Option<PathBuf>,
+    /// Where to write the HTML report (the frontier plotted, the answer, the rejections).
+    pub report: Option<PathBuf>,
     pub json: bool,
     pub explain: bool,
     pub top: usize,
@@ -126,6 +128,14 @@ pub enum CommandError {
         #[source]
         source: csv::Error,
     },
+    #[error("cannot write the report to {path}")]
+    Report {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Plot(#[from] pilot_report::plot::PlotError),
     #[error("cannot print JSON")]
     Json(#[from] serde_json::Error),
     #[error(transparent)]
@@ -256,6 +266,15 @@ pub fn recommend_command(req: &RecommendRequest) -> Result<Output, CommandError>
             rec.candidates.len(),
             path.display()
         ));
+    }
+    if let Some(path) = &req.report {
+        let html = crate::html_report::recommendation_html(&rec, &opts, req.top)?;
+        std::fs::write(path, html).map_err(|source| CommandError::Report {
+            path: path.display().to_string(),
+            source,
+        })?;
+        out.log
+            .push(format!("wrote the report to {}", path.display()));
     }
     if !req.emit.is_empty() {
         emit(req, &rec, &opts, &mut out)?;

@@ -13,6 +13,7 @@
 //! - [`mix`]: mixed fleets (`--mix`): the demand split across GPU types by request length.
 //! - [`deploy`]: the chosen row's launch commands (`--emit cmd`) and Kubernetes manifests.
 //! - [`render`]: the ranked table with its evidence, the `--json` frontier and the CSV export.
+//! - [`html_report`]: `--report FILE`, the frontier plotted with the answer, as one HTML page.
 //! - [`eval`]: LLM-Pilot's recommendation benchmark (leave-one-LLM-out, S/O score).
 //! - [`eval_stacks`]: the same protocol on AIConfigurator's measured deployments (today's
 //!   LLMs, GPUs and engines).
@@ -22,6 +23,7 @@ pub mod commands;
 pub mod deploy;
 pub mod eval;
 pub mod eval_stacks;
+pub mod html_report;
 pub mod mix;
 pub mod render;
 pub mod search;

@@ -82,6 +82,13 @@ fn slo_list(slos: &[Slo]) -> String {
 
 /// The table of feasible candidates, cheapest first.
 fn ranking(feasible: &[&Candidate], demand: Load) -> String {
+    let (header, rows) = ranking_cells(feasible, demand);
+    let header: Vec<&str> = header.iter().map(String::as_str).collect();
+    table(&header, rows)
+}
+
+/// The ranking's header and cells, for the text table and the HTML report alike.
+pub fn ranking_cells(feasible: &[&Candidate], demand: Load) -> (Vec<String>, Vec<Vec<String>>) {
     let demand_level = demand.level();
     let header = [
         "#",
@@ -99,46 +106,78 @@ fn ranking(feasible: &[&Candidate], demand: Load) -> String {
         "USD/h",
         "USD/Mtok out",
         "price from",
-    ];
-    let rows = feasible.iter().enumerate().map(|(i, c)| {
-        let row = c.at_load.as_ref().map(|p| &p.row);
-        let f = |col: &str| {
-            row.and_then(|r| metric_value(r, col))
-                .map_or("-".into(), |v| format!("{v:.1}"))
-        };
-        vec![
-            (i + 1).to_string(),
-            c.gpu.clone(),
-            c.gpu_count.to_string(),
-            c.serving.to_string(),
-            c.quantization.to_string(),
-            c.kv_cache.name().to_string(),
-            c.engine.clone().unwrap_or_else(|| "-".into()),
-            c.replicas.map_or("-".into(), |r| r.to_string()),
-            c.capacity.map_or("-".into(), |x| {
-                let x = x.level();
-                // The search stops at the demand: one replica serving all of it may hold more.
-                let capped = (x - demand_level).abs() < 1e-9;
-                format!("{}{x:.1}", if capped { ">=" } else { "" })
-            }),
-            f("ttft_ms_p50"),
-            f("itl_ms_p50"),
-            c.headroom
-                .map_or("-".into(), |h| format!("{:.0}%", h * 100.0)),
-            c.cost.map_or("-".into(), |x| format!("{:.2}", x.0)),
-            c.cost_per_million_output_tokens
-                .map_or("-".into(), |x| format!("{:.2}", x.0)),
-            c.price
-                .as_ref()
-                .map_or("-".into(), |p| format!("{} {}", p.cloud, p.instance_type)),
-        ]
-    });
-    table(&header, rows)
+    ]
+    .map(String::from)
+    .to_vec();
+    let rows = feasible
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let row = c.at_load.as_ref().map(|p| &p.row);
+            let f = |col: &str| {
+                row.and_then(|r| metric_value(r, col))
+                    .map_or("-".into(), |v| format!("{v:.1}"))
+            };
+            vec![
+                (i + 1).to_string(),
+                c.gpu.clone(),
+                c.gpu_count.to_string(),
+                c.serving.to_string(),
+                c.quantization.to_string(),
+                c.kv_cache.name().to_string(),
+                c.engine.clone().unwrap_or_else(|| "-".into()),
+                c.replicas.map_or("-".into(), |r| r.to_string()),
+                c.capacity.map_or("-".into(), |x| {
+                    let x = x.level();
+                    // The search stops at the demand: one replica serving all of it may hold more.
+                    let capped = (x - demand_level).abs() < 1e-9;
+                    format!("{}{x:.1}", if capped { ">=" } else { "" })
+                }),
+                f("ttft_ms_p50"),
+                f("itl_ms_p50"),
+                c.headroom
+                    .map_or("-".into(), |h| format!("{:.0}%", h * 100.0)),
+                c.cost.map_or("-".into(), |x| format!("{:.2}", x.0)),
+                c.cost_per_million_output_tokens
+                    .map_or("-".into(), |x| format!("{:.2}", x.0)),
+                c.price
+                    .as_ref()
+                    .map_or("-".into(), |p| format!("{} {}", p.cloud, p.instance_type)),
+            ]
+        })
+        .collect();
+    (header, rows)
 }
 
 /// Why cheaper (or all, when none is feasible) options were rejected: one line per profile,
 /// cheapest first, and a count of the combinations that had no price.
 fn rejected(rec: &Recommendation, opts: &RecommendOptions, any_shown: bool) -> String {
+    let (lines, footnotes) = rejected_lines(rec, opts, any_shown);
+    let mut text = String::new();
+    for r in &lines {
+        text.push_str(&format!("  {} ({}): {}\n", r.profile, r.price, r.reason));
+    }
+    for f in footnotes {
+        text.push_str(&format!("  {f}\n"));
+    }
+    text
+}
+
+/// One line of the rejected list: a profile, its price per hour, and why it was rejected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RejectedLine {
+    pub profile: String,
+    pub price: String,
+    pub reason: String,
+}
+
+/// The rejected list's lines, and what it left out in words (more rejections, combinations
+/// without a price or not searched), for the text report and the HTML report alike.
+pub fn rejected_lines(
+    rec: &Recommendation,
+    opts: &RecommendOptions,
+    any_shown: bool,
+) -> (Vec<RejectedLine>, Vec<String>) {
     let price_of = |c: &Candidate| c.replica_price.map(|p| p.0).filter(|p| p.is_finite());
     let best_cost = rec
         .best()
@@ -175,21 +214,25 @@ fn rejected(rec: &Recommendation, opts: &RecommendOptions, any_shown: bool) -> S
     } else {
         groups.len()
     };
-    let mut text = String::new();
-    for (c, reason, _, more) in groups.iter().take(shown) {
-        let price = price_of(c).map_or("-".into(), |p| format!("{p:.2} USD/h"));
-        let more = match more {
-            0 => String::new(),
-            n => format!(" [and {n} other layout(s) of this GPU, for the same reason]"),
-        };
-        text.push_str(&format!(
-            "  {} ({price}): {reason}{more}\n",
-            profile_text(c, opts.engines.len() > 1),
-        ));
-    }
+    let lines = groups
+        .iter()
+        .take(shown)
+        .map(|(c, reason, _, more)| {
+            let more = match more {
+                0 => String::new(),
+                n => format!(" [and {n} other layout(s) of this GPU, for the same reason]"),
+            };
+            RejectedLine {
+                profile: profile_text(c, opts.engines.len() > 1),
+                price: price_of(c).map_or("-".into(), |p| format!("{p:.2} USD/h")),
+                reason: format!("{reason}{more}"),
+            }
+        })
+        .collect();
+    let mut footnotes = Vec::new();
     if groups.len() > shown {
-        text.push_str(&format!(
-            "  ... {} more (--csv FILE lists every candidate)\n",
+        footnotes.push(format!(
+            "... {} more (--csv FILE lists every candidate)",
             groups.len() - shown
         ));
     }
@@ -199,17 +242,17 @@ fn rejected(rec: &Recommendation, opts: &RecommendOptions, any_shown: bool) -> S
         .filter(|c| matches!(c.verdict, Verdict::NoPrice(_)))
         .count();
     if no_price > 0 {
-        text.push_str(&format!(
-            "  ({no_price} GPU/count combinations have no price on the chosen cloud(s))\n"
+        footnotes.push(format!(
+            "({no_price} GPU/count combinations have no price on the chosen cloud(s))"
         ));
     }
     if rec.skipped > 0 {
-        text.push_str(&format!(
-            "  ({} combinations the engines cannot run were not searched)\n",
+        footnotes.push(format!(
+            "({} combinations the engines cannot run were not searched)",
             rec.skipped
         ));
     }
-    text
+    (lines, footnotes)
 }
 
 /// A rejection reason without the worker role and the numbers that differ between layouts
