@@ -4,6 +4,7 @@
 #   (Debian's apt has CMake 3.25, so CMake comes from PyPI);
 # - kubernetes-validate (PyPI), which the tests run on the manifests `--emit k8s` writes;
 # - moto's S3 server (PyPI), which the tests of `fleet --results s3://...` write to;
+# - Chromium (Debian), in which the report tests screenshot `pilot report`'s HTML;
 # - the Rust toolchain is assumed present (rustup).
 set -euo pipefail
 
