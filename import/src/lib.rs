@@ -30,6 +30,9 @@ pub mod llmperf;
 pub mod tool;
 pub mod vllm_bench;
 
+#[cfg(test)]
+mod tool_tests;
+
 use pilot_core::schema::{Measurement, SchemaError};
 
 /// Rows imported from one source, with notes on every judgement call made.
