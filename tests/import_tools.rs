@@ -28,8 +28,19 @@ fn a_vllm_bench_result_imports_into_a_dataset_pilot_reads() {
     let detailed = fixture("vllm-bench/detailed.json");
     let summary = fixture("vllm-bench/summary.json");
     let run = pilot(&[
-        "dataset", "import", "vllm-bench", &detailed, &summary, "--gpu", "H100", "--gpus", "1",
-        "--engine", "pilot", "-o", &out_s,
+        "dataset",
+        "import",
+        "vllm-bench",
+        &detailed,
+        &summary,
+        "--gpu",
+        "H100",
+        "--gpus",
+        "1",
+        "--engine",
+        "pilot",
+        "-o",
+        &out_s,
     ]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{stderr}");
@@ -40,7 +51,12 @@ fn a_vllm_bench_result_imports_into_a_dataset_pilot_reads() {
         serde_json::from_str(&std::fs::read_to_string(&detailed).unwrap()).unwrap();
     let row = &rows[0];
     assert_eq!(
-        (row.model.as_str(), row.gpu.as_str(), row.gpu_count, row.engine.as_str()),
+        (
+            row.model.as_str(),
+            row.gpu.as_str(),
+            row.gpu_count,
+            row.engine.as_str()
+        ),
         ("pilot/tiny-llama", "H100-SXM-80GB", 1, "pilot")
     );
     assert_eq!(row.load, Load::Users(4));
@@ -64,12 +80,22 @@ fn a_fact_the_file_lacks_names_its_flag() {
     let run = pilot(&["dataset", "import", "vllm-bench", &summary, "-o", &out]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("--gpu NAME") && stderr.contains("summary.json"), "{stderr}");
+    assert!(
+        stderr.contains("--gpu NAME") && stderr.contains("summary.json"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("panicked"), "{stderr}");
     assert!(!Path::new(&out).exists(), "nothing written on error");
     // The public datasets say their hardware: the flags are refused there.
     let run = pilot(&[
-        "dataset", "import", "llm-pilot", &summary, "--gpu", "H100", "-o", &out,
+        "dataset",
+        "import",
+        "llm-pilot",
+        &summary,
+        "--gpu",
+        "H100",
+        "-o",
+        &out,
     ]);
     let stderr = String::from_utf8_lossy(&run.stderr);
     assert_eq!(run.status.code(), Some(2), "{stderr}");

@@ -19,10 +19,10 @@
 //!
 //! AIPerf's percentiles are numpy's linear interpolation, pilot's convention.
 
-use crate::tool::{At, Given, Said, Tool, identify, not_this_tool, rate_load, source, stats_ms, whole};
+use crate::tool::{At, Given, Said, Tool, identify, not_this_tool, rate_load, stats_ms, whole};
 use crate::{Import, ImportError};
 use pilot_core::metrics::{Stats, Summary};
-use pilot_core::schema::{Load, Measurement};
+use pilot_core::schema::Load;
 use pilot_core::units::{Millis, RequestsPerSec, TokensPerSec};
 use serde_json::Value;
 use std::path::Path;
@@ -72,7 +72,14 @@ pub fn import(path: &Path, given: &Given) -> Result<Import, ImportError> {
             return Ok(Stats::default());
         };
         let q = |k: &str| m.num(k, &format!("{name}.{k}"));
-        Ok(stats_ms(q("avg")?, q("p50")?, q("p90")?, q("p95")?, q("p99")?, scale))
+        Ok(stats_ms(
+            q("avg")?,
+            q("p50")?,
+            q("p90")?,
+            q("p95")?,
+            q("p99")?,
+            scale,
+        ))
     };
     let avg = |name: &str| -> Result<Option<f64>, ImportError> {
         match at.get(name) {
@@ -81,13 +88,15 @@ pub fn import(path: &Path, given: &Given) -> Result<Import, ImportError> {
         }
     };
     let duration_s = match metric("benchmark_duration")? {
-        Some((m, scale)) => m.num("avg", "benchmark_duration.avg")?.map(|v| v * scale / 1e3),
+        Some((m, scale)) => m
+            .num("avg", "benchmark_duration.avg")?
+            .map(|v| v * scale / 1e3),
         None => None,
     };
-    let mut row = Measurement::new(&id.model, &id.gpu, id.gpu_count, &id.engine, load);
-    row.duration = duration_s.filter(|s| s.is_finite() && *s > 0.0).map(Duration::from_secs_f64);
-    row.source = source(Tool::Aiperf, path);
-    row.engine_version = id.engine_version;
+    let mut row = id.row(load, Tool::Aiperf, path);
+    row.duration = duration_s
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64);
     row.metrics = Summary {
         ttft: latency("time_to_first_token")?,
         tpot: latency("inter_token_latency")?,
@@ -115,7 +124,12 @@ fn to_ms(path: &Path, name: &str, unit: &str) -> Result<f64, ImportError> {
         "us" | "µs" => 1e-3,
         "ns" => 1e-6,
         // Counts, rates and token lengths carry their own units and are not scaled.
-        _ if !name.contains("latency") && !name.contains("token") && name != "benchmark_duration" => 1.0,
+        _ if !name.contains("latency")
+            && !name.contains("token")
+            && name != "benchmark_duration" =>
+        {
+            1.0
+        }
         other => {
             return Err(ImportError::Data {
                 path: path.display().to_string(),
@@ -149,9 +163,18 @@ fn model(c: At) -> Option<String> {
 
 /// The load from `input_config`: the profiling phase, else the older `loadgen`.
 fn load(path: &Path, c: At) -> Result<Option<Load>, ImportError> {
-    let phases = c.value.get("phases").and_then(Value::as_array).cloned().unwrap_or_default();
+    let phases = c
+        .value
+        .get("phases")
+        .and_then(Value::as_array)
+        .cloned()
+        .unwrap_or_default();
     let profiling = phases.iter().enumerate().find(|(_, p)| {
-        let kind = p.get("kind").or(p.get("name")).and_then(Value::as_str).unwrap_or("");
+        let kind = p
+            .get("kind")
+            .or(p.get("name"))
+            .and_then(Value::as_str)
+            .unwrap_or("");
         kind != "warmup" && p.get("exclude_from_results").and_then(Value::as_bool) != Some(true)
     });
     if let Some((i, p)) = profiling {
@@ -172,7 +195,11 @@ fn load(path: &Path, c: At) -> Result<Option<Load>, ImportError> {
             return rate_load(path, "input_config.loadgen.request_rate", r).map(Some);
         }
         if let Some(n) = at.num("concurrency", "input_config.loadgen.concurrency")? {
-            return Ok(Some(Load::Users(whole(path, "input_config.loadgen.concurrency", n)?)));
+            return Ok(Some(Load::Users(whole(
+                path,
+                "input_config.loadgen.concurrency",
+                n,
+            )?)));
         }
     }
     Ok(None)

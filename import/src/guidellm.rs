@@ -22,7 +22,10 @@
 //! GuideLLM's percentiles are nearest-rank on the (weighted) empirical distribution, not
 //! numpy's interpolation; on a few hundred requests the two differ by one order statistic.
 
-use crate::tool::{At, Given, Said, Tool, identify, known_engine, not_this_tool, rate_load, source, stats_ms, whole};
+use crate::tool::{
+    At, Given, Said, Tool, identify, known_engine, not_this_tool, rate_load, source, stats_ms,
+    whole,
+};
 use crate::{Import, ImportError};
 use pilot_core::metrics::Summary;
 use pilot_core::schema::{Load, Measurement};
@@ -37,7 +40,13 @@ const EXPECTED: &str = "GuideLLM's benchmarks report (`guidellm benchmark --outp
 pub fn import(path: &Path, given: &Given) -> Result<Import, ImportError> {
     let doc = crate::tool::read_json(path, EXPECTED)?;
     let Some(benchmarks) = doc.get("benchmarks").and_then(Value::as_array) else {
-        return Err(not_this_tool(path, Tool::Guidellm, &doc, "no list 'benchmarks'", EXPECTED));
+        return Err(not_this_tool(
+            path,
+            Tool::Guidellm,
+            &doc,
+            "no list 'benchmarks'",
+            EXPECTED,
+        ));
     };
     if benchmarks.is_empty() {
         return Err(ImportError::Data {
@@ -48,7 +57,8 @@ pub fn import(path: &Path, given: &Given) -> Result<Import, ImportError> {
     let mut out = Import::default();
     out.notes.push("GuideLLM: percentiles are nearest-rank; ITL percentiles are of per-request mean gaps (token-weighted); TPOT not imported (GuideLLM's includes the first token)".into());
     for (i, b) in benchmarks.iter().enumerate() {
-        out.rows.push(benchmark(path, &doc, b, i, given, &mut out.notes)?);
+        out.rows
+            .push(benchmark(path, &doc, b, i, given, &mut out.notes)?);
     }
     Ok(out)
 }
@@ -77,9 +87,12 @@ fn benchmark(
         })?;
     let backend = b.pointer("/config/backend").map(|v| At::new(v, path));
     let said = Said {
-        model: backend
-            .and_then(|a| a.text("model"))
-            .or_else(|| report.pointer("/config/model").and_then(Value::as_str).map(String::from)),
+        model: backend.and_then(|a| a.text("model")).or_else(|| {
+            report
+                .pointer("/config/model")
+                .and_then(Value::as_str)
+                .map(String::from)
+        }),
         engine: backend
             .and_then(|a| a.text("kind").or_else(|| a.text("type_")))
             .and_then(|k| known_engine(&k)),
@@ -87,7 +100,9 @@ fn benchmark(
     };
     let id = identify(path, Tool::Guidellm, &said, given, notes)?;
 
-    let secs = at.num("duration", &format!("{here}.duration"))?.unwrap_or(f64::NAN);
+    let secs = at
+        .num("duration", &format!("{here}.duration"))?
+        .unwrap_or(f64::NAN);
     if !(secs.is_finite() && secs > 0.0) {
         return Err(at.bad(
             &format!("{here}.duration"),
@@ -96,14 +111,18 @@ fn benchmark(
         ));
     }
     let load = strategy(path, b, &here, notes)?;
-    let mut row = Measurement::new(&id.model, &id.gpu, id.gpu_count, &id.engine, load);
+    let mut row = id.row(load, Tool::Guidellm, path);
     row.duration = Some(Duration::from_secs_f64(secs));
     row.source = format!("{}#{i}", source(Tool::Guidellm, path));
 
     // One status's distribution of one metric, at `to_ms` milliseconds per unit.
     let dist = |name: &str, to_ms: f64| -> Result<_, ImportError> {
         let p = format!("{here}.metrics.{name}.successful");
-        let Some(d) = metrics.get(name).and_then(|d| d.get("successful")).filter(|d| !d.is_null()) else {
+        let Some(d) = metrics
+            .get(name)
+            .and_then(|d| d.get("successful"))
+            .filter(|d| !d.is_null())
+        else {
             return Ok(Default::default());
         };
         let d = At::new(d, path);
@@ -125,14 +144,18 @@ fn benchmark(
     };
     let field = |name: &str, stat: &str| -> Result<Option<f64>, ImportError> {
         match metrics.get(name).and_then(|d| d.get("successful")) {
-            Some(d) => At::new(d, path).num(stat, &format!("{here}.metrics.{name}.successful.{stat}")),
+            Some(d) => {
+                At::new(d, path).num(stat, &format!("{here}.metrics.{name}.successful.{stat}"))
+            }
             None => Ok(None),
         }
     };
     let totals = metrics.get("request_totals").map(|t| At::new(t, path));
     let count = |k: &str| -> Result<u64, ImportError> {
         Ok(match totals {
-            Some(t) => t.num(k, &format!("{here}.metrics.request_totals.{k}"))?.unwrap_or(0.0) as u64,
+            Some(t) => t
+                .num(k, &format!("{here}.metrics.request_totals.{k}"))?
+                .unwrap_or(0.0) as u64,
             None => 0,
         })
     };
@@ -161,15 +184,25 @@ fn benchmark(
 }
 
 /// The load of a benchmark from its scheduling strategy.
-fn strategy(path: &Path, b: &Value, here: &str, notes: &mut Vec<String>) -> Result<Load, ImportError> {
+fn strategy(
+    path: &Path,
+    b: &Value,
+    here: &str,
+    notes: &mut Vec<String>,
+) -> Result<Load, ImportError> {
     let Some(s) = b.pointer("/config/strategy") else {
         return Err(ImportError::Data {
             path: path.display().to_string(),
-            reason: format!("no key '{here}.config.strategy': the load the benchmark offered is unknown; expected {EXPECTED}"),
+            reason: format!(
+                "no key '{here}.config.strategy': the load the benchmark offered is unknown; expected {EXPECTED}"
+            ),
         });
     };
     let at = At::new(s, path);
-    let kind = at.text("type_").or_else(|| at.text("type")).unwrap_or_default();
+    let kind = at
+        .text("type_")
+        .or_else(|| at.text("type"))
+        .unwrap_or_default();
     let key = |k: &str| format!("{here}.config.strategy.{k}");
     let cap = at
         .num("max_concurrency", &key("max_concurrency"))?
@@ -178,9 +211,13 @@ fn strategy(path: &Path, b: &Value, here: &str, notes: &mut Vec<String>) -> Resu
     match kind.as_str() {
         "synchronous" => Ok(Load::Users(1)),
         "concurrent" => {
-            let n = at
-                .num("streams", &key("streams"))?
-                .ok_or_else(|| at.bad(&key("streams"), &Value::Null, "the number of concurrent streams"))?;
+            let n = at.num("streams", &key("streams"))?.ok_or_else(|| {
+                at.bad(
+                    &key("streams"),
+                    &Value::Null,
+                    "the number of concurrent streams",
+                )
+            })?;
             Ok(Load::Users(whole(path, &key("streams"), n)?))
         }
         "constant" | "poisson" => {
@@ -188,13 +225,17 @@ fn strategy(path: &Path, b: &Value, here: &str, notes: &mut Vec<String>) -> Resu
                 .num("rate", &key("rate"))?
                 .ok_or_else(|| at.bad(&key("rate"), &Value::Null, "a request rate"))?;
             if let Some(c) = cap {
-                notes.push(format!("{here}: {kind} at {r} req/s, capped at {c} concurrent requests"));
+                notes.push(format!(
+                    "{here}: {kind} at {r} req/s, capped at {c} concurrent requests"
+                ));
             }
             rate_load(path, &key("rate"), r)
         }
         "throughput" => match cap {
             Some(c) => {
-                notes.push(format!("{here}: throughput strategy read as {c} users (its max_concurrency)"));
+                notes.push(format!(
+                    "{here}: throughput strategy read as {c} users (its max_concurrency)"
+                ));
                 Ok(Load::Users(c))
             }
             None => {

@@ -18,10 +18,10 @@
 //! `summary_lifecycle_metrics.json` pools all stages, whose loads differ, and says none of
 //! them: it is refused, naming the stage files to import instead.
 
-use crate::tool::{At, Given, Said, Tool, identify, not_this_tool, rate_load, source, stats_ms, whole};
+use crate::tool::{At, Given, Said, Tool, identify, not_this_tool, rate_load, stats_ms, whole};
 use crate::{Import, ImportError};
 use pilot_core::metrics::{Stats, Summary};
-use pilot_core::schema::{Load, Measurement};
+use pilot_core::schema::Load;
 use pilot_core::units::{Millis, RequestsPerSec, TokensPerSec};
 use std::path::Path;
 use std::time::Duration;
@@ -31,8 +31,15 @@ const EXPECTED: &str = "an inference-perf stage report (stage_N_lifecycle_metric
 /// Imports one stage report: one row.
 pub fn import(path: &Path, given: &Given) -> Result<Import, ImportError> {
     let doc = crate::tool::read_json(path, EXPECTED)?;
-    let (Some(load_summary), Some(successes)) = (doc.get("load_summary"), doc.get("successes")) else {
-        return Err(not_this_tool(path, Tool::InferencePerf, &doc, "no key 'load_summary' or 'successes'", EXPECTED));
+    let (Some(load_summary), Some(successes)) = (doc.get("load_summary"), doc.get("successes"))
+    else {
+        return Err(not_this_tool(
+            path,
+            Tool::InferencePerf,
+            &doc,
+            "no key 'load_summary' or 'successes'",
+            EXPECTED,
+        ));
     };
     let ls = At::new(load_summary, path);
     let concurrency = ls.num("concurrency", "load_summary.concurrency")?;
@@ -48,16 +55,33 @@ pub fn import(path: &Path, given: &Given) -> Result<Import, ImportError> {
         }
     };
     let mut out = Import::default();
-    let id = identify(path, Tool::InferencePerf, &Said::default(), given, &mut out.notes)?;
+    let id = identify(
+        path,
+        Tool::InferencePerf,
+        &Said::default(),
+        given,
+        &mut out.notes,
+    )?;
     let at = At::new(&doc, path);
     let s = At::new(successes, path);
     let latency = |name: &str| -> Result<Stats<Millis>, ImportError> {
-        let Some(v) = successes.get("latency").and_then(|l| l.get(name)).filter(|v| !v.is_null()) else {
+        let Some(v) = successes
+            .get("latency")
+            .and_then(|l| l.get(name))
+            .filter(|v| !v.is_null())
+        else {
             return Ok(Stats::default());
         };
         let m = At::new(v, path);
         let q = |k: &str| m.num(k, &format!("successes.latency.{name}.{k}"));
-        Ok(stats_ms(q("mean")?, q("median")?.or(q("p50")?), q("p90")?, q("p95")?, q("p99")?, 1e3))
+        Ok(stats_ms(
+            q("mean")?,
+            q("median")?.or(q("p50")?),
+            q("p90")?,
+            q("p95")?,
+            q("p99")?,
+            1e3,
+        ))
     };
     let throughput = |name: &str| -> Result<Option<f64>, ImportError> {
         match successes.get("throughput") {
@@ -72,13 +96,16 @@ pub fn import(path: &Path, given: &Given) -> Result<Import, ImportError> {
         }
     };
     let failed = match doc.get("failures") {
-        Some(f) => At::new(f, path).num("count", "failures.count")?.unwrap_or(0.0) as u64,
+        Some(f) => At::new(f, path)
+            .num("count", "failures.count")?
+            .unwrap_or(0.0) as u64,
         None => 0,
     };
     let secs = at.num("benchmark_time_seconds", "benchmark_time_seconds")?;
-    let mut row = Measurement::new(&id.model, &id.gpu, id.gpu_count, &id.engine, load);
-    row.duration = secs.filter(|s| s.is_finite() && *s > 0.0).map(Duration::from_secs_f64);
-    row.source = source(Tool::InferencePerf, path);
+    let mut row = id.row(load, Tool::InferencePerf, path);
+    row.duration = secs
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .map(Duration::from_secs_f64);
     row.metrics = Summary {
         ttft: latency("time_to_first_token")?,
         tpot: latency("time_per_output_token")?,

@@ -20,10 +20,10 @@
 //! are saved). The individual responses do not say the load: the run's settings are read from
 //! the summary beside them (same name prefix), so the two files are kept together.
 
-use crate::tool::{At, Given, Said, Tool, identify, not_this_tool, source, stats_ms, whole};
+use crate::tool::{At, Given, Said, Tool, identify, not_this_tool, stats_ms, whole};
 use crate::{Import, ImportError};
 use pilot_core::metrics::{FailureKind, RequestTimings, Summary, summarize};
-use pilot_core::schema::{Load, Measurement};
+use pilot_core::schema::Load;
 use pilot_core::units::{Millis, RequestsPerSec, TokensPerSec};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -46,7 +46,9 @@ pub fn import(path: &Path, given: &Given) -> Result<Import, ImportError> {
             _ => None,
         };
         (sp, Some(path.to_path_buf()), summary, Some(doc))
-    } else if doc.get("num_concurrent_requests").is_some() || doc.get("results_ttft_s_mean").is_some() {
+    } else if doc.get("num_concurrent_requests").is_some()
+        || doc.get("results_ttft_s_mean").is_some()
+    {
         let ip = sibling(path, SUMMARY, INDIVIDUAL).filter(|p| p.is_file());
         let individual = match &ip {
             Some(p) => Some(crate::tool::read_json(p, EXPECTED)?),
@@ -74,30 +76,29 @@ pub fn import(path: &Path, given: &Given) -> Result<Import, ImportError> {
     let sp = summary_path.unwrap_or_else(|| path.to_path_buf());
     let s = At::new(&summary, &sp);
     let mut out = Import::default();
-    let said = Said {
-        model: s.text("model"),
-        gpu: s.text("gpu"),
-        gpu_count: ["gpus", "gpu_count", "num_gpus"]
-            .iter()
-            .find_map(|k| s.num(k, k).transpose())
-            .transpose()?
-            .map(|n| whole(&sp, "gpus", n))
-            .transpose()?,
-        engine: s.text("engine"),
-        engine_version: s.text("engine_version"),
-    };
+    let said = Said::from_metadata(&s, "model")?;
     let id = identify(path, Tool::Llmperf, &said, given, &mut out.notes)?;
     let users = s
         .num("num_concurrent_requests", "num_concurrent_requests")?
-        .ok_or_else(|| s.bad("num_concurrent_requests", &Value::Null, "the run's concurrency"))?;
+        .ok_or_else(|| {
+            s.bad(
+                "num_concurrent_requests",
+                &Value::Null,
+                "the run's concurrency",
+            )
+        })?;
     let load = Load::Users(whole(&sp, "num_concurrent_requests", users)?);
-    let mut row = Measurement::new(&id.model, &id.gpu, id.gpu_count, &id.engine, load);
-    row.engine_version = id.engine_version;
-    row.source = source(Tool::Llmperf, path);
+    let mut row = id.row(load, Tool::Llmperf, path);
 
     // The run's window: completed requests over completed requests per minute.
-    let completed = s.num("results_num_completed_requests", "results_num_completed_requests")?;
-    let per_min = s.num("results_num_completed_requests_per_min", "results_num_completed_requests_per_min")?;
+    let completed = s.num(
+        "results_num_completed_requests",
+        "results_num_completed_requests",
+    )?;
+    let per_min = s.num(
+        "results_num_completed_requests_per_min",
+        "results_num_completed_requests_per_min",
+    )?;
     let secs = match (completed, per_min) {
         (Some(n), Some(m)) if n > 0.0 && m > 0.0 => Some(n / m * 60.0),
         _ => None,
@@ -112,9 +113,15 @@ pub fn import(path: &Path, given: &Given) -> Result<Import, ImportError> {
                 timings.len(),
                 ip.display()
             ));
-            let mut m = summarize(&timings, secs.map_or(Duration::ZERO, Duration::from_secs_f64));
+            let mut m = summarize(
+                &timings,
+                secs.map_or(Duration::ZERO, Duration::from_secs_f64),
+            );
             // The summary's own throughput is over the whole test, as pilot's.
-            if let Some(t) = s.num("results_mean_output_throughput_token_per_s", "results_mean_output_throughput_token_per_s")? {
+            if let Some(t) = s.num(
+                "results_mean_output_throughput_token_per_s",
+                "results_mean_output_throughput_token_per_s",
+            )? {
                 m.output_throughput = Some(TokensPerSec(t));
             }
             m
@@ -139,13 +146,24 @@ pub fn import(path: &Path, given: &Given) -> Result<Import, ImportError> {
                 ttft: stat("ttft_s")?,
                 e2e: stat("end_to_end_latency_s")?,
                 output_throughput: s
-                    .num("results_mean_output_throughput_token_per_s", "results_mean_output_throughput_token_per_s")?
+                    .num(
+                        "results_mean_output_throughput_token_per_s",
+                        "results_mean_output_throughput_token_per_s",
+                    )?
                     .map(TokensPerSec),
                 request_throughput: per_min.map(|m| RequestsPerSec(m / 60.0)),
                 requests_ok: completed.unwrap_or(0.0) as u64,
-                requests_failed: s.num("results_number_errors", "results_number_errors")?.unwrap_or(0.0) as u64,
-                input_tokens_mean: s.num("results_number_input_tokens_mean", "results_number_input_tokens_mean")?,
-                output_tokens_mean: s.num("results_number_output_tokens_mean", "results_number_output_tokens_mean")?,
+                requests_failed: s
+                    .num("results_number_errors", "results_number_errors")?
+                    .unwrap_or(0.0) as u64,
+                input_tokens_mean: s.num(
+                    "results_number_input_tokens_mean",
+                    "results_number_input_tokens_mean",
+                )?,
+                output_tokens_mean: s.num(
+                    "results_number_output_tokens_mean",
+                    "results_number_output_tokens_mean",
+                )?,
                 ..Summary::default()
             }
         }
@@ -180,11 +198,14 @@ fn responses(path: &Path, list: &Value) -> Result<Vec<RequestTimings>, ImportErr
                     .ok_or_else(|| at.bad(&key(k), r.get(k).unwrap_or(&Value::Null), "a number"))
             };
             let failed = !matches!(r.get("error_code"), None | Some(Value::Null));
-            let failure = failed.then(|| FailureKind::classify(&at.text("error_msg").unwrap_or_default()));
+            let failure =
+                failed.then(|| FailureKind::classify(&at.text("error_msg").unwrap_or_default()));
             let ttft = need("ttft_s")?;
             let e2e = need("end_to_end_latency_s")?;
             Ok(RequestTimings {
-                input_tokens: at.num("number_input_tokens", &key("number_input_tokens"))?.unwrap_or(0.0) as u64,
+                input_tokens: at
+                    .num("number_input_tokens", &key("number_input_tokens"))?
+                    .unwrap_or(0.0) as u64,
                 output_tokens: need("number_output_tokens")?.max(0.0) as u64,
                 ttft: Millis(ttft * 1e3),
                 itls: Vec::new(),

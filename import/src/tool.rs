@@ -86,8 +86,11 @@ impl Tool {
             runs.push(run);
             let one = self.import(path, given)?;
             all.rows.extend(one.rows);
-            all.notes
-                .extend(one.notes.into_iter().map(|n| format!("{}: {n}", path.display())));
+            all.notes.extend(
+                one.notes
+                    .into_iter()
+                    .map(|n| format!("{}: {n}", path.display())),
+            );
         }
         Ok(all)
     }
@@ -106,8 +109,9 @@ pub(crate) fn detect(doc: &Value) -> Option<Tool> {
     } else if has("results_ttft_s_mean")
         || has("results_ttft_s_quantiles_p50")
         || doc.as_array().is_some_and(|a| {
-            a.first()
-                .is_some_and(|r| r.get("ttft_s").is_some() && r.get("end_to_end_latency_s").is_some())
+            a.first().is_some_and(|r| {
+                r.get("ttft_s").is_some() && r.get("end_to_end_latency_s").is_some()
+            })
         })
     {
         Some(Tool::Llmperf)
@@ -120,7 +124,13 @@ pub(crate) fn detect(doc: &Value) -> Option<Tool> {
 
 /// The error for a file that is not `tool`'s: what it lacks, what it looks like instead and
 /// what `tool`'s file is.
-pub(crate) fn not_this_tool(path: &Path, tool: Tool, doc: &Value, lack: &str, expected: &str) -> ImportError {
+pub(crate) fn not_this_tool(
+    path: &Path,
+    tool: Tool,
+    doc: &Value,
+    lack: &str,
+    expected: &str,
+) -> ImportError {
     let instead = match detect(doc) {
         Some(other) if other != tool => format!(
             " (it looks like a {} file: `pilot dataset import {} FILE`)",
@@ -131,7 +141,10 @@ pub(crate) fn not_this_tool(path: &Path, tool: Tool, doc: &Value, lack: &str, ex
     };
     ImportError::Data {
         path: path.display().to_string(),
-        reason: format!("not a {} result: {lack}{instead}; expected {expected}", tool.name()),
+        reason: format!(
+            "not a {} result: {lack}{instead}; expected {expected}",
+            tool.name()
+        ),
     }
 }
 
@@ -213,10 +226,14 @@ impl<'a> At<'a> {
         let Some(v) = self.get(key) else {
             return Ok(None);
         };
-        let list = v.as_array().ok_or_else(|| self.bad(path, v, "a list of numbers"))?;
+        let list = v
+            .as_array()
+            .ok_or_else(|| self.bad(path, v, "a list of numbers"))?;
         list.iter()
             .enumerate()
-            .map(|(i, x)| as_number(x).ok_or_else(|| self.bad(&format!("{path}[{i}]"), x, "a number")))
+            .map(|(i, x)| {
+                as_number(x).ok_or_else(|| self.bad(&format!("{path}[{i}]"), x, "a number"))
+            })
             .collect::<Result<Vec<f64>, _>>()
             .map(Some)
     }
@@ -261,6 +278,25 @@ pub(crate) struct Said {
     pub engine_version: Option<String>,
 }
 
+impl Said {
+    /// What a run's free-form settings say (vLLM's `--metadata KEY=VALUE`, LLMPerf's
+    /// `--metadata`, both written as top-level keys): `gpu`, `gpus` (or `gpu_count`,
+    /// `num_gpus`), `engine`, `engine_version`; the model under `model_key`.
+    pub fn from_metadata(at: &At, model_key: &str) -> Result<Said, ImportError> {
+        let count = ["gpus", "gpu_count", "num_gpus"]
+            .iter()
+            .find_map(|k| at.num(k, k).transpose())
+            .transpose()?;
+        Ok(Said {
+            model: at.text(model_key),
+            gpu: at.text("gpu"),
+            gpu_count: count.map(|n| whole(at.file, "gpus", n)).transpose()?,
+            engine: at.text("engine"),
+            engine_version: at.text("engine_version"),
+        })
+    }
+}
+
 /// The identifying columns of the rows of one file, resolved against pilot's catalogs.
 #[derive(Debug, Clone)]
 pub(crate) struct Identity {
@@ -269,6 +305,27 @@ pub(crate) struct Identity {
     pub gpu_count: u32,
     pub engine: String,
     pub engine_version: Option<String>,
+}
+
+impl Identity {
+    /// A row of this run under `load`, its `source` naming `tool` and the file.
+    pub fn row(
+        &self,
+        load: pilot_core::schema::Load,
+        tool: Tool,
+        file: &Path,
+    ) -> pilot_core::schema::Measurement {
+        let mut row = pilot_core::schema::Measurement::new(
+            &self.model,
+            &self.gpu,
+            self.gpu_count,
+            &self.engine,
+            load,
+        );
+        row.engine_version = self.engine_version.clone();
+        row.source = source(tool, file);
+        row
+    }
 }
 
 /// Resolves what the file says and what the user gave into catalog names. The flag wins; a
@@ -282,7 +339,11 @@ pub(crate) fn identify(
     notes: &mut Vec<String>,
 ) -> Result<Identity, ImportError> {
     let p = file.display().to_string();
-    let pick = |what: &str, flag: &str, from_flag: Option<String>, from_file: Option<String>, notes: &mut Vec<String>| {
+    let pick = |what: &str,
+                flag: &str,
+                from_flag: Option<String>,
+                from_file: Option<String>,
+                notes: &mut Vec<String>| {
         match (from_flag, from_file) {
             (Some(f), Some(s)) => {
                 if !f.eq_ignore_ascii_case(&s) {
@@ -300,8 +361,20 @@ pub(crate) fn identify(
             }),
         }
     };
-    let model_name = pick("the model", "--model NAME", given.model.clone(), said.model.clone(), notes)?;
-    let gpu_name = pick("the GPU", "--gpu NAME", given.gpu.clone(), said.gpu.clone(), notes)?;
+    let model_name = pick(
+        "the model",
+        "--model NAME",
+        given.model.clone(),
+        said.model.clone(),
+        notes,
+    )?;
+    let gpu_name = pick(
+        "the GPU",
+        "--gpu NAME",
+        given.gpu.clone(),
+        said.gpu.clone(),
+        notes,
+    )?;
     let count = pick(
         "how many GPUs served",
         "--gpus N",
@@ -309,7 +382,13 @@ pub(crate) fn identify(
         said.gpu_count.map(|n| n.to_string()),
         notes,
     )?;
-    let engine_name = pick("the serving engine", "--engine NAME", given.engine.clone(), said.engine.clone(), notes)?;
+    let engine_name = pick(
+        "the serving engine",
+        "--engine NAME",
+        given.engine.clone(),
+        said.engine.clone(),
+        notes,
+    )?;
 
     let model = ModelCatalog::builtin()
         .resolve(&model_name)
@@ -328,14 +407,16 @@ pub(crate) fn identify(
         })?
         .name
         .clone();
-    let gpu_count = pilot_core::validate::count_text("--gpus", &count).map_err(|e| ImportError::Data {
-        path: p.clone(),
-        reason: e.to_string(),
-    })?;
-    let engine = pilot_core::validate::engine(&engine_name, &[]).map_err(|e| ImportError::Data {
-        path: p.clone(),
-        reason: format!("{e} (give the engine with --engine NAME)"),
-    })?;
+    let gpu_count =
+        pilot_core::validate::count_text("--gpus", &count).map_err(|e| ImportError::Data {
+            path: p.clone(),
+            reason: e.to_string(),
+        })?;
+    let engine =
+        pilot_core::validate::engine(&engine_name, &[]).map_err(|e| ImportError::Data {
+            path: p.clone(),
+            reason: format!("{e} (give the engine with --engine NAME)"),
+        })?;
     Ok(Identity {
         model,
         gpu,
@@ -381,7 +462,11 @@ pub(crate) fn source(tool: Tool, file: &Path) -> String {
 }
 
 /// An open-loop load at the rate `r` read from `key`, which must be finite and positive.
-pub(crate) fn rate_load(file: &Path, key: &str, r: f64) -> Result<pilot_core::schema::Load, ImportError> {
+pub(crate) fn rate_load(
+    file: &Path,
+    key: &str,
+    r: f64,
+) -> Result<pilot_core::schema::Load, ImportError> {
     pilot_core::validate::rate(key, r)
         .map(pilot_core::schema::Load::Rate)
         .map_err(|e| ImportError::Data {

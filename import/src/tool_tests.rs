@@ -11,7 +11,9 @@ use serde_json::Value;
 use std::path::{Path, PathBuf};
 
 fn fixture(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(rel)
 }
 
 fn json(rel: &str) -> Value {
@@ -37,7 +39,9 @@ fn one(tool: Tool, rel: &str, given: &Given) -> Measurement {
 /// `got` equals the file's `want` (to the last bits a unit conversion costs).
 #[track_caller]
 fn same(got: Option<Millis>, want: f64, what: &str) {
-    let got = got.unwrap_or_else(|| panic!("{what}: nothing imported, the file says {want}")).0;
+    let got = got
+        .unwrap_or_else(|| panic!("{what}: nothing imported, the file says {want}"))
+        .0;
     assert!(
         (got - want).abs() <= 1e-9 * want.abs().max(1e-3),
         "{what}: imported {got}, the file says {want}"
@@ -46,7 +50,10 @@ fn same(got: Option<Millis>, want: f64, what: &str) {
 
 fn num(v: &Value, pointer: &str) -> f64 {
     v.pointer(pointer)
-        .and_then(|x| x.as_f64().or_else(|| x.as_str().and_then(|s| s.parse().ok())))
+        .and_then(|x| {
+            x.as_f64()
+                .or_else(|| x.as_str().and_then(|s| s.parse().ok()))
+        })
         .unwrap_or_else(|| panic!("fixture has no number at {pointer}"))
 }
 
@@ -58,12 +65,25 @@ fn err(tool: Tool, path: &Path, given: &Given) -> String {
 fn vllm_bench_detailed_is_recomputed_to_vllms_own_numbers() {
     let file = json("vllm-bench/detailed.json");
     // The file's --metadata says the GPU, its count and the engine: no flag needed.
-    let row = one(Tool::VllmBench, "vllm-bench/detailed.json", &Given::default());
+    let row = one(
+        Tool::VllmBench,
+        "vllm-bench/detailed.json",
+        &Given::default(),
+    );
     assert_eq!(
-        (row.model.as_str(), row.gpu.as_str(), row.gpu_count, row.engine.as_str()),
+        (
+            row.model.as_str(),
+            row.gpu.as_str(),
+            row.gpu_count,
+            row.engine.as_str()
+        ),
         ("pilot/tiny-llama", "H100-SXM-80GB", 1, "pilot")
     );
-    assert_eq!(row.load, Load::Users(4), "max_concurrency 4, request_rate inf");
+    assert_eq!(
+        row.load,
+        Load::Users(4),
+        "max_concurrency 4, request_rate inf"
+    );
     assert_eq!(row.source, "vllm-bench:detailed.json");
     let m = &row.metrics;
     // Recomputed from ttfts/itls/latencies/output_lens with pilot's definitions, every
@@ -75,16 +95,39 @@ fn vllm_bench_detailed_is_recomputed_to_vllms_own_numbers() {
         ("e2el", &m.e2e),
     ];
     for (name, s) in stats {
-        same(s.mean, num(&file, &format!("/mean_{name}_ms")), &format!("mean {name}"));
-        same(s.p50, num(&file, &format!("/median_{name}_ms")), &format!("median {name}"));
-        same(s.p90, num(&file, &format!("/p90_{name}_ms")), &format!("p90 {name}"));
-        same(s.p95, num(&file, &format!("/p95_{name}_ms")), &format!("p95 {name}"));
-        same(s.p99, num(&file, &format!("/p99_{name}_ms")), &format!("p99 {name}"));
+        same(
+            s.mean,
+            num(&file, &format!("/mean_{name}_ms")),
+            &format!("mean {name}"),
+        );
+        same(
+            s.p50,
+            num(&file, &format!("/median_{name}_ms")),
+            &format!("median {name}"),
+        );
+        same(
+            s.p90,
+            num(&file, &format!("/p90_{name}_ms")),
+            &format!("p90 {name}"),
+        );
+        same(
+            s.p95,
+            num(&file, &format!("/p95_{name}_ms")),
+            &format!("p95 {name}"),
+        );
+        same(
+            s.p99,
+            num(&file, &format!("/p99_{name}_ms")),
+            &format!("p99 {name}"),
+        );
     }
     assert_eq!(m.requests_ok, num(&file, "/completed") as u64);
     assert_eq!(m.requests_failed, 0);
     let tput = m.output_throughput.unwrap().0;
-    assert!((tput - num(&file, "/output_throughput")).abs() < 1e-6, "{tput}");
+    assert!(
+        (tput - num(&file, "/output_throughput")).abs() < 1e-6,
+        "{tput}"
+    );
     let rate = m.request_throughput.unwrap();
     assert!((rate.0 - num(&file, "/request_throughput")).abs() < 1e-6);
     assert!(m.nttft.p50.is_some(), "per-request data gives nTTFT");
@@ -94,7 +137,10 @@ fn vllm_bench_detailed_is_recomputed_to_vllms_own_numbers() {
 fn vllm_bench_summary_copies_the_files_statistics_and_needs_the_hardware() {
     let path = fixture("vllm-bench/summary.json");
     let e = err(Tool::VllmBench, &path, &Given::default());
-    assert!(e.contains("does not say the GPU") && e.contains("--gpu NAME"), "{e}");
+    assert!(
+        e.contains("does not say the GPU") && e.contains("--gpu NAME"),
+        "{e}"
+    );
     assert!(e.contains("summary.json"), "names the file: {e}");
     let no_engine = Given {
         engine: None,
@@ -113,7 +159,11 @@ fn vllm_bench_summary_copies_the_files_statistics_and_needs_the_hardware() {
     same(m.tpot.mean, num(&file, "/mean_tpot_ms"), "mean tpot");
     same(m.itl.p99, num(&file, "/p99_itl_ms"), "p99 itl");
     assert_eq!(m.ttft.p90, None, "the file has no p90: none is invented");
-    assert_eq!(m.e2e, Stats::default(), "e2el was not among the percentile metrics");
+    assert_eq!(
+        m.e2e,
+        Stats::default(),
+        "e2el was not among the percentile metrics"
+    );
     assert_eq!(m.requests_ok, 24);
 }
 
@@ -178,21 +228,49 @@ fn guidellm_benchmarks_are_rows_with_guidellms_statistics() {
         .unwrap();
     assert_eq!(import.rows.len(), 2);
     assert_eq!(import.rows[0].load, Load::Users(4), "concurrent, 4 streams");
-    assert_eq!(import.rows[1].load, Load::Rate(RequestsPerSec(2.0)), "constant 2/s");
+    assert_eq!(
+        import.rows[1].load,
+        Load::Rate(RequestsPerSec(2.0)),
+        "constant 2/s"
+    );
     for (i, row) in import.rows.iter().enumerate() {
         let at = |p: &str| num(&file, &format!("/benchmarks/{i}/metrics/{p}"));
         let m = &row.metrics;
         assert_eq!(row.model, "pilot/tiny-llama", "config.backend.model");
-        same(m.ttft.p50, at("time_to_first_token_ms/successful/median"), "ttft p50");
-        same(m.ttft.p99, at("time_to_first_token_ms/successful/percentiles/p99"), "ttft p99");
-        same(m.itl.mean, at("inter_token_latency_ms/successful/mean"), "itl mean");
-        same(m.e2e.p90, 1e3 * at("request_latency/successful/percentiles/p90"), "e2e p90 (s)");
-        assert_eq!(m.tpot, Stats::default(), "GuideLLM's TPOT includes the first token");
+        same(
+            m.ttft.p50,
+            at("time_to_first_token_ms/successful/median"),
+            "ttft p50",
+        );
+        same(
+            m.ttft.p99,
+            at("time_to_first_token_ms/successful/percentiles/p99"),
+            "ttft p99",
+        );
+        same(
+            m.itl.mean,
+            at("inter_token_latency_ms/successful/mean"),
+            "itl mean",
+        );
+        same(
+            m.e2e.p90,
+            1e3 * at("request_latency/successful/percentiles/p90"),
+            "e2e p90 (s)",
+        );
+        assert_eq!(
+            m.tpot,
+            Stats::default(),
+            "GuideLLM's TPOT includes the first token"
+        );
         assert_eq!((m.requests_ok, m.requests_failed), (12, 1));
         let secs = num(&file, &format!("/benchmarks/{i}/duration"));
         let out = at("output_token_count/successful/total_sum") / secs;
         assert!((m.output_throughput.unwrap().0 - out).abs() < 1e-9);
-        assert!(row.source.starts_with("guidellm:benchmarks.json"), "{}", row.source);
+        assert!(
+            row.source.starts_with("guidellm:benchmarks.json"),
+            "{}",
+            row.source
+        );
     }
 }
 
@@ -200,20 +278,46 @@ fn guidellm_benchmarks_are_rows_with_guidellms_statistics() {
 fn aiperf_maps_its_names_to_pilots_metrics() {
     let file = json("aiperf/profile_export_aiperf.json");
     let row = one(Tool::Aiperf, "aiperf/profile_export_aiperf.json", &h100());
-    assert_eq!(row.model, "pilot/tiny-llama", "input_config.models.items[0].name");
-    assert_eq!(row.load, Load::Users(4), "the profiling phase's concurrency");
+    assert_eq!(
+        row.model, "pilot/tiny-llama",
+        "input_config.models.items[0].name"
+    );
+    assert_eq!(
+        row.load,
+        Load::Users(4),
+        "the profiling phase's concurrency"
+    );
     let m = &row.metrics;
-    same(m.ttft.p50, num(&file, "/time_to_first_token/p50"), "ttft p50");
-    same(m.ttft.p99, num(&file, "/time_to_first_token/p99"), "ttft p99");
+    same(
+        m.ttft.p50,
+        num(&file, "/time_to_first_token/p50"),
+        "ttft p50",
+    );
+    same(
+        m.ttft.p99,
+        num(&file, "/time_to_first_token/p99"),
+        "ttft p99",
+    );
     // AIPerf's "inter_token_latency" is per-request TPOT; its chunk gaps are the ITL.
-    same(m.tpot.p50, num(&file, "/inter_token_latency/p50"), "tpot p50");
+    same(
+        m.tpot.p50,
+        num(&file, "/inter_token_latency/p50"),
+        "tpot p50",
+    );
     same(m.itl.p99, num(&file, "/inter_chunk_latency/p99"), "itl p99");
     same(m.e2e.mean, num(&file, "/request_latency/avg"), "e2e mean");
     assert_eq!(m.requests_ok, num(&file, "/request_count/avg") as u64);
     let secs = row.duration.unwrap().as_secs_f64();
-    assert!((secs - num(&file, "/benchmark_duration/avg")).abs() < 1e-9, "unit sec");
+    assert!(
+        (secs - num(&file, "/benchmark_duration/avg")).abs() < 1e-9,
+        "unit sec"
+    );
     assert_eq!(row.source, "aiperf:profile_export_aiperf.json");
-    let e = err(Tool::Aiperf, &fixture("aiperf/profile_export_aiperf.json"), &Given::default());
+    let e = err(
+        Tool::Aiperf,
+        &fixture("aiperf/profile_export_aiperf.json"),
+        &Given::default(),
+    );
     assert!(e.contains("--gpu NAME"), "{e}");
 }
 
@@ -221,13 +325,20 @@ fn aiperf_maps_its_names_to_pilots_metrics() {
 fn inference_perf_stage_reports_are_rows_and_the_pooled_summary_is_refused() {
     let path = fixture("inference-perf/stage_0_lifecycle_metrics.json");
     let e = err(Tool::InferencePerf, &path, &h100());
-    assert!(e.contains("does not say the model") && e.contains("--model NAME"), "{e}");
+    assert!(
+        e.contains("does not say the model") && e.contains("--model NAME"),
+        "{e}"
+    );
     let given = Given {
         model: Some("tiny-llama".into()),
         ..h100()
     };
     let file = json("inference-perf/stage_0_lifecycle_metrics.json");
-    let row = one(Tool::InferencePerf, "inference-perf/stage_0_lifecycle_metrics.json", &given);
+    let row = one(
+        Tool::InferencePerf,
+        "inference-perf/stage_0_lifecycle_metrics.json",
+        &given,
+    );
     assert_eq!(row.load, Load::Rate(RequestsPerSec(2.0)));
     let lat = |p: &str| 1e3 * num(&file, &format!("/successes/latency/{p}"));
     let m = &row.metrics;
@@ -250,16 +361,27 @@ fn inference_perf_stage_reports_are_rows_and_the_pooled_summary_is_refused() {
 fn llmperf_individual_responses_reproduce_its_summary() {
     let summary = json("llmperf/tiny-llama_128_32_summary.json");
     let import = Tool::Llmperf
-        .import(&fixture("llmperf/tiny-llama_128_32_individual_responses.json"), &h100())
+        .import(
+            &fixture("llmperf/tiny-llama_128_32_individual_responses.json"),
+            &h100(),
+        )
         .unwrap();
     let row = &import.rows[0];
-    assert_eq!(row.load, Load::Users(4), "num_concurrent_requests from the summary beside");
+    assert_eq!(
+        row.load,
+        Load::Users(4),
+        "num_concurrent_requests from the summary beside"
+    );
     assert_eq!(row.model, "pilot/tiny-llama");
     let m = &row.metrics;
     // Recomputed from the responses, LLMPerf's own quantiles (pandas, linear) come back.
     for q in ["p25", "p50", "p75", "p90", "p95", "p99"] {
         let ttft = 1e3 * num(&summary, &format!("/results_ttft_s_quantiles_{q}"));
-        let e2e = 1e3 * num(&summary, &format!("/results_end_to_end_latency_s_quantiles_{q}"));
+        let e2e = 1e3
+            * num(
+                &summary,
+                &format!("/results_end_to_end_latency_s_quantiles_{q}"),
+            );
         match q {
             "p50" => (same(m.ttft.p50, ttft, q), same(m.e2e.p50, e2e, q)),
             "p90" => (same(m.ttft.p90, ttft, q), same(m.e2e.p90, e2e, q)),
@@ -268,7 +390,10 @@ fn llmperf_individual_responses_reproduce_its_summary() {
             _ => ((), ()),
         };
     }
-    assert!(m.tpot.p50.is_some(), "TPOT from TTFT, E2E and the output tokens");
+    assert!(
+        m.tpot.p50.is_some(),
+        "TPOT from TTFT, E2E and the output tokens"
+    );
     assert_eq!(m.itl, Stats::default(), "LLMPerf keeps no per-token times");
     assert_eq!((m.requests_ok, m.requests_failed), (24, 1));
 
@@ -276,15 +401,30 @@ fn llmperf_individual_responses_reproduce_its_summary() {
     let dir = tempfile::tempdir().unwrap();
     let alone = dir.path().join("m_128_32_summary.json");
     std::fs::copy(fixture("llmperf/tiny-llama_128_32_summary.json"), &alone).unwrap();
-    let row = Tool::Llmperf.import(&alone, &h100()).unwrap().rows.remove(0);
-    same(row.metrics.ttft.p50, 1e3 * num(&summary, "/results_ttft_s_quantiles_p50"), "p50");
+    let row = Tool::Llmperf
+        .import(&alone, &h100())
+        .unwrap()
+        .rows
+        .remove(0);
+    same(
+        row.metrics.ttft.p50,
+        1e3 * num(&summary, "/results_ttft_s_quantiles_p50"),
+        "p50",
+    );
     assert_eq!(row.metrics.tpot, Stats::default());
     // The responses alone do not say the load.
     let dir = tempfile::tempdir().unwrap();
     let lone = dir.path().join("m_128_32_individual_responses.json");
-    std::fs::copy(fixture("llmperf/tiny-llama_128_32_individual_responses.json"), &lone).unwrap();
+    std::fs::copy(
+        fixture("llmperf/tiny-llama_128_32_individual_responses.json"),
+        &lone,
+    )
+    .unwrap();
     let e = err(Tool::Llmperf, &lone, &h100());
-    assert!(e.contains("m_128_32_summary.json"), "names the summary it looked for: {e}");
+    assert!(
+        e.contains("m_128_32_summary.json"),
+        "names the summary it looked for: {e}"
+    );
     // Both files of one run are one row.
     let both = Tool::Llmperf
         .import_all(
@@ -303,10 +443,22 @@ fn another_tools_file_names_the_tool_it_is() {
     let cases = [
         (Tool::VllmBench, "guidellm/benchmarks.json", "guidellm"),
         (Tool::Guidellm, "vllm-bench/detailed.json", "vllm-bench"),
-        (Tool::Aiperf, "inference-perf/stage_0_lifecycle_metrics.json", "inference-perf"),
-        (Tool::InferencePerf, "aiperf/profile_export_aiperf.json", "aiperf"),
+        (
+            Tool::Aiperf,
+            "inference-perf/stage_0_lifecycle_metrics.json",
+            "inference-perf",
+        ),
+        (
+            Tool::InferencePerf,
+            "aiperf/profile_export_aiperf.json",
+            "aiperf",
+        ),
         (Tool::Llmperf, "vllm-bench/summary.json", "vllm-bench"),
-        (Tool::VllmBench, "llmperf/tiny-llama_128_32_summary.json", "llmperf"),
+        (
+            Tool::VllmBench,
+            "llmperf/tiny-llama_128_32_summary.json",
+            "llmperf",
+        ),
     ];
     for (tool, rel, other) in cases {
         let e = err(tool, &fixture(rel), &h100());
@@ -341,5 +493,8 @@ fn a_bad_value_names_its_key() {
     doc["ttfts"].as_array_mut().unwrap().pop();
     std::fs::write(&p, doc.to_string()).unwrap();
     let e = err(Tool::VllmBench, &p, &Given::default());
-    assert!(e.contains("'input_lens' has 24 entries but 'ttfts' has 23"), "{e}");
+    assert!(
+        e.contains("'input_lens' has 24 entries but 'ttfts' has 23"),
+        "{e}"
+    );
 }

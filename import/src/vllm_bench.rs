@@ -21,7 +21,9 @@
 //! finished request lets the next one in); unpaced and uncapped sends every prompt at once,
 //! an offline batch of `num_prompts`.
 
-use crate::tool::{At, Given, Said, Tool, identify, known_engine, not_this_tool, rate_load, source, stats_ms, whole};
+use crate::tool::{
+    At, Given, Said, Tool, identify, known_engine, not_this_tool, rate_load, stats_ms, whole,
+};
 use crate::{Import, ImportError};
 use pilot_core::metrics::{FailureKind, RequestTimings, Summary, summarize};
 use pilot_core::schema::{Load, Measurement};
@@ -38,13 +40,14 @@ pub fn import(path: &Path, given: &Given) -> Result<Import, ImportError> {
     let docs = parse_docs(path, &text)?;
     let mut out = Import::default();
     for (i, doc) in docs.iter().enumerate() {
-        let row = import_run(path, doc, given, &mut out.notes).map_err(|e| match (docs.len(), e) {
-            (n, ImportError::Data { path, reason }) if n > 1 => ImportError::Data {
-                path,
-                reason: format!("line {}: {reason}", i + 1),
-            },
-            (_, e) => e,
-        })?;
+        let row =
+            import_run(path, doc, given, &mut out.notes).map_err(|e| match (docs.len(), e) {
+                (n, ImportError::Data { path, reason }) if n > 1 => ImportError::Data {
+                    path,
+                    reason: format!("line {}: {reason}", i + 1),
+                },
+                (_, e) => e,
+            })?;
         out.rows.push(row);
     }
     Ok(out)
@@ -68,26 +71,30 @@ fn parse_docs(path: &Path, text: &str) -> Result<Vec<Value>, ImportError> {
     }
 }
 
-fn import_run(path: &Path, doc: &Value, given: &Given, notes: &mut Vec<String>) -> Result<Measurement, ImportError> {
+fn import_run(
+    path: &Path,
+    doc: &Value,
+    given: &Given,
+    notes: &mut Vec<String>,
+) -> Result<Measurement, ImportError> {
     let at = At::new(doc, path);
     if !doc.is_object() || at.get("completed").is_none() || at.get("duration").is_none() {
-        return Err(not_this_tool(path, Tool::VllmBench, doc, "no key 'completed' or 'duration'", EXPECTED));
+        return Err(not_this_tool(
+            path,
+            Tool::VllmBench,
+            doc,
+            "no key 'completed' or 'duration'",
+            EXPECTED,
+        ));
     }
     let backend = at.text("backend");
-    let said = Said {
-        model: at.text("model_id"),
-        gpu: at.text("gpu"),
-        gpu_count: ["gpus", "gpu_count", "num_gpus"]
-            .iter()
-            .find_map(|k| at.num(k, k).transpose())
-            .transpose()?
-            .map(|n| whole(path, "gpus", n))
-            .transpose()?,
-        engine: at
-            .text("engine")
-            .or_else(|| backend.as_deref().and_then(known_engine)),
-        engine_version: at.text("engine_version").or_else(|| at.text("version")),
-    };
+    let mut said = Said::from_metadata(&at, "model_id")?;
+    // `backend` names the client protocol; it says the engine only when it is one (vllm).
+    said.engine = said
+        .engine
+        .or_else(|| backend.as_deref().and_then(known_engine));
+    // vLLM's own help writes the version as `--metadata version=...`.
+    said.engine_version = said.engine_version.or_else(|| at.text("version"));
     let id = identify(path, Tool::VllmBench, &said, given, notes)?;
 
     let secs = at.num("duration", "duration")?.unwrap_or(f64::NAN);
@@ -96,10 +103,8 @@ fn import_run(path: &Path, doc: &Value, given: &Given, notes: &mut Vec<String>) 
     }
     let window = Duration::from_secs_f64(secs);
     let load = load(path, &at, notes)?;
-    let mut row = Measurement::new(&id.model, &id.gpu, id.gpu_count, &id.engine, load);
-    row.engine_version = id.engine_version;
+    let mut row = id.row(load, Tool::VllmBench, path);
     row.duration = Some(window);
-    row.source = source(Tool::VllmBench, path);
     row.metrics = match per_request(path, &at)? {
         Some(timings) => {
             notes.push(format!(
@@ -121,7 +126,9 @@ fn load(path: &Path, at: &At, notes: &mut Vec<String>) -> Result<Load, ImportErr
     let rate = match at.get("request_rate") {
         None => None,
         Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("inf") => None,
-        Some(_) => at.num("request_rate", "request_rate")?.filter(|r| r.is_finite()),
+        Some(_) => at
+            .num("request_rate", "request_rate")?
+            .filter(|r| r.is_finite()),
     };
     let cap = at
         .num("max_concurrency", "max_concurrency")?
@@ -157,33 +164,49 @@ fn per_request(path: &Path, at: &At) -> Result<Option<Vec<RequestTimings>>, Impo
         return Ok(None);
     };
     let n = ttfts.len();
-    let need = |key: &str| -> Result<Vec<f64>, ImportError> {
-        let v = at
-            .nums(key, key)?
-            .ok_or_else(|| at.bad(key, &Value::Null, "a per-request list (the file has 'ttfts')"))?;
-        if v.len() != n {
-            return Err(ImportError::Data {
-                path: path.display().to_string(),
-                reason: format!("key '{key}' has {} entries but 'ttfts' has {n}", v.len()),
-            });
+    // Every per-request array has one entry per request, as 'ttfts' does.
+    let same_len = |key: &str, len: usize| -> Result<(), ImportError> {
+        if len == n {
+            return Ok(());
         }
+        Err(ImportError::Data {
+            path: path.display().to_string(),
+            reason: format!("key '{key}' has {len} entries but 'ttfts' has {n}"),
+        })
+    };
+    let need = |key: &str| -> Result<Vec<f64>, ImportError> {
+        let v = at.nums(key, key)?.ok_or_else(|| {
+            at.bad(
+                key,
+                &Value::Null,
+                "a per-request list (the file has 'ttfts')",
+            )
+        })?;
+        same_len(key, v.len())?;
         Ok(v)
     };
-    let (inputs, outputs, latencies) = (need("input_lens")?, need("output_lens")?, need("latencies")?);
-    let itls = at
-        .get("itls")
-        .and_then(Value::as_array)
-        .ok_or_else(|| at.bad("itls", at.get("itls").unwrap_or(&Value::Null), "a list of per-request lists"))?;
-    if itls.len() != n {
-        return Err(ImportError::Data {
-            path: path.display().to_string(),
-            reason: format!("key 'itls' has {} entries but 'ttfts' has {n}", itls.len()),
-        });
-    }
+    let (inputs, outputs, latencies) = (
+        need("input_lens")?,
+        need("output_lens")?,
+        need("latencies")?,
+    );
+    let itls = at.get("itls").and_then(Value::as_array).ok_or_else(|| {
+        at.bad(
+            "itls",
+            at.get("itls").unwrap_or(&Value::Null),
+            "a list of per-request lists",
+        )
+    })?;
+    same_len("itls", itls.len())?;
     let errors: Vec<Option<String>> = match at.get("errors").and_then(Value::as_array) {
         Some(e) => e
             .iter()
-            .map(|x| x.as_str().map(str::trim).filter(|s| !s.is_empty()).map(String::from))
+            .map(|x| {
+                x.as_str()
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from)
+            })
             .collect(),
         None => vec![None; n],
     };
@@ -229,16 +252,25 @@ fn from_summary(at: &At) -> Result<Summary, ImportError> {
     };
     let completed = at.num("completed", "completed")?.unwrap_or(0.0);
     let per_request = |key: &str| -> Result<Option<f64>, ImportError> {
-        Ok(at.num(key, key)?.filter(|_| completed > 0.0).map(|t| t / completed))
+        Ok(at
+            .num(key, key)?
+            .filter(|_| completed > 0.0)
+            .map(|t| t / completed))
     };
     Ok(Summary {
         ttft: stat("ttft")?,
         itl: stat("itl")?,
         tpot: stat("tpot")?,
         e2e: stat("e2el")?,
-        output_throughput: at.num("output_throughput", "output_throughput")?.map(TokensPerSec),
-        total_throughput: at.num("total_token_throughput", "total_token_throughput")?.map(TokensPerSec),
-        request_throughput: at.num("request_throughput", "request_throughput")?.map(RequestsPerSec),
+        output_throughput: at
+            .num("output_throughput", "output_throughput")?
+            .map(TokensPerSec),
+        total_throughput: at
+            .num("total_token_throughput", "total_token_throughput")?
+            .map(TokensPerSec),
+        request_throughput: at
+            .num("request_throughput", "request_throughput")?
+            .map(RequestsPerSec),
         requests_ok: completed as u64,
         requests_failed: at.num("failed", "failed")?.unwrap_or(0.0) as u64,
         input_tokens_mean: per_request("total_input_tokens")?,
