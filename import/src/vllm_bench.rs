@@ -212,8 +212,7 @@ fn per_request(path: &Path, at: &At) -> Result<Option<Vec<RequestTimings>>, Impo
     };
     (0..n)
         .map(|i| {
-            let gaps = At::new(&itls[i], path)
-                .value
+            let gaps = itls[i]
                 .as_array()
                 .ok_or_else(|| at.bad(&format!("itls[{i}]"), &itls[i], "a list of seconds"))?
                 .iter()
