@@ -6,21 +6,43 @@ use pilot_core::requests::{aggregate, read_requests};
 use pilot_core::schema::{
     FLAG_NON_FINITE, Measurement, non_finite_columns, read_measurements, write_measurements,
 };
+use pilot_import::tool::{Given, Tool};
 use pilot_import::{Import, aiconfigurator, llm_inference_bench, llm_pilot};
 use std::path::PathBuf;
 
 #[derive(Subcommand)]
 pub enum DatasetCommand {
-    /// Translate a public dataset into pilot's measurement schema (.csv or .parquet).
+    /// Translate a public dataset, or benchmark tools' result files, into pilot's measurement
+    /// schema (.csv or .parquet).
     Import {
-        /// Which dataset the file is.
+        /// Which dataset or tool the files are.
         source: Source,
-        /// The source file (LLM-Pilot: requests.parquet; LLM-Inference-Bench: results.csv;
-        /// AIConfigurator: silicon_sample.csv, with model_configs/ beside it).
-        file: PathBuf,
+        /// The source files (LLM-Pilot: requests.parquet; LLM-Inference-Bench: results.csv;
+        /// AIConfigurator: silicon_sample.csv, with model_configs/ beside it; one file each).
+        /// A benchmark tool's result files, one or more: vllm-bench: `vllm bench serve
+        /// --save-result` JSON; guidellm: `--output-path` JSON report; aiperf:
+        /// profile_export_aiperf.json; inference-perf: stage_N_lifecycle_metrics.json;
+        /// llmperf: *_summary.json or *_individual_responses.json (the two kept together).
+        #[arg(required = true, num_args = 1..)]
+        files: Vec<PathBuf>,
         /// Where to write the measurements (.csv or .parquet).
         #[arg(short, long)]
         out: PathBuf,
+        /// The GPU that served, where a tool's file does not say it (any name the GPU catalog
+        /// resolves: `pilot catalog gpus`).
+        #[arg(long, value_name = "NAME")]
+        gpu: Option<String>,
+        /// How many GPUs served (one tensor-parallel group), where the file does not say it.
+        #[arg(long, value_name = "N")]
+        gpus: Option<u32>,
+        /// The serving engine (vllm, sglang, tgi, tensorrt-llm, pilot, ...), where the file
+        /// does not say it.
+        #[arg(long, value_name = "NAME")]
+        engine: Option<String>,
+        /// The LLM, where the file does not say it or names it otherwise (any name the model
+        /// catalog resolves).
+        #[arg(long, value_name = "NAME")]
+        model: Option<String>,
     },
     /// Turn a per-request table (requests.parquet from characterize) into measurement rows.
     Aggregate {
@@ -63,15 +85,77 @@ pub enum Source {
     LlmInferenceBench,
     /// NVIDIA AIConfigurator: vLLM, SGLang and TensorRT-LLM at fixed concurrency, H100 to GB300.
     Aiconfigurator,
+    /// `vllm bench serve --save-result` (with --save-detailed, recomputed per request).
+    VllmBench,
+    /// GuideLLM's benchmarks report: one row per benchmark of the sweep.
+    Guidellm,
+    /// NVIDIA AIPerf's profile_export_aiperf.json.
+    Aiperf,
+    /// kubernetes-sigs/inference-perf's per-stage lifecycle reports.
+    InferencePerf,
+    /// ray-project/llmperf's summary and individual responses.
+    Llmperf,
+}
+
+impl Source {
+    /// The benchmark tool this source is, `None` for the public datasets.
+    fn tool(self) -> Option<Tool> {
+        match self {
+            Source::LlmPilot | Source::LlmInferenceBench | Source::Aiconfigurator => None,
+            Source::VllmBench => Some(Tool::VllmBench),
+            Source::Guidellm => Some(Tool::Guidellm),
+            Source::Aiperf => Some(Tool::Aiperf),
+            Source::InferencePerf => Some(Tool::InferencePerf),
+            Source::Llmperf => Some(Tool::Llmperf),
+        }
+    }
 }
 
 pub fn run(cmd: DatasetCommand) -> anyhow::Result<()> {
     match cmd {
-        DatasetCommand::Import { source, file, out } => {
-            let Import { rows, notes } = match source {
-                Source::LlmPilot => llm_pilot::import(&file)?,
-                Source::LlmInferenceBench => llm_inference_bench::import(&file)?,
-                Source::Aiconfigurator => aiconfigurator::import(&file)?,
+        DatasetCommand::Import {
+            source,
+            files,
+            out,
+            gpu,
+            gpus,
+            engine,
+            model,
+        } => {
+            let given = Given {
+                gpu,
+                gpu_count: gpus,
+                engine,
+                model,
+            };
+            let Import { rows, notes } = match source.tool() {
+                Some(tool) => {
+                    let paths: Vec<&std::path::Path> = files.iter().map(PathBuf::as_path).collect();
+                    tool.import_all(&paths, &given)?
+                }
+                None => {
+                    if given.gpu.is_some()
+                        || given.gpu_count.is_some()
+                        || given.engine.is_some()
+                        || given.model.is_some()
+                    {
+                        anyhow::bail!(
+                            "--gpu, --gpus, --engine and --model are for benchmark tools' files (vllm-bench, guidellm, aiperf, inference-perf, llmperf); the public datasets say their hardware themselves"
+                        );
+                    }
+                    let [file] = files.as_slice() else {
+                        anyhow::bail!(
+                            "the public datasets are imported one file at a time; got {} files",
+                            files.len()
+                        );
+                    };
+                    match source {
+                        Source::LlmPilot => llm_pilot::import(file)?,
+                        Source::LlmInferenceBench => llm_inference_bench::import(file)?,
+                        // The third public dataset (the tools were matched above).
+                        _ => aiconfigurator::import(file)?,
+                    }
+                }
             };
             write_measurements(&rows, &out)?;
             crate::output::notes(&notes);

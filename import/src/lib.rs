@@ -9,6 +9,11 @@
 //! - [`llm_inference_bench`]: LLM-Inference-Bench's offline static batches.
 //! - [`aiconfigurator`]: NVIDIA AIConfigurator's silicon measurements (vLLM, SGLang,
 //!   TensorRT-LLM; aggregated and disaggregated; closed loop at a fixed concurrency).
+//! - The result files of benchmark tools people already ran ([`tool::Tool`]):
+//!   [`vllm_bench`] (`vllm bench serve --save-result`), [`guidellm`] (`guidellm benchmark`'s
+//!   report), [`aiperf`] (`profile_export_aiperf.json`), [`inference_perf`] (its per-stage
+//!   lifecycle reports) and [`llmperf`] (`*_summary.json`, `*_individual_responses.json`).
+//!   They say the load and the latencies but not the hardware: [`tool::Given`] fills that.
 //!
 //! Each importer reproduces its source's own aggregation (so that its published numbers come
 //! back out) and keeps what the source's summary dropped: failures by kind, tails.
@@ -16,8 +21,17 @@
 //! reported in [`Import::notes`].
 
 pub mod aiconfigurator;
+pub mod aiperf;
+pub mod guidellm;
+pub mod inference_perf;
 pub mod llm_inference_bench;
 pub mod llm_pilot;
+pub mod llmperf;
+pub mod tool;
+pub mod vllm_bench;
+
+#[cfg(test)]
+mod tool_tests;
 
 use pilot_core::schema::{Measurement, SchemaError};
 
@@ -49,6 +63,14 @@ pub enum ImportError {
         path: String,
         name: String,
         reason: String,
+    },
+    /// A benchmark tool's file does not say a fact every row needs, and no flag gave it.
+    #[error("{path}: {tool}'s file does not say {what}; give it with {flag}")]
+    Missing {
+        path: String,
+        tool: &'static str,
+        what: String,
+        flag: String,
     },
     #[error("{path}: model '{name}' is not one pilot can resolve")]
     Model {
