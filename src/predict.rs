@@ -96,6 +96,11 @@ pub struct PredictArgs {
     input_tokens: u64,
     #[arg(long, default_value_t = DEFAULT_OUTPUT_TOKENS.0)]
     output_tokens: u64,
+    /// Predict over a workload file's length distribution (fmperf histogram CSV, Azure trace
+    /// CSV, ShareGPT JSON) instead of --input-tokens/--output-tokens: TTFT and end-to-end
+    /// percentiles mix its length buckets.
+    #[arg(long, conflicts_with_all = ["input_tokens", "output_tokens", "scenarios"])]
+    workload: Option<PathBuf>,
     #[arg(long)]
     engine: Option<String>,
     /// Weight format: fp16, bf16, fp8, fp8_block, int8, nvfp4, mxfp4 or int4 (w4a16).
@@ -146,6 +151,11 @@ pub fn predict(a: PredictArgs) -> anyhow::Result<()> {
         load,
         input_tokens: Tokens(a.input_tokens),
         output_tokens: Tokens(a.output_tokens),
+        lengths: a
+            .workload
+            .as_deref()
+            .map(|w| crate::recommend::workload_lengths(w, None))
+            .transpose()?,
         engine: a.engine,
         quantization,
     };

@@ -107,20 +107,28 @@ pub struct RecommendArgs {
     row: Option<usize>,
 }
 
+/// A workload file's length distribution, (input, output, probability) per request shape,
+/// each clamped to `max_positions` when the model's context is known. Reading workloads
+/// belongs to the load generator, so the binary hands it to predict and recommend.
+pub fn workload_lengths(
+    path: &std::path::Path,
+    max_positions: Option<u32>,
+) -> anyhow::Result<Vec<(u64, u64, f64)>> {
+    let loaded = LoadedWorkload::load(&Workload::detect(path)?, max_positions)?;
+    Ok(loaded
+        .weighted()
+        .into_iter()
+        .map(|(s, w)| (u64::from(s.input), u64::from(s.output), w))
+        .collect())
+}
+
 pub fn run(a: RecommendArgs) -> anyhow::Result<()> {
     // Reading a workload belongs to the load generator: recommend asks for the mean lengths
     // once it knows the model's context length.
     let workload = a.workload.clone();
-    let lengths = workload.as_deref().map(|path| {
-        move |max_positions: Option<u32>| -> anyhow::Result<Vec<(u64, u64, f64)>> {
-            let loaded = LoadedWorkload::load(&Workload::detect(path)?, max_positions)?;
-            Ok(loaded
-                .weighted()
-                .into_iter()
-                .map(|(s, w)| (u64::from(s.input), u64::from(s.output), w))
-                .collect())
-        }
-    });
+    let lengths = workload
+        .as_deref()
+        .map(|path| move |max_positions: Option<u32>| workload_lengths(path, max_positions));
     let req = RecommendRequest {
         model: a.model,
         slos: a.slos,

@@ -825,3 +825,128 @@ fn recommend_mix_splits_a_workload_by_length() {
         "{section}"
     );
 }
+
+/// A workload where one prompt in ten is 24 times longer than the rest (an fmperf histogram).
+fn bimodal_workload(dir: &Path) -> PathBuf {
+    let path = dir.join("bimodal.csv");
+    std::fs::write(
+        &path,
+        "generated_token_count,input_token_count,probability\n128,256,0.9\n128,6144,0.1\n",
+    )
+    .unwrap();
+    path
+}
+
+/// `predict --workload`: the mix's median TTFT is below the mean lengths' and its p99 above
+/// (the long prompts set it); ITL is the server's at the mean lengths either way.
+#[test]
+fn predict_over_a_workload_puts_the_long_prompts_in_the_p99() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = bimodal_workload(dir.path());
+    let value = |out: &str, name: &str| -> f64 {
+        out.lines()
+            .find_map(|l| {
+                let mut it = l.split_whitespace();
+                (it.next() == Some(name)).then(|| it.next().unwrap().parse().unwrap())
+            })
+            .unwrap_or_else(|| panic!("{name} in {out}"))
+    };
+    let base = [
+        "predict",
+        "--model",
+        "mistral-7b",
+        "--gpu",
+        "H100",
+        "--users",
+        "32",
+        "--engine",
+        "vllm",
+    ];
+    let mix = pilot()
+        .args(base)
+        .arg("--workload")
+        .arg(&w)
+        .output()
+        .unwrap();
+    assert!(
+        mix.status.success(),
+        "{}",
+        String::from_utf8_lossy(&mix.stderr)
+    );
+    assert!(String::from_utf8_lossy(&mix.stderr).contains("2 length buckets"));
+    let mix = String::from_utf8_lossy(&mix.stdout).into_owned();
+    // 0.9 x 256 + 0.1 x 6144 = 844.8 input tokens on average.
+    assert!(mix.contains("845 in / 128 out"), "{mix}");
+    let mean = pilot()
+        .args(base)
+        .args(["--input-tokens", "845", "--output-tokens", "128"])
+        .output()
+        .unwrap();
+    assert!(mean.status.success());
+    let mean = String::from_utf8_lossy(&mean.stdout).into_owned();
+    assert!(
+        value(&mix, "ttft_ms_p99") > value(&mean, "ttft_ms_p99"),
+        "{mix}\n{mean}"
+    );
+    assert!(
+        value(&mix, "ttft_ms_p50") < value(&mean, "ttft_ms_p50"),
+        "{mix}\n{mean}"
+    );
+    assert_eq!(value(&mix, "itl_ms_p50"), value(&mean, "itl_ms_p50"));
+}
+
+/// `recommend --workload` judges a p99 TTFT SLO over the length mix: the same configuration
+/// serves fewer users per replica than at the mean lengths, and the log says why.
+#[test]
+fn recommend_judges_a_p99_slo_over_the_workloads_lengths() {
+    let dir = tempfile::tempdir().unwrap();
+    let w = bimodal_workload(dir.path());
+    let base = [
+        "recommend",
+        "--model",
+        "mistral-7b",
+        "--slo",
+        "ttft=500ms",
+        "--percentile",
+        "p99",
+        "--users",
+        "64",
+        "--gpus",
+        "H100",
+        "--json",
+    ];
+    let run = |extra: &[&str]| -> serde_json::Value {
+        let o = pilot().args(base).args(extra).output().unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let w = w.to_str().unwrap();
+    let mix = run(&["--workload", w]);
+    let mean = run(&["--input-tokens", "845", "--output-tokens", "128"]);
+    let key = |c: &serde_json::Value| {
+        format!(
+            "{} {} {} {}",
+            c["gpu"], c["gpu_count"], c["serving"], c["kv_cache_dtype"]
+        )
+    };
+    let capacity = |rec: &serde_json::Value, k: &str| {
+        rec["candidates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| key(c) == k)
+            .and_then(|c| c["capacity_per_replica"].as_f64())
+    };
+    let chosen = mean["candidates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["feasible"] == true)
+        .expect("a feasible answer at the mean lengths");
+    let k = key(chosen);
+    let (at_mix, at_mean) = (capacity(&mix, &k).unwrap(), capacity(&mean, &k).unwrap());
+    assert!(
+        at_mix < at_mean,
+        "{k}: {at_mix} users per replica over the mix, {at_mean} at the mean"
+    );
+}

@@ -374,6 +374,17 @@ impl<T: Copy> Stats<T> {
     }
 
     /// One statistic.
+    /// The same statistics in another unit, or moved (a shift, a ratio).
+    pub fn map<U>(&self, f: impl Fn(T) -> U) -> Stats<U> {
+        Stats {
+            p50: self.p50.map(&f),
+            p90: self.p90.map(&f),
+            p95: self.p95.map(&f),
+            p99: self.p99.map(&f),
+            mean: self.mean.map(&f),
+        }
+    }
+
     pub fn get(&self, stat: Stat) -> Option<T> {
         match stat {
             Stat::P50 => self.p50,

@@ -142,6 +142,10 @@ pub struct OneShot {
     pub load: Load,
     pub input_tokens: Tokens,
     pub output_tokens: Tokens,
+    /// A workload's length distribution, (input, output, probability) per request shape,
+    /// instead of `input_tokens` / `output_tokens`: predicted over its buckets
+    /// ([`crate::OverLengths`]).
+    pub lengths: Option<Vec<(u64, u64, f64)>>,
     pub engine: Option<String>,
     pub quantization: Option<Quantization>,
 }
@@ -175,8 +179,21 @@ pub fn predict_one(predictor: Option<&Path>, one: &OneShot) -> Result<Output, Pr
         .serving(gpu_count)
         .map_err(|e| PredictError::Scenario(e.to_string()))?;
     let load = one.load.validate(load_flag(one.load))?;
-    let input = count("--input-tokens", one.input_tokens.0)?;
-    let output = count("--output-tokens", one.output_tokens.0)?;
+    let buckets = one
+        .lengths
+        .as_deref()
+        .map(crate::over_lengths::buckets)
+        .unwrap_or_default();
+    // The workload's mean lengths are the server's state; one shape is just its lengths.
+    let (input, output) = match buckets.as_slice() {
+        [] => (one.input_tokens.0, one.output_tokens.0),
+        b => {
+            let (i, o) = crate::over_lengths::mean_lengths(b);
+            (i.0, o.0)
+        }
+    };
+    let input = count("--input-tokens", input)?;
+    let output = count("--output-tokens", output)?;
     let engine = match &one.engine {
         Some(e) => Some(validate::engine(e, &p.engines())?),
         None => None,
@@ -200,7 +217,16 @@ pub fn predict_one(predictor: Option<&Path>, one: &OneShot) -> Result<Output, Pr
     if s.engine.is_none() {
         notes.push(crate::scenario::unnamed_engine_note("no --engine given"));
     }
-    let pr = p.predict(&s)?;
+    let pr = if buckets.len() > 1 {
+        notes.push(format!(
+            "over the workload's {} length buckets ({}): TTFT and end-to-end percentiles mix them; ITL, TPOT and throughput are at the mean lengths",
+            buckets.len(),
+            crate::over_lengths::describe(&buckets)
+        ));
+        crate::OverLengths::new(p.as_ref(), buckets)?.predict(&s)?
+    } else {
+        p.predict(&s)?
+    };
     // The layout, where it is more than one tensor-parallel group over all the GPUs.
     let layout = match pilot_core::layout::Serving::tensor_parallel(s.gpu_count) {
         Ok(plain) if plain == s.serving => String::new(),

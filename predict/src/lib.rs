@@ -13,6 +13,10 @@
 //!   models and faster GPUs. Intervals are cross-conformal (residuals of models that never saw
 //!   the LLM), and a scenario outside the training ranges is flagged out of domain.
 //!
+//! [`OverLengths`] runs either over a length distribution: the server's state at the mean
+//! lengths, each request's TTFT and end-to-end latency mixed over length buckets, so a p99
+//! SLO sees the long requests that set it.
+//!
 //! [`eval::leave_one_group_out`] measures both on held-out LLMs or GPUs, and [`analyze()`] gives
 //! LLM-Pilot's factor analysis (correlations and permutation importance).
 //!
@@ -28,6 +32,7 @@ pub mod eval;
 pub mod features;
 pub mod gbdt;
 mod open_loop;
+pub mod over_lengths;
 pub mod physics;
 pub mod predictor;
 pub mod rows;
@@ -36,6 +41,7 @@ pub mod train;
 
 pub use analyze::{AnalyzeOptions, AnalyzeReport, analyze};
 pub use eval::{EvalOptions, EvalReport, GroupBy, leave_one_group_out};
+pub use over_lengths::{LengthBucket, OverLengths};
 pub use physics::{PhysicsModel, PhysicsParams};
 pub use predictor::Predictor;
 pub use scenario::{

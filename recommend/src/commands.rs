@@ -26,7 +26,7 @@ use pilot_core::table::table;
 use pilot_core::units::{DEFAULT_INPUT_TOKENS, DEFAULT_OUTPUT_TOKENS, Dtype, Tokens};
 use pilot_core::validate::{self, InvalidValue};
 use pilot_predict::scenario::default_dtype;
-use pilot_predict::{LatencyModel, PhysicsModel, PredictError, Predictor};
+use pilot_predict::{LatencyModel, OverLengths, PhysicsModel, PredictError, Predictor};
 use std::path::PathBuf;
 
 /// The engine `pilot recommend` plans for when `--engine` is not given: vLLM, the most used
@@ -231,9 +231,19 @@ pub fn recommend_command(req: &RecommendRequest) -> Result<Output, CommandError>
             .map(|e| validate::engine(e, &measured).map(Some))
             .collect::<Result<Vec<_>, _>>()?
     };
-    let predictor: &dyn LatencyModel = match trained {
+    let at_one_length: &dyn LatencyModel = match trained {
         Some(p) => p,
         None => &physics,
+    };
+    // A workload of many lengths is judged over its buckets (its p99 is its long requests'),
+    // not at its mean lengths; `--mix` splits the buckets itself and keeps the plain model.
+    let buckets = crate::mix::buckets(&distribution);
+    let over_lengths = (buckets.len() > 1)
+        .then(|| OverLengths::new(at_one_length, buckets.clone()))
+        .transpose()?;
+    let predictor: &dyn LatencyModel = match &over_lengths {
+        Some(o) => o,
+        None => at_one_length,
     };
     let opts = RecommendOptions {
         model,
@@ -254,6 +264,15 @@ pub fn recommend_command(req: &RecommendRequest) -> Result<Output, CommandError>
     };
     let rec = recommend(&opts, predictor, prices)?;
     let mut out = Output::default();
+    if let Some(o) = &over_lengths {
+        out.log.push(format!(
+            "latency over the workload's {} length buckets ({}), not its mean lengths: TTFT and \
+             end-to-end percentiles mix the buckets' predictions; ITL, TPOT and throughput are \
+             the server's at the mean lengths",
+            o.buckets().len(),
+            pilot_predict::over_lengths::describe(&buckets)
+        ));
+    }
     if let Some(path) = &req.csv {
         render::write_frontier_csv(&rec, &opts.slos, path).map_err(|source| {
             CommandError::Write {
@@ -298,8 +317,13 @@ pub fn recommend_command(req: &RecommendRequest) -> Result<Output, CommandError>
             cloud: opts.cloud.as_deref(),
             spot: opts.spot,
         };
-        let b = crate::mix::buckets(&distribution);
-        Some(crate::mix::cheapest_mix(&rec, &b, predictor, prices, &mo))
+        Some(crate::mix::cheapest_mix(
+            &rec,
+            &buckets,
+            at_one_length,
+            prices,
+            &mo,
+        ))
     } else {
         None
     };

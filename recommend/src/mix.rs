@@ -22,56 +22,9 @@ use pilot_core::slo::Slo;
 use pilot_core::units::{Tokens, UsdPerHour};
 use pilot_predict::{LatencyModel, Load};
 
-/// How many length buckets the distribution is cut into.
-pub const MAX_BUCKETS: usize = 4;
-
-/// Requests of similar length: their mean lengths and their share of the demand.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Bucket {
-    pub input: Tokens,
-    pub output: Tokens,
-    /// Fraction of all requests, summing to 1 over the buckets.
-    pub share: f64,
-    /// Prompt-plus-output lengths it covers, in words (`..1,024`, `1,025..8,192`).
-    pub range: (u64, u64),
-}
-
-/// Cuts a length distribution (input, output, probability) into at most [`MAX_BUCKETS`]
-/// buckets of about equal probability by total length, each with its probability-weighted
-/// mean lengths. An empty distribution gives no bucket.
-pub fn buckets(lengths: &[(u64, u64, f64)]) -> Vec<Bucket> {
-    let mut sorted: Vec<&(u64, u64, f64)> = lengths.iter().filter(|l| l.2 > 0.0).collect();
-    sorted.sort_by_key(|(i, o, _)| i + o);
-    let total: f64 = sorted.iter().map(|l| l.2).sum();
-    if sorted.is_empty() || total <= 0.0 {
-        return Vec::new();
-    }
-    let mut out: Vec<Bucket> = Vec::new();
-    let mut acc = (0.0, 0.0, 0.0);
-    let mut lo = None;
-    let mut seen = 0.0;
-    for (k, &&(i, o, w)) in sorted.iter().enumerate() {
-        let w = w / total;
-        seen += w;
-        acc = (acc.0 + w * i as f64, acc.1 + w * o as f64, acc.2 + w);
-        lo.get_or_insert(i + o);
-        let last = k + 1 == sorted.len();
-        // Close the bucket at its quantile, but never between two requests of one length.
-        let boundary = seen >= (out.len() + 1) as f64 / MAX_BUCKETS as f64 - 1e-9
-            && !last
-            && sorted[k + 1].0 + sorted[k + 1].1 != i + o;
-        if boundary || last {
-            out.push(Bucket {
-                input: Tokens((acc.0 / acc.2).round().max(1.0) as u64),
-                output: Tokens((acc.1 / acc.2).round().max(1.0) as u64),
-                share: acc.2,
-                range: (lo.take().unwrap_or(i + o), i + o),
-            });
-            acc = (0.0, 0.0, 0.0);
-        }
-    }
-    out
-}
+// The length buckets are predict's: the same cut serves `OverLengths` (one fleet judged over
+// the mix) and the mix search (a GPU type per bucket).
+pub use pilot_predict::over_lengths::{LengthBucket as Bucket, MAX_BUCKETS, buckets};
 
 /// One GPU type's part of a mixed fleet.
 #[derive(Debug, Clone)]
@@ -283,28 +236,6 @@ impl Mix {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Buckets cover the distribution once, in order of length, with about equal shares, and
-    /// each bucket's mean lies within its range.
-    #[test]
-    fn buckets_split_by_length_with_equal_shares() {
-        let lengths: Vec<(u64, u64, f64)> = (1..=100).map(|k| (k * 100, k * 10, 1.0)).collect();
-        let b = buckets(&lengths);
-        assert_eq!(b.len(), MAX_BUCKETS);
-        let total: f64 = b.iter().map(|x| x.share).sum();
-        assert!((total - 1.0).abs() < 1e-9, "{total}");
-        for x in &b {
-            assert!((x.share - 0.25).abs() < 0.02, "{b:?}");
-            let len = x.input.0 + x.output.0;
-            assert!(x.range.0 <= len && len <= x.range.1, "{x:?}");
-        }
-        assert!(b.windows(2).all(|w| w[0].range.1 < w[1].range.0), "{b:?}");
-        // One length is one bucket, whatever its count.
-        let b = buckets(&[(512, 256, 0.3), (512, 256, 0.7)]);
-        assert_eq!(b.len(), 1);
-        assert_eq!((b[0].input, b[0].output), (Tokens(512), Tokens(256)));
-        assert!(buckets(&[]).is_empty());
-    }
 
     /// On a bimodal workload the mix serves each bucket exactly once, its parts' loads add
     /// up to the demand, each part's replicas carry their load at the capacities the search

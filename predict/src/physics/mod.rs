@@ -92,7 +92,7 @@
 mod disagg;
 mod memory;
 mod params;
-mod percentiles;
+pub(crate) mod percentiles;
 mod steady;
 mod steps;
 

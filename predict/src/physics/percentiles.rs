@@ -7,7 +7,7 @@ use pilot_core::metrics::{Stat, Stats, Summary};
 use pilot_core::units::{Millis, MsPerToken, RequestsPerSec, TokensPerSec};
 
 /// z-scores of the percentiles the schema reports.
-const Z: [(Stat, f64); 4] = [
+pub(crate) const Z: [(Stat, f64); 4] = [
     (Stat::P50, 0.0),
     (Stat::P90, 1.2816),
     (Stat::P95, 1.6449),
@@ -36,7 +36,7 @@ impl PhysicsModel {
         let t_pe = (e.itl_mean_ms - e.decode_step_ms) / e.prefill_gap_fraction.max(1e-12);
         let itl_at = |z: f64| {
             // A gap holds a Poisson number of prefill events (mean f per gap), each t_pe.
-            let q = 0.5 * (1.0 + erf(z / std::f64::consts::SQRT_2));
+            let q = normal_cdf(z);
             e.decode_step_ms + t_pe * poisson_quantile(e.prefill_gap_fraction, q)
         };
         let mut ttft = Stats::default();
@@ -92,6 +92,11 @@ pub(super) fn poisson_quantile(lambda: f64, q: f64) -> f64 {
         cdf = next;
     }
     lambda
+}
+
+/// The standard normal distribution's CDF.
+pub(crate) fn normal_cdf(z: f64) -> f64 {
+    0.5 * (1.0 + erf(z / std::f64::consts::SQRT_2))
 }
 
 /// Abramowitz-Stegun 7.1.26 (|error| < 1.5e-7): enough to place percentiles.
