@@ -8,42 +8,12 @@ use assert_cmd::Command;
 use common::validate_manifests;
 use pilot_core::schema::{Measurement, read_measurements};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 fn pilot() -> Command {
     Command::cargo_bin("pilot").expect("the pilot binary builds")
-}
-
-/// A plan of two tiny LLMs x two closed-loop levels of `seconds` each on the embedded engine.
-fn local_plan(dir: &Path, seconds: u32) -> PathBuf {
-    let path = dir.join("plan.toml");
-    std::fs::write(
-        &path,
-        format!(
-            r#"
-name = "e2e"
-duration = "{seconds}s"
-warmup = "0s"
-[load]
-users = [1, 2]
-[workload]
-input_tokens = 16
-output_tokens = 4
-[[llms]]
-model = "tiny-llama"
-[[llms]]
-model = "tiny-gpt2"
-[[gpus]]
-gpu = "cpu"
-[[engines]]
-name = "pilot"
-"#
-        ),
-    )
-    .unwrap();
-    path
 }
 
 fn stderr(o: &std::process::Output) -> String {
@@ -148,7 +118,7 @@ fn unique_keys(rows: &[Measurement]) -> Vec<(String, String)> {
 #[test]
 fn a_local_fleet_runs_skips_what_is_done_and_collects_every_row() {
     let dir = tempfile::tempdir().unwrap();
-    let plan = local_plan(dir.path(), 1);
+    let plan = common::local_plan(dir.path(), 1);
     let results = dir.path().join("results");
     let o = pilot()
         .args(["fleet", "run"])
@@ -206,7 +176,7 @@ fn a_local_fleet_runs_skips_what_is_done_and_collects_every_row() {
 #[test]
 fn a_killed_fleet_resumes_without_losing_or_repeating_a_measurement() {
     let dir = tempfile::tempdir().unwrap();
-    let plan = local_plan(dir.path(), 3);
+    let plan = common::local_plan(dir.path(), 3);
     let results = dir.path().join("results");
     let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pilot"))
         .args(["fleet", "run"])
@@ -283,7 +253,7 @@ fn a_killed_fleet_resumes_without_losing_or_repeating_a_measurement() {
 #[test]
 fn a_plan_with_an_unknown_gpu_or_engine_is_refused_before_anything_runs() {
     let dir = tempfile::tempdir().unwrap();
-    let plan = local_plan(dir.path(), 1);
+    let plan = common::local_plan(dir.path(), 1);
     let text = std::fs::read_to_string(&plan).unwrap();
     for (from, to, entry, hint) in [
         ("gpu = \"cpu\"", "gpu = \"H10O\"", "gpus[1]", "H100"),

@@ -113,34 +113,6 @@ fn pilot(s3: &S3Server, cwd: &Path) -> Command {
     c
 }
 
-/// Two tiny LLMs x two closed-loop levels on the embedded engine.
-fn plan(dir: &Path) -> PathBuf {
-    let path = dir.join("plan.toml");
-    std::fs::write(
-        &path,
-        r#"
-name = "bucket"
-duration = "2s"
-warmup = "0s"
-[load]
-users = [1, 2]
-[workload]
-input_tokens = 16
-output_tokens = 4
-[[llms]]
-model = "tiny-llama"
-[[llms]]
-model = "tiny-gpt2"
-[[gpus]]
-gpu = "cpu"
-[[engines]]
-name = "pilot"
-"#,
-    )
-    .unwrap();
-    path
-}
-
 fn text(o: &std::process::Output) -> String {
     format!(
         "{}{}",
@@ -188,7 +160,7 @@ fn a_local_fleet_writes_to_a_bucket_that_another_machine_collects_and_resumes_fr
     let s3 = S3Server::start("pilot-e2e");
     let url = "s3://pilot-e2e/campaigns/week1";
     let here = tempfile::tempdir().unwrap();
-    let p = plan(here.path());
+    let p = common::local_plan(here.path(), 2);
     let o = pilot(&s3, here.path())
         .args(["fleet", "run"])
         .arg(&p)
@@ -207,7 +179,7 @@ fn a_local_fleet_writes_to_a_bucket_that_another_machine_collects_and_resumes_fr
 
     // Another machine: the plan alone, an empty directory.
     let there = tempfile::tempdir().unwrap();
-    let p2 = plan(there.path());
+    let p2 = common::local_plan(there.path(), 2);
     let o = pilot(&s3, there.path())
         .args(["fleet", "collect"])
         .arg(&p2)
@@ -276,7 +248,7 @@ fn pilot_container(
 fn a_jobs_pilot_container_writes_its_run_to_the_bucket_and_a_retried_pod_resumes_it() {
     let s3 = S3Server::start("pilot-k8s");
     let dir = tempfile::tempdir().unwrap();
-    let p = plan(dir.path());
+    let p = common::local_plan(dir.path(), 2);
     let url = BucketUrl::parse("s3://pilot-k8s/fleet").unwrap().unwrap();
     let bin = PathBuf::from(env!("CARGO_BIN_EXE_pilot"));
     let path = format!(

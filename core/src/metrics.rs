@@ -349,16 +349,21 @@ pub struct Stats<T> {
 }
 
 impl<T: Copy> Stats<T> {
-    /// Computes the statistics of `values` (in `T`'s unit); sorts a copy.
-    pub fn of(values: &[f64], wrap: fn(f64) -> T) -> Stats<T> {
-        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
-        let mut out = Stats {
+    /// No value yet (for a `T` without a `Default`).
+    pub const fn empty() -> Stats<T> {
+        Stats {
             p50: None,
             p90: None,
             p95: None,
             p99: None,
             mean: None,
-        };
+        }
+    }
+
+    /// Computes the statistics of `values` (in `T`'s unit); sorts a copy.
+    pub fn of(values: &[f64], wrap: fn(f64) -> T) -> Stats<T> {
+        let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+        let mut out = Stats::empty();
         if v.is_empty() {
             return out;
         }

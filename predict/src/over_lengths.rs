@@ -318,13 +318,7 @@ fn mixture<'s, T: Copy + 's>(
         }
     }
     let total: f64 = comps.iter().map(|c| c.0).sum();
-    let mut out = Stats {
-        p50: None,
-        p90: None,
-        p95: None,
-        p99: None,
-        mean: None,
-    };
+    let mut out = Stats::empty();
     if comps.is_empty() || total <= 0.0 {
         return out;
     }

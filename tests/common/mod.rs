@@ -1,6 +1,6 @@
 //! Helpers the end-to-end tests share.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Validates every object of the YAML files in `dir` against the Kubernetes OpenAPI schema
 /// (kubernetes-validate, strict: unknown fields are errors). A LeaderWorkerSet is a custom
@@ -47,4 +47,35 @@ print(" ".join(kinds))
         .split_whitespace()
         .map(String::from)
         .collect()
+}
+
+/// A plan of two tiny LLMs x two closed-loop levels of `seconds` each on the embedded engine.
+#[allow(dead_code)] // not every test file runs a fleet
+pub fn local_plan(dir: &Path, seconds: u32) -> PathBuf {
+    let path = dir.join("plan.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+name = "e2e"
+duration = "{seconds}s"
+warmup = "0s"
+[load]
+users = [1, 2]
+[workload]
+input_tokens = 16
+output_tokens = 4
+[[llms]]
+model = "tiny-llama"
+[[llms]]
+model = "tiny-gpt2"
+[[gpus]]
+gpu = "cpu"
+[[engines]]
+name = "pilot"
+"#
+        ),
+    )
+    .unwrap();
+    path
 }
