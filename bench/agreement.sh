@@ -16,6 +16,10 @@
 #
 #   bench/agreement.sh                      # defaults below
 #   MODEL=small-llama CONCURRENCY=8 PROMPTS=400 RUNS=3 bench/agreement.sh
+#   SERVER_CPUS=0 CLIENT_CPUS=1 bench/agreement.sh   # server and clients on their own cores
+#
+# The server's speed sets every latency, so the two tools must not compete with it (or with
+# other work) for CPU: on a small machine, pin the server and the clients to separate cores.
 set -euo pipefail
 
 MODEL=${MODEL:-tiny-llama}
@@ -30,6 +34,14 @@ PILOT=${PILOT:-${CARGO_TARGET_DIR:-target}/debug/pilot}
 VLLM=${VLLM:-vllm}
 PYTHON=${PYTHON:-$(dirname "$(command -v "$VLLM")")/python3}
 [ -x "$PYTHON" ] || PYTHON=python3
+
+SERVER_CPUS=${SERVER_CPUS:-}
+CLIENT_CPUS=${CLIENT_CPUS:-}
+# Runs "$@" on the CPUs $1 names (taskset), or anywhere when $1 is empty.
+pin() {
+  local cpus=$1; shift
+  if [ -n "$cpus" ]; then taskset -c "$cpus" "$@"; else "$@"; fi
+}
 
 mkdir -p "$OUT"
 if [ -z "${TOKENIZER:-}" ]; then
@@ -49,7 +61,7 @@ json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "<unk>",
 PY
 fi
 
-"$PILOT" serve --model "$MODEL" --port "$PORT" > "$OUT/serve.log" 2>&1 &
+pin "$SERVER_CPUS" "$PILOT" serve --model "$MODEL" --port "$PORT" > "$OUT/serve.log" 2>&1 &
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
@@ -59,7 +71,7 @@ done
 SERVED=$(curl -sf "http://127.0.0.1:$PORT/v1/models" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')
 
 run_vllm() {
-  "$VLLM" bench serve --backend vllm --base-url "http://127.0.0.1:$PORT" --model "$SERVED" \
+  pin "$CLIENT_CPUS" "$VLLM" bench serve --backend vllm --base-url "http://127.0.0.1:$PORT" --model "$SERVED" \
     --tokenizer "$TOKENIZER" --dataset-name random --random-input-len "$INPUT" \
     --random-output-len "$OUTPUT" --random-range-ratio 0 --ignore-eos \
     --max-concurrency "$CONCURRENCY" --num-prompts "$PROMPTS" --seed "$1" \
@@ -71,7 +83,7 @@ run_vllm() {
 }
 run_pilot() {
   rm -rf "$OUT/pilot-$1"
-  "$PILOT" characterize --endpoint "http://127.0.0.1:$PORT" --model "$SERVED" \
+  pin "$CLIENT_CPUS" "$PILOT" characterize --endpoint "http://127.0.0.1:$PORT" --model "$SERVED" \
     --users "$CONCURRENCY" --num-prompts "$PROMPTS" --input-tokens "$INPUT" \
     --output-tokens "$OUTPUT" --warmup 1s --duration 600s --seed "$1" -q \
     --out "$OUT/pilot-$1" > "$OUT/pilot-$1.log" 2>&1
