@@ -302,6 +302,7 @@ pub async fn run(
         }
     }
     let total = manifests.len();
+    let progress = Progress::new(total, &state, &ids);
     let mut active: Vec<(JobManifest, Instant)> = Vec::new();
     let mut failed_looks = 0u32;
     loop {
@@ -313,7 +314,7 @@ pub async fn run(
                 state.set(&m.run, Fate::Running, None)?;
             }
             report.started += 1;
-            eprintln!(
+            progress.line(format!(
                 "{}: Job {} {} in {ns}",
                 m.run,
                 m.name,
@@ -322,12 +323,13 @@ pub async fn run(
                 } else {
                     "already there, watched"
                 }
-            );
+            ));
             active.push((m, Instant::now()));
         }
         if active.is_empty() {
             break;
         }
+        progress.show(&state, &ids, active.len(), queue.len());
         tokio::time::sleep(opts.poll).await;
         let mut still = Vec::new();
         for (m, since) in active {
@@ -340,10 +342,10 @@ pub async fn run(
                 }
                 Err(e) if failed_looks < MAX_FAILED_LOOKS => {
                     failed_looks += 1;
-                    eprintln!(
+                    progress.line(format!(
                         "{}: cannot read the Job's status now ({e}); retrying",
                         m.run
-                    );
+                    ));
                     still.push((m, since));
                     continue;
                 }
@@ -354,18 +356,61 @@ pub async fn run(
                 Seen::Ended(fate, reason) => {
                     state.set(&m.run, fate, reason.clone())?;
                     let done = state.runs.values().filter(|r| r.fate == Fate::Done).count();
-                    eprintln!(
+                    progress.line(format!(
                         "{}: {}{} ({done} of {total} done, {} waiting)",
                         m.run,
                         fate.name(),
                         reason.map(|r| format!(": {r}")).unwrap_or_default(),
                         queue.len()
-                    );
+                    ));
                 }
             }
         }
         active = still;
     }
+    progress.bar.finish_and_clear();
     report.fates = state.fates(fleet.runs.iter().map(|r| r.id.as_str()));
     Ok(report)
+}
+
+/// The watch's progress on a terminal: a bar of the runs that ended, with how many are done,
+/// active, waiting their turn and failed; every event is also a line, on a terminal or not.
+struct Progress {
+    bar: indicatif::ProgressBar,
+}
+
+impl Progress {
+    fn new(total: usize, state: &FleetState, ids: &[String]) -> Progress {
+        let bar = indicatif::ProgressBar::with_draw_target(
+            Some(total as u64),
+            indicatif::ProgressDrawTarget::stderr(),
+        );
+        bar.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{prefix} [{bar:30}] {pos}/{len} ended, {elapsed} {msg}",
+            )
+            .expect("a valid template")
+            .progress_chars("=> "),
+        );
+        bar.set_prefix("fleet");
+        let p = Progress { bar };
+        p.show(state, ids, 0, 0);
+        p
+    }
+
+    /// Redraws the bar from the fates.
+    fn show(&self, state: &FleetState, ids: &[String], active: usize, waiting: usize) {
+        let count = |f: fn(Fate) -> bool| ids.iter().filter(|id| f(state.fate(id))).count();
+        let done = count(|f| f == Fate::Done);
+        let failed = count(Fate::is_failure);
+        self.bar.set_position((done + failed) as u64);
+        self.bar.set_message(format!(
+            "{done} done, {active} active, {waiting} waiting, {failed} failed"
+        ));
+    }
+
+    /// An event, printed above the bar (or alone where stderr is not a terminal).
+    fn line(&self, text: String) {
+        self.bar.suspend(|| eprintln!("{text}"));
+    }
 }
