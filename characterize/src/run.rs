@@ -149,12 +149,16 @@ pub async fn characterize(
     store.lock().expect("store lock").end_level();
     Store::flush(&store)?;
     write_summary(&report.levels, &summary_path)?;
-    let status = match &result {
-        Err(CharacterizeError::Interrupted { .. }) => "interrupted",
-        Err(_) => "failed",
-        Ok(_) => "finished",
+    // A sweep that ended is not a run that finished: its verdict (no success, stopped by
+    // failures) and --append-to come below, and run.json says "finished" only after them.
+    let ended = match &result {
+        Err(CharacterizeError::Interrupted { .. }) => Some("interrupted"),
+        Err(_) => Some("failed"),
+        Ok(_) => None,
     };
-    write_run_json(&opts, &report, started, Some(SystemTime::now()), status)?;
+    if let Some(status) = ended {
+        write_run_json(&opts, &report, started, Some(SystemTime::now()), status)?;
+    }
     write_results(
         &report,
         store.lock().expect("store lock").records(),
@@ -201,14 +205,17 @@ pub async fn characterize(
             .iter()
             .map(|l| l.row.clone())
             .collect();
-        append_rows(dataset, &new_rows).map_err(|e| CharacterizeError::Append {
-            path: dataset.clone(),
-            summary: summary_path.clone(),
-            source: Box::new(e),
-        })?;
+        if let Err(e) = append_rows(dataset, &new_rows) {
+            write_run_json(&opts, &report, started, Some(SystemTime::now()), "failed")?;
+            return Err(CharacterizeError::Append {
+                path: dataset.clone(),
+                summary: summary_path.clone(),
+                source: Box::new(e),
+            });
+        }
         report.appended_to = Some(dataset.clone());
     }
-    // Again, now that the run's verdict (and --append-to) is known.
+    // The verdict, now that --append-to is done.
     let status = if report.failure.is_some() {
         "failed"
     } else {

@@ -610,6 +610,35 @@ async fn append_to_a_dataset_that_cannot_take_rows_fails_before_measuring() {
     assert_eq!(std::fs::read(&garbage).unwrap(), b"hello,world\n1,2\n");
 }
 
+/// A dataset that stops taking rows while the run measures (here: turned into garbage): the
+/// append fails, the measurements stay in the run directory, and run.json says "failed", not
+/// "finished".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_append_leaves_the_run_failed_in_run_json_and_its_measurements_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let dataset = dir.path().join("dataset.csv");
+    let mut opts = quick(&out);
+    opts.users = vec![1];
+    opts.append_to = Some(dataset.clone());
+    let spoil = {
+        let dataset = dataset.clone();
+        tokio::spawn(async move {
+            // After the check before measuring (it finds no file and allows a new one).
+            tokio::time::sleep(Duration::from_millis(700)).await;
+            std::fs::write(&dataset, "hello,world\n1,2\n").unwrap();
+        })
+    };
+    let e = characterize(opts, false).await.unwrap_err();
+    spoil.await.unwrap();
+    assert!(matches!(e, CharacterizeError::Append { .. }), "{e}");
+    let run = crate::run::latest_run(&out).expect("the run directory");
+    assert!(run.join("summary.csv").exists() && run.join("requests.parquet").exists());
+    let info: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(run.join("run.json")).unwrap()).unwrap();
+    assert_eq!(info["status"], "failed", "{info}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_vocabulary_gets_prompt_ids_inside_it() {
     let dir = tempfile::tempdir().unwrap();
