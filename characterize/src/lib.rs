@@ -20,6 +20,7 @@
 
 pub mod client;
 pub mod commands;
+pub mod dataset;
 pub mod error;
 pub mod html_report;
 pub mod level;
