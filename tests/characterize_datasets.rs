@@ -479,7 +479,11 @@ fn extra_body_and_headers_reach_the_server() {
     assert!(run_json.contains("X-Tenant: team-a"), "{run_json}");
     assert!(run_json.contains("X-Api-Key: [redacted]"), "{run_json}");
     for f in std::fs::read_dir(&run).unwrap() {
-        let bytes = std::fs::read(f.unwrap().path()).unwrap();
+        let f = f.unwrap().path();
+        if f.is_dir() {
+            continue;
+        }
+        let bytes = std::fs::read(f).unwrap();
         assert!(!String::from_utf8_lossy(&bytes).contains("sk-hidden-123"));
     }
 

@@ -248,6 +248,15 @@ pub fn characterize_command(req: CharacterizeRequest) -> Result<Output, Characte
                 }
             )));
         }
+        if let Workload::Dataset(
+            Dataset::ShareGpt { path, .. }
+            | Dataset::MultiTurn {
+                path: Some(path), ..
+            },
+        ) = &w
+        {
+            crate::dataset::check_sharegpt(path)?;
+        }
         opts.workload = w;
     }
     if let Some(body) = &req.extra_body {

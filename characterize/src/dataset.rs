@@ -123,6 +123,12 @@ fn read_sharegpt(path: &Path) -> Result<Entries, WorkloadError> {
     Ok(out)
 }
 
+/// Checks a ShareGPT file's shape before a run starts (a wrong file is then refused before
+/// any server is contacted).
+pub fn check_sharegpt(path: &Path) -> Result<(), WorkloadError> {
+    read_sharegpt(path).map(|_| ())
+}
+
 /// How token counts are made: the tokenizer's, or the word estimate (`--tokenizer-fallback
 /// estimate`).
 #[derive(Clone, Copy)]
