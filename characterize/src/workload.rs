@@ -890,8 +890,9 @@ mod tests {
         });
         let w = LoadedWorkload::load(&d, None).unwrap();
         let mut rng = StdRng::seed_from_u64(2);
-        let mut by_group: std::collections::HashMap<usize, Vec<(Vec<u32>, Vec<u32>)>> =
-            Default::default();
+        // Each group's prompts, as (prefix, suffix) ids.
+        type Groups = std::collections::HashMap<usize, Vec<(Vec<u32>, Vec<u32>)>>;
+        let mut by_group: Groups = Default::default();
         for id in 0..60 {
             let pick = w.pick(&mut rng);
             assert_eq!(pick.shape.input, 40);
