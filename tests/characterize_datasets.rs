@@ -12,54 +12,19 @@
 use assert_cmd::Command;
 use pilot_core::requests::read_requests;
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::net::TcpListener;
+use std::path::Path;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+mod serve;
+
+use serve::{run_dir, serve};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/characterize/tests/fixtures/sharegpt_small.json"
 );
-
-/// `pilot serve` on a free loopback port, killed when dropped.
-struct Server {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-fn serve() -> Server {
-    let port = free_port();
-    let child = std::process::Command::new(assert_cmd::cargo::cargo_bin("pilot"))
-        .args(["serve", "--port", &port.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let server = Server { child, port };
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "pilot serve did not listen");
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    server
-}
 
 /// A real word-level `tokenizer.json` (whitespace pre-tokenizer; the fixture's words and
 /// 300 more).
@@ -85,17 +50,6 @@ fn word_tokenizer_json() -> String {
         "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "[UNK]"}
     })
     .to_string()
-}
-
-/// The one run directory under `out`.
-fn run_dir(out: &Path) -> PathBuf {
-    let dirs: Vec<_> = std::fs::read_dir(out)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_dir())
-        .collect();
-    assert_eq!(dirs.len(), 1, "{dirs:?}");
-    dirs[0].clone()
 }
 
 fn characterize(port: u16, out: &Path, extra: &[&str]) -> std::process::Output {
