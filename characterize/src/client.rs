@@ -786,4 +786,71 @@ mod tests {
             "Bearer [redacted] bad"
         );
     }
+
+    #[test]
+    fn extra_body_and_headers_are_checked_and_credentials_kept_out_of_errors() {
+        let m = parse_extra_body(r#"{"top_k": 1, "temperature": 0.7}"#).unwrap();
+        assert_eq!(m["top_k"], 1);
+        let e = parse_extra_body("{top_k: 1}").unwrap_err();
+        assert!(e.contains("not JSON") && e.contains("line 1"), "{e}");
+        let e = parse_extra_body(r#"{"stream": false}"#).unwrap_err();
+        assert!(
+            e.contains("\"stream\"") && e.contains("pilot sets itself"),
+            "{e}"
+        );
+        assert!(
+            parse_extra_body("[1]")
+                .unwrap_err()
+                .contains("not a JSON object")
+        );
+        assert_eq!(
+            parse_header("X-Tenant:  team-a ").unwrap(),
+            ("X-Tenant".to_string(), "team-a".to_string())
+        );
+        assert_eq!(parse_header("k=v").unwrap(), ("k".into(), "v".into()));
+        assert!(parse_header("novalue").is_err());
+        for name in [
+            "Authorization",
+            "X-Api-Key",
+            "x-auth-token",
+            "OpenAI-Secret",
+        ] {
+            assert!(sensitive_header(name), "{name}");
+        }
+        assert!(!sensitive_header("X-Tenant"));
+        let client = Client::new(ClientOptions {
+            base_url: "http://127.0.0.1:1/v1".into(),
+            model: "m".into(),
+            api: Api::Chat,
+            api_key: Some("sk-1".into()),
+            timeout: Duration::from_secs(1),
+            exact_output: false,
+            tokenizer: None,
+            extra_body: parse_extra_body(r#"{"temperature": 0.7, "top_k": 3}"#).unwrap(),
+            headers: vec![
+                ("X-Api-Key".into(), "secret-xyz".into()),
+                ("X-Tenant".into(), "a".into()),
+            ],
+        })
+        .unwrap();
+        assert_eq!(
+            client.redact("key secret-xyz tenant a sk-1"),
+            "key [redacted] tenant a [redacted]"
+        );
+        let body: serde_json::Value = serde_json::from_slice(&client.body(
+            &Prompt::Chat(vec![
+                Message::user("hi".into()),
+                Message::assistant("hello".into()),
+                Message::user("more".into()),
+            ]),
+            4,
+        ))
+        .unwrap();
+        assert_eq!(
+            (body["temperature"].clone(), body["top_k"].clone()),
+            (0.7.into(), 3.into())
+        );
+        assert_eq!(body["messages"][1]["role"], "assistant");
+        assert_eq!(body["messages"][2]["content"], "more");
+    }
 }

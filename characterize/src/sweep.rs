@@ -132,7 +132,15 @@ impl Run<'_> {
         let probe = Client::new(client_opts.clone())?;
         target.discover(&probe, report).await?;
         let prompt_ids = prompt_id_range(target.vocab.map(|v| v.0));
-        if o.api == Api::Completions && client_opts.tokenizer.is_none() {
+        // Real texts (ShareGPT) are sent as they are: no ids to speak of.
+        let texts = matches!(
+            o.workload,
+            crate::workload::Workload::Dataset(
+                crate::dataset::Dataset::ShareGpt { .. }
+                    | crate::dataset::Dataset::MultiTurn { path: Some(_), .. }
+            )
+        );
+        if o.api == Api::Completions && client_opts.tokenizer.is_none() && !texts {
             push_note(
                 report,
                 match target.vocab {
