@@ -246,6 +246,44 @@ fn sharegpt_random_and_prefix_datasets_run_against_the_embedded_server() {
     assert!(!run_json.contains("hf_secret_abc123"));
     assert_eq!(measured(&out).len(), 2);
 
+    // A tokenizer that cannot be had (the Hub answers 404) is an error unless the fallback is
+    // asked for; then the run goes on with estimated lengths, and says so.
+    let fallback = |extra: &[&str], out: &Path| {
+        Command::cargo_bin("pilot")
+            .unwrap()
+            .args(["characterize", "--endpoint"])
+            .arg(format!("http://127.0.0.1:{}/v1", server.port))
+            .args(["--users", "1", "--warmup", "0s", "--num-prompts", "2"])
+            .args(["--dataset", "sharegpt", "--dataset-path", FIXTURE])
+            .args(["--tokenizer", "acme/missing", "--out"])
+            .arg(out)
+            .args(extra)
+            .env("HF_ENDPOINT", format!("http://127.0.0.1:{hub}"))
+            .env("HF_HOME", &home)
+            .timeout(Duration::from_secs(240))
+            .output()
+            .unwrap()
+    };
+    let out = dir.path().join("fallback");
+    let o = fallback(&[], &out);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success()
+            && err.contains("HTTP 404")
+            && err.contains("--tokenizer-fallback estimate"),
+        "{err}"
+    );
+    assert!(
+        !out.exists() || std::fs::read_dir(&out).unwrap().next().is_none(),
+        "nothing ran"
+    );
+    let err = ok(&fallback(&["--tokenizer-fallback", "estimate"], &out));
+    assert!(
+        err.contains("continuing without a tokenizer") && err.contains("estimates"),
+        "{err}"
+    );
+    assert_eq!(measured(&out).len(), 2);
+
     // random with a spread: token-id prompts, so the server counts exactly what was drawn.
     let out = dir.path().join("random");
     ok(&characterize(
