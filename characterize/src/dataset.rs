@@ -261,6 +261,17 @@ impl Talk {
         self.next >= self.turns.len()
     }
 
+    /// Whether the next turn, with the history so far, fits a context of `max` tokens (with a
+    /// tenth to spare for the chat template, which pilot cannot count). A conversation that
+    /// no longer fits ends there: its next turn would only be refused by the server.
+    pub fn fits(&self, max: Option<u32>) -> bool {
+        let (Some(max), Some(turn)) = (max, self.turns.get(self.next)) else {
+            return true;
+        };
+        let input = f64::from(self.history_tokens + turn.input) * 1.1;
+        input + f64::from(turn.output) <= f64::from(max)
+    }
+
     /// The next turn's request: the history plus the user's turn (`random_text` makes text of
     /// a synthetic turn's length); its shape (input: the history's tokens and the new turn's)
     /// and its turn index.
@@ -377,6 +388,16 @@ mod tests {
             ])
         );
         assert!(t.done());
+        // Too long for the context: the conversation ends before the turn is sent.
+        let mut t = Talk::new(2, &conv);
+        assert!(t.fits(Some(8)) && !t.fits(Some(7)));
+        t.next_request(|_| String::new());
+        t.answered(Some(("reply", 20)));
+        assert!(
+            t.fits(Some(33)) && !t.fits(Some(32)),
+            "(2 + 20 + 3) * 1.1 + 5"
+        );
+        assert!(t.fits(None));
         // A failure ends the conversation.
         let mut t = Talk::new(1, &conv);
         t.next_request(|_| String::new());

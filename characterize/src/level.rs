@@ -231,7 +231,8 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
                                         (pick.shape, prompt, None)
                                     }
                                     Some(convs) => {
-                                        if talk.as_ref().is_none_or(Talk::done) {
+                                        let max = workload.max_model_len();
+                                        if talk.as_ref().is_none_or(|t| t.done() || !t.fits(max)) {
                                             let c = &convs[rng.random_range(0..convs.len())];
                                             talk = Some(Talk::new(id, c));
                                         }

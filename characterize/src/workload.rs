@@ -322,6 +322,11 @@ impl LoadedWorkload {
         }
     }
 
+    /// The model's context, if known (what drawn lengths are clamped to).
+    pub fn max_model_len(&self) -> Option<u32> {
+        self.max_model_len
+    }
+
     /// The conversations of a multi-turn workload.
     pub fn conversations(&self) -> Option<&[Conversation]> {
         match &self.prompts {
