@@ -32,7 +32,7 @@ pub struct CharacterizeArgs {
     #[arg(long, value_name = "error|estimate", default_value = "error", value_parser = ["error", "estimate"])]
     tokenizer_fallback: String,
     /// What to send, as `vllm bench serve --dataset-name`: random, sharegpt, prefix,
-    /// multi-turn or trace (the last two read --dataset-path where they need a file).
+    /// multi-turn or trace (sharegpt and trace read --dataset-path; multi-turn may).
     #[arg(long, visible_alias = "dataset-name", value_name = "KIND")]
     dataset: Option<String>,
     /// The dataset's file: ShareGPT JSON (sharegpt, multi-turn), or a trace/histogram CSV

@@ -389,3 +389,63 @@ pub fn report_command(
         ..Output::default()
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dataset_flags_become_workloads_or_clear_errors() {
+        let flags = |kind: &str| DatasetFlags {
+            kind: Some(kind.into()),
+            ..DatasetFlags::default()
+        };
+        assert_eq!(DatasetFlags::default().workload().unwrap(), None);
+        assert_eq!(
+            flags("random").workload().unwrap(),
+            Some(Workload::Dataset(Dataset::Random {
+                input: 1024,
+                output: 128,
+                range_ratio: 0.0
+            }))
+        );
+        let trace = DatasetFlags {
+            path: Some("/work/shared/data/workloads/azure_2023_conv.csv".into()),
+            ..flags("trace")
+        };
+        if trace.path.as_ref().unwrap().exists() {
+            assert!(matches!(
+                trace.workload().unwrap(),
+                Some(Workload::AzureTrace(_))
+            ));
+        }
+        let e = DatasetFlags {
+            prefix_len: Some(3),
+            ..DatasetFlags::default()
+        }
+        .workload()
+        .unwrap_err();
+        assert!(e.contains("--prefix-len belongs to --dataset"), "{e}");
+        let e = DatasetFlags {
+            path: Some("x.json".into()),
+            ..flags("prefix")
+        }
+        .workload()
+        .unwrap_err();
+        assert!(e.contains("drop --dataset-path x.json"), "{e}");
+        let e = DatasetFlags {
+            path: Some("x.json".into()),
+            turns: Some(3),
+            ..flags("multi-turn")
+        }
+        .workload()
+        .unwrap_err();
+        assert!(e.contains("one or the other"), "{e}");
+        assert!(
+            flags("sharegpt")
+                .workload()
+                .unwrap_err()
+                .contains("--dataset-path FILE")
+        );
+    }
+}
