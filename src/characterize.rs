@@ -3,7 +3,9 @@
 use crate::output::printed;
 use clap::Args;
 use pilot_characterize::client::Api;
-use pilot_characterize::commands::{CharacterizeRequest, characterize_command, report_command};
+use pilot_characterize::commands::{
+    CharacterizeRequest, DatasetFlags, characterize_command, report_command,
+};
 use pilot_characterize::options::CharacterizeOptions;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,10 +21,61 @@ pub struct CharacterizeArgs {
     /// `tiny-llama`, or a catalog name or config.json path for it).
     #[arg(long)]
     model: Option<String>,
-    /// The model's tokenizer.json: prompts go out as text of exactly the asked token count
-    /// (for servers that take no token-id prompts, and for `--api chat`).
+    /// The model's tokenizer: a tokenizer.json, a directory holding one, or a Hugging Face
+    /// model id (its tokenizer.json downloaded from $HF_ENDPOINT with $HF_TOKEN, cached).
+    /// Prompts go out as text of exactly the asked token count, and real texts' lengths are
+    /// its counts.
+    #[arg(long, value_name = "PATH|HUB_ID")]
+    tokenizer: Option<String>,
+    /// When the tokenizer is missing or cannot be loaded: `error` (default), or `estimate`
+    /// (token-id prompts, and text lengths estimated from word counts, with a note).
+    #[arg(long, value_name = "error|estimate", default_value = "error", value_parser = ["error", "estimate"])]
+    tokenizer_fallback: String,
+    /// What to send, as `vllm bench serve --dataset-name`: random, sharegpt, prefix,
+    /// multi-turn or trace (sharegpt and trace read --dataset-path; multi-turn may).
+    #[arg(long, visible_alias = "dataset-name", value_name = "KIND")]
+    dataset: Option<String>,
+    /// The dataset's file: ShareGPT JSON (sharegpt, multi-turn), or a trace/histogram CSV
+    /// (trace).
     #[arg(long)]
-    tokenizer: Option<PathBuf>,
+    dataset_path: Option<PathBuf>,
+    /// --dataset random (and synthetic multi-turn turns): input tokens (default 1024; 256).
+    #[arg(long)]
+    random_input_len: Option<u32>,
+    /// --dataset random / multi-turn: output tokens (default 128; 64).
+    #[arg(long)]
+    random_output_len: Option<u32>,
+    /// --dataset random: lengths uniform in [len*(1-R), len*(1+R)] (default 0).
+    #[arg(long, visible_alias = "input-spread", value_name = "R")]
+    random_range_ratio: Option<f64>,
+    /// --dataset sharegpt / multi-turn: every request's output tokens, instead of the
+    /// reference reply's length.
+    #[arg(long)]
+    sharegpt_output_len: Option<u32>,
+    /// --dataset prefix: tokens of the prefix the prompts of a group share (default 256).
+    #[arg(long)]
+    prefix_len: Option<u32>,
+    /// --dataset prefix: tokens of each prompt's own suffix (default 256).
+    #[arg(long)]
+    suffix_len: Option<u32>,
+    /// --dataset prefix: how many prefix groups (default 10).
+    #[arg(long)]
+    num_prefixes: Option<u32>,
+    /// --dataset prefix: output tokens (default 128).
+    #[arg(long)]
+    output_len: Option<u32>,
+    /// --dataset multi-turn without --dataset-path: turns per synthetic conversation
+    /// (default 5).
+    #[arg(long)]
+    turns: Option<u32>,
+    /// JSON object merged into every request's body, e.g. '{"top_k": 1}' (not model,
+    /// prompt, messages, max_tokens or stream, which pilot sets).
+    #[arg(long, value_name = "JSON")]
+    extra_body: Option<String>,
+    /// A header sent on every request, 'NAME: VALUE' (repeatable); values of Authorization,
+    /// *key*, *token* headers are redacted in run.json and logs.
+    #[arg(long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
     /// The route measured: `completions` (token-id prompts: exact input lengths) or `chat`.
     #[arg(long, default_value = "completions")]
     api: Api,
@@ -59,8 +112,9 @@ pub struct CharacterizeArgs {
     /// Request lengths from a file: fmperf histogram CSV, Azure trace CSV or ShareGPT JSON.
     #[arg(long)]
     workload: Option<PathBuf>,
-    /// With an Azure trace: replay its arrivals by timestamp instead of the levels.
-    #[arg(long, requires = "workload")]
+    /// With an Azure trace (--workload or --dataset trace): replay its arrivals by timestamp
+    /// instead of the levels.
+    #[arg(long)]
     replay: bool,
     #[arg(long, default_value_t = 0)]
     seed: u64,
@@ -145,7 +199,7 @@ pub fn run(a: CharacterizeArgs) -> anyhow::Result<()> {
         endpoint: a.endpoint,
         model: a.model,
         api: a.api,
-        tokenizer: a.tokenizer,
+        tokenizer_fallback: a.tokenizer_fallback == "estimate",
         burstiness: a.burstiness,
         replay: a.replay,
         seed: a.seed,
@@ -179,6 +233,22 @@ pub fn run(a: CharacterizeArgs) -> anyhow::Result<()> {
         tune: a.tune,
         launch: a.launch,
         health_timeout: a.health_timeout,
+        dataset: DatasetFlags {
+            kind: a.dataset,
+            path: a.dataset_path,
+            random_input_len: a.random_input_len,
+            random_output_len: a.random_output_len,
+            random_range_ratio: a.random_range_ratio,
+            sharegpt_output_len: a.sharegpt_output_len,
+            prefix_len: a.prefix_len,
+            suffix_len: a.suffix_len,
+            num_prefixes: a.num_prefixes,
+            output_len: a.output_len,
+            turns: a.turns,
+        },
+        tokenizer: a.tokenizer,
+        extra_body: a.extra_body,
+        headers: a.headers,
     })?)
 }
 

@@ -30,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Benchmark an OpenAI-compatible LLM server (or pilot's embedded engine) under load.
-    Characterize(characterize::CharacterizeArgs),
+    Characterize(Box<characterize::CharacterizeArgs>),
     /// Write one self-contained HTML report (plots, tables) of characterize runs, overlaid.
     Report(characterize::ReportArgs),
     /// Serve an LLM with pilot's embedded engine (OpenAI-compatible HTTP API).
@@ -120,7 +120,7 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
 
 fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Characterize(a) => characterize::run(a),
+        Command::Characterize(a) => characterize::run(*a),
         Command::Report(a) => characterize::report(a),
         Command::Serve(a) => serve(a),
         Command::Dataset(cmd) => dataset::run(cmd),

@@ -101,6 +101,8 @@ async fn run(base: &str, streams: usize, tokens: u32, itl_ms: u32) -> Result {
             tokenizer: None,
             timeout: Duration::from_secs(300),
             exact_output: true,
+            extra_body: Default::default(),
+            headers: Vec::new(),
         })
         .expect("client"),
     );

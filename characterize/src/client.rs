@@ -59,6 +59,104 @@ impl std::str::FromStr for Api {
 pub enum Prompt {
     Ids(Vec<u32>),
     Text(String),
+    /// A shared prefix and the request's own suffix (`--dataset prefix`): with a tokenizer,
+    /// each part becomes its own exact-length text, so every prompt of a group starts with
+    /// the very same text; without, the ids are sent one after the other.
+    Split(Vec<u32>, Vec<u32>),
+    /// A conversation so far (`--dataset multi-turn`, chat route only).
+    Chat(Vec<Message>),
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Message {
+    pub role: &'static str,
+    pub content: String,
+}
+
+impl Message {
+    pub fn user(content: String) -> Message {
+        Message {
+            role: "user",
+            content,
+        }
+    }
+    pub fn assistant(content: String) -> Message {
+        Message {
+            role: "assistant",
+            content,
+        }
+    }
+}
+
+/// Request fields pilot sets itself: `--extra-body` may not replace them.
+pub const RESERVED_BODY_KEYS: [&str; 6] = [
+    "model",
+    "prompt",
+    "messages",
+    "max_tokens",
+    "stream",
+    "stream_options",
+];
+
+/// Parses `--extra-body`: a JSON object, without [`RESERVED_BODY_KEYS`].
+pub fn parse_extra_body(text: &str) -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let v: serde_json::Value = serde_json::from_str(text)
+        .map_err(|e| format!("--extra-body '{text}' is not JSON: {e}"))?;
+    let serde_json::Value::Object(map) = v else {
+        return Err(format!(
+            "--extra-body '{text}' is not a JSON object: write e.g. '{{\"top_k\": 1}}'"
+        ));
+    };
+    if let Some(k) = map
+        .keys()
+        .find(|k| RESERVED_BODY_KEYS.contains(&k.as_str()))
+    {
+        return Err(format!(
+            "--extra-body sets \"{k}\", which pilot sets itself ({}): use --model, --dataset or the length flags instead",
+            RESERVED_BODY_KEYS.join(", ")
+        ));
+    }
+    Ok(map)
+}
+
+/// Whether a header's value is a credential, by its name (Authorization, X-Api-Key, any
+/// `*token*`, `*key*`, `*secret*`, cookies): such values are never logged or written.
+pub fn sensitive_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    n == "authorization"
+        || n == "proxy-authorization"
+        || n.contains("cookie")
+        || ["token", "key", "secret", "auth", "password"]
+            .iter()
+            .any(|w| n.contains(w))
+}
+
+/// Parses `--header 'K: V'` (also `K=V`, as `vllm bench serve --header` takes it).
+pub fn parse_header(text: &str) -> Result<(String, String), String> {
+    let (k, v) = text
+        .split_once(':')
+        .or_else(|| text.split_once('='))
+        .ok_or_else(|| {
+            format!(
+                "--header '{}': write NAME: VALUE, e.g. --header 'X-Tenant: team-a'",
+                redact_header_text(text)
+            )
+        })?;
+    let (k, v) = (k.trim(), v.trim());
+    reqwest::header::HeaderName::from_bytes(k.as_bytes())
+        .map_err(|_| format!("--header: '{k}' is not a valid header name"))?;
+    HeaderValue::from_str(v)
+        .map_err(|_| format!("--header {k}: its value holds characters not allowed in a header"))?;
+    Ok((k.to_string(), v.to_string()))
+}
+
+/// A `--header` as text safe to show: the value cut out when the name is sensitive.
+fn redact_header_text(text: &str) -> String {
+    match text.split_once(':').or_else(|| text.split_once('=')) {
+        Some((k, _)) if sensitive_header(k.trim()) => format!("{}: [redacted]", k.trim()),
+        _ => text.to_string(),
+    }
 }
 
 /// How to reach the server.
@@ -77,6 +175,12 @@ pub struct ClientOptions {
     /// With a tokenizer, prompts go out as text of exactly the asked token count (both
     /// routes); without one, completions send token ids.
     pub tokenizer: Option<std::sync::Arc<crate::tokenize::PromptTokenizer>>,
+    /// `--extra-body`: merged into every request's body (after pilot's own fields, so it may
+    /// replace e.g. `temperature`, never the [`RESERVED_BODY_KEYS`]).
+    pub extra_body: serde_json::Map<String, serde_json::Value>,
+    /// `--header`: sent on every request; values of [`sensitive_header`]s are redacted from
+    /// errors.
+    pub headers: Vec<(String, String)>,
 }
 
 /// What happened to one request.
@@ -95,6 +199,9 @@ pub struct Outcome {
     pub http_status: Option<u16>,
     /// Error text (with any credential removed); empty on success.
     pub error: String,
+    /// The generated text (content, not reasoning): the reply a multi-turn conversation
+    /// carries into its next turn.
+    pub reply: String,
 }
 
 /// A client of one server; cheap to share (`Arc`) between tasks.
@@ -104,6 +211,9 @@ pub struct Client {
     url: String,
     opts: ClientOptions,
     auth: Option<HeaderValue>,
+    headers: reqwest::header::HeaderMap,
+    /// Values never to show: the API key and sensitive `--header` values.
+    secrets: Vec<String>,
 }
 
 /// Why a client could not be built.
@@ -134,6 +244,27 @@ impl Client {
             }
             None => None,
         };
+        let mut headers = reqwest::header::HeaderMap::new();
+        let mut secrets: Vec<String> = opts
+            .api_key
+            .iter()
+            .filter(|k| !k.is_empty())
+            .cloned()
+            .collect();
+        for (k, v) in &opts.headers {
+            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
+                .map_err(|_| ClientError(format!("'{k}' is not a valid header name")))?;
+            let mut value = HeaderValue::from_str(v).map_err(|_| {
+                ClientError(format!(
+                    "header {k}: its value holds characters not allowed in a header"
+                ))
+            })?;
+            if sensitive_header(k) {
+                value.set_sensitive(true);
+                secrets.push(v.clone());
+            }
+            headers.append(name, value);
+        }
         let base = opts.base_url.trim_end_matches('/');
         let url = match opts.api {
             Api::Completions => format!("{base}/completions"),
@@ -144,6 +275,8 @@ impl Client {
             url,
             opts,
             auth,
+            headers,
+            secrets,
         })
     }
 
@@ -159,26 +292,59 @@ impl Client {
 
     /// Removes the API key from text bound for logs or files.
     pub fn redact(&self, text: &str) -> String {
-        redact(text, self.opts.api_key.as_deref())
+        self.secrets
+            .iter()
+            .fold(text.to_string(), |t, s| redact(&t, Some(s)))
+    }
+
+    /// Text of exactly `ids.len()` tokens with a tokenizer, else [`ids_as_text`]'s letters
+    /// (synthetic turns of a conversation).
+    pub fn text_of(&self, ids: &[u32]) -> String {
+        self.opts
+            .tokenizer
+            .as_ref()
+            .and_then(|t| t.text_of_length(ids))
+            .unwrap_or_else(|| ids_as_text(ids))
     }
 
     /// The JSON body of a request.
     pub fn body(&self, prompt: &Prompt, output: u32) -> Vec<u8> {
         let exact_text = match (prompt, &self.opts.tokenizer) {
             (Prompt::Ids(ids), Some(t)) => t.text_of_length(ids).map(Prompt::Text),
+            (Prompt::Split(a, b), Some(t)) => t
+                .text_of_length(a)
+                .zip(t.text_of_length(b))
+                .map(|(a, b)| Prompt::Text(join_parts(a, &b))),
+            (Prompt::Split(a, b), None) => Some(Prompt::Ids([a.as_slice(), b].concat())),
             _ => None,
         };
         let prompt = exact_text.as_ref().unwrap_or(prompt);
         let mut v = match (self.opts.api, prompt) {
             (Api::Completions, Prompt::Ids(ids)) => serde_json::json!({"prompt": ids}),
             (Api::Completions, Prompt::Text(t)) => serde_json::json!({"prompt": t}),
+            (Api::Completions, Prompt::Split(a, b)) => {
+                serde_json::json!({"prompt": ([a.as_slice(), b].concat())})
+            }
+            (Api::Completions, Prompt::Chat(m)) => {
+                // Refused before a run starts (multi-turn forces the chat route); the
+                // conversation as plain text keeps this total.
+                let text: Vec<&str> = m.iter().map(|m| m.content.as_str()).collect();
+                serde_json::json!({"prompt": text.join("\n")})
+            }
             (Api::Chat, p) => {
-                let text = match p {
-                    Prompt::Text(t) => t.clone(),
-                    Prompt::Ids(ids) => ids_as_text(ids),
+                let messages = match p {
+                    Prompt::Text(t) => serde_json::json!([{"role": "user", "content": t}]),
+                    Prompt::Ids(ids) => {
+                        serde_json::json!([{"role": "user", "content": ids_as_text(ids)}])
+                    }
+                    Prompt::Split(a, b) => serde_json::json!([{"role": "user",
+                        "content": join_parts(ids_as_text(a), &ids_as_text(b))}]),
+                    Prompt::Chat(m) => m
+                        .iter()
+                        .map(|m| serde_json::json!({"role": m.role, "content": m.content}))
+                        .collect(),
                 };
-                serde_json::json!({"messages": [{"role": "user", "content": text}],
-                                   "max_completion_tokens": output})
+                serde_json::json!({"messages": messages, "max_completion_tokens": output})
             }
         };
         v["model"] = self.opts.model.clone().into();
@@ -189,6 +355,9 @@ impl Client {
         if self.opts.exact_output {
             v["min_tokens"] = output.into();
             v["ignore_eos"] = true.into();
+        }
+        for (k, x) in &self.opts.extra_body {
+            v[k] = x.clone();
         }
         serde_json::to_vec(&v).expect("JSON values serialize")
     }
@@ -236,6 +405,9 @@ impl Client {
             .body(body);
         if let Some(h) = &self.auth {
             req = req.header(AUTHORIZATION, h.clone());
+        }
+        if !self.headers.is_empty() {
+            req = req.headers(self.headers.clone());
         }
         let mut resp = req.send().await.map_err(|e| Failure {
             kind: send_kind(&e),
@@ -412,6 +584,13 @@ fn on_event(data: &[u8], now: Millis, out: &mut Outcome) -> StreamState {
         if text.is_some_and(|t| !t.is_empty()) {
             out.token_times.push(now);
         }
+        if let Some(t) = c
+            .text
+            .as_deref()
+            .or_else(|| c.delta.as_ref().and_then(|d| d.content.as_deref()))
+        {
+            out.reply.push_str(t);
+        }
         if let Some(r) = &c.finish_reason {
             out.finish_reason = Some(r.to_string());
         }
@@ -513,6 +692,16 @@ pub fn prompt_ids(seed: u64, request_id: u64, len: u32, ids: std::ops::Range<u32
         .collect()
 }
 
+/// Two parts of a prompt as one text, a space between them unless one is there already (so
+/// the prefix's last word does not merge with the suffix's first).
+fn join_parts(mut a: String, b: &str) -> String {
+    if !a.is_empty() && !a.ends_with(char::is_whitespace) && !b.starts_with(char::is_whitespace) {
+        a.push(' ');
+    }
+    a.push_str(b);
+    a
+}
+
 /// Text for a chat prompt from ids: one lowercase letter per id, space-separated in words of
 /// four. On pilot's byte-level engine that is one token per character; on BPE tokenizers the
 /// count differs, and the recorded input length is the server's `usage.prompt_tokens`.
@@ -596,5 +785,72 @@ mod tests {
             redact("Bearer sk-secret-1 bad", Some("sk-secret-1")),
             "Bearer [redacted] bad"
         );
+    }
+
+    #[test]
+    fn extra_body_and_headers_are_checked_and_credentials_kept_out_of_errors() {
+        let m = parse_extra_body(r#"{"top_k": 1, "temperature": 0.7}"#).unwrap();
+        assert_eq!(m["top_k"], 1);
+        let e = parse_extra_body("{top_k: 1}").unwrap_err();
+        assert!(e.contains("not JSON") && e.contains("line 1"), "{e}");
+        let e = parse_extra_body(r#"{"stream": false}"#).unwrap_err();
+        assert!(
+            e.contains("\"stream\"") && e.contains("pilot sets itself"),
+            "{e}"
+        );
+        assert!(
+            parse_extra_body("[1]")
+                .unwrap_err()
+                .contains("not a JSON object")
+        );
+        assert_eq!(
+            parse_header("X-Tenant:  team-a ").unwrap(),
+            ("X-Tenant".to_string(), "team-a".to_string())
+        );
+        assert_eq!(parse_header("k=v").unwrap(), ("k".into(), "v".into()));
+        assert!(parse_header("novalue").is_err());
+        for name in [
+            "Authorization",
+            "X-Api-Key",
+            "x-auth-token",
+            "OpenAI-Secret",
+        ] {
+            assert!(sensitive_header(name), "{name}");
+        }
+        assert!(!sensitive_header("X-Tenant"));
+        let client = Client::new(ClientOptions {
+            base_url: "http://127.0.0.1:1/v1".into(),
+            model: "m".into(),
+            api: Api::Chat,
+            api_key: Some("sk-1".into()),
+            timeout: Duration::from_secs(1),
+            exact_output: false,
+            tokenizer: None,
+            extra_body: parse_extra_body(r#"{"temperature": 0.7, "top_k": 3}"#).unwrap(),
+            headers: vec![
+                ("X-Api-Key".into(), "secret-xyz".into()),
+                ("X-Tenant".into(), "a".into()),
+            ],
+        })
+        .unwrap();
+        assert_eq!(
+            client.redact("key secret-xyz tenant a sk-1"),
+            "key [redacted] tenant a [redacted]"
+        );
+        let body: serde_json::Value = serde_json::from_slice(&client.body(
+            &Prompt::Chat(vec![
+                Message::user("hi".into()),
+                Message::assistant("hello".into()),
+                Message::user("more".into()),
+            ]),
+            4,
+        ))
+        .unwrap();
+        assert_eq!(
+            (body["temperature"].clone(), body["top_k"].clone()),
+            (0.7.into(), 3.into())
+        );
+        assert_eq!(body["messages"][1]["role"], "assistant");
+        assert_eq!(body["messages"][2]["content"], "more");
     }
 }

@@ -27,15 +27,17 @@
 //! A server that refuses [`DEAD_AFTER`] connections in a row is dead: the level ends with what
 //! was measured.
 
-use crate::client::{Client, Outcome, Prompt, prompt_ids, unix_ms};
+use crate::client::{Client, Outcome, unix_ms};
+use crate::dataset::Talk;
 use crate::store::Store;
 use crate::telemetry::{GpuGauges, GpuSampler, ServerGauges, scrape};
-use crate::workload::{LoadedWorkload, Shape};
+use crate::workload::{LoadedWorkload, Pick, Shape};
 use indicatif::{ProgressBar, ProgressStyle};
 use pilot_core::load::Load;
 use pilot_core::metrics::FailureKind;
 use pilot_core::requests::{PointKey, RequestRecord};
 use pilot_core::units::Millis;
+use rand::RngExt;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use rand_distr::{Distribution, Gamma};
@@ -122,17 +124,19 @@ struct InFlight {
     start_unix_ms: f64,
     started: Instant,
     shape: Shape,
+    turn: Option<(u64, u32)>,
 }
 
 /// The requests in flight, by id. A task removes its request when the answer arrives (or the
 /// level is aborted); what is left when the drain ends stalled.
 type OpenRequests = Arc<Mutex<HashMap<u64, InFlight>>>;
 
-fn opened(open: &OpenRequests, id: u64, shape: Shape) {
+fn opened(open: &OpenRequests, id: u64, shape: Shape, turn: Option<(u64, u32)>) {
     let request = InFlight {
         start_unix_ms: unix_ms(),
         started: Instant::now(),
         shape,
+        turn,
     };
     open.lock().expect("open requests lock").insert(id, request);
 }
@@ -148,6 +152,8 @@ struct Done {
     outcome: Outcome,
     /// Given up at the end of the drain (see [`LevelContext::drain`]).
     stalled: bool,
+    /// Multi-turn: the conversation's id and the turn's index.
+    turn: Option<(u64, u32)>,
 }
 
 /// Runs one level and returns its records (already in the store, window set).
@@ -210,16 +216,39 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
                             level_seed ^ (user as u64).wrapping_mul(0xa076_1d64_78bd_642f),
                         );
                         tasks.spawn(async move {
+                            // Multi-turn: this user's conversation in progress.
+                            let mut talk: Option<Talk> = None;
                             while Instant::now() < end && !*abort.borrow() {
                                 let warmup = Instant::now() < measure_start;
                                 if !warmup && !claim(limit, &taken) {
                                     break;
                                 }
                                 let id = next_id.fetch_add(1, Ordering::Relaxed);
-                                let shape = workload.sample(&mut rng);
-                                let prompt =
-                                    Prompt::Ids(prompt_ids(seed, id, shape.input, ids.clone()));
-                                opened(&open, id, shape);
+                                let (shape, prompt, turn) = match workload.conversations() {
+                                    None => {
+                                        let pick = workload.pick(&mut rng);
+                                        let prompt = workload.prompt(pick, seed, id, ids.clone());
+                                        (pick.shape, prompt, None)
+                                    }
+                                    Some(convs) => {
+                                        let max = workload.max_model_len();
+                                        if talk.as_ref().is_none_or(|t| t.done() || !t.fits(max)) {
+                                            let c = &convs[rng.random_range(0..convs.len())];
+                                            talk = Some(Talk::new(id, c));
+                                        }
+                                        let t = talk.as_mut().expect("set above");
+                                        let (shape, prompt, index) = t.next_request(|n| {
+                                            client.text_of(&crate::client::prompt_ids(
+                                                seed,
+                                                id,
+                                                n,
+                                                ids.clone(),
+                                            ))
+                                        });
+                                        (shape, prompt, Some((t.id, index)))
+                                    }
+                                };
+                                opened(&open, id, shape, turn);
                                 let outcome = tokio::select! {
                                     o = client.send(&prompt, shape.output) => o,
                                     _ = abort.wait_for(|a| *a) => {
@@ -228,6 +257,17 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
                                     }
                                 };
                                 closed(&open, id);
+                                if let Some(t) = talk.as_mut() {
+                                    let tokens = outcome
+                                        .usage_completion
+                                        .unwrap_or(outcome.token_times.len() as u64);
+                                    t.answered(
+                                        outcome
+                                            .failure
+                                            .is_none()
+                                            .then_some((outcome.reply.as_str(), tokens as u32)),
+                                    );
+                                }
                                 let refused = outcome.failure == Some(FailureKind::Connection);
                                 let _ = tx.send(Done {
                                     id,
@@ -235,6 +275,7 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
                                     shape,
                                     outcome,
                                     stalled: false,
+                                    turn,
                                 });
                                 if refused {
                                     // Do not spin on a closed port.
@@ -247,7 +288,8 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
                 Load::Rate(_) | Load::Batch(_) => {
                     let arrivals = arrivals(&workload, level, level_seed, end - t0);
                     let mut abort_wait = abort.clone();
-                    for (offset, shape) in arrivals {
+                    for (offset, pick) in arrivals {
+                        let shape = pick.shape;
                         tokio::select! {
                             _ = tokio::time::sleep_until(t0 + offset) => {}
                             _ = abort_wait.wait_for(|a| *a) => break,
@@ -259,13 +301,13 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
                         let id = next_id.fetch_add(1, Ordering::Relaxed);
                         let (client, tx, open) = (client.clone(), tx.clone(), open.clone());
                         let mut abort = abort.clone();
-                        let prompt = Prompt::Ids(prompt_ids(seed, id, shape.input, ids.clone()));
-                        opened(&open, id, shape);
+                        let prompt = workload.prompt(pick, seed, id, ids.clone());
+                        opened(&open, id, shape, None);
                         tasks.spawn(async move {
                             tokio::select! {
                                 o = client.send(&prompt, shape.output) => {
                                     closed(&open, id);
-                                    let _ = tx.send(Done { id, warmup, shape, outcome: o, stalled: false });
+                                    let _ = tx.send(Done { id, warmup, shape, outcome: o, stalled: false, turn: None });
                                 }
                                 _ = abort.wait_for(|a| *a) => closed(&open, id),
                             }
@@ -304,6 +346,7 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
                     shape: r.shape,
                     outcome,
                     stalled: true,
+                    turn: r.turn,
                 });
             }
         }
@@ -382,7 +425,9 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
                 if ok && !done.warmup {
                     last_done = last_done.max(now);
                     let sent = done.shape.input as u64;
-                    if done.outcome.usage_prompt.is_some_and(|p| p != sent) {
+                    // A conversation's input is the history in the server's chat template,
+                    // which pilot cannot count: only single prompts are checked.
+                    if done.turn.is_none() && done.outcome.usage_prompt.is_some_and(|p| p != sent) {
                         input_mismatches += 1;
                     }
                     if done.outcome.token_times.len() as u64 != done.shape.output as u64 {
@@ -407,6 +452,8 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
                     http_status: done.outcome.http_status,
                     error: done.outcome.error,
                     window: None,
+                    conversation: done.turn.map(|t| t.0),
+                    turn: done.turn.map(|t| t.1),
                 };
                 ctx.store.lock().expect("store lock").push(record.clone());
                 records.push(record);
@@ -462,7 +509,7 @@ fn claim(limit: Option<u64>, taken: &AtomicU64) -> bool {
 }
 
 /// Arrival offsets from the level's start, up to `span` (none for a closed loop).
-fn arrivals(w: &LoadedWorkload, level: Level, seed: u64, span: Duration) -> Vec<(Duration, Shape)> {
+fn arrivals(w: &LoadedWorkload, level: Level, seed: u64, span: Duration) -> Vec<(Duration, Pick)> {
     let mut rng = StdRng::seed_from_u64(seed);
     match (level.load, level.arrivals) {
         (Load::Rate(_), Arrivals::Trace) => w
@@ -479,7 +526,7 @@ fn arrivals(w: &LoadedWorkload, level: Level, seed: u64, span: Duration) -> Vec<
                 if t >= span.as_secs_f64() {
                     break out;
                 }
-                out.push((Duration::from_secs_f64(t), w.sample(&mut rng)));
+                out.push((Duration::from_secs_f64(t), w.pick(&mut rng)));
             }
         }
         (Load::Users(_) | Load::Batch(_), _) => Vec::new(),

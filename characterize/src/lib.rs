@@ -9,7 +9,9 @@
 //!     [`runinfo`]: `run.json`, the run's metadata; [`results`]: `results.json`, vLLM's shape;
 //!     [`options`]: what it can be told; [`error`]: why it failed.
 //!   - [`client`]: one streamed request and its token times; [`sse`]: the event decoder.
-//!   - [`level`]: closed-loop users, open-loop arrivals, trace replay; [`workload`]: lengths.
+//!   - [`level`]: closed-loop users, open-loop arrivals, trace replay; [`workload`]: lengths
+//!     and prompts; [`dataset`]: `--dataset` kinds (random, ShareGPT text, shared prefixes,
+//!     multi-turn conversations).
 //!   - [`store`]: the request table written as the run goes; [`telemetry`]: `/metrics`, NVML.
 //!   - [`tokenize`]: exact-length text prompts through the model's tokenizer.
 //!   - SLOs (`--slo`) are `pilot_core::slo`, shared with recommend.
@@ -20,6 +22,7 @@
 
 pub mod client;
 pub mod commands;
+pub mod dataset;
 pub mod error;
 pub mod html_report;
 pub mod level;

@@ -89,6 +89,15 @@ pub struct CharacterizeOptions {
     /// `--tokenizer tokenizer.json`: send text prompts of exactly the asked token count (for
     /// servers that take no token ids); see [`crate::tokenize`].
     pub tokenizer: Option<PathBuf>,
+    /// `--tokenizer-fallback estimate`: a tokenizer that cannot be loaded is not an error:
+    /// prompts go out as token ids, and real texts' lengths are word estimates (noted).
+    pub tokenizer_fallback: bool,
+    /// `--extra-body JSON`: merged into every request's body (see
+    /// [`crate::client::parse_extra_body`]).
+    pub extra_body: serde_json::Map<String, serde_json::Value>,
+    /// `--header 'K: V'`: sent on every request; sensitive values never written (run.json
+    /// shows them redacted).
+    pub headers: Vec<(String, String)>,
 }
 
 impl Default for CharacterizeOptions {
@@ -127,6 +136,9 @@ impl Default for CharacterizeOptions {
             engine_max_batch: None,
             tune: None,
             tokenizer: None,
+            tokenizer_fallback: false,
+            extra_body: serde_json::Map::new(),
+            headers: Vec::new(),
         }
     }
 }
@@ -214,6 +226,35 @@ pub(crate) fn validate(o: &CharacterizeOptions) -> Result<(), CharacterizeError>
     }
     if o.replay && !matches!(o.workload, Workload::AzureTrace(_)) {
         return bad("--replay needs an Azure trace as --workload".into());
+    }
+    if matches!(
+        o.workload,
+        Workload::Dataset(
+            crate::dataset::Dataset::ShareGpt { .. }
+                | crate::dataset::Dataset::MultiTurn { path: Some(_), .. }
+        )
+    ) && o.tokenizer.is_none()
+        && !o.tokenizer_fallback
+    {
+        return bad(
+            "the dataset's prompts are real text, whose lengths need the model's tokenizer: give --tokenizer PATH|HUB_ID (a tokenizer.json, a directory holding one, or a Hugging Face model id), or --tokenizer-fallback estimate to estimate them from word counts".into(),
+        );
+    }
+    if matches!(
+        o.workload,
+        Workload::Dataset(crate::dataset::Dataset::MultiTurn { .. })
+    ) {
+        if !o.rates.is_empty() || o.replay {
+            return bad(
+                "--dataset multi-turn runs closed-loop (each user one conversation, turn after turn): give --users, not --rate or --replay".into(),
+            );
+        }
+        if o.api != crate::client::Api::Chat {
+            return bad(
+                "--dataset multi-turn sends conversations over the chat route: add --api chat"
+                    .into(),
+            );
+        }
     }
     if o.request_timeout.is_zero() {
         return bad("--timeout must be positive".into());

@@ -62,6 +62,13 @@ fn options_json(o: &CharacterizeOptions) -> Value {
         "model": o.model,
         "api": format!("{:?}", o.api).to_ascii_lowercase(),
         "tokenizer": o.tokenizer,
+        "tokenizer_fallback": if o.tokenizer_fallback { "estimate" } else { "error" },
+        "extra_body": o.extra_body,
+        // Credentials' values never reach the file.
+        "headers": o.headers.iter().map(|(k, v)| {
+            let v = if crate::client::sensitive_header(k) { "[redacted]" } else { v.as_str() };
+            format!("{k}: {v}")
+        }).collect::<Vec<_>>(),
         "users": o.users,
         "rate": o.rates.iter().map(|r| r.0).collect::<Vec<_>>(),
         "burstiness": o.burstiness,

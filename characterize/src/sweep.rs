@@ -107,17 +107,40 @@ impl Run<'_> {
             timeout: o.request_timeout,
             exact_output: o.exact_output,
             tokenizer: match &o.tokenizer {
-                Some(p) => Some(std::sync::Arc::new(
-                    crate::tokenize::PromptTokenizer::load(p)
-                        .map_err(CharacterizeError::Options)?,
-                )),
+                Some(p) => match crate::tokenize::PromptTokenizer::load(p) {
+                    Ok(t) => Some(std::sync::Arc::new(t)),
+                    Err(why) if o.tokenizer_fallback => {
+                        push_note(
+                            report,
+                            format!(
+                                "{why}: continuing without it (--tokenizer-fallback estimate): token-id prompts, estimated text lengths"
+                            ),
+                        );
+                        None
+                    }
+                    Err(why) => {
+                        return Err(CharacterizeError::Options(format!(
+                            "{why}; or add --tokenizer-fallback estimate to run with estimated lengths"
+                        )));
+                    }
+                },
                 None => None,
             },
+            extra_body: o.extra_body.clone(),
+            headers: o.headers.clone(),
         };
         let probe = Client::new(client_opts.clone())?;
         target.discover(&probe, report).await?;
         let prompt_ids = prompt_id_range(target.vocab.map(|v| v.0));
-        if o.api == Api::Completions && o.tokenizer.is_none() {
+        // Real texts (ShareGPT) are sent as they are: no ids to speak of.
+        let texts = matches!(
+            o.workload,
+            crate::workload::Workload::Dataset(
+                crate::dataset::Dataset::ShareGpt { .. }
+                    | crate::dataset::Dataset::MultiTurn { path: Some(_), .. }
+            )
+        );
+        if o.api == Api::Completions && client_opts.tokenizer.is_none() && !texts {
             push_note(
                 report,
                 match target.vocab {
@@ -140,8 +163,12 @@ impl Run<'_> {
             );
         }
         client_opts.model = target.model.clone();
+        let workload = LoadedWorkload::load_with(
+            &o.workload,
+            target.max_model_len,
+            client_opts.tokenizer.as_deref(),
+        )?;
         let client = Arc::new(Client::new(client_opts)?);
-        let workload = LoadedWorkload::load(&o.workload, target.max_model_len)?;
         for n in &workload.notes {
             push_note(report, n.clone());
         }

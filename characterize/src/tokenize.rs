@@ -8,7 +8,7 @@
 //! tokenizer counts exactly N tokens in it.
 
 use std::fmt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use tokenizers::Tokenizer;
 
 /// A model's tokenizer, used only to build prompts of exact length.
@@ -76,6 +76,111 @@ impl PromptTokenizer {
     }
 }
 
+/// Where `--tokenizer SPEC` is: a `tokenizer.json`, a directory holding one (a model
+/// checkout), or a Hugging Face model id (`org/name`), whose `tokenizer.json` is downloaded
+/// once from `$HF_ENDPOINT` (default `https://huggingface.co`) with `$HF_TOKEN` if set, and
+/// cached under `$HF_HOME/pilot/tokenizers/` (else `~/.cache/pilot/tokenizers/`).
+pub async fn resolve(spec: &str) -> Result<PathBuf, String> {
+    let path = Path::new(spec);
+    if path.is_file() {
+        return Ok(path.into());
+    }
+    if path.is_dir() {
+        let file = path.join("tokenizer.json");
+        return if file.is_file() {
+            Ok(file)
+        } else {
+            Err(format!(
+                "--tokenizer {spec}: the directory holds no tokenizer.json; give the file itself or the model's Hugging Face id"
+            ))
+        };
+    }
+    let hub_id = !spec.is_empty()
+        && !spec.starts_with(['.', '/'])
+        && spec.split('/').count() <= 2
+        && spec.split('/').all(|p| {
+            !p.is_empty()
+                && p != ".."
+                && p.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        });
+    if !hub_id {
+        return Err(format!(
+            "--tokenizer {spec}: no such file or directory, and not a Hugging Face model id (org/name)"
+        ));
+    }
+    let cache = cache_dir().join(spec).join("tokenizer.json");
+    if cache.is_file() {
+        return Ok(cache);
+    }
+    download(spec, &cache).await?;
+    Ok(cache)
+}
+
+/// `$HF_HOME/pilot/tokenizers`, else `~/.cache/pilot/tokenizers`.
+fn cache_dir() -> PathBuf {
+    match std::env::var_os("HF_HOME").filter(|h| !h.is_empty()) {
+        Some(h) => PathBuf::from(h).join("pilot").join("tokenizers"),
+        None => PathBuf::from(std::env::var_os("HOME").unwrap_or_else(|| ".".into()))
+            .join(".cache")
+            .join("pilot")
+            .join("tokenizers"),
+    }
+}
+
+/// Downloads `<endpoint>/<id>/resolve/main/tokenizer.json` to `to` (through a temporary file,
+/// so an interrupted download leaves no broken cache entry).
+async fn download(id: &str, to: &Path) -> Result<(), String> {
+    let endpoint = std::env::var("HF_ENDPOINT")
+        .ok()
+        .filter(|e| !e.is_empty())
+        .unwrap_or_else(|| "https://huggingface.co".into());
+    let url = format!(
+        "{}/{id}/resolve/main/tokenizer.json",
+        endpoint.trim_end_matches('/')
+    );
+    let token = std::env::var("HF_TOKEN").ok().filter(|t| !t.is_empty());
+    let fail = |why: String| {
+        let why = crate::client::redact(&why, token.as_deref());
+        format!("--tokenizer {id}: cannot download {url}: {why}")
+    };
+    let mut req = reqwest::Client::new()
+        .get(&url)
+        .timeout(std::time::Duration::from_secs(120));
+    if let Some(t) = &token {
+        let mut h = reqwest::header::HeaderValue::from_str(&format!("Bearer {t}"))
+            .map_err(|_| fail("HF_TOKEN holds characters not allowed in a header".into()))?;
+        h.set_sensitive(true);
+        req = req.header(reqwest::header::AUTHORIZATION, h);
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| fail(crate::client::error_chain(&e)))?;
+    let status = resp.status();
+    if !status.is_success() {
+        let hint = match status.as_u16() {
+            401 | 403 => "; a gated or private model needs HF_TOKEN set",
+            404 => "; check the model id",
+            _ => "",
+        };
+        return Err(fail(format!("HTTP {status}{hint}")));
+    }
+    let bytes = resp
+        .bytes()
+        .await
+        .map_err(|e| fail(crate::client::error_chain(&e)))?;
+    Tokenizer::from_bytes(&bytes)
+        .map_err(|e| fail(format!("the file is not a tokenizer.json: {e}")))?;
+    let dir = to.parent().expect("a file in the cache");
+    std::fs::create_dir_all(dir)
+        .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
+    let tmp = dir.join(format!(".tokenizer.json.{}", std::process::id()));
+    std::fs::write(&tmp, &bytes)
+        .and_then(|()| std::fs::rename(&tmp, to))
+        .map_err(|e| fail(format!("cannot write {}: {e}", to.display())))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
@@ -126,6 +231,8 @@ pub(crate) mod tests {
                 timeout: std::time::Duration::from_secs(1),
                 exact_output: true,
                 tokenizer: Some(t.clone()),
+                extra_body: Default::default(),
+                headers: Vec::new(),
             })
             .unwrap();
             let ids: Vec<u32> = (0..37).collect();

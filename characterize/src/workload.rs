@@ -18,6 +18,9 @@
 //!
 //! Every length is clamped so that input + output fits the model's context.
 
+use crate::client::{Prompt, prompt_ids};
+use crate::dataset::{self, Conversation, Counter, Dataset, TOKENS_PER_WORD};
+use crate::tokenize::PromptTokenizer;
 use rand::RngExt;
 use rand::rngs::StdRng;
 use std::path::{Path, PathBuf};
@@ -32,8 +35,10 @@ pub enum Workload {
     FmperfHistogram(PathBuf),
     /// An Azure LLM inference trace CSV.
     AzureTrace(PathBuf),
-    /// A ShareGPT conversations JSON.
+    /// A ShareGPT conversations JSON (lengths only: `--workload`).
     ShareGpt(PathBuf),
+    /// `--dataset`: a kind that carries its prompts (see [`crate::dataset`]).
+    Dataset(Dataset),
 }
 
 impl Default for Workload {
@@ -116,11 +121,55 @@ pub struct LoadedWorkload {
     pub clamped: usize,
     /// Human-readable notes (estimates, clamping).
     pub notes: Vec<String>,
+    /// What each request sends.
+    prompts: Prompts,
+    /// The model's context, which drawn lengths are clamped to.
+    max_model_len: Option<u32>,
 }
+
+/// What a [`LoadedWorkload`]'s requests send.
+#[derive(Debug, Clone)]
+enum Prompts {
+    /// Random token ids of the shape's length, different per request.
+    Synthetic,
+    /// Random ids, lengths drawn per request from these ranges (`--dataset random`).
+    Random {
+        input: std::ops::RangeInclusive<u32>,
+        output: std::ops::RangeInclusive<u32>,
+    },
+    /// Real texts, one per shape (`--dataset sharegpt`).
+    Texts(Vec<String>),
+    /// `groups` shared prefixes of `prefix` ids, then the request's own ids up to its input
+    /// length.
+    Prefixed { prefix: u32, groups: u32 },
+    /// Conversations, run turn after turn by one user (`--dataset multi-turn`).
+    Conversations(Vec<Conversation>),
+}
+
+/// One drawn request: its lengths and which entry of the workload it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pick {
+    pub shape: Shape,
+    /// The entry (text, trace row, prefix group) the prompt comes from.
+    entry: usize,
+}
+
+/// Salt of the shared prefixes' ids: a group's prefix is the same for every request.
+const PREFIX_SALT: u64 = 0x7072_6566_6978_0001;
 
 impl LoadedWorkload {
     /// Loads `w`, clamping every request to `max_model_len` tokens (prompt + output) if known.
     pub fn load(w: &Workload, max_model_len: Option<u32>) -> Result<LoadedWorkload, WorkloadError> {
+        LoadedWorkload::load_with(w, max_model_len, None)
+    }
+
+    /// [`LoadedWorkload::load`], counting real texts' tokens with `tokenizer` (without one,
+    /// the counts are word estimates, and a note says so).
+    pub fn load_with(
+        w: &Workload,
+        max_model_len: Option<u32>,
+        tokenizer: Option<&PromptTokenizer>,
+    ) -> Result<LoadedWorkload, WorkloadError> {
         let mut loaded = match w {
             Workload::Fixed { input, output } => {
                 if *input == 0 || *output == 0 {
@@ -144,7 +193,35 @@ impl LoadedWorkload {
             Workload::FmperfHistogram(p) => load_fmperf(p)?,
             Workload::AzureTrace(p) => load_azure(p)?,
             Workload::ShareGpt(p) => load_sharegpt(p)?,
+            Workload::Dataset(d) => load_dataset(d, tokenizer)?,
         };
+        if let (Some(max), Prompts::Texts(texts)) = (max_model_len, &mut loaded.prompts) {
+            // A real text cannot be shortened: too long ones are left out, as vLLM does.
+            let before = texts.len();
+            let keep: Vec<bool> = loaded
+                .shapes
+                .iter()
+                .map(|s| s.input + s.output <= max)
+                .collect();
+            let mut k = keep.iter();
+            texts.retain(|_| *k.next().expect("one per shape"));
+            let mut k = keep.iter();
+            loaded.shapes.retain(|_| *k.next().expect("one per shape"));
+            if texts.is_empty() {
+                return Err(WorkloadError {
+                    path: format!("{w:?}").into(),
+                    reason: format!("no prompt fits the model's context of {max} tokens"),
+                    source: None,
+                });
+            }
+            if texts.len() < before {
+                loaded.notes.push(format!(
+                    "{} of {before} prompts left out: longer than the model's context of {max} tokens with their output",
+                    before - texts.len()
+                ));
+            }
+        }
+        loaded.max_model_len = max_model_len;
         if let Some(max) = max_model_len {
             for s in &mut loaded.shapes {
                 let c = clamp(*s, max);
@@ -184,30 +261,90 @@ impl LoadedWorkload {
             arrivals,
             clamped: 0,
             notes: Vec::new(),
+            prompts: Prompts::Synthetic,
+            max_model_len: None,
         }
     }
 
     /// Draws one request's lengths.
     pub fn sample(&self, rng: &mut StdRng) -> Shape {
-        match &self.cumulative {
+        self.pick(rng).shape
+    }
+
+    /// Draws one request: its lengths and the entry its prompt comes from.
+    pub fn pick(&self, rng: &mut StdRng) -> Pick {
+        let entry = match &self.cumulative {
             Some(c) => {
                 let total = *c.last().expect("non-empty");
                 let x = rng.random::<f64>() * total;
-                let i = c
-                    .partition_point(|&acc| acc <= x)
-                    .min(self.shapes.len() - 1);
-                self.shapes[i]
+                c.partition_point(|&acc| acc <= x)
+                    .min(self.shapes.len() - 1)
             }
-            None if self.shapes.len() == 1 => self.shapes[0],
-            None => self.shapes[rng.random_range(0..self.shapes.len())],
+            None if self.shapes.len() == 1 => 0,
+            None => rng.random_range(0..self.shapes.len()),
+        };
+        match &self.prompts {
+            Prompts::Random { input, output } => {
+                let s = Shape {
+                    input: rng.random_range(input.clone()),
+                    output: rng.random_range(output.clone()),
+                };
+                Pick {
+                    shape: self.max_model_len.map_or(s, |m| clamp(s, m)),
+                    entry,
+                }
+            }
+            Prompts::Prefixed { groups, .. } => Pick {
+                shape: self.shapes[0],
+                entry: rng.random_range(0..*groups as usize),
+            },
+            _ => Pick {
+                shape: self.shapes[entry],
+                entry,
+            },
+        }
+    }
+
+    /// The prompt of request `id` drawn as `pick`: its text, or ids from `ids` deterministic
+    /// in `(seed, id)` (a prefix group's shared ids in `(seed, group)`).
+    pub fn prompt(&self, pick: Pick, seed: u64, id: u64, ids: std::ops::Range<u32>) -> Prompt {
+        match &self.prompts {
+            Prompts::Texts(t) => Prompt::Text(t[pick.entry].clone()),
+            Prompts::Prefixed { prefix, .. } => {
+                // A prompt shortened to fit the context keeps its prefix, losing its suffix.
+                let prefix = (*prefix).min(pick.shape.input);
+                Prompt::Split(
+                    prompt_ids(seed ^ PREFIX_SALT, pick.entry as u64, prefix, ids.clone()),
+                    prompt_ids(seed, id, pick.shape.input - prefix, ids),
+                )
+            }
+            _ => Prompt::Ids(prompt_ids(seed, id, pick.shape.input, ids)),
+        }
+    }
+
+    /// The model's context, if known (what drawn lengths are clamped to).
+    pub fn max_model_len(&self) -> Option<u32> {
+        self.max_model_len
+    }
+
+    /// The conversations of a multi-turn workload.
+    pub fn conversations(&self) -> Option<&[Conversation]> {
+        match &self.prompts {
+            Prompts::Conversations(c) => Some(c),
+            _ => None,
         }
     }
 
     /// The trace's requests with their arrival offsets, if this workload is a trace.
-    pub fn trace(&self) -> Option<impl Iterator<Item = (Duration, Shape)> + '_> {
-        self.arrivals
-            .as_ref()
-            .map(|a| a.iter().copied().zip(self.shapes.iter().copied()))
+    pub fn trace(&self) -> Option<impl Iterator<Item = (Duration, Pick)> + '_> {
+        self.arrivals.as_ref().map(|a| {
+            a.iter().copied().zip(
+                self.shapes
+                    .iter()
+                    .enumerate()
+                    .map(|(entry, &shape)| Pick { shape, entry }),
+            )
+        })
     }
 
     /// Mean input and output lengths (weighted), for notes.
@@ -365,52 +502,135 @@ fn load_azure(path: &Path) -> Result<LoadedWorkload, WorkloadError> {
     Ok(w)
 }
 
-/// Tokens per whitespace word, for ShareGPT without a tokenizer.
-const TOKENS_PER_WORD: f64 = 4.0 / 3.0;
-
-fn load_sharegpt(path: &Path) -> Result<LoadedWorkload, WorkloadError> {
-    let err = |reason: String| WorkloadError {
-        path: path.into(),
-        reason,
+/// Loads a `--dataset` kind: its prompts, and its shapes for the notes and `weighted`.
+fn load_dataset(
+    d: &Dataset,
+    tokenizer: Option<&PromptTokenizer>,
+) -> Result<LoadedWorkload, WorkloadError> {
+    let counter = tokenizer.map_or(Counter::Estimate, Counter::Tokenizer);
+    let estimated = || {
+        format!(
+            "lengths of the dataset's texts are estimates ({TOKENS_PER_WORD:.2} tokens per whitespace word): no tokenizer (--tokenizer-fallback estimate)"
+        )
+    };
+    let zero = |flags: &str| WorkloadError {
+        path: flags.into(),
+        reason: "lengths must be at least 1".into(),
         source: None,
     };
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| WorkloadError::unreadable(path, "cannot read it", e))?;
-    let v: serde_json::Value = serde_json::from_str(&text).map_err(|e| {
-        WorkloadError::unreadable(path, "not JSON (ShareGPT files are a JSON array)", e)
-    })?;
-    let entries = v
-        .as_array()
-        .ok_or_else(|| err("expected a JSON array of conversations".into()))?;
-    let estimate =
-        |s: &str| ((s.split_whitespace().count() as f64 * TOKENS_PER_WORD).round() as u32).max(1);
-    let mut shapes = Vec::new();
-    for e in entries {
-        let Some(turns) = e.get("conversations").and_then(|c| c.as_array()) else {
-            continue;
-        };
-        let text_of = |t: &serde_json::Value| {
-            t.get("value")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string()
-        };
-        let from = |t: &serde_json::Value| {
-            t.get("from")
-                .and_then(|v| v.as_str())
-                .unwrap_or("")
-                .to_string()
-        };
-        let Some(q) = turns.iter().position(|t| from(t) == "human") else {
-            continue;
-        };
-        let Some(a) = turns.get(q + 1).filter(|t| from(t) == "gpt") else {
-            continue;
-        };
-        let (input, output) = (estimate(&text_of(&turns[q])), estimate(&text_of(a)));
-        shapes.push(Shape { input, output });
+    let mut w = match d {
+        Dataset::Random {
+            input,
+            output,
+            range_ratio,
+        } => {
+            if *input == 0 || *output == 0 {
+                return Err(zero("--random-input-len/--random-output-len"));
+            }
+            if !(0.0..1.0).contains(range_ratio) {
+                return Err(WorkloadError {
+                    path: "--random-range-ratio".into(),
+                    reason: format!(
+                        "{range_ratio} is outside [0, 1): lengths are uniform in [len*(1-R), len*(1+R)]"
+                    ),
+                    source: None,
+                });
+            }
+            let mut w = LoadedWorkload::of(
+                vec![Shape {
+                    input: *input,
+                    output: *output,
+                }],
+                None,
+                None,
+            );
+            w.prompts = Prompts::Random {
+                input: dataset::spread(*input, *range_ratio),
+                output: dataset::spread(*output, *range_ratio),
+            };
+            w
+        }
+        Dataset::ShareGpt { path, output_len } => {
+            let (texts, shapes): (Vec<String>, Vec<Shape>) =
+                dataset::sharegpt_prompts(path, counter, *output_len)?
+                    .into_iter()
+                    .unzip();
+            let mut w = LoadedWorkload::of(shapes, None, None);
+            w.prompts = Prompts::Texts(texts);
+            if tokenizer.is_none() {
+                w.notes.push(estimated());
+            }
+            w
+        }
+        Dataset::Prefix {
+            prefix,
+            suffix,
+            groups,
+            output,
+        } => {
+            if *prefix + *suffix == 0 || *output == 0 || *groups == 0 {
+                return Err(zero(
+                    "--prefix-len + --suffix-len, --output-len, --num-prefixes",
+                ));
+            }
+            let mut w = LoadedWorkload::of(
+                vec![Shape {
+                    input: prefix + suffix,
+                    output: *output,
+                }],
+                None,
+                None,
+            );
+            w.prompts = Prompts::Prefixed {
+                prefix: *prefix,
+                groups: *groups,
+            };
+            w
+        }
+        Dataset::MultiTurn {
+            path,
+            turns,
+            input,
+            output,
+        } => {
+            let convs = match path {
+                Some(p) => dataset::sharegpt_conversations(p, counter, *output)?,
+                None => {
+                    if *turns == 0 || *input == 0 || output == &Some(0) {
+                        return Err(zero("--turns, --random-input-len, --random-output-len"));
+                    }
+                    dataset::synthetic_conversations(*turns, *input, output.unwrap_or(128))
+                }
+            };
+            let shapes = convs
+                .iter()
+                .flat_map(|c| {
+                    c.turns.iter().map(|t| Shape {
+                        input: t.input,
+                        output: t.output,
+                    })
+                })
+                .collect();
+            let mut w = LoadedWorkload::of(shapes, None, None);
+            if path.is_some() && tokenizer.is_none() {
+                w.notes.push(estimated());
+            }
+            w.prompts = Prompts::Conversations(convs);
+            w
+        }
+    };
+    if tokenizer.is_some() && matches!(d, Dataset::ShareGpt { .. }) {
+        w.notes
+            .push("prompts: the dataset's texts; lengths counted by the given tokenizer".into());
     }
-    nonempty(path, &shapes)?;
+    Ok(w)
+}
+
+fn load_sharegpt(path: &Path) -> Result<LoadedWorkload, WorkloadError> {
+    let shapes = dataset::sharegpt_prompts(path, Counter::Estimate, None)?
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect();
     let mut w = LoadedWorkload::of(shapes, None, None);
     w.notes.push(format!(
         "ShareGPT lengths are estimates ({TOKENS_PER_WORD:.2} tokens per whitespace word): no tokenizer is used"
@@ -575,5 +795,195 @@ mod tests {
             cause = c.source();
         }
         assert_eq!(kinds, [std::io::ErrorKind::NotFound], "{e:?}");
+    }
+
+    const FIXTURE: &str = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/sharegpt_small.json"
+    );
+
+    fn tokenizer(dir: &Path) -> PromptTokenizer {
+        PromptTokenizer::load(&crate::tokenize::tests::word_tokenizer(dir)).unwrap()
+    }
+
+    #[test]
+    fn sharegpt_prompts_are_real_text_with_the_tokenizers_lengths() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tokenizer(dir.path());
+        let d = Workload::Dataset(Dataset::ShareGpt {
+            path: FIXTURE.into(),
+            output_len: None,
+        });
+        let w = LoadedWorkload::load_with(&d, None, Some(&t)).unwrap();
+        assert_eq!(w.shapes.len(), 3, "the orphan reply is left out");
+        let mut rng = StdRng::seed_from_u64(3);
+        for id in 0..20 {
+            let pick = w.pick(&mut rng);
+            let Prompt::Text(text) = w.prompt(pick, 0, id, 10..100) else {
+                panic!("not text")
+            };
+            assert_eq!(pick.shape.input as usize, t.count(&text), "{text}");
+        }
+        let first = Shape {
+            input: 12,
+            output: 18,
+        };
+        assert_eq!(w.shapes[0], first, "the first human turn and its reply");
+        // --sharegpt-output-len, and a context too small for the story: left out, noted.
+        let d = Workload::Dataset(Dataset::ShareGpt {
+            path: FIXTURE.into(),
+            output_len: Some(7),
+        });
+        let w = LoadedWorkload::load_with(&d, Some(20), Some(&t)).unwrap();
+        assert!(w.shapes.iter().all(|s| s.output == 7 && s.input + 7 <= 20));
+        assert_eq!(w.shapes.len(), 2);
+        assert!(
+            w.notes
+                .iter()
+                .any(|n| n.contains("1 of 3 prompts left out")),
+            "{:?}",
+            w.notes
+        );
+    }
+
+    #[test]
+    fn random_lengths_spread_within_vllms_bounds() {
+        let d = Workload::Dataset(Dataset::Random {
+            input: 100,
+            output: 20,
+            range_ratio: 0.5,
+        });
+        let w = LoadedWorkload::load(&d, None).unwrap();
+        let mut rng = StdRng::seed_from_u64(1);
+        let picks: Vec<Pick> = (0..2000).map(|_| w.pick(&mut rng)).collect();
+        assert!(picks.iter().all(|p| (50..=150).contains(&p.shape.input)
+            && (10..=30).contains(&p.shape.output)));
+        let (lo, hi) = (
+            picks.iter().map(|p| p.shape.input).min().unwrap(),
+            picks.iter().map(|p| p.shape.input).max().unwrap(),
+        );
+        assert!(lo <= 55 && hi >= 145, "the whole range is used: {lo}..{hi}");
+        let Prompt::Ids(ids) = w.prompt(picks[0], 0, 0, 10..500) else {
+            panic!("ids")
+        };
+        assert_eq!(ids.len() as u32, picks[0].shape.input, "exact length");
+        // Clamped to the context; a ratio of 1 or more is refused.
+        let w = LoadedWorkload::load(&d, Some(64)).unwrap();
+        assert!((0..200).all(|_| {
+            let s = w.pick(&mut rng).shape;
+            s.input + s.output <= 64
+        }));
+        let bad = Workload::Dataset(Dataset::Random {
+            input: 100,
+            output: 20,
+            range_ratio: 1.5,
+        });
+        let e = LoadedWorkload::load(&bad, None).unwrap_err().to_string();
+        assert!(
+            e.contains("--random-range-ratio") && e.contains("1.5"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn prefix_groups_share_exactly_their_prefix() {
+        let d = Workload::Dataset(Dataset::Prefix {
+            prefix: 30,
+            suffix: 10,
+            groups: 3,
+            output: 5,
+        });
+        let w = LoadedWorkload::load(&d, None).unwrap();
+        let mut rng = StdRng::seed_from_u64(2);
+        // Each group's prompts, as (prefix, suffix) ids.
+        type Groups = std::collections::HashMap<usize, Vec<(Vec<u32>, Vec<u32>)>>;
+        let mut by_group: Groups = Default::default();
+        for id in 0..60 {
+            let pick = w.pick(&mut rng);
+            assert_eq!(pick.shape.input, 40);
+            let Prompt::Split(p, s) = w.prompt(pick, 9, id, 10..500) else {
+                panic!("split")
+            };
+            assert_eq!((p.len(), s.len()), (30, 10));
+            by_group.entry(pick.entry).or_default().push((p, s));
+        }
+        assert_eq!(by_group.len(), 3, "every group is used");
+        let prefixes: std::collections::HashSet<_> =
+            by_group.values().map(|g| g[0].0.clone()).collect();
+        assert_eq!(prefixes.len(), 3, "groups differ");
+        for g in by_group.values() {
+            assert!(g.iter().all(|(p, _)| *p == g[0].0), "one prefix per group");
+            assert_ne!(g[0].1, g[1].1, "suffixes differ");
+        }
+        // With a tokenizer, the prompts of a group start with the same text.
+        let dir = tempfile::tempdir().unwrap();
+        let t = std::sync::Arc::new(tokenizer(dir.path()));
+        let client = crate::client::Client::new(crate::client::ClientOptions {
+            base_url: "http://127.0.0.1:1/v1".into(),
+            model: "m".into(),
+            api: crate::client::Api::Completions,
+            api_key: None,
+            timeout: Duration::from_secs(1),
+            exact_output: true,
+            tokenizer: Some(t.clone()),
+            extra_body: Default::default(),
+            headers: Vec::new(),
+        })
+        .unwrap();
+        let g = by_group.values().next().unwrap();
+        let texts: Vec<String> = g
+            .iter()
+            .take(2)
+            .map(|(p, s)| {
+                let body: serde_json::Value =
+                    serde_json::from_slice(&client.body(&Prompt::Split(p.clone(), s.clone()), 5))
+                        .unwrap();
+                body["prompt"].as_str().unwrap().to_string()
+            })
+            .collect();
+        let prefix_text = t.text_of_length(&g[0].0).unwrap();
+        assert!(
+            texts.iter().all(|x| x.starts_with(&prefix_text)),
+            "{texts:?}"
+        );
+        assert_eq!(t.count(&prefix_text), 30);
+        assert!(texts.iter().all(|x| t.count(x) == 40), "{texts:?}");
+    }
+
+    #[test]
+    fn multi_turn_conversations_come_from_the_file_or_are_synthetic() {
+        let dir = tempfile::tempdir().unwrap();
+        let t = tokenizer(dir.path());
+        let d = Workload::Dataset(Dataset::MultiTurn {
+            path: Some(FIXTURE.into()),
+            turns: 5,
+            input: 10,
+            output: None,
+        });
+        let w = LoadedWorkload::load_with(&d, None, Some(&t)).unwrap();
+        let c = w.conversations().unwrap();
+        assert_eq!(
+            c.iter().map(|c| c.turns.len()).collect::<Vec<_>>(),
+            [3, 2, 1]
+        );
+        assert_eq!(
+            c[0].turns[1].user.as_deref(),
+            Some("and what about flowers that come back every year")
+        );
+        assert_eq!(c[0].turns[1].input, 9);
+        let d = Workload::Dataset(Dataset::MultiTurn {
+            path: None,
+            turns: 4,
+            input: 10,
+            output: Some(6),
+        });
+        let w = LoadedWorkload::load(&d, None).unwrap();
+        let c = w.conversations().unwrap();
+        assert_eq!(c[0].turns.len(), 4);
+        assert!(
+            c[0].turns
+                .iter()
+                .all(|t| t.user.is_none() && t.input == 10 && t.output == 6)
+        );
     }
 }

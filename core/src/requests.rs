@@ -73,6 +73,11 @@ pub struct RequestRecord {
     pub error: String,
     /// Length of the measurement window of its level, for throughput.
     pub window: Option<Duration>,
+    /// Multi-turn datasets: the conversation this request is a turn of (`None` otherwise, and
+    /// in files written before the column existed).
+    pub conversation: Option<u64>,
+    /// Multi-turn datasets: the turn's index in its conversation, from 0.
+    pub turn: Option<u32>,
 }
 
 impl RequestRecord {
@@ -157,6 +162,8 @@ fn requests_frame(r: &[RequestRecord], csv: bool) -> PolarsResult<DataFrame> {
         u("http_status", &|q| q.http_status.map(u64::from)),
         s("error", &|q| Some(q.error.clone())),
         x("window_s", &|q| q.window.map(|w| w.as_secs_f64())),
+        u("conversation_id", &|q| q.conversation),
+        u("turn", &|q| q.turn.map(u64::from)),
     ])
 }
 
@@ -290,6 +297,8 @@ pub fn read_requests(path: &Path) -> Result<Vec<RequestRecord>, SchemaError> {
         nums("http_status")?,
         nums("window_s")?,
     );
+    // Optional (multi-turn runs only; absent from older files).
+    let (conversation, turn) = (nums("conversation_id")?, nums("turn")?);
     let mut out = Vec::with_capacity(df.height());
     for i in 0..df.height() {
         let need = |v: &Option<String>, c: &str| v.clone().ok_or_else(|| bad(c, i, "empty".into()));
@@ -338,6 +347,8 @@ pub fn read_requests(path: &Path) -> Result<Vec<RequestRecord>, SchemaError> {
             http_status: http[i].map(|h| h as u16),
             error: error[i].clone().unwrap_or_default(),
             window: window[i].map(Duration::from_secs_f64),
+            conversation: conversation[i].map(|c| c as u64),
+            turn: turn[i].map(|t| t as u32),
         });
     }
     Ok(out)
@@ -400,6 +411,8 @@ mod tests {
             http_status: failure.map(|_| 500),
             error: failure.map(|_| "boom".to_string()).unwrap_or_default(),
             window: Some(Duration::from_secs(10)),
+            conversation: (id == 1).then_some(7),
+            turn: (id == 1).then_some(2),
         }
     }
 

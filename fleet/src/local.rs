@@ -83,6 +83,10 @@ fn request(fleet: &Fleet, run: &Run, out: PathBuf) -> CharacterizeRequest {
         // Started once for the run, or for each trial of a tuning, by characterize.
         launch: launch_command(run),
         health_timeout: HEALTH_TIMEOUT,
+        dataset: Default::default(),
+        tokenizer: None,
+        extra_body: None,
+        headers: Vec::new(),
     }
 }
 
