@@ -61,13 +61,25 @@ json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "unk_token": "<unk>",
 PY
 fi
 
-pin "$SERVER_CPUS" "$PILOT" serve --model "$MODEL" --port "$PORT" > "$OUT/serve.log" 2>&1 &
+# Started directly (not through `pin`), so that $! is the server itself and the trap stops it.
+if [ -n "$SERVER_CPUS" ]; then
+  taskset -c "$SERVER_CPUS" "$PILOT" serve --model "$MODEL" --port "$PORT" > "$OUT/serve.log" 2>&1 &
+else
+  "$PILOT" serve --model "$MODEL" --port "$PORT" > "$OUT/serve.log" 2>&1 &
+fi
 SERVER=$!
 trap 'kill $SERVER 2>/dev/null || true' EXIT
 for _ in $(seq 1 100); do
   curl -sf "http://127.0.0.1:$PORT/v1/models" > /dev/null && break
   sleep 0.2
 done
+# A server that did not start (the port taken by another) must not let the tools measure
+# whatever else answers there.
+if ! kill -0 "$SERVER" 2>/dev/null; then
+  echo "pilot serve did not start:" >&2
+  tail -3 "$OUT/serve.log" >&2
+  exit 1
+fi
 SERVED=$(curl -sf "http://127.0.0.1:$PORT/v1/models" | "$PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["data"][0]["id"])')
 
 run_vllm() {
