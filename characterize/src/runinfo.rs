@@ -146,18 +146,12 @@ pub(crate) fn write_run_json(
 /// Writes `value` to `path` as pretty JSON, atomically (a temporary file renamed over it), so
 /// that a reader never sees half a file: `run.json`, `results.json`.
 pub(crate) fn write_json(path: &std::path::Path, value: &Value) -> Result<(), CharacterizeError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp"));
     let io = |source| CharacterizeError::Io {
         path: path.to_path_buf(),
         source,
     };
     let text = serde_json::to_string_pretty(value).expect("JSON values serialize");
-    std::fs::write(&tmp, text).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+    pilot_core::replace::replace_file(path, |tmp| std::fs::write(tmp, text).map_err(io), io)
 }
 
 /// `run.json` as read back: what a report shows of it. Every field is optional and unknown

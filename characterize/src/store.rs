@@ -134,15 +134,12 @@ pub fn level_file(run_dir: &Path, label: &str) -> PathBuf {
 }
 
 fn write_atomically(records: &[RequestRecord], path: &Path) -> Result<(), SchemaError> {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    // Keep the extension: it picks the format.
-    let tmp = path.with_file_name(format!(".tmp-{}-{name}", std::process::id()));
-    write_requests(records, &tmp)?;
-    std::fs::rename(&tmp, path).map_err(|e| SchemaError::Write {
-        path: path.into(),
-        source: e.into(),
-    })
+    pilot_core::replace::replace_file(
+        path,
+        |tmp| write_requests(records, tmp),
+        |e| SchemaError::Write {
+            path: path.into(),
+            source: e.into(),
+        },
+    )
 }

@@ -175,10 +175,12 @@ async fn download(id: &str, to: &Path) -> Result<(), String> {
     let dir = to.parent().expect("a file in the cache");
     std::fs::create_dir_all(dir)
         .map_err(|e| fail(format!("cannot create {}: {e}", dir.display())))?;
-    let tmp = dir.join(format!(".tokenizer.json.{}", std::process::id()));
-    std::fs::write(&tmp, &bytes)
-        .and_then(|()| std::fs::rename(&tmp, to))
-        .map_err(|e| fail(format!("cannot write {}: {e}", to.display())))
+    let cannot = |e: std::io::Error| fail(format!("cannot write {}: {e}", to.display()));
+    pilot_core::replace::replace_file(
+        to,
+        |tmp| std::fs::write(tmp, &bytes).map_err(cannot),
+        cannot,
+    )
 }
 
 #[cfg(test)]

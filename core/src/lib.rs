@@ -34,6 +34,7 @@ pub mod load;
 pub mod metrics;
 pub mod price;
 pub mod quant;
+pub mod replace;
 pub mod requests;
 pub mod rng;
 pub mod schema;

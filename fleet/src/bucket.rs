@@ -258,19 +258,21 @@ fn same_content(object: &object_store::ObjectMeta, bytes: &[u8]) -> bool {
     hex.eq_ignore_ascii_case(tag)
 }
 
-/// Writes a downloaded file beside its final name and renames it into place, so a reader
-/// never sees half of it; then sets its modification time to the object's.
+/// Writes a downloaded file whole ([`pilot_core::replace`]), with the object's time as its
+/// modification time.
 fn write_with_time(path: &Path, bytes: &[u8], time: SystemTime) -> Result<(), FleetError> {
-    let tmp = path.with_extension("part-download");
-    std::fs::write(&tmp, bytes).map_err(|source| io("write", &tmp, source))?;
-    let file = std::fs::File::options()
-        .write(true)
-        .open(&tmp)
-        .map_err(|source| io("open", &tmp, source))?;
-    file.set_modified(time)
-        .map_err(|source| io("set the time of", &tmp, source))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(|source| io("rename into", path, source))
+    pilot_core::replace::replace_file(
+        path,
+        |tmp| {
+            std::fs::write(tmp, bytes).map_err(|source| io("write", tmp, source))?;
+            std::fs::File::options()
+                .write(true)
+                .open(tmp)
+                .and_then(|f| f.set_modified(time))
+                .map_err(|source| io("set the time of", tmp, source))
+        },
+        |source| io("rename into", path, source),
+    )
 }
 
 fn io(what: &'static str, path: &Path, source: std::io::Error) -> FleetError {
@@ -292,8 +294,8 @@ fn join_rel(a: &str, b: &str) -> String {
 }
 
 /// Every regular file under `dir`, with its slash-separated path relative to `dir`; none for
-/// a directory that does not exist. Files being written by pilot's atomic writers (`.tmp`,
-/// `.part-download`) are left out.
+/// a directory that does not exist. Files being written by pilot's atomic writers
+/// ([`pilot_core::replace`]) are left out.
 fn files_under(dir: &Path) -> Result<Vec<(String, PathBuf)>, FleetError> {
     let mut out = Vec::new();
     let mut stack = vec![(String::new(), dir.to_path_buf())];
@@ -315,8 +317,7 @@ fn files_under(dir: &Path) -> Result<Vec<(String, PathBuf)>, FleetError> {
             let here = join_rel(&rel, &name);
             if kind.is_dir() {
                 stack.push((here, path));
-            } else if kind.is_file() && !name.ends_with(".tmp") && !name.ends_with(".part-download")
-            {
+            } else if kind.is_file() && !name.starts_with(pilot_core::replace::TEMP_PREFIX) {
                 out.push((here, path));
             }
         }
@@ -375,7 +376,7 @@ mod tests {
         std::fs::create_dir_all(d.path().join("runs/a/levels")).unwrap();
         std::fs::write(d.path().join("fleet-state.json"), "{}").unwrap();
         std::fs::write(d.path().join("runs/a/levels/users-1.parquet"), "x").unwrap();
-        std::fs::write(d.path().join("runs/a/summary.csv.tmp"), "x").unwrap();
+        std::fs::write(d.path().join("runs/a/.tmp-1-0-summary.csv"), "x").unwrap();
         let rels: Vec<String> = files_under(d.path())
             .unwrap()
             .into_iter()

@@ -185,12 +185,12 @@ impl FleetState {
             path: self.path.clone(),
             source,
         };
-        let tmp = self
-            .path
-            .with_extension(format!("json.tmp-{}", std::process::id()));
         let text = serde_json::to_string_pretty(self).expect("the state serializes");
-        std::fs::write(&tmp, text).map_err(|e| io("write", e))?;
-        std::fs::rename(&tmp, &self.path).map_err(|e| io("replace", e))
+        pilot_core::replace::replace_file(
+            &self.path,
+            |tmp| std::fs::write(tmp, text).map_err(|e| io("write", e)),
+            |e| io("replace", e),
+        )
     }
 }
 
