@@ -200,8 +200,9 @@ pub struct Outcome {
     /// Error text (with any credential removed); empty on success.
     pub error: String,
     /// The generated text (content, not reasoning): the reply a multi-turn conversation
-    /// carries into its next turn.
-    pub reply: String,
+    /// carries into its next turn. Kept only for a conversation's turns (`Prompt::Chat`), so
+    /// other requests do not copy every token's text.
+    pub reply: Option<String>,
 }
 
 /// A client of one server; cheap to share (`Arc`) between tasks.
@@ -367,6 +368,7 @@ impl Client {
         let body = self.body(prompt, output);
         let mut out = Outcome {
             start_unix_ms: unix_ms(),
+            reply: matches!(prompt, Prompt::Chat(_)).then(String::new),
             ..Default::default()
         };
         let start = Instant::now();
@@ -584,12 +586,13 @@ fn on_event(data: &[u8], now: Millis, out: &mut Outcome) -> StreamState {
         if text.is_some_and(|t| !t.is_empty()) {
             out.token_times.push(now);
         }
-        if let Some(t) = c
-            .text
-            .as_deref()
-            .or_else(|| c.delta.as_ref().and_then(|d| d.content.as_deref()))
-        {
-            out.reply.push_str(t);
+        if let (Some(reply), Some(t)) = (
+            out.reply.as_mut(),
+            c.text
+                .as_deref()
+                .or_else(|| c.delta.as_ref().and_then(|d| d.content.as_deref())),
+        ) {
+            reply.push_str(t);
         }
         if let Some(r) = &c.finish_reason {
             out.finish_reason = Some(r.to_string());

@@ -261,12 +261,10 @@ pub async fn run_level(ctx: &LevelContext, level: Level, key: PointKey, label: &
                                     let tokens = outcome
                                         .usage_completion
                                         .unwrap_or(outcome.token_times.len() as u64);
-                                    t.answered(
-                                        outcome
-                                            .failure
-                                            .is_none()
-                                            .then_some((outcome.reply.as_str(), tokens as u32)),
-                                    );
+                                    t.answered(outcome.failure.is_none().then_some((
+                                        outcome.reply.as_deref().unwrap_or_default(),
+                                        tokens as u32,
+                                    )));
                                 }
                                 let refused = outcome.failure == Some(FailureKind::Connection);
                                 let _ = tx.send(Done {
