@@ -91,7 +91,7 @@ run_vllm() {
     --save-result --save-detailed --result-dir "$OUT" --result-filename "vllm-$1.json" \
     > "$OUT/vllm-$1.log" 2>&1
   "$PILOT" dataset import vllm-bench "$OUT/vllm-$1.json" --gpu H100 --gpus 1 \
-    --engine pilot -o "$OUT/vllm-$1.csv" > /dev/null 2>&1
+    --engine pilot -o "$OUT/vllm-$1.csv" --overwrite > /dev/null 2>&1
 }
 run_pilot() {
   rm -rf "$OUT/pilot-$1"

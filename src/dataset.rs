@@ -25,9 +25,12 @@ pub enum DatasetCommand {
         /// llmperf: *_summary.json or *_individual_responses.json (the two kept together).
         #[arg(required = true, num_args = 1..)]
         files: Vec<PathBuf>,
-        /// Where to write the measurements (.csv or .parquet).
+        /// Where to write the measurements (.csv or .parquet); a new file unless --overwrite.
         #[arg(short, long)]
         out: PathBuf,
+        /// Replace --out when it exists (it may hold measurements: refused without this).
+        #[arg(long)]
+        overwrite: bool,
         /// The GPU that served, where a tool's file does not say it (any name the GPU catalog
         /// resolves: `pilot catalog gpus`).
         #[arg(long, value_name = "NAME")]
@@ -121,7 +124,15 @@ pub fn run(cmd: DatasetCommand) -> anyhow::Result<()> {
             gpus,
             engine,
             model,
+            overwrite,
         } => {
+            // The file may be a dataset someone measured: replaced only when asked.
+            if out.exists() && !overwrite {
+                anyhow::bail!(
+                    "{} already exists; import into a new file, or pass --overwrite to replace it",
+                    out.display()
+                );
+            }
             let given = Given {
                 gpu,
                 gpu_count: gpus,

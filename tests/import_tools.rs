@@ -101,3 +101,24 @@ fn a_fact_the_file_lacks_names_its_flag() {
     assert_eq!(run.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("--gpu"), "{stderr}");
 }
+
+/// An import never replaces an existing file: it may hold measurements.
+#[test]
+fn an_import_into_an_existing_file_is_refused_and_the_file_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("mine.csv");
+    std::fs::write(&out, "my measurements\n").unwrap();
+    let fixture = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("import/tests/fixtures/vllm-bench/summary.json");
+    let o = assert_cmd::Command::cargo_bin("pilot")
+        .unwrap()
+        .args(["dataset", "import", "vllm-bench"])
+        .arg(&fixture)
+        .args(["--gpu", "H100", "--gpus", "1", "--engine", "vllm", "-o"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("already exists"));
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "my measurements\n");
+}
