@@ -174,16 +174,20 @@ impl Bucket {
         let mut moved = Moved::default();
         for (file_rel, path) in files {
             let key_rel = join_rel(rel, &file_rel);
-            let bytes = std::fs::read(&path).map_err(|source| io("read", &path, source))?;
+            let remote_copy = remote.get(&key_rel);
+            // A file no newer than its object is skipped unread (the minute-by-minute mirror
+            // of a long run must not reread every file); a newer one is uploaded unless its
+            // content is the object's.
             let newer = |r: &object_store::ObjectMeta| {
                 std::fs::metadata(&path)
                     .and_then(|m| m.modified())
                     .is_ok_and(|m| m > SystemTime::from(r.last_modified))
             };
-            if remote
-                .get(&key_rel)
-                .is_some_and(|r| same_content(r, &bytes) || !newer(r))
-            {
+            if remote_copy.is_some_and(|r| !newer(r)) {
+                continue;
+            }
+            let bytes = std::fs::read(&path).map_err(|source| io("read", &path, source))?;
+            if remote_copy.is_some_and(|r| same_content(r, &bytes)) {
                 continue;
             }
             moved.bytes += bytes.len() as u64;
