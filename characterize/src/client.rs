@@ -144,11 +144,22 @@ pub fn parse_header(text: &str) -> Result<(String, String), String> {
             )
         })?;
     let (k, v) = (k.trim(), v.trim());
-    reqwest::header::HeaderName::from_bytes(k.as_bytes())
-        .map_err(|_| format!("--header: '{k}' is not a valid header name"))?;
-    HeaderValue::from_str(v)
-        .map_err(|_| format!("--header {k}: its value holds characters not allowed in a header"))?;
+    header_of(k, v).map_err(|e| format!("--header {e}"))?;
     Ok((k.to_string(), v.to_string()))
+}
+
+/// A header as HTTP takes it, or why it cannot be one; a credential's value is marked
+/// sensitive (kept out of reqwest's debug output).
+fn header_of(
+    name: &str,
+    value: &str,
+) -> Result<(reqwest::header::HeaderName, HeaderValue), String> {
+    let n = reqwest::header::HeaderName::from_bytes(name.as_bytes())
+        .map_err(|_| format!("'{name}' is not a valid header name"))?;
+    let mut v = HeaderValue::from_str(value)
+        .map_err(|_| format!("{name}: its value holds characters not allowed in a header"))?;
+    v.set_sensitive(sensitive_header(name));
+    Ok((n, v))
 }
 
 /// A `--header` as text safe to show: the value cut out when the name is sensitive.
@@ -253,15 +264,8 @@ impl Client {
             .cloned()
             .collect();
         for (k, v) in &opts.headers {
-            let name = reqwest::header::HeaderName::from_bytes(k.as_bytes())
-                .map_err(|_| ClientError(format!("'{k}' is not a valid header name")))?;
-            let mut value = HeaderValue::from_str(v).map_err(|_| {
-                ClientError(format!(
-                    "header {k}: its value holds characters not allowed in a header"
-                ))
-            })?;
-            if sensitive_header(k) {
-                value.set_sensitive(true);
+            let (name, value) = header_of(k, v).map_err(|e| ClientError(format!("header {e}")))?;
+            if value.is_sensitive() {
                 secrets.push(v.clone());
             }
             headers.append(name, value);
