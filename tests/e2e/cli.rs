@@ -1,9 +1,7 @@
 //! End-to-end tests of the real `pilot` binary: what a user types, what they get back.
 
-mod common;
-
+use crate::common::validate_manifests;
 use assert_cmd::Command;
-use common::validate_manifests;
 use std::path::{Path, PathBuf};
 
 fn pilot() -> Command {

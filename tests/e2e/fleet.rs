@@ -2,10 +2,8 @@
 //! real HTTP server): a 2 x 2 plan run and collected; the same plan killed mid-way and
 //! resumed, with nothing measured lost and nothing measured twice; bad plans refused.
 
-mod common;
-
+use crate::common::{self, validate_manifests};
 use assert_cmd::Command;
-use common::validate_manifests;
 use pilot_core::schema::{Measurement, read_measurements};
 use std::collections::BTreeMap;
 use std::path::Path;

@@ -9,9 +9,7 @@ use pilot_core::schema::read_frame;
 use std::net::{TcpListener, TcpStream};
 use std::time::{Duration, Instant};
 
-mod serve;
-
-use serve::{run_dir, serve};
+use crate::serve::{run_dir, serve};
 
 #[test]
 fn a_vllm_style_command_line_measures_a_server_root_and_stops_after_num_prompts() {

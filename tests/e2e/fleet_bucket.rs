@@ -9,8 +9,7 @@
 //!   manifest) runs here with pilot on PATH: it writes its run to the bucket, and a retried
 //!   pod on an empty volume resumes from the bucket and measures nothing twice.
 
-mod common;
-
+use crate::common;
 use assert_cmd::Command;
 use pilot_core::schema::{Measurement, read_measurements};
 use pilot_fleet::bucket::BucketUrl;

@@ -17,9 +17,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-mod serve;
-
-use serve::{run_dir, serve};
+use crate::serve::{run_dir, serve};
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),

@@ -50,7 +50,6 @@ print(" ".join(kinds))
 }
 
 /// A plan of two tiny LLMs x two closed-loop levels of `seconds` each on the embedded engine.
-#[allow(dead_code)] // not every test file runs a fleet
 pub fn local_plan(dir: &Path, seconds: u32) -> PathBuf {
     let path = dir.join("plan.toml");
     std::fs::write(
