@@ -302,6 +302,35 @@ fn checked_value(slo: &Slo, p: &Prediction, margin: Margin) -> Option<f64> {
     })
 }
 
+/// One SLO held against a prediction: the value checked (see [`checked_value`]), `None`
+/// where the model does not predict the SLO's metric.
+struct Check<'s> {
+    slo: &'s Slo,
+    value: Option<f64>,
+}
+
+impl Check<'_> {
+    /// Met: predicted, and within the threshold. The one comparison [`judge`] and
+    /// [`violation`] make, so they cannot disagree.
+    fn met(&self) -> bool {
+        self.value.is_some_and(|v| v <= self.slo.threshold.0)
+    }
+
+    /// Checked value / threshold; infinite where not predicted.
+    fn ratio(&self) -> f64 {
+        self.value
+            .map_or(f64::INFINITY, |v| v / self.slo.threshold.0)
+    }
+}
+
+/// Each SLO held against `p`, in the order given.
+fn checks<'s>(slos: &'s [Slo], p: &Prediction, margin: Margin) -> impl Iterator<Item = Check<'s>> {
+    slos.iter().map(move |slo| Check {
+        slo,
+        value: checked_value(slo, p, margin),
+    })
+}
+
 /// Whether a prediction meets every SLO (exactly when [`violation`] is `None`), and how far
 /// it is from the one that binds: the largest checked value / threshold (infinite where the
 /// model does not fit or does not predict an SLO's metric). The capacity search interpolates
@@ -310,11 +339,8 @@ fn judge(slos: &[Slo], p: &Prediction, margin: Margin) -> (bool, f64) {
     if matches!(p.fit, Fit::DoesNotFit { .. }) {
         return (false, f64::INFINITY);
     }
-    slos.iter().fold((true, 0.0), |(ok, worst), s| {
-        match checked_value(s, p, margin) {
-            Some(v) => (ok && v <= s.threshold.0, worst.max(v / s.threshold.0)),
-            None => (false, f64::INFINITY),
-        }
+    checks(slos, p, margin).fold((true, 0.0), |(ok, worst), c| {
+        (ok && c.met(), worst.max(c.ratio()))
     })
 }
 
@@ -324,15 +350,16 @@ pub fn violation(slos: &[Slo], p: &Prediction, margin: Margin) -> Option<String>
     if let Fit::DoesNotFit { reason } = &p.fit {
         return Some(reason.clone());
     }
-    slos.iter().find_map(|s| match checked_value(s, p, margin) {
-        Some(v) if v <= s.threshold.0 => None,
-        Some(v) => Some(format!(
+    let broken = checks(slos, p, margin).find(|c| !c.met())?;
+    let s = broken.slo;
+    Some(match broken.value {
+        Some(v) => format!(
             "{} {} > {}",
             s.column(),
             compared(s, p, margin, v),
             s.threshold.0
-        )),
-        None => Some(format!("{} not predicted", s.column())),
+        ),
+        None => format!("{} not predicted", s.column()),
     })
 }
 
@@ -747,6 +774,7 @@ mod tests {
     use super::*;
     use pilot_core::gpu::GpuCatalog;
     use pilot_core::llm::ModelCatalog;
+    use pilot_core::metrics::Stats;
     use pilot_core::slo::parse_slos;
     use pilot_core::units::RequestsPerSec;
     use pilot_predict::PhysicsModel;
@@ -909,6 +937,59 @@ mod tests {
         );
         let why = violation(&slo, &p, Margin::Factor(0.6)).expect("+60% breaks it");
         assert!(why.contains("+60% margin"), "{why}");
+    }
+
+    /// `judge` passes a prediction exactly when `violation` finds nothing, and its ratio is
+    /// the binding SLO's: met, broken by the point or only by a margin, a metric not
+    /// predicted, a configuration that does not fit.
+    #[test]
+    fn judge_and_violation_agree() {
+        let g = GpuCatalog::builtin().resolve("H100").unwrap().clone();
+        let m = ModelCatalog::builtin().resolve("mistral-7b").unwrap();
+        let s = Scenario::new(m, g, 1, Load::Users(1), Tokens(512), Tokens(64));
+        let p = PhysicsModel::default().predict(&s).unwrap();
+        let itl = p.row.metrics.itl.p50.unwrap().0;
+        let ttft = p.row.metrics.ttft.p50.unwrap().0;
+        let mut no_ttft = p.clone();
+        no_ttft.row.metrics.ttft = Stats::empty();
+        let mut no_fit = p.clone();
+        no_fit.fit = Fit::DoesNotFit {
+            reason: "weights larger than memory".into(),
+        };
+        let met = slos(&format!("itl={}ms,ttft={}ms", itl * 2.0, ttft * 4.0));
+        let broken = slos(&format!("itl={}ms,ttft={}ms", itl * 2.0, ttft / 2.0));
+        let margins = [Margin::None, Margin::Factor(1.5), Margin::Upper];
+        let cases = [
+            (&met, &p, Margin::None, true, 0.5),
+            (&met, &p, Margin::Factor(1.5), false, 2.5 / 2.0),
+            (&broken, &p, Margin::None, false, 2.0),
+            (&met, &no_ttft, Margin::None, false, f64::INFINITY),
+            (&met, &no_fit, Margin::None, false, f64::INFINITY),
+        ];
+        for (slos, p, margin, ok, ratio) in cases {
+            let (judged, worst) = judge(slos, p, margin);
+            assert_eq!(judged, ok, "{slos:?} {margin:?}");
+            assert!(
+                (worst - ratio).abs() < 1e-9 || worst == ratio,
+                "{worst} vs {ratio}"
+            );
+        }
+        for slos in [&met, &broken] {
+            for p in [&p, &no_ttft, &no_fit] {
+                for margin in margins {
+                    assert_eq!(
+                        judge(slos, p, margin).0,
+                        violation(slos, p, margin).is_none(),
+                        "{slos:?} {margin:?}"
+                    );
+                }
+            }
+        }
+        assert!(
+            violation(&met, &no_ttft, Margin::None)
+                .unwrap()
+                .contains("not predicted")
+        );
     }
 
     #[test]
