@@ -114,13 +114,8 @@ pub enum Verdict {
 /// A [`Verdict`] with its candidate's profile, before the search fills the rest.
 pub fn candidate(p: &Profile, s: &Scenario) -> Candidate {
     Candidate {
-        gpu: p.gpu.name.clone(),
-        gpu_count: p.serving.gpus(),
-        serving: p.serving,
-        quantization: p.quantization,
+        profile: p.clone(),
         kv_cache: s.kv_dtype(),
-        kv_cache_chosen: p.kv_cache.is_some(),
-        engine: p.engine.clone(),
         batch_limit: None,
         verdict: Verdict::Feasible,
         capacity: None,
@@ -151,17 +146,11 @@ impl Verdict {
 /// One profile and what it would take to serve the demand with it.
 #[derive(Debug, Clone)]
 pub struct Candidate {
-    pub gpu: String,
-    /// GPUs of one replica (all its workers).
-    pub gpu_count: u32,
-    /// How one replica's GPUs are used.
-    pub serving: Serving,
-    pub quantization: Quantization,
+    /// The replica's shape: GPU, serving layout (`serving.gpus()` GPUs, all its workers),
+    /// weight format, engine, and the KV-cache dtype when one is chosen (an engine flag).
+    pub profile: Profile,
     /// The KV-cache dtype in effect (the engine's default, or the one chosen).
     pub kv_cache: Dtype,
-    /// Whether `kv_cache` was chosen (an engine flag), not the engine's default.
-    pub kv_cache_chosen: bool,
-    pub engine: Option<String>,
     /// The most requests one worker (the decode workers, when disaggregated) runs at once in
     /// the prediction: its KV-cache budget, capped by the engine's default sequence limit. A
     /// deployment must be started with it (`--emit cmd`) for the prediction to hold.
@@ -585,7 +574,7 @@ pub fn recommend(
                     .unwrap_or(-1.0)
                     .total_cmp(&a.headroom.unwrap_or(-1.0)),
             )
-            .then(a.gpu_count.cmp(&b.gpu_count))
+            .then(a.profile.serving.gpus().cmp(&b.profile.serving.gpus()))
     });
     Ok(Recommendation {
         candidates: out,
@@ -903,15 +892,19 @@ mod tests {
             );
         }
         // 140 GB of fp16 weights do not fit one 80 GB GPU: rejected for memory, not silently dropped.
-        assert!(rec.candidates.iter().any(|c| c.gpu == "A100-SXM-80GB"
-            && c.gpu_count == 1
-            && c.quantization == Quantization::Fp16
-            && matches!(c.verdict, Verdict::DoesNotFit(_))));
+        assert!(
+            rec.candidates
+                .iter()
+                .any(|c| c.profile.gpu.name == "A100-SXM-80GB"
+                    && c.profile.serving.gpus() == 1
+                    && c.profile.quantization == Quantization::Fp16
+                    && matches!(c.verdict, Verdict::DoesNotFit(_)))
+        );
         // Llama-2-70B has 64 heads and 8 KV heads: no TP of 3, 5, 6 or 7.
         assert!(
             rec.candidates
                 .iter()
-                .all(|c| [1, 2, 4, 8].contains(&c.gpu_count))
+                .all(|c| [1, 2, 4, 8].contains(&c.profile.serving.gpus()))
         );
     }
 
