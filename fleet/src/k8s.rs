@@ -294,7 +294,7 @@ pub fn job(fleet: &Fleet, run: &Run, results: JobResults<'_>) -> Result<JobManif
             Tokens(u64::from(output)),
         )
         .map_err(|e| FleetError::entry(what(), e))?;
-        let role = deploy::roles(cand.serving)[0];
+        let role = deploy::roles(cand.profile.serving)[0];
         let mut cmd = deploy::worker_command(&plan, &role);
         notes.extend(cmd.notes.iter().cloned());
         cmd.argv.extend(run.engine.args.iter().cloned());

@@ -29,6 +29,9 @@ use crate::scenario::{Fit, Load, Prediction, Scenario};
 use crate::{LatencyModel, PredictError};
 use pilot_core::metrics::{Stat, Stats, Summary};
 use pilot_core::units::{Millis, MsPerToken, Tokens};
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// How many length buckets a distribution is cut into: enough to separate a workload's short
 /// and long requests, few enough that judging a fleet over them costs a few predictions.
@@ -118,6 +121,46 @@ pub fn describe(buckets: &[LengthBucket]) -> String {
 pub struct OverLengths<'a> {
     inner: &'a dyn LatencyModel,
     buckets: Vec<LengthBucket>,
+    /// The inner model's answers for idle scenarios (one user), which do not depend on the
+    /// load asked about: a capacity search asks one configuration at a dozen loads, and
+    /// without it would predict the same 1 + buckets idle scenarios at each. A `Mutex`: the
+    /// search asks from several threads (`LatencyModel` is `Sync`); it is held only to look
+    /// up and to store, never while predicting. Errors are not kept (asked again).
+    idle: Mutex<HashMap<IdleKey, Arc<Prediction>>>,
+}
+
+/// An idle scenario as a cache key: hashed by its discrete fields (names, counts, formats,
+/// lengths), equal when the whole scenario is. A spec holding a NaN is unequal to itself
+/// and is then only predicted again, never confused with another.
+struct IdleKey(Scenario);
+
+impl Hash for IdleKey {
+    fn hash<H: Hasher>(&self, h: &mut H) {
+        let s = &self.0;
+        s.model.id.hash(h);
+        s.gpu.name.hash(h);
+        s.gpu_count.hash(h);
+        s.serving.hash(h);
+        s.engine.hash(h);
+        s.quantization.hash(h);
+        s.kv_cache.hash(h);
+        s.input_tokens.hash(h);
+        s.output_tokens.hash(h);
+    }
+}
+
+impl PartialEq for IdleKey {
+    fn eq(&self, other: &IdleKey) -> bool {
+        self.0 == other.0
+    }
+}
+
+impl Eq for IdleKey {}
+
+/// Where a scenario's idle prediction comes from: the cache, or the `n`th of those asked.
+enum Idle {
+    Known(Arc<Prediction>),
+    Asked(usize),
 }
 
 impl<'a> OverLengths<'a> {
@@ -146,6 +189,7 @@ impl<'a> OverLengths<'a> {
                 })
                 .collect(),
             inner,
+            idle: Mutex::new(HashMap::new()),
         })
     }
 
@@ -159,8 +203,8 @@ impl<'a> OverLengths<'a> {
     fn mixed(
         &self,
         at_mean: Prediction,
-        idle_mean: Prediction,
-        idle: Vec<Prediction>,
+        idle_mean: &Prediction,
+        idle: &[Arc<Prediction>],
     ) -> Prediction {
         if !matches!(at_mean.fit, Fit::Fits { .. }) {
             return at_mean;
@@ -177,7 +221,7 @@ impl<'a> OverLengths<'a> {
         let p50 =
             |p: &Prediction, f: fn(&Summary) -> &Stats<Millis>| f(&p.row.metrics).p50.map(|m| m.0);
         let (Some(ttft_idle_mean), Some(tpot)) = (
-            p50(&idle_mean, |m| &m.ttft),
+            p50(idle_mean, |m| &m.ttft),
             at_mean
                 .row
                 .metrics
@@ -193,7 +237,7 @@ impl<'a> OverLengths<'a> {
         let shifts: Vec<(f64, f64, f64, f64, f64, f64)> = self
             .buckets
             .iter()
-            .zip(&idle)
+            .zip(idle)
             .filter_map(|(b, p)| {
                 let ttft = p50(p, |m| &m.ttft)?;
                 let e2e = p50(p, |m| &m.e2e).unwrap_or(ttft);
@@ -236,7 +280,8 @@ impl<'a> OverLengths<'a> {
     }
 
     /// The scenarios predicted besides `s`: the mean lengths with one user, then each bucket
-    /// with one user.
+    /// with one user. They keep nothing of `s`'s load, so one is the same at every load and
+    /// is predicted once (the `idle` cache).
     fn idle_scenarios(&self, s: &Scenario) -> Vec<Scenario> {
         let idle = |input: Tokens, output: Tokens| {
             let mut x = s.clone();
@@ -263,21 +308,66 @@ impl LatencyModel for OverLengths<'_> {
         many.pop().expect("one answer per scenario")
     }
 
+    /// Each scenario and, once for the batch, each of its idle scenarios not in the cache.
     fn predict_many(&self, s: &[Scenario]) -> Vec<Result<Prediction, PredictError>> {
-        let n = self.buckets.len() + 2;
-        let mut all: Vec<Scenario> = Vec::with_capacity(s.len() * n);
-        for x in s {
-            all.push(x.clone());
-            all.extend(self.idle_scenarios(x));
+        let mut ask: Vec<Scenario> = s.to_vec();
+        let mut sources: Vec<Vec<Idle>> = Vec::with_capacity(s.len());
+        {
+            let cache = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut asked: HashMap<IdleKey, usize> = HashMap::new();
+            for x in s {
+                let mut these = Vec::with_capacity(self.buckets.len() + 1);
+                for idle in self.idle_scenarios(x) {
+                    let key = IdleKey(idle);
+                    these.push(match cache.get(&key) {
+                        Some(p) => Idle::Known(Arc::clone(p)),
+                        None => Idle::Asked(*asked.entry(key).or_insert_with_key(|k| {
+                            ask.push(k.0.clone());
+                            ask.len() - s.len() - 1
+                        })),
+                    });
+                }
+                sources.push(these);
+            }
         }
-        let mut answers = self.inner.predict_many(&all).into_iter();
-        s.iter()
-            .map(|_| {
-                let mut these = answers.by_ref().take(n).collect::<Result<Vec<_>, _>>()?;
-                let idle = these.split_off(2);
-                let idle_mean = these.pop().expect("the idle mean");
-                let at_mean = these.pop().expect("the scenario");
-                Ok(self.mixed(at_mean, idle_mean, idle))
+        let mut answers = self.inner.predict_many(&ask);
+        let asked = ask.split_off(s.len());
+        let mut fresh: Vec<Option<Result<Arc<Prediction>, PredictError>>> = {
+            let mut cache = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            answers
+                .split_off(s.len())
+                .into_iter()
+                .zip(&asked)
+                .map(|(answer, idle)| {
+                    let answer = answer.map(Arc::new);
+                    if let Ok(p) = &answer {
+                        cache.insert(IdleKey(idle.clone()), Arc::clone(p));
+                    }
+                    Some(answer)
+                })
+                .collect()
+        };
+        answers
+            .into_iter()
+            .zip(sources)
+            .map(|(at_mean, sources)| {
+                let at_mean = at_mean?;
+                let mut idle = sources
+                    .into_iter()
+                    .map(|source| match source {
+                        Idle::Known(p) => Ok(p),
+                        Idle::Asked(n) => match &mut fresh[n] {
+                            Some(Ok(p)) => Ok(Arc::clone(p)),
+                            // An error cannot be cloned: the first scenario that needs it
+                            // takes it, any other asks again.
+                            failed => failed
+                                .take()
+                                .unwrap_or_else(|| self.inner.predict(&asked[n]).map(Arc::new)),
+                        },
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                let buckets = idle.split_off(1);
+                Ok(self.mixed(at_mean, &idle[0], &buckets))
             })
             .collect()
     }
@@ -506,6 +596,79 @@ mod tests {
             many[1].as_ref().unwrap().row.metrics.ttft,
             mixed.row.metrics.ttft
         );
+    }
+
+    /// The physics model, counting the scenarios it is asked about and their loads.
+    #[derive(Default)]
+    struct Counting {
+        physics: PhysicsModel,
+        asked: Mutex<Vec<Load>>,
+    }
+
+    impl LatencyModel for Counting {
+        fn predict(&self, s: &Scenario) -> Result<Prediction, PredictError> {
+            self.asked.lock().unwrap().push(s.load);
+            self.physics.predict(s)
+        }
+    }
+
+    fn bimodal() -> Vec<LengthBucket> {
+        vec![
+            LengthBucket {
+                input: Tokens(256),
+                output: Tokens(128),
+                share: 0.9,
+                range: (384, 384),
+            },
+            LengthBucket {
+                input: Tokens(4096),
+                output: Tokens(128),
+                share: 0.1,
+                range: (4224, 4224),
+            },
+        ]
+    }
+
+    /// A capacity search's pattern: one configuration at many loads, one at a time and in a
+    /// batch. The idle predictions (the mean lengths' and each bucket's, one user) are made
+    /// once, the loaded one at each load, and every answer is the one an uncached model
+    /// gives (a fresh `OverLengths` per scenario).
+    #[test]
+    fn the_idle_predictions_are_made_once_across_loads() {
+        let counting = Counting::default();
+        let over = OverLengths::new(&counting, bimodal()).unwrap();
+        let loads = [1, 2, 8, 32, 64, 128];
+        let at = |users: u32| {
+            let mut s = scenario(640, 128);
+            s.load = Load::Users(users);
+            s
+        };
+        let uncached = |s: &Scenario| {
+            OverLengths::new(&counting.physics, bimodal())
+                .unwrap()
+                .predict(s)
+                .unwrap()
+        };
+        for users in loads {
+            assert_eq!(over.predict(&at(users)).unwrap(), uncached(&at(users)));
+        }
+        let batch: Vec<Scenario> = loads.iter().map(|&u| at(u * 3)).collect();
+        for (p, s) in over.predict_many(&batch).into_iter().zip(&batch) {
+            assert_eq!(p.unwrap(), uncached(s));
+        }
+        let asked = counting.asked.lock().unwrap().clone();
+        let idle = asked.iter().filter(|l| **l == Load::Users(1)).count();
+        // Three idle scenarios (the mean, two buckets), plus the loaded one at one user.
+        assert_eq!(idle, 3 + 1, "{asked:?}");
+        assert_eq!(asked.len(), 3 + loads.len() * 2, "{asked:?}");
+        // A batch of unseen lengths asks each idle scenario once, however often it recurs.
+        counting.asked.lock().unwrap().clear();
+        let mut other = at(16);
+        other.input_tokens = Tokens(700);
+        let many = over.predict_many(&[other.clone(), other.clone(), other.clone()]);
+        assert_eq!(many.len(), 3);
+        // The buckets' idle scenarios are known; only the new mean lengths' is asked.
+        assert_eq!(counting.asked.lock().unwrap().len(), 3 + 1);
     }
 
     #[test]

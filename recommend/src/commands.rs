@@ -370,12 +370,13 @@ fn emit(
         }
         .into());
     };
-    let gpu = opts
-        .gpus
-        .iter()
-        .find(|g| g.name == c.gpu)
-        .expect("a candidate's GPU is one of the options'");
-    let plan = Plan::new(c, &opts.model, gpu, opts.input_tokens, opts.output_tokens)?;
+    let plan = Plan::new(
+        c,
+        &opts.model,
+        &c.profile.gpu,
+        opts.input_tokens,
+        opts.output_tokens,
+    )?;
     match (req.emit[0].as_str(), req.emit.get(1)) {
         ("cmd", None) => out.text = deploy::emit_cmd(&plan, row),
         ("k8s", Some(dir)) => {

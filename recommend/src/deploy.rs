@@ -112,7 +112,11 @@ impl<'a> Plan<'a> {
         input: Tokens,
         output: Tokens,
     ) -> Result<Plan<'a>, DeployError> {
-        let name = candidate.engine.as_deref().ok_or(DeployError::NoEngine)?;
+        let name = candidate
+            .profile
+            .engine
+            .as_deref()
+            .ok_or(DeployError::NoEngine)?;
         let traits = engine::traits(name).ok_or(DeployError::NoEngine)?;
         let launch = traits
             .launch
@@ -134,7 +138,7 @@ impl<'a> Plan<'a> {
             launch,
             max_model_len: max_model_len(model, input, output),
         };
-        let nodes = roles(candidate.serving)
+        let nodes = roles(candidate.profile.serving)
             .iter()
             .map(|r| plan.nodes(r.layout))
             .max()
@@ -252,7 +256,7 @@ pub fn worker_command(plan: &Plan, role: &Role) -> WorkerCommand {
         set(&mut cmd, l.max_sequences, json!(b));
     }
     set(&mut cmd, l.max_model_len, json!(plan.max_model_len));
-    if c.kv_cache_chosen {
+    if c.profile.kv_cache.is_some() {
         set(&mut cmd, l.kv_cache_dtype, json!(c.kv_cache.name()));
     }
     // A format other than the checkpoint's: fp8 is quantized while loading where the engine
@@ -260,8 +264,9 @@ pub fn worker_command(plan: &Plan, role: &Role) -> WorkerCommand {
     let checkpoint = plan.model.checkpoint.as_ref().map(|k| k.weights);
     let native = checkpoint.unwrap_or_else(|| Quantization::from(plan.model.dtype));
     let is_16_bit = |q: Quantization| matches!(q, Quantization::Bf16 | Quantization::Fp16);
-    if c.quantization != native && !(is_16_bit(c.quantization) && is_16_bit(native)) {
-        match (c.quantization, l.quantize_on_load) {
+    if c.profile.quantization != native && !(is_16_bit(c.profile.quantization) && is_16_bit(native))
+    {
+        match (c.profile.quantization, l.quantize_on_load) {
             (Quantization::Fp8, Some(f)) if checkpoint.is_none_or(is_16_bit) => {
                 cmd.argv.extend([f.to_string(), "fp8".to_string()])
             }
@@ -375,15 +380,15 @@ pub fn emit_cmd(plan: &Plan, row: usize) -> String {
     let c = plan.candidate;
     let mut text = format!(
         "# pilot: row {row}: {} x {} {} {} under {}, {} replica(s); each replica:\n",
-        c.gpu_count,
-        c.gpu,
-        c.serving,
-        c.quantization,
+        c.profile.serving.gpus(),
+        c.profile.gpu.name,
+        c.profile.serving,
+        c.profile.quantization,
         plan.engine,
         c.replicas.unwrap_or(1)
     );
     text.push_str("# (the Hugging Face token, where the model needs one, comes from HF_TOKEN in the environment)\n");
-    for role in roles(c.serving) {
+    for role in roles(c.profile.serving) {
         let cmd = worker_command(plan, &role);
         let _ = writeln!(
             text,
@@ -422,7 +427,7 @@ pub fn emit_cmd(plan: &Plan, row: usize) -> String {
         );
         text.push('\n');
     }
-    if c.serving.is_disaggregated() {
+    if c.profile.serving.is_disaggregated() {
         text.push('\n');
         text.push_str(&router_text(plan));
     }
@@ -626,7 +631,7 @@ pub fn k8s_manifests(plan: &Plan) -> Vec<Manifest> {
     let app = format!("pilot-{}", dns_label(&plan.model.id));
     let mut out = Vec::new();
     let mut router_targets = Vec::new();
-    for role in roles(c.serving) {
+    for role in roles(c.profile.serving) {
         let cmd = worker_command(plan, &role);
         let name = dns_label(&format!("{app}-{}", role.name));
         let labels = json!({
@@ -682,7 +687,7 @@ pub fn k8s_manifests(plan: &Plan) -> Vec<Manifest> {
         router_targets.push((role.name, format!("http://{name}:{}", plan.launch.port)));
         out.push((format!("{name}.yaml"), objects));
     }
-    if c.serving.is_disaggregated()
+    if c.profile.serving.is_disaggregated()
         && let Some(router) = plan.launch.disaggregation.and_then(|d| d.router)
     {
         out.push(router_manifest(plan, &app, router, &router_targets));
@@ -791,7 +796,9 @@ pub fn write_k8s(plan: &Plan, dir: &Path) -> Result<Vec<String>, DeployError> {
     for (file, objects) in k8s_manifests(plan) {
         let mut text = format!(
             "# written by pilot recommend --emit k8s: {} on {} x {}\n",
-            plan.model.id, plan.candidate.gpu_count, plan.candidate.gpu
+            plan.model.id,
+            plan.candidate.profile.serving.gpus(),
+            plan.candidate.profile.gpu.name
         );
         if !known {
             let _ = writeln!(
@@ -894,7 +901,7 @@ mod tests {
             Some(Dtype::Fp8),
         );
         let p = plan(&k, &c);
-        let cmd = worker_command(&p, &roles(c.serving)[0]);
+        let cmd = worker_command(&p, &roles(c.profile.serving)[0]);
         assert!(
             has(&cmd.argv, &["vllm", "serve", &k.model.id]),
             "{:?}",
@@ -923,7 +930,7 @@ mod tests {
         );
         // The engine's default KV dtype is not spelled out.
         let c = cand(&k, "vllm", agg(4, 1, 1, 1), Quantization::Bf16, None);
-        let cmd = worker_command(&plan(&k, &c), &roles(c.serving)[0]);
+        let cmd = worker_command(&plan(&k, &c), &roles(c.profile.serving)[0]);
         assert!(
             !cmd.argv.iter().any(|a| a == "--kv-cache-dtype"),
             "{:?}",
@@ -1078,7 +1085,7 @@ mod tests {
     fn other_formats_are_quantized_on_load_or_named() {
         let k = case("llama-3.1-8b", "B200");
         let c = cand(&k, "vllm", agg(1, 1, 1, 1), Quantization::Fp8, None);
-        let cmd = worker_command(&plan(&k, &c), &roles(c.serving)[0]);
+        let cmd = worker_command(&plan(&k, &c), &roles(c.profile.serving)[0]);
         assert!(has(&cmd.argv, &["--quantization", "fp8"]), "{:?}", cmd.argv);
         let c = cand(
             &k,
@@ -1087,7 +1094,7 @@ mod tests {
             Quantization::Nvfp4,
             None,
         );
-        let cmd = worker_command(&plan(&k, &c), &roles(c.serving)[0]);
+        let cmd = worker_command(&plan(&k, &c), &roles(c.profile.serving)[0]);
         assert!(
             cmd.notes.iter().any(|n| n.contains("nvfp4")),
             "{:?}",

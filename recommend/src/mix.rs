@@ -16,7 +16,6 @@
 
 use crate::search::{Candidate, Margin, Recommendation, capacity, replica_price, violation};
 use crate::space::{Profile, SpaceOptions};
-use pilot_core::gpu::GpuSpec;
 use pilot_core::price::PriceCatalog;
 use pilot_core::slo::Slo;
 use pilot_core::units::{Tokens, UsdPerHour};
@@ -58,17 +57,6 @@ pub struct MixOptions<'a> {
     pub spot: bool,
 }
 
-/// The profile a candidate was evaluated with.
-fn profile_of(c: &Candidate, gpus: &[GpuSpec]) -> Option<Profile> {
-    Some(Profile {
-        gpu: gpus.iter().find(|g| g.name == c.gpu)?.clone(),
-        engine: c.engine.clone(),
-        quantization: c.quantization,
-        kv_cache: c.kv_cache_chosen.then_some(c.kv_cache),
-        serving: c.serving,
-    })
-}
-
 /// The cheapest mix of the GPU types in `rec` for the buckets; `None` when no type serves
 /// every bucket a type can be found for.
 pub fn cheapest_mix(
@@ -80,14 +68,15 @@ pub fn cheapest_mix(
 ) -> Option<Mix> {
     let demand = rec.demand;
     // The cheapest feasible candidate per GPU type (the list is ranked by cost).
-    let mut types: Vec<(&Candidate, Profile, f64)> = Vec::new();
+    let mut types: Vec<(&Candidate, &Profile, f64)> = Vec::new();
     for c in rec.feasible() {
-        if types.iter().any(|(t, _, _)| t.gpu == c.gpu) {
+        if types
+            .iter()
+            .any(|(t, _, _)| t.profile.gpu.name == c.profile.gpu.name)
+        {
             continue;
         }
-        let Some(p) = profile_of(c, o.space.gpus) else {
-            continue;
-        };
+        let p = &c.profile;
         let Ok((price, _)) = replica_price(prices, &p.gpu, p.serving, o.cloud, o.spot) else {
             continue;
         };

@@ -120,12 +120,12 @@ pub fn ranking_cells(feasible: &[&Candidate], demand: Load) -> (Vec<String>, Vec
             };
             vec![
                 (i + 1).to_string(),
-                c.gpu.clone(),
-                c.gpu_count.to_string(),
-                c.serving.to_string(),
-                c.quantization.to_string(),
+                c.profile.gpu.name.clone(),
+                c.profile.serving.gpus().to_string(),
+                c.profile.serving.to_string(),
+                c.profile.quantization.to_string(),
                 c.kv_cache.name().to_string(),
-                c.engine.clone().unwrap_or_else(|| "-".into()),
+                c.profile.engine.clone().unwrap_or_else(|| "-".into()),
                 c.replicas.map_or("-".into(), |r| r.to_string()),
                 c.capacity.map_or("-".into(), |x| {
                     let x = x.level();
@@ -203,7 +203,7 @@ pub fn rejected_lines(
         let core = reason_core(&reason);
         match groups
             .iter_mut()
-            .find(|(g, _, k, _)| g.gpu == c.gpu && *k == core)
+            .find(|(g, _, k, _)| g.profile.gpu.name == c.profile.gpu.name && *k == core)
         {
             Some((_, _, _, n)) => *n += 1,
             None => groups.push((c, reason, core, 0)),
@@ -274,12 +274,15 @@ fn reason_core(reason: &str) -> String {
 pub fn profile_text(c: &Candidate, with_engine: bool) -> String {
     let mut t = format!(
         "{} x {} {} {}",
-        c.gpu_count, c.gpu, c.serving, c.quantization
+        c.profile.serving.gpus(),
+        c.profile.gpu.name,
+        c.profile.serving,
+        c.profile.quantization
     );
-    if c.kv_cache_chosen {
+    if c.profile.kv_cache.is_some() {
         t.push_str(&format!(" kv {}", c.kv_cache.name()));
     }
-    if let (Some(e), true) = (&c.engine, with_engine) {
+    if let (Some(e), true) = (&c.profile.engine, with_engine) {
         t.push_str(&format!(" {e}"));
     }
     t
@@ -336,8 +339,8 @@ fn nothing_shown(rec: &Recommendation, opts: &RecommendOptions, meeting: usize) 
     {
         let mut gpus: Vec<&str> = Vec::new();
         for c in &rec.candidates {
-            if !gpus.contains(&c.gpu.as_str()) {
-                gpus.push(&c.gpu);
+            if !gpus.contains(&c.profile.gpu.name.as_str()) {
+                gpus.push(&c.profile.gpu.name);
             }
         }
         let kind = if opts.spot { "spot" } else { "on-demand" };
@@ -479,19 +482,19 @@ fn candidate_json(c: &Candidate, slos: &[Slo], pareto: bool) -> serde_json::Valu
     {
         metrics.insert(col.clone(), json!(row.and_then(|r| metric_value(r, &col))));
     }
-    let cells = LayoutCells::of(c.serving);
+    let cells = LayoutCells::of(c.profile.serving);
     let mut layout = serde_json::Map::new();
     for col in COLUMNS {
         layout.insert(col.into(), json!(cells.get(col)));
     }
     json!({
-        "gpu": c.gpu,
-        "gpu_count": c.gpu_count,
-        "serving": c.serving.to_string(),
+        "gpu": c.profile.gpu.name,
+        "gpu_count": c.profile.serving.gpus(),
+        "serving": c.profile.serving.to_string(),
         "layout": layout,
-        "quantization": c.quantization.name(),
+        "quantization": c.profile.quantization.name(),
         "kv_cache_dtype": c.kv_cache.name(),
-        "engine": c.engine,
+        "engine": c.profile.engine,
         "batch_limit": c.batch_limit,
         "feasible": c.verdict == Verdict::Feasible,
         "pareto_optimal": pareto,
@@ -552,17 +555,17 @@ pub fn write_frontier_csv(
     let opt = |v: Option<f64>| v.map_or(String::new(), |x| x.to_string());
     for (c, pareto) in cands.iter().zip(pareto) {
         let row = c.at_load.as_ref().map(|p| &p.row);
-        let cells = LayoutCells::of(c.serving);
+        let cells = LayoutCells::of(c.profile.serving);
         let mut rec = vec![
-            c.gpu.clone(),
-            c.gpu_count.to_string(),
-            c.serving.to_string(),
+            c.profile.gpu.name.clone(),
+            c.profile.serving.gpus().to_string(),
+            c.profile.serving.to_string(),
         ];
         rec.extend(COLUMNS.map(|col| cells.get(col).map_or(String::new(), |v| v.to_string())));
         rec.extend([
-            c.quantization.name().to_string(),
+            c.profile.quantization.name().to_string(),
             c.kv_cache.name().to_string(),
-            c.engine.clone().unwrap_or_default(),
+            c.profile.engine.clone().unwrap_or_default(),
             c.batch_limit.map_or(String::new(), |b| b.to_string()),
             (c.verdict == Verdict::Feasible).to_string(),
             pareto.to_string(),
@@ -624,7 +627,7 @@ pub fn mix(m: Option<&crate::mix::Mix>, demand: Load) -> String {
             .join(", ");
         let share: f64 = p.buckets.iter().map(|&b| m.buckets[b].share).sum();
         vec![
-            p.candidate.gpu.clone(),
+            p.candidate.profile.gpu.name.clone(),
             profile_text(&p.candidate, true),
             ranges,
             format!("{:.0}%", 100.0 * share),

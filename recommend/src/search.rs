@@ -114,13 +114,8 @@ pub enum Verdict {
 /// A [`Verdict`] with its candidate's profile, before the search fills the rest.
 pub fn candidate(p: &Profile, s: &Scenario) -> Candidate {
     Candidate {
-        gpu: p.gpu.name.clone(),
-        gpu_count: p.serving.gpus(),
-        serving: p.serving,
-        quantization: p.quantization,
+        profile: p.clone(),
         kv_cache: s.kv_dtype(),
-        kv_cache_chosen: p.kv_cache.is_some(),
-        engine: p.engine.clone(),
         batch_limit: None,
         verdict: Verdict::Feasible,
         capacity: None,
@@ -151,17 +146,11 @@ impl Verdict {
 /// One profile and what it would take to serve the demand with it.
 #[derive(Debug, Clone)]
 pub struct Candidate {
-    pub gpu: String,
-    /// GPUs of one replica (all its workers).
-    pub gpu_count: u32,
-    /// How one replica's GPUs are used.
-    pub serving: Serving,
-    pub quantization: Quantization,
+    /// The replica's shape: GPU, serving layout (`serving.gpus()` GPUs, all its workers),
+    /// weight format, engine, and the KV-cache dtype when one is chosen (an engine flag).
+    pub profile: Profile,
     /// The KV-cache dtype in effect (the engine's default, or the one chosen).
     pub kv_cache: Dtype,
-    /// Whether `kv_cache` was chosen (an engine flag), not the engine's default.
-    pub kv_cache_chosen: bool,
-    pub engine: Option<String>,
     /// The most requests one worker (the decode workers, when disaggregated) runs at once in
     /// the prediction: its KV-cache budget, capped by the engine's default sequence limit. A
     /// deployment must be started with it (`--emit cmd`) for the prediction to hold.
@@ -302,6 +291,35 @@ fn checked_value(slo: &Slo, p: &Prediction, margin: Margin) -> Option<f64> {
     })
 }
 
+/// One SLO held against a prediction: the value checked (see [`checked_value`]), `None`
+/// where the model does not predict the SLO's metric.
+struct Check<'s> {
+    slo: &'s Slo,
+    value: Option<f64>,
+}
+
+impl Check<'_> {
+    /// Met: predicted, and within the threshold. The one comparison [`judge`] and
+    /// [`violation`] make, so they cannot disagree.
+    fn met(&self) -> bool {
+        self.value.is_some_and(|v| v <= self.slo.threshold.0)
+    }
+
+    /// Checked value / threshold; infinite where not predicted.
+    fn ratio(&self) -> f64 {
+        self.value
+            .map_or(f64::INFINITY, |v| v / self.slo.threshold.0)
+    }
+}
+
+/// Each SLO held against `p`, in the order given.
+fn checks<'s>(slos: &'s [Slo], p: &Prediction, margin: Margin) -> impl Iterator<Item = Check<'s>> {
+    slos.iter().map(move |slo| Check {
+        slo,
+        value: checked_value(slo, p, margin),
+    })
+}
+
 /// Whether a prediction meets every SLO (exactly when [`violation`] is `None`), and how far
 /// it is from the one that binds: the largest checked value / threshold (infinite where the
 /// model does not fit or does not predict an SLO's metric). The capacity search interpolates
@@ -310,11 +328,8 @@ fn judge(slos: &[Slo], p: &Prediction, margin: Margin) -> (bool, f64) {
     if matches!(p.fit, Fit::DoesNotFit { .. }) {
         return (false, f64::INFINITY);
     }
-    slos.iter().fold((true, 0.0), |(ok, worst), s| {
-        match checked_value(s, p, margin) {
-            Some(v) => (ok && v <= s.threshold.0, worst.max(v / s.threshold.0)),
-            None => (false, f64::INFINITY),
-        }
+    checks(slos, p, margin).fold((true, 0.0), |(ok, worst), c| {
+        (ok && c.met(), worst.max(c.ratio()))
     })
 }
 
@@ -324,15 +339,16 @@ pub fn violation(slos: &[Slo], p: &Prediction, margin: Margin) -> Option<String>
     if let Fit::DoesNotFit { reason } = &p.fit {
         return Some(reason.clone());
     }
-    slos.iter().find_map(|s| match checked_value(s, p, margin) {
-        Some(v) if v <= s.threshold.0 => None,
-        Some(v) => Some(format!(
+    let broken = checks(slos, p, margin).find(|c| !c.met())?;
+    let s = broken.slo;
+    Some(match broken.value {
+        Some(v) => format!(
             "{} {} > {}",
             s.column(),
             compared(s, p, margin, v),
             s.threshold.0
-        )),
-        None => Some(format!("{} not predicted", s.column())),
+        ),
+        None => format!("{} not predicted", s.column()),
     })
 }
 
@@ -558,7 +574,7 @@ pub fn recommend(
                     .unwrap_or(-1.0)
                     .total_cmp(&a.headroom.unwrap_or(-1.0)),
             )
-            .then(a.gpu_count.cmp(&b.gpu_count))
+            .then(a.profile.serving.gpus().cmp(&b.profile.serving.gpus()))
     });
     Ok(Recommendation {
         candidates: out,
@@ -747,6 +763,7 @@ mod tests {
     use super::*;
     use pilot_core::gpu::GpuCatalog;
     use pilot_core::llm::ModelCatalog;
+    use pilot_core::metrics::Stats;
     use pilot_core::slo::parse_slos;
     use pilot_core::units::RequestsPerSec;
     use pilot_predict::PhysicsModel;
@@ -875,15 +892,19 @@ mod tests {
             );
         }
         // 140 GB of fp16 weights do not fit one 80 GB GPU: rejected for memory, not silently dropped.
-        assert!(rec.candidates.iter().any(|c| c.gpu == "A100-SXM-80GB"
-            && c.gpu_count == 1
-            && c.quantization == Quantization::Fp16
-            && matches!(c.verdict, Verdict::DoesNotFit(_))));
+        assert!(
+            rec.candidates
+                .iter()
+                .any(|c| c.profile.gpu.name == "A100-SXM-80GB"
+                    && c.profile.serving.gpus() == 1
+                    && c.profile.quantization == Quantization::Fp16
+                    && matches!(c.verdict, Verdict::DoesNotFit(_)))
+        );
         // Llama-2-70B has 64 heads and 8 KV heads: no TP of 3, 5, 6 or 7.
         assert!(
             rec.candidates
                 .iter()
-                .all(|c| [1, 2, 4, 8].contains(&c.gpu_count))
+                .all(|c| [1, 2, 4, 8].contains(&c.profile.serving.gpus()))
         );
     }
 
@@ -909,6 +930,59 @@ mod tests {
         );
         let why = violation(&slo, &p, Margin::Factor(0.6)).expect("+60% breaks it");
         assert!(why.contains("+60% margin"), "{why}");
+    }
+
+    /// `judge` passes a prediction exactly when `violation` finds nothing, and its ratio is
+    /// the binding SLO's: met, broken by the point or only by a margin, a metric not
+    /// predicted, a configuration that does not fit.
+    #[test]
+    fn judge_and_violation_agree() {
+        let g = GpuCatalog::builtin().resolve("H100").unwrap().clone();
+        let m = ModelCatalog::builtin().resolve("mistral-7b").unwrap();
+        let s = Scenario::new(m, g, 1, Load::Users(1), Tokens(512), Tokens(64));
+        let p = PhysicsModel::default().predict(&s).unwrap();
+        let itl = p.row.metrics.itl.p50.unwrap().0;
+        let ttft = p.row.metrics.ttft.p50.unwrap().0;
+        let mut no_ttft = p.clone();
+        no_ttft.row.metrics.ttft = Stats::empty();
+        let mut no_fit = p.clone();
+        no_fit.fit = Fit::DoesNotFit {
+            reason: "weights larger than memory".into(),
+        };
+        let met = slos(&format!("itl={}ms,ttft={}ms", itl * 2.0, ttft * 4.0));
+        let broken = slos(&format!("itl={}ms,ttft={}ms", itl * 2.0, ttft / 2.0));
+        let margins = [Margin::None, Margin::Factor(1.5), Margin::Upper];
+        let cases = [
+            (&met, &p, Margin::None, true, 0.5),
+            (&met, &p, Margin::Factor(1.5), false, 2.5 / 2.0),
+            (&broken, &p, Margin::None, false, 2.0),
+            (&met, &no_ttft, Margin::None, false, f64::INFINITY),
+            (&met, &no_fit, Margin::None, false, f64::INFINITY),
+        ];
+        for (slos, p, margin, ok, ratio) in cases {
+            let (judged, worst) = judge(slos, p, margin);
+            assert_eq!(judged, ok, "{slos:?} {margin:?}");
+            assert!(
+                (worst - ratio).abs() < 1e-9 || worst == ratio,
+                "{worst} vs {ratio}"
+            );
+        }
+        for slos in [&met, &broken] {
+            for p in [&p, &no_ttft, &no_fit] {
+                for margin in margins {
+                    assert_eq!(
+                        judge(slos, p, margin).0,
+                        violation(slos, p, margin).is_none(),
+                        "{slos:?} {margin:?}"
+                    );
+                }
+            }
+        }
+        assert!(
+            violation(&met, &no_ttft, Margin::None)
+                .unwrap()
+                .contains("not predicted")
+        );
     }
 
     #[test]
