@@ -3,7 +3,7 @@
 //! runs the benchmark and returns the text to print. The binary only parses flags.
 
 use crate::client::{parse_extra_body, parse_header};
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, ShareGptFile};
 use crate::error::CharacterizeError;
 use crate::options::{CharacterizeOptions, TuneOptions, parse_tune_range};
 use crate::run::characterize;
@@ -161,7 +161,7 @@ impl DatasetFlags {
                 range_ratio: self.random_range_ratio.unwrap_or(0.0),
             }),
             "sharegpt" => Workload::Dataset(Dataset::ShareGpt {
-                path: path.expect("checked above"),
+                file: ShareGptFile::new(path.expect("checked above")),
                 output_len: self.sharegpt_output_len,
             }),
             "trace" => {
@@ -178,7 +178,7 @@ impl DatasetFlags {
                         .random_output_len
                         .or(self.sharegpt_output_len)
                         .or(path.is_none().then_some(64)),
-                    path,
+                    file: path.map(ShareGptFile::new),
                 })
             }
             _ => Workload::Dataset(Dataset::Prefix {
@@ -248,14 +248,15 @@ pub fn characterize_command(req: CharacterizeRequest) -> Result<Output, Characte
                 }
             )));
         }
+        // Parsed here, before any server is contacted; the run uses the entries kept.
         if let Workload::Dataset(
-            Dataset::ShareGpt { path, .. }
+            Dataset::ShareGpt { file, .. }
             | Dataset::MultiTurn {
-                path: Some(path), ..
+                file: Some(file), ..
             },
         ) = &w
         {
-            crate::dataset::check_sharegpt(path)?;
+            file.check()?;
         }
         opts.workload = w;
     }

@@ -16,6 +16,7 @@ use crate::client::{Message, Prompt};
 use crate::tokenize::PromptTokenizer;
 use crate::workload::{Shape, WorkloadError};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 
 /// A `--dataset` kind that carries its prompts.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,7 +29,7 @@ pub enum Dataset {
     },
     /// A ShareGPT JSON file; `output_len` (`--sharegpt-output-len`) overrides the replies'.
     ShareGpt {
-        path: PathBuf,
+        file: ShareGptFile,
         output_len: Option<u32>,
     },
     /// `--prefix-len`, `--suffix-len`, `--num-prefixes`, `--output-len`.
@@ -38,10 +39,10 @@ pub enum Dataset {
         groups: u32,
         output: u32,
     },
-    /// Conversations of a ShareGPT file (`path`), or synthetic ones of `turns` turns of
+    /// Conversations of a ShareGPT file (`file`), or synthetic ones of `turns` turns of
     /// `input` tokens each; `output` tokens per reply (synthetic, or `--sharegpt-output-len`).
     MultiTurn {
-        path: Option<PathBuf>,
+        file: Option<ShareGptFile>,
         turns: u32,
         input: u32,
         output: Option<u32>,
@@ -123,10 +124,56 @@ fn read_sharegpt(path: &Path) -> Result<Entries, WorkloadError> {
     Ok(out)
 }
 
-/// Checks a ShareGPT file's shape before a run starts (a wrong file is then refused before
-/// any server is contacted).
-pub fn check_sharegpt(path: &Path) -> Result<(), WorkloadError> {
-    read_sharegpt(path).map(|_| ())
+/// A ShareGPT file, parsed at most once. [`ShareGptFile::check`] parses it before a run
+/// starts (a wrong file is then refused before any server is contacted) and keeps its
+/// entries, which the workload's loading then uses: the real ShareGPT file is about 600 MB,
+/// and parsing it again cost as long as the first time. Clones share the parsed entries.
+#[derive(Clone)]
+pub struct ShareGptFile {
+    path: PathBuf,
+    entries: Arc<OnceLock<Entries>>,
+}
+
+impl ShareGptFile {
+    /// The file at `path`, not read yet.
+    pub fn new(path: impl Into<PathBuf>) -> ShareGptFile {
+        ShareGptFile {
+            path: path.into(),
+            entries: Arc::default(),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads and checks the file's shape (see [`read_sharegpt`]), keeping its entries.
+    pub fn check(&self) -> Result<(), WorkloadError> {
+        self.entries().map(|_| ())
+    }
+
+    /// The file's entries: parsed on the first call, kept for the next.
+    fn entries(&self) -> Result<&Entries, WorkloadError> {
+        if let Some(e) = self.entries.get() {
+            return Ok(e);
+        }
+        let parsed = read_sharegpt(&self.path)?;
+        Ok(self.entries.get_or_init(|| parsed))
+    }
+}
+
+/// The path only (run.json shows the workload as its `Debug`; the entries are the file's).
+impl std::fmt::Debug for ShareGptFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.path.fmt(f)
+    }
+}
+
+/// The same file, parsed or not.
+impl PartialEq for ShareGptFile {
+    fn eq(&self, other: &Self) -> bool {
+        self.path == other.path
+    }
 }
 
 /// How token counts are made: the tokenizer's, or the word estimate (`--tokenizer-fallback
@@ -155,12 +202,12 @@ impl Counter<'_> {
 /// ShareGPT's first human turn and the reply after it, as `vllm bench serve` samples them:
 /// (prompt text, its shape).
 pub fn sharegpt_prompts(
-    path: &Path,
+    file: &ShareGptFile,
     counter: Counter,
     output_len: Option<u32>,
 ) -> Result<Vec<(String, Shape)>, WorkloadError> {
     let mut out = Vec::new();
-    for (_, turns) in read_sharegpt(path)? {
+    for (_, turns) in file.entries()? {
         let Some(q) = turns.iter().position(|(f, _)| f == "human") else {
             continue;
         };
@@ -174,19 +221,19 @@ pub fn sharegpt_prompts(
         };
         out.push((prompt, shape));
     }
-    nonempty(path, out.len())?;
+    nonempty(file.path(), out.len())?;
     Ok(out)
 }
 
 /// Every ShareGPT conversation with at least one human turn followed by a reply, as turns
 /// (the human's text; the reference reply's length, or `output_len`).
 pub fn sharegpt_conversations(
-    path: &Path,
+    file: &ShareGptFile,
     counter: Counter,
     output_len: Option<u32>,
 ) -> Result<Vec<Conversation>, WorkloadError> {
     let mut out = Vec::new();
-    for (_, turns) in read_sharegpt(path)? {
+    for (_, turns) in file.entries()? {
         let mut conv = Vec::new();
         for w in turns.windows(2) {
             if w[0].0 == "human" && w[1].0 == "gpt" {
@@ -201,7 +248,7 @@ pub fn sharegpt_conversations(
             out.push(Conversation { turns: conv });
         }
     }
-    nonempty(path, out.len())?;
+    nonempty(file.path(), out.len())?;
     Ok(out)
 }
 
@@ -331,7 +378,7 @@ mod tests {
             r#"[{"conversations":[{"from":"human","value":"hi"}]}, {"id": 3}]"#,
         )
         .unwrap();
-        let e = sharegpt_prompts(&p, Counter::Estimate, None)
+        let e = sharegpt_prompts(&ShareGptFile::new(&p), Counter::Estimate, None)
             .unwrap_err()
             .to_string();
         assert!(
@@ -339,7 +386,7 @@ mod tests {
             "{e}"
         );
         std::fs::write(&p, "[{\"conversations\": [\n  {\"from\": 1}\n").unwrap();
-        let e = sharegpt_prompts(&p, Counter::Estimate, None)
+        let e = sharegpt_prompts(&ShareGptFile::new(&p), Counter::Estimate, None)
             .unwrap_err()
             .to_string();
         assert!(
@@ -347,10 +394,40 @@ mod tests {
             "{e}"
         );
         std::fs::write(&p, r#"[{"conversations":[{"from":"human","value":5}]}]"#).unwrap();
-        let e = sharegpt_prompts(&p, Counter::Estimate, None)
+        let e = sharegpt_prompts(&ShareGptFile::new(&p), Counter::Estimate, None)
             .unwrap_err()
             .to_string();
         assert!(e.contains("entry 0, turn 0"), "{e}");
+    }
+
+    #[test]
+    fn a_checked_sharegpt_file_is_not_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("s.json");
+        std::fs::write(
+            &p,
+            r#"[{"conversations":[{"from":"human","value":"hi there"},{"from":"gpt","value":"hello"}]}]"#,
+        )
+        .unwrap();
+        let file = ShareGptFile::new(&p);
+        file.check().unwrap();
+        // Gone after the check: the prompts come from the entries it parsed, also in a clone.
+        std::fs::remove_file(&p).unwrap();
+        let prompts = sharegpt_prompts(&file.clone(), Counter::Estimate, Some(7)).unwrap();
+        assert_eq!(prompts.len(), 1);
+        assert_eq!(prompts[0].0, "hi there");
+        assert_eq!(
+            sharegpt_conversations(&file, Counter::Estimate, None)
+                .unwrap()
+                .len(),
+            1
+        );
+        // Unchecked, the file is read when first needed.
+        let e = sharegpt_prompts(&ShareGptFile::new(&p), Counter::Estimate, None)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("cannot read it"), "{e}");
+        assert_eq!(format!("{file:?}"), format!("{p:?}"));
     }
 
     #[test]

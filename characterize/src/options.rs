@@ -231,7 +231,7 @@ pub(crate) fn validate(o: &CharacterizeOptions) -> Result<(), CharacterizeError>
         o.workload,
         Workload::Dataset(
             crate::dataset::Dataset::ShareGpt { .. }
-                | crate::dataset::Dataset::MultiTurn { path: Some(_), .. }
+                | crate::dataset::Dataset::MultiTurn { file: Some(_), .. }
         )
     ) && o.tokenizer.is_none()
         && !o.tokenizer_fallback

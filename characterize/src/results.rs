@@ -5,13 +5,13 @@
 //!
 //! Means, medians and p99s are the row's own ([`pilot_core::metrics::summarize`], which
 //! defines them as vLLM does: ITL over every gap, TPOT per request); the standard deviations,
-//! which the schema has no column for, are computed here from the same requests (population
-//! standard deviation, as numpy's default that vLLM uses).
+//! which the schema has no column for, are computed from the same requests
+//! ([`pilot_core::metrics::std_dev`]: the population one, numpy's default that vLLM uses).
 
 use crate::error::CharacterizeError;
 use crate::report::{CharacterizeReport, key_of};
 use pilot_core::load::Load;
-use pilot_core::metrics::{Metric, RequestTimings, Stat};
+use pilot_core::metrics::{Metric, RequestTimings, Stat, std_dev};
 use pilot_core::requests::RequestRecord;
 use serde_json::{Map, Value, json};
 
@@ -22,16 +22,6 @@ const METRICS: [(Metric, &str); 4] = [
     (Metric::Itl, "itl"),
     (Metric::E2e, "e2el"),
 ];
-
-/// The population standard deviation; `None` for no values.
-fn std_dev(values: &[f64]) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let n = values.len() as f64;
-    let mean = values.iter().sum::<f64>() / n;
-    Some((values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt())
-}
 
 /// A metric's values over a level's successful requests, as [`pilot_core::metrics::summarize`]
 /// pools them (every ITL gap; TPOT of requests with two tokens or more).
@@ -120,16 +110,4 @@ pub(crate) fn write_results(
         &report.run_dir.join("results.json"),
         &results_json(report, records, api),
     )
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn standard_deviation_is_numpys_default() {
-        // numpy.std([1, 2, 3, 4]) == 1.118033988749895
-        assert!((std_dev(&[1.0, 2.0, 3.0, 4.0]).unwrap() - 1.118_033_988_749_895).abs() < 1e-12);
-        assert_eq!(std_dev(&[]), None);
-    }
 }

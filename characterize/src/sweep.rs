@@ -137,7 +137,7 @@ impl Run<'_> {
             o.workload,
             crate::workload::Workload::Dataset(
                 crate::dataset::Dataset::ShareGpt { .. }
-                    | crate::dataset::Dataset::MultiTurn { path: Some(_), .. }
+                    | crate::dataset::Dataset::MultiTurn { file: Some(_), .. }
             )
         );
         if o.api == Api::Completions && client_opts.tokenizer.is_none() && !texts {

@@ -19,7 +19,7 @@
 //! Every length is clamped so that input + output fits the model's context.
 
 use crate::client::{Prompt, prompt_ids};
-use crate::dataset::{self, Conversation, Counter, Dataset, TOKENS_PER_WORD};
+use crate::dataset::{self, Conversation, Counter, Dataset, ShareGptFile, TOKENS_PER_WORD};
 use crate::tokenize::PromptTokenizer;
 use rand::RngExt;
 use rand::rngs::StdRng;
@@ -550,9 +550,9 @@ fn load_dataset(
             };
             w
         }
-        Dataset::ShareGpt { path, output_len } => {
+        Dataset::ShareGpt { file, output_len } => {
             let (texts, shapes): (Vec<String>, Vec<Shape>) =
-                dataset::sharegpt_prompts(path, counter, *output_len)?
+                dataset::sharegpt_prompts(file, counter, *output_len)?
                     .into_iter()
                     .unzip();
             let mut w = LoadedWorkload::of(shapes, None, None);
@@ -588,13 +588,13 @@ fn load_dataset(
             w
         }
         Dataset::MultiTurn {
-            path,
+            file,
             turns,
             input,
             output,
         } => {
-            let convs = match path {
-                Some(p) => dataset::sharegpt_conversations(p, counter, *output)?,
+            let convs = match file {
+                Some(f) => dataset::sharegpt_conversations(f, counter, *output)?,
                 None => {
                     if *turns == 0 || *input == 0 || output == &Some(0) {
                         return Err(zero("--turns, --random-input-len, --random-output-len"));
@@ -612,7 +612,7 @@ fn load_dataset(
                 })
                 .collect();
             let mut w = LoadedWorkload::of(shapes, None, None);
-            if path.is_some() && tokenizer.is_none() {
+            if file.is_some() && tokenizer.is_none() {
                 w.notes.push(estimated());
             }
             w.prompts = Prompts::Conversations(convs);
@@ -627,7 +627,7 @@ fn load_dataset(
 }
 
 fn load_sharegpt(path: &Path) -> Result<LoadedWorkload, WorkloadError> {
-    let shapes = dataset::sharegpt_prompts(path, Counter::Estimate, None)?
+    let shapes = dataset::sharegpt_prompts(&ShareGptFile::new(path), Counter::Estimate, None)?
         .into_iter()
         .map(|(_, s)| s)
         .collect();
@@ -810,10 +810,18 @@ mod tests {
     fn sharegpt_prompts_are_real_text_with_the_tokenizers_lengths() {
         let dir = tempfile::tempdir().unwrap();
         let t = tokenizer(dir.path());
+        // Checked (as the command does before contacting the server), then loaded from a
+        // clone (as the run's options are): the file is not read again.
+        let copy = dir.path().join("sharegpt.json");
+        std::fs::copy(FIXTURE, &copy).unwrap();
+        let file = ShareGptFile::new(&copy);
+        file.check().unwrap();
         let d = Workload::Dataset(Dataset::ShareGpt {
-            path: FIXTURE.into(),
+            file,
             output_len: None,
-        });
+        })
+        .clone();
+        std::fs::remove_file(&copy).unwrap();
         let w = LoadedWorkload::load_with(&d, None, Some(&t)).unwrap();
         assert_eq!(w.shapes.len(), 3, "the orphan reply is left out");
         let mut rng = StdRng::seed_from_u64(3);
@@ -831,7 +839,7 @@ mod tests {
         assert_eq!(w.shapes[0], first, "the first human turn and its reply");
         // --sharegpt-output-len, and a context too small for the story: left out, noted.
         let d = Workload::Dataset(Dataset::ShareGpt {
-            path: FIXTURE.into(),
+            file: ShareGptFile::new(FIXTURE),
             output_len: Some(7),
         });
         let w = LoadedWorkload::load_with(&d, Some(20), Some(&t)).unwrap();
@@ -955,7 +963,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let t = tokenizer(dir.path());
         let d = Workload::Dataset(Dataset::MultiTurn {
-            path: Some(FIXTURE.into()),
+            file: Some(ShareGptFile::new(FIXTURE)),
             turns: 5,
             input: 10,
             output: None,
@@ -972,7 +980,7 @@ mod tests {
         );
         assert_eq!(c[0].turns[1].input, 9);
         let d = Workload::Dataset(Dataset::MultiTurn {
-            path: None,
+            file: None,
             turns: 4,
             input: 10,
             output: Some(6),

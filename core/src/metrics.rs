@@ -432,6 +432,18 @@ pub fn percentile(values: &mut [f64], q: f64) -> Option<f64> {
     Some(percentile_sorted(values, q))
 }
 
+/// The population standard deviation (divided by n, not n − 1: numpy's default `ddof=0`,
+/// which `vllm bench serve` uses for its `std_*_ms`, so pilot's equal vLLM's on the same
+/// requests). `None` for no values.
+pub fn std_dev(values: &[f64]) -> Option<f64> {
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    Some((values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt())
+}
+
 /// Everything measured at one operating point, computed from its requests.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Summary {
@@ -507,6 +519,14 @@ pub fn summarize<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn std_dev_is_the_population_ones() {
+        // numpy.std([1, 2, 3, 4]) (ddof=0); the sample one (ddof=1) would be 1.29.
+        assert!((std_dev(&[1.0, 2.0, 3.0, 4.0]).unwrap() - 1.118_033_988_749_895).abs() < 1e-12);
+        assert_eq!(std_dev(&[5.0]), Some(0.0));
+        assert_eq!(std_dev(&[]), None);
+    }
 
     #[test]
     fn percentiles_interpolate_like_numpy() {

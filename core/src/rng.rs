@@ -131,11 +131,11 @@ mod tests {
         let mut rng = SplitMix64::new(7);
         let mut v = vec![0.0f32; 20_001];
         rng.fill_normal(&mut v, 0.02);
-        let n = v.len() as f64;
-        let mean = v.iter().map(|&x| x as f64).sum::<f64>() / n;
-        let var = v.iter().map(|&x| (x as f64 - mean).powi(2)).sum::<f64>() / n;
+        let v: Vec<f64> = v.into_iter().map(f64::from).collect();
+        let mean = v.iter().sum::<f64>() / v.len() as f64;
+        let std = crate::metrics::std_dev(&v).unwrap();
         assert!(mean.abs() < 1e-3, "mean {mean}");
-        assert!((var.sqrt() - 0.02).abs() < 1e-3, "std {}", var.sqrt());
+        assert!((std - 0.02).abs() < 1e-3, "std {std}");
         assert_eq!(
             SplitMix64::for_name(1, "a").next_u64(),
             SplitMix64::for_name(1, "a").next_u64()

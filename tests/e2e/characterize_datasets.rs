@@ -509,6 +509,19 @@ fn bad_dataset_input_is_a_clear_error() {
             ],
             "entry 1 has no \"conversations\"",
         ),
+        (
+            vec![
+                "--dataset",
+                "multi-turn",
+                "--api",
+                "chat",
+                "--dataset-path",
+                bad.to_str().unwrap(),
+                "--tokenizer",
+                tok.to_str().unwrap(),
+            ],
+            "entry 1 has no \"conversations\"",
+        ),
         (vec!["--dataset", "sharegpt"], "give --dataset-path FILE"),
         (vec!["--dataset", "trace"], "give --dataset-path FILE"),
         (
