@@ -536,21 +536,7 @@ mod tests {
     #[test]
     fn the_physics_models_p99_ttft_over_a_bimodal_mix_is_the_long_prompts() {
         let physics = PhysicsModel::default();
-        let buckets = vec![
-            LengthBucket {
-                input: Tokens(256),
-                output: Tokens(128),
-                share: 0.9,
-                range: (384, 384),
-            },
-            LengthBucket {
-                input: Tokens(4096),
-                output: Tokens(128),
-                share: 0.1,
-                range: (4224, 4224),
-            },
-        ];
-        let over = OverLengths::new(&physics, buckets).unwrap();
+        let over = OverLengths::new(&physics, bimodal()).unwrap();
         let mean = scenario(640, 128);
         let at_mean = physics.predict(&mean).unwrap();
         let mixed = over.predict(&mean).unwrap();
@@ -612,6 +598,7 @@ mod tests {
         }
     }
 
+    /// 90% 256-token and 10% 4,096-token prompts, 128 tokens out each.
     fn bimodal() -> Vec<LengthBucket> {
         vec![
             LengthBucket {
